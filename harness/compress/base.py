@@ -1,0 +1,51 @@
+"""What a compression technique is: ``build(ctx) -> BuildResult``, registered by name.
+
+A technique reads the base model at ``ctx.base``, writes the variant's deployable model to
+``ctx.out`` and returns what it learned (per-layer sparsity, ranks, bits, a compressed
+storage size). Parameters come from a model manifest and are checked through
+``ctx.param(...)``, so a bad value names the manifest, the variant and the field.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+
+from .. import schema
+
+
+@dataclass
+class BuildContext:
+    base: Path                       # the base model file (.onnx)
+    out: Path                        # where the variant's model file must be written
+    params: dict                     # the recipe's parameters, as written in the manifest
+    source: str                      # "models/x.yaml: variants[3] (int8-static)" for errors
+    calibration: Optional[np.ndarray] = None   # representative inputs, never evaluation data
+    calibration_labels: Optional[np.ndarray] = None
+    input_name: Optional[str] = None
+    input_shape: Optional[list] = None
+    # top-1 of a model file on calibration-side data, for sensitivity scans (never test data)
+    evaluate: Optional[Callable[[Path], float]] = None
+    # the manifest's training hook, if the model has one (fine-tuning); None = post-training
+    train_hook: Optional[Callable] = None
+
+    def param(self, key, types, default=None, **limits):
+        return schema.get(self.source, "params", self.params, key, types, default, **limits)
+
+
+@dataclass
+class BuildResult:
+    path: Path
+    info: dict = field(default_factory=dict)     # technique facts for the store and report
+    storage_bytes: Optional[int] = None          # compressed storage size, when not the file size
+
+
+@dataclass(frozen=True)
+class Technique:
+    name: str
+    build: Callable[[BuildContext], BuildResult]
+    params: tuple = ()               # accepted parameter names (typos are refused)
+    formats: tuple = ("onnx",)       # base formats it takes
+    description: str = ""

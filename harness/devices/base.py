@@ -1,0 +1,68 @@
+"""The Device protocol: every device kind (local, ssh, serial, ...) implements this.
+
+    connect()                 open the link (no-op for local)
+    deploy(path) -> handle    make a file available on the device; returns how the device
+                              names it (a path on a board, a firmware slot on an MCU)
+    run(spec) -> raw          one measurement; `spec` is the runner's run spec (see
+                              harness/runner.py) with device handles in place of paths;
+                              `raw` is the runner's JSON document (ok: true) or raises
+    info() -> dict            facts about the device for provenance (never secrets)
+    close()
+
+Every kind returns the same raw document, so everything after it (Measurement, store,
+report) knows nothing about SSH, serial or QEMU.
+"""
+from __future__ import annotations
+
+import abc
+from pathlib import Path
+from typing import ClassVar
+
+from ..inventory import DeviceSpec
+
+
+class Device(abc.ABC):
+    kind: ClassVar[str] = ""
+
+    def __init__(self, spec: DeviceSpec):
+        self.spec = spec
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @classmethod
+    def validate_options(cls, options: dict, source) -> dict:
+        """Check the kind's own YAML section (e.g. ``ssh:``); errors name file and field."""
+        from .. import schema
+
+        schema.check_keys(source, cls.kind, options, ())
+        return options
+
+    @classmethod
+    def public_options(cls, options: dict) -> dict:
+        """The kind's options as they may appear in the store and reports (no secrets)."""
+        return dict(options)
+
+    @abc.abstractmethod
+    def connect(self) -> None: ...
+
+    @abc.abstractmethod
+    def deploy(self, artifact: Path) -> str: ...
+
+    @abc.abstractmethod
+    def run(self, spec: dict) -> dict: ...
+
+    @abc.abstractmethod
+    def info(self) -> dict: ...
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self):
+        self.connect()
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False

@@ -1,0 +1,194 @@
+"""The lab inventory: devices/*.yaml -> validated DeviceSpec.
+
+Validation happens here, once, at the door: every error names the file, the field, the
+bad value and what is allowed. Kind-specific sections (``ssh:``, ``serial:``) are checked
+by the device class registered for that kind.
+"""
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import yaml
+
+from . import schema
+from .errors import ConfigError
+
+KNOWN_RUNTIMES = ("onnxruntime", "litert", "tflite_runtime", "mcu")
+SETTINGS_DEFAULTS = {
+    "threads": 1,
+    "inter_threads": 1,
+    "warmup": 10,
+    "min_duration_s": 1.0,
+    "min_iterations": 50,
+    "max_iterations": 200000,
+    "optimization": "all",
+    "cpu_arena": True,
+}
+TOP_LEVEL = ("name", "kind", "description", "python", "capabilities", "settings", "timeout_s",
+             "power", "tags", "emulated")
+
+# Used when the inventory directory has no local.yaml (e.g. the harness installed elsewhere).
+BUILTIN_LOCAL = {
+    "kind": "local",
+    "description": "This machine, the runner in a fresh subprocess per measurement",
+    "capabilities": {"runtimes": ["onnxruntime", "litert"], "providers": ["CPUExecutionProvider"]},
+}
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    runtimes: tuple = ()
+    providers: tuple = ()
+    power: tuple = ()
+
+    def lacks(self, runtime=None, provider=None, power=None) -> str | None:
+        """The reason a test needing this capability must skip, or None."""
+        for what, want, have in (("runtime", runtime, self.runtimes),
+                                 ("execution provider", provider, self.providers),
+                                 ("power source", power, self.power)):
+            if want is not None and want not in have:
+                return f"needs {what} {want!r}; the device declares {', '.join(have) or 'none'}"
+        return None
+
+
+@dataclass(frozen=True)
+class DeviceSpec:
+    name: str
+    kind: str
+    source: str
+    description: str = ""
+    python: str | None = None
+    capabilities: Capabilities = field(default_factory=Capabilities)
+    settings: dict = field(default_factory=lambda: dict(SETTINGS_DEFAULTS))
+    timeout_s: float = 600.0
+    power: tuple = ()
+    tags: tuple = ()
+    emulated: bool = False
+    options: dict = field(default_factory=dict)  # the kind's own section, checked by its driver
+
+    def with_settings(self, **overrides) -> "DeviceSpec":
+        merged = dict(self.settings)
+        merged.update({k: v for k, v in overrides.items() if v is not None})
+        return replace(self, settings=merged)
+
+    def public(self) -> dict:
+        """What may go into provenance, the store and reports: no secrets (options are the
+        driver's to filter, through its ``public_options``)."""
+        from .devices import device_class
+
+        return {
+            "name": self.name, "kind": self.kind, "description": self.description,
+            "capabilities": {"runtimes": list(self.capabilities.runtimes),
+                             "providers": list(self.capabilities.providers),
+                             "power": list(self.capabilities.power)},
+            "tags": list(self.tags), "emulated": self.emulated,
+            "options": device_class(self.kind).public_options(self.options),
+        }
+
+
+def parse_device(data, source, default_name: str) -> DeviceSpec:
+    from .devices import device_class, known_kinds
+
+    if not isinstance(data, dict):
+        raise ConfigError(source, "(top level)", "a mapping of device fields", type(data).__name__)
+    kind = schema.get(source, "", data, "kind", str, required=True)
+    kinds = known_kinds()
+    if kind not in kinds:
+        raise ConfigError(source, "kind", "one of " + ", ".join(kinds), kind)
+    schema.check_keys(source, "", data, TOP_LEVEL + (kind,), required=("kind",))
+    name = schema.get(source, "", data, "name", str, default_name)
+    if name != default_name:
+        raise ConfigError(source, "name", f"the file's stem {default_name!r} (one board, one file)", name)
+
+    caps = schema.get(source, "", data, "capabilities", dict, {})
+    schema.check_keys(source, "capabilities", caps, ("runtimes", "providers", "power"))
+    capabilities = Capabilities(
+        runtimes=tuple(schema.get_list(source, "capabilities", caps, "runtimes", str, choices=KNOWN_RUNTIMES)),
+        providers=tuple(schema.get_list(source, "capabilities", caps, "providers", str)),
+        power=tuple(schema.get_list(source, "capabilities", caps, "power", str)),
+    )
+
+    raw_settings = schema.get(source, "", data, "settings", dict, {})
+    schema.check_keys(source, "settings", raw_settings, SETTINGS_DEFAULTS)
+    settings = dict(SETTINGS_DEFAULTS)
+    for key, default in SETTINGS_DEFAULTS.items():
+        if isinstance(default, bool):
+            settings[key] = schema.get(source, "settings", raw_settings, key, bool, default)
+        elif isinstance(default, int):
+            settings[key] = schema.get(source, "settings", raw_settings, key, int, default, minimum=0)
+        elif isinstance(default, float):
+            settings[key] = schema.get(source, "settings", raw_settings, key, float, default, minimum=0.0)
+        else:
+            settings[key] = schema.get(source, "settings", raw_settings, key, str, default,
+                                       choices=("disable", "basic", "extended", "all"))
+    if settings["min_iterations"] < 1:
+        raise ConfigError(source, "settings.min_iterations", "an integer >= 1", settings["min_iterations"])
+    if settings["max_iterations"] < settings["min_iterations"]:
+        raise ConfigError(source, "settings.max_iterations", "at least settings.min_iterations",
+                          settings["max_iterations"])
+
+    power = schema.get(source, "", data, "power", list, [])
+    for i, meter in enumerate(power):
+        if not isinstance(meter, dict) or not isinstance(meter.get("meter"), str):
+            raise ConfigError(source, f"power[{i}]", "a mapping with a 'meter' name", meter)
+
+    driver = device_class(kind)
+    options = driver.validate_options(schema.get(source, "", data, kind, dict, {}), source)
+    return DeviceSpec(
+        name=name, kind=kind, source=str(source),
+        description=schema.get(source, "", data, "description", str, ""),
+        python=schema.get(source, "", data, "python", str, None),
+        capabilities=capabilities, settings=settings,
+        timeout_s=schema.get(source, "", data, "timeout_s", float, 600.0, minimum=1.0),
+        power=tuple(power),
+        tags=tuple(schema.get_list(source, "", data, "tags", str)),
+        emulated=schema.get(source, "", data, "emulated", bool, False),
+        options=options,
+    )
+
+
+def load_device_file(path: Path) -> DeviceSpec:
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(path, "(file)", "a readable YAML file", None, str(exc)) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(file)"
+        raise ConfigError(path, where, "valid YAML", None, getattr(exc, "problem", None) or str(exc)) from None
+    return parse_device(data, path, path.stem)
+
+
+class Inventory:
+    """All devices of a directory; unknown names are answered with the known ones."""
+
+    def __init__(self, directory: Path | str | None):
+        self.directory = Path(directory) if directory else None
+        self._files = {}
+        if self.directory is not None:
+            if not self.directory.is_dir():
+                raise ConfigError(self.directory, "--devices-dir", "a directory of device YAML files",
+                                  str(self.directory), "it does not exist")
+            self._files = {p.stem: p for p in sorted(self.directory.glob("*.yaml"))}
+
+    def names(self) -> list[str]:
+        return sorted(set(self._files) | {"local"})
+
+    def get(self, name: str) -> DeviceSpec:
+        if name in self._files:
+            return load_device_file(self._files[name])
+        if name == "local":
+            return parse_device(dict(BUILTIN_LOCAL), "<built-in local device>", "local")
+        close = difflib.get_close_matches(name, self.names(), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        where = self.directory or "<no inventory directory>"
+        raise ConfigError(where, "--device", "one of " + ", ".join(self.names()), name,
+                          f"no such device{hint}")
+
+    def all(self) -> list[DeviceSpec]:
+        return [self.get(n) for n in self.names()]

@@ -1,0 +1,549 @@
+#!/usr/bin/env python3
+"""The on-device runner: loads one model, times it, prints one JSON document.
+
+This file is copied to every board and run there, so it must stay ONE file that needs
+only the standard library, numpy and the inference runtime, and it must run on
+Python 3.8 (older Jetson images). Do not import anything from the harness here.
+
+    python3 runner.py SPEC.json            # result JSON on stdout
+    python3 runner.py SPEC.json --out R.json
+
+The spec (JSON object):
+    model            path of the .onnx or .tflite file (required)
+    runtime          "auto" | "onnxruntime" | "litert" | "tflite_runtime"   (default auto)
+    providers        onnxruntime execution providers, in order (default CPU)
+    provider_options one dict per provider (optional)
+    threads          intra-op threads (default 1); inter_threads (default 1)
+    optimization     onnxruntime graph optimization: disable|basic|extended|all (default all)
+    cpu_arena        onnxruntime CPU memory arena on/off (default true)
+    inputs           [{name, shape, dtype, low, high}] to fix dynamic dimensions or ranges
+    warmup           untimed inferences after the first one (default 10)
+    min_duration_s, min_iterations, max_iterations
+                     the timed loop runs until BOTH the minimum duration and the
+                     minimum count are reached (MLPerf LoadGen's rule), or max_iterations
+    dataset          optional .npz with x (n, ...) and y (n,) for top-1 accuracy
+    seed             seed for generated inputs (default 0)
+
+The timed region of one iteration is exactly one inference call: session.run(feed) for
+onnxruntime, interpreter.invoke() for LiteRT (inputs set before, as TFLite's
+benchmark_model does).
+"""
+from __future__ import print_function
+
+import json
+import os
+import platform
+import socket
+import sys
+import time
+
+RUNNER_VERSION = "1"
+SCHEMA = 1
+
+_ORT_TYPES = {
+    "tensor(float)": "float32", "tensor(float16)": "float16", "tensor(double)": "float64",
+    "tensor(int8)": "int8", "tensor(uint8)": "uint8", "tensor(int16)": "int16",
+    "tensor(int32)": "int32", "tensor(int64)": "int64", "tensor(bool)": "bool",
+}
+
+
+class RunnerFailure(Exception):
+    """A failure with a type the host can act on (BadSpec, RuntimeMissing, ModelLoad, Input...)."""
+
+    def __init__(self, kind, message):
+        Exception.__init__(self, message)
+        self.kind = kind
+
+
+# ---------------------------------------------------------------- memory
+
+
+def _proc_status_kb():
+    """VmRSS and VmHWM of this process in kB (Linux); ru_maxrss elsewhere."""
+    out = {}
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(("VmRSS:", "VmHWM:")):
+                    key, value = line.split(":", 1)
+                    out[key] = int(value.split()[0])
+    except (IOError, OSError):
+        import resource
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        if sys.platform == "darwin":  # bytes on macOS, kB on Linux
+            peak //= 1024
+        out = {"VmHWM": peak}
+    return out.get("VmRSS"), out.get("VmHWM")
+
+
+class MemoryLog(object):
+    def __init__(self):
+        self.rss_kb, self.hwm_kb = {}, {}
+
+    def mark(self, phase):
+        rss, hwm = _proc_status_kb()
+        self.rss_kb[phase], self.hwm_kb[phase] = rss, hwm
+
+    def result(self):
+        hwm = [v for v in self.hwm_kb.values() if v is not None]
+        before = self.rss_kb.get("before_load")
+        after = self.hwm_kb.get("after_init")
+        return {
+            "rss_kb": self.rss_kb,
+            "hwm_kb": self.hwm_kb,
+            "peak_rss_kb": max(hwm) if hwm else None,
+            "load_growth_kb": (after - before) if (after is not None and before is not None) else None,
+        }
+
+
+# ---------------------------------------------------------------- host facts
+
+
+def _mem_total_kb():
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    return int(line.split()[1])
+    except (IOError, OSError):
+        return None
+    return None
+
+
+def _cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.lower().startswith(("model name", "hardware", "cpu model")):
+                    return line.split(":", 1)[1].strip()
+    except (IOError, OSError):
+        pass
+    return platform.processor() or platform.machine()
+
+
+def host_facts():
+    return {
+        "hostname": socket.gethostname(),
+        "python": platform.python_version(),
+        "python_implementation": platform.python_implementation(),
+        "platform": platform.platform(),
+        "system": platform.system(),
+        "machine": platform.machine(),
+        "cpu": _cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "mem_total_kb": _mem_total_kb(),
+    }
+
+
+# ---------------------------------------------------------------- backends
+
+
+class OnnxruntimeBackend(object):
+    name = "onnxruntime"
+
+    def __init__(self, spec):
+        try:
+            import onnxruntime as ort
+        except ImportError as exc:
+            raise RunnerFailure("RuntimeMissing", "onnxruntime is not installed: %s" % exc)
+        self.ort, self.spec = ort, spec
+        self.version = ort.__version__
+        self.providers_available = list(ort.get_available_providers())
+
+    def load(self, path):
+        with open(path, "rb") as f:
+            return f.read()
+
+    def init(self, blob):
+        ort, spec = self.ort, self.spec
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = int(spec.get("threads", 1))
+        opts.inter_op_num_threads = int(spec.get("inter_threads", 1))
+        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        opts.enable_cpu_mem_arena = bool(spec.get("cpu_arena", True))
+        levels = {
+            "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+            "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+            "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+            "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+        }
+        level = spec.get("optimization", "all")
+        if level not in levels:
+            raise RunnerFailure("BadSpec", "optimization: expected one of %s, got %r" % (sorted(levels), level))
+        opts.graph_optimization_level = levels[level]
+        providers = list(spec.get("providers") or ["CPUExecutionProvider"])
+        missing = [p for p in providers if p not in self.providers_available]
+        if missing:
+            raise RunnerFailure(
+                "ProviderMissing",
+                "execution provider(s) %s not available; this onnxruntime %s offers %s"
+                % (", ".join(missing), self.version, ", ".join(self.providers_available)))
+        provider_options = spec.get("provider_options")
+        try:
+            if provider_options:
+                self.session = ort.InferenceSession(blob, opts, providers=providers,
+                                                    provider_options=provider_options)
+            else:
+                self.session = ort.InferenceSession(blob, opts, providers=providers)
+        except Exception as exc:  # onnxruntime raises several private exception types
+            raise RunnerFailure("ModelLoad", "onnxruntime cannot load the model: %s" % exc)
+        self.providers_used = list(self.session.get_providers())
+
+    def signature(self):
+        def describe(args):
+            return [{"name": a.name, "shape": list(a.shape), "dtype": _ORT_TYPES.get(a.type, a.type)}
+                    for a in args]
+        return describe(self.session.get_inputs()), describe(self.session.get_outputs())
+
+    def prepare(self, feed):
+        """Return a zero-argument callable that performs exactly one inference."""
+        run, names = self.session.run, None
+        return lambda: run(names, feed)
+
+    def set_and_run(self, feed):
+        return [self.session.run(None, feed)[0]]
+
+    def facts(self):
+        return {"name": self.name, "version": self.version,
+                "providers_available": self.providers_available,
+                "providers_used": self.providers_used}
+
+
+class LiteRTBackend(object):
+    """LiteRT (ai_edge_litert) or the older tflite_runtime: the same Interpreter API."""
+
+    def __init__(self, spec, flavour):
+        self.spec, self.name = spec, flavour
+        try:
+            if flavour == "litert":
+                from ai_edge_litert import interpreter as mod
+                import ai_edge_litert as pkg
+            else:
+                from tflite_runtime import interpreter as mod
+                import tflite_runtime as pkg
+        except ImportError as exc:
+            raise RunnerFailure("RuntimeMissing", "%s is not installed: %s" % (flavour, exc))
+        self.mod = mod
+        self.version = getattr(pkg, "__version__", None) or _dist_version(
+            "ai-edge-litert" if flavour == "litert" else "tflite-runtime")
+
+    def load(self, path):
+        with open(path, "rb") as f:
+            return f.read()
+
+    def init(self, blob):
+        try:
+            self.interp = self.mod.Interpreter(model_content=blob, num_threads=int(self.spec.get("threads", 1)))
+            self.input_details = self.interp.get_input_details()
+            self.output_details = self.interp.get_output_details()
+            for detail, override in zip(self.input_details, _input_overrides(self.spec, self.input_details)):
+                if override is not None and list(override) != list(detail["shape"]):
+                    self.interp.resize_tensor_input(detail["index"], list(override))
+            self.interp.allocate_tensors()
+            self.input_details = self.interp.get_input_details()
+        except RunnerFailure:
+            raise
+        except Exception as exc:
+            raise RunnerFailure("ModelLoad", "%s cannot load the model: %s" % (self.name, exc))
+
+    def signature(self):
+        def describe(details):
+            out = []
+            for d in details:
+                shape = [int(s) for s in d.get("shape_signature", d["shape"])]
+                shape = [s if s >= 0 else None for s in shape]
+                scale, zero = d.get("quantization", (0.0, 0))
+                item = {"name": d["name"], "shape": shape, "dtype": _np().dtype(d["dtype"]).name}
+                if scale:
+                    item["quantization"] = {"scale": float(scale), "zero_point": int(zero)}
+                out.append(item)
+            return out
+        return describe(self.input_details), describe(self.output_details)
+
+    def prepare(self, feed):
+        for d in self.input_details:
+            self.interp.set_tensor(d["index"], feed[d["name"]])
+        return self.interp.invoke
+
+    def set_and_run(self, feed):
+        for d in self.input_details:
+            self.interp.set_tensor(d["index"], feed[d["name"]])
+        self.interp.invoke()
+        return [self.interp.get_tensor(self.output_details[0]["index"])]
+
+    def facts(self):
+        return {"name": self.name, "version": self.version}
+
+
+def _dist_version(name):
+    try:
+        from importlib.metadata import version  # Python 3.8+
+        return version(name)
+    except Exception:
+        return None
+
+
+def _np():
+    import numpy
+    return numpy
+
+
+def _input_overrides(spec, details):
+    by_name = dict((i.get("name"), i.get("shape")) for i in spec.get("inputs") or [])
+    return [by_name.get(d["name"]) for d in details]
+
+
+def make_backend(spec):
+    runtime = spec.get("runtime", "auto")
+    model = spec["model"]
+    if runtime == "auto":
+        runtime = "onnxruntime" if model.lower().endswith(".onnx") else "litert"
+        if runtime == "litert":
+            try:
+                return LiteRTBackend(spec, "litert")
+            except RunnerFailure:
+                runtime = "tflite_runtime"  # an older board image
+    if runtime == "onnxruntime":
+        return OnnxruntimeBackend(spec)
+    if runtime in ("litert", "tflite_runtime"):
+        return LiteRTBackend(spec, runtime)
+    raise RunnerFailure("BadSpec", "runtime: expected auto, onnxruntime, litert or tflite_runtime, got %r" % runtime)
+
+
+# ---------------------------------------------------------------- inputs
+
+
+def _fixed_shape(item, overrides):
+    shape = overrides.get(item["name"], item["shape"])
+    fixed = []
+    for dim in shape:
+        if isinstance(dim, int) and dim >= 0:
+            fixed.append(dim)
+        else:
+            raise RunnerFailure(
+                "Input", "input %r has a dynamic dimension %r in shape %s; fix it with "
+                "inputs: [{name: %s, shape: [...]}] in the model manifest" % (item["name"], dim, shape, item["name"]))
+    return fixed
+
+
+def generate_inputs(inputs, spec):
+    """Inputs from the model's declared signature (no dataset given)."""
+    np = _np()
+    rng = np.random.RandomState(int(spec.get("seed", 0)))
+    by_name = dict((i.get("name"), i) for i in spec.get("inputs") or [])
+    overrides = dict((k, v["shape"]) for k, v in by_name.items() if v.get("shape") is not None)
+    feed = {}
+    for item in inputs:
+        shape = _fixed_shape(item, overrides)
+        dtype = (by_name.get(item["name"]) or {}).get("dtype") or item["dtype"]
+        limits = by_name.get(item["name"]) or {}
+        try:
+            np_dtype = np.dtype(dtype)
+        except TypeError:
+            raise RunnerFailure("Input", "input %r has dtype %r, which the runner cannot generate" % (item["name"], dtype))
+        if np_dtype == np.bool_:
+            feed[item["name"]] = rng.random_sample(shape) < 0.5
+        elif np_dtype.kind in "iu":
+            info = np.iinfo(np_dtype)
+            low = max(int(limits.get("low", 0)), info.min)
+            high = min(int(limits.get("high", 10)), info.max)
+            feed[item["name"]] = rng.randint(low, high + 1, size=shape).astype(np_dtype)
+        elif np_dtype.kind == "f":
+            low, high = float(limits.get("low", 0.0)), float(limits.get("high", 1.0))
+            feed[item["name"]] = (low + (high - low) * rng.random_sample(shape)).astype(np_dtype)
+        else:
+            raise RunnerFailure("Input", "input %r has dtype %s, which the runner cannot generate" % (item["name"], dtype))
+    return feed
+
+
+def dataset_feeds(inputs, x):
+    """Per-sample feeds for a single-input model: reshape and, for int8/uint8 inputs, quantize."""
+    np = _np()
+    if len(inputs) != 1:
+        raise RunnerFailure("Input", "a labelled dataset needs a single-input model; this one has %d inputs (%s)"
+                            % (len(inputs), ", ".join(i["name"] for i in inputs)))
+    item = inputs[0]
+    shape = [d if isinstance(d, int) and d >= 0 else 1 for d in item["shape"]]
+    size = int(np.prod(shape))
+    sample_size = int(np.prod(x.shape[1:]))
+    if size != sample_size:
+        raise RunnerFailure("Input", "dataset samples have %d values but input %r wants shape %s (%d values)"
+                            % (sample_size, item["name"], shape, size))
+    dtype = np.dtype(item["dtype"])
+    samples = x.reshape((x.shape[0],) + tuple(shape))
+    if dtype.kind in "iu" and item.get("quantization"):
+        q = item["quantization"]
+        info = np.iinfo(dtype)
+        samples = np.clip(np.round(samples / q["scale"]) + q["zero_point"], info.min, info.max)
+    return [{item["name"]: s.astype(dtype)} for s in samples]
+
+
+# ---------------------------------------------------------------- the measurement
+
+
+def timed_loop(infer, min_duration_s, min_iterations, max_iterations):
+    """Time single inferences until both the minimum duration and count are met."""
+    clock = time.perf_counter_ns
+    latencies = []
+    append = latencies.append
+    min_duration_ns = int(min_duration_s * 1e9)
+    start = clock()
+    t1 = start
+    n = 0
+    while n < max_iterations:
+        t0 = clock()
+        infer()
+        t1 = clock()
+        append(t1 - t0)
+        n += 1
+        if n >= min_iterations and t1 - start >= min_duration_ns:
+            break
+    reason = "max_iterations" if n >= max_iterations and not (
+        n >= min_iterations and t1 - start >= min_duration_ns) else "min_duration_and_count"
+    return latencies, {"iterations": n, "wall_ns": t1 - start, "stop_reason": reason}
+
+
+def _int(spec, key, default, low=0):
+    value = spec.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise RunnerFailure("BadSpec", "%s: expected an integer >= %d, got %r" % (key, low, value))
+    return value
+
+
+def measure(spec):
+    np = _np()
+    memory = MemoryLog()
+    memory.mark("start")
+    if not isinstance(spec.get("model"), str):
+        raise RunnerFailure("BadSpec", "model: expected the path of a .onnx or .tflite file")
+    if not os.path.isfile(spec["model"]):
+        raise RunnerFailure("ModelLoad", "model file not found: %s" % spec["model"])
+    warmup = _int(spec, "warmup", 10)
+    min_iterations = _int(spec, "min_iterations", 10, low=1)
+    max_iterations = _int(spec, "max_iterations", 1000000, low=1)
+    min_duration_s = float(spec.get("min_duration_s", 1.0))
+    if max_iterations < min_iterations:
+        raise RunnerFailure("BadSpec", "max_iterations (%d) is below min_iterations (%d)" % (max_iterations, min_iterations))
+
+    clock = time.perf_counter_ns
+    t = clock()
+    backend = make_backend(spec)
+    import_ns = clock() - t
+    memory.mark("before_load")
+
+    t = clock()
+    try:
+        blob = backend.load(spec["model"])
+    except (IOError, OSError) as exc:
+        raise RunnerFailure("ModelLoad", "cannot read %s: %s" % (spec["model"], exc))
+    load_ns = clock() - t
+    t = clock()
+    backend.init(blob)
+    init_ns = clock() - t
+    del blob
+    memory.mark("after_init")
+
+    inputs, outputs = backend.signature()
+    feed = generate_inputs(inputs, spec)
+    infer = backend.prepare(feed)
+    t = clock()
+    try:
+        infer()
+    except Exception as exc:
+        raise RunnerFailure("Input", "the first inference failed: %s" % exc)
+    first_ns = clock() - t
+    memory.mark("after_first")
+
+    t = clock()
+    for _ in range(warmup):
+        infer()
+    warmup_ns = clock() - t
+    memory.mark("after_warmup")
+
+    # Wall-clock edges of the timed window, so a meter on another clock (a host-side power
+    # monitor) can align its samples to it.
+    window_start = time.time()
+    latencies, loop = timed_loop(infer, min_duration_s, min_iterations, max_iterations)
+    window_end = time.time()
+    memory.mark("after_timed")
+
+    accuracy = None
+    if spec.get("dataset"):
+        accuracy = evaluate(backend, inputs, spec["dataset"])
+        memory.mark("after_dataset")
+
+    return {
+        "ok": True,
+        "schema": SCHEMA,
+        "runner_version": RUNNER_VERSION,
+        "host": host_facts(),
+        "runtime": backend.facts(),
+        "numpy_version": np.__version__,
+        "settings": {
+            "threads": int(spec.get("threads", 1)), "inter_threads": int(spec.get("inter_threads", 1)),
+            "warmup": warmup, "min_duration_s": min_duration_s, "min_iterations": min_iterations,
+            "max_iterations": max_iterations, "optimization": spec.get("optimization", "all"),
+            "cpu_arena": bool(spec.get("cpu_arena", True)), "seed": int(spec.get("seed", 0)),
+        },
+        "model": {"path": spec["model"], "bytes": os.path.getsize(spec["model"]),
+                  "inputs": inputs, "outputs": outputs},
+        "timings_ms": {"import": import_ns / 1e6, "load": load_ns / 1e6, "init": init_ns / 1e6,
+                       "first_inference": first_ns / 1e6, "warmup_total": warmup_ns / 1e6},
+        "latencies_ns": latencies,
+        "loop": loop,
+        "window": {"start_unix_s": window_start, "end_unix_s": window_end},
+        "memory": memory.result(),
+        "accuracy": accuracy,
+    }
+
+
+def evaluate(backend, inputs, dataset_path):
+    np = _np()
+    try:
+        data = np.load(dataset_path)
+        x, y = data["x"], data["y"]
+    except Exception as exc:
+        raise RunnerFailure("Dataset", "cannot read dataset %s (expected an .npz with x and y): %s" % (dataset_path, exc))
+    feeds = dataset_feeds(inputs, x)
+    correct = 0
+    for feed, label in zip(feeds, y):
+        out = backend.set_and_run(feed)[0]
+        correct += int(int(np.argmax(out.reshape(-1))) == int(label))
+    return {"top1": correct / float(len(feeds)), "correct": correct, "n": len(feeds)}
+
+
+def main(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    out_path = None
+    if "--out" in argv:
+        i = argv.index("--out")
+        out_path = argv[i + 1]
+        del argv[i:i + 2]
+    if len(argv) != 1:
+        sys.stderr.write("usage: runner.py SPEC.json [--out RESULT.json]\n")
+        return 64
+    code = 0
+    try:
+        try:
+            with open(argv[0]) as f:
+                spec = json.load(f)
+        except (IOError, OSError, ValueError) as exc:
+            raise RunnerFailure("BadSpec", "cannot read the run spec %s: %s" % (argv[0], exc))
+        if not isinstance(spec, dict):
+            raise RunnerFailure("BadSpec", "the run spec must be a JSON object")
+        result = measure(spec)
+    except RunnerFailure as exc:
+        result, code = {"ok": False, "schema": SCHEMA, "error": {"type": exc.kind, "message": str(exc)}}, 2
+    text = json.dumps(result)
+    if out_path:
+        with open(out_path, "w") as f:
+            f.write(text)
+    else:
+        sys.stdout.write(text + "\n")
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
