@@ -10,6 +10,8 @@ from importlib.metadata import entry_points
 
 _BUILTIN = {
     "local": "harness.devices.local:LocalDevice",
+    "ssh": "harness.devices.ssh:SshDevice",
+    "serial": "harness.devices.serial:SerialDevice",
 }
 _registered: dict[str, type] = {}
 
