@@ -25,12 +25,17 @@ TFLITE_PREFERENCE = ("litert", "tflite_runtime", "mcu")
 class Session:
     def __init__(self, inventory: Inventory, store: Store, manifests: list, *,
                  cache: Path = zoo.DEFAULT_CACHE, overrides: Optional[dict] = None,
-                 run_tag: Optional[str] = None, run_id: Optional[str] = None):
+                 run_tag: Optional[str] = None, run_id: Optional[str] = None,
+                 leases=None, owns_run: Optional[bool] = None):
         self.inventory, self.store, self.manifests = inventory, store, manifests
         self.cache = Path(cache)
         self.overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
         self.run_tag = run_tag
         self._run_id = run_id
+        # A run id handed in (an xdist worker's) is finished by whoever made it.
+        self._owns_run = run_id is None if owns_run is None else owns_run
+        self.leases = leases            # a LeaseManager: a board is locked before it is used
+        self._busy: dict = {}           # device -> the LeaseBusy that said no (asked once)
         self._specs: dict[str, DeviceSpec] = {}
         self._devices: dict = {}
         self._variants: dict[str, zoo.Variant] = {}
@@ -52,10 +57,25 @@ class Session:
 
     def device(self, name: str):
         if name not in self._devices:
+            self._lease(name)
             device = open_device(self.spec(name))
             device.connect()
             self._devices[name] = device
         return self._devices[name]
+
+    def _lease(self, name: str) -> None:
+        if self.leases is None:
+            return
+        if name in self._busy:
+            raise self._busy[name]
+        from .lease import LeaseBusy
+
+        try:
+            self.leases.run_id = self._run_id  # known up front under xdist; shown by `devices status`
+            self.leases.acquire(name)
+        except LeaseBusy as exc:
+            self._busy[name] = exc
+            raise
 
     def variant(self, manifest: zoo.Manifest, recipe: zoo.VariantRecipe) -> zoo.Variant:
         key = f"{manifest.name}/{recipe.name}"
@@ -155,5 +175,7 @@ class Session:
             except Exception:
                 pass  # closing must not hide the run's real result
         self._devices.clear()
-        if self._run_id is not None:
+        if self._run_id is not None and self._owns_run:
             self.store.finish_run(self._run_id)
+        if self.leases is not None:
+            self.leases.release_all()  # after finish_run: the next holder starts after this run ended

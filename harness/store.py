@@ -7,6 +7,7 @@ Measurement, samples included, is kept as JSON beside them.
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from pathlib import Path
 from typing import Optional
@@ -57,6 +58,99 @@ measurements = sa.Table(
     sa.Column("data", sa.Text, nullable=False),
 )
 
+# One row: the schema version this store has been migrated to (see MIGRATIONS).
+schema_version = sa.Table(
+    "schema_version", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("migrated_at", sa.String(40)),
+)
+
+# A board locked for a run: one row per device; expires unless renewed (see harness/lease.py).
+leases = sa.Table(
+    "leases", metadata,
+    sa.Column("device", sa.String(200), primary_key=True),
+    sa.Column("holder", sa.String(300), nullable=False),   # host:pid of the pytest process
+    sa.Column("run_id", sa.String(32)),
+    sa.Column("acquired_at", sa.Float, nullable=False),   # epoch seconds (UTC)
+    sa.Column("expires_at", sa.Float, nullable=False),
+)
+
+# A run compared against a baseline: the verdicts of every gate, as JSON.
+comparisons = sa.Table(
+    "comparisons", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("base_run", sa.String(32), nullable=False),
+    sa.Column("new_run", sa.String(32), nullable=False, index=True),
+    sa.Column("created_at", sa.String(40), nullable=False),
+    sa.Column("gates", sa.Text, nullable=False),
+    sa.Column("regressions", sa.Integer, nullable=False),
+    sa.Column("data", sa.Text, nullable=False),
+)
+
+
+# ------------------------------------------------------------------ migrations
+# An ordered list: migration i brings a store from version i to i + 1. Append, never edit:
+# a lab's PostgreSQL store outlives many harness versions.
+
+def _m1_runs_and_measurements(conn):
+    # Stores made before versioning already have these tables; checkfirst keeps them.
+    metadata.create_all(conn, tables=[runs, measurements], checkfirst=True)
+
+
+def _m2_leases(conn):
+    metadata.create_all(conn, tables=[leases], checkfirst=True)
+
+
+def _m3_comparisons_and_key_index(conn):
+    metadata.create_all(conn, tables=[comparisons], checkfirst=True)
+    # raw DDL: an sa.Index object would attach itself to the table for every later create_all
+    conn.execute(sa.text("CREATE INDEX IF NOT EXISTS ix_measurements_key "
+                         "ON measurements (device, model, variant)"))
+
+
+MIGRATIONS = [_m1_runs_and_measurements, _m2_leases, _m3_comparisons_and_key_index]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def current_version(conn) -> int:
+    if not sa.inspect(conn).has_table("schema_version"):
+        return 0
+    row = conn.execute(sa.select(schema_version.c.version).where(schema_version.c.id == 1)).first()
+    return row.version if row else 0
+
+
+def migrate(engine, attempts: int = 5) -> int:
+    """Bring the store to SCHEMA_VERSION; safe when several processes open it at once."""
+    for attempt in range(attempts):
+        try:
+            with engine.begin() as conn:
+                if engine.dialect.name == "postgresql":
+                    # xdist workers and parallel CI jobs migrate one at a time
+                    conn.execute(sa.text("SELECT pg_advisory_xact_lock(74110001)"))
+                version = current_version(conn)
+                if version > SCHEMA_VERSION:
+                    raise StoreError(f"the store has schema version {version}, newer than this harness "
+                                     f"knows ({SCHEMA_VERSION}); upgrade the harness")
+                if version == SCHEMA_VERSION:
+                    return version
+                metadata.create_all(conn, tables=[schema_version], checkfirst=True)
+                for step in MIGRATIONS[version:]:
+                    step(conn)
+                stamp = {"version": SCHEMA_VERSION, "migrated_at": provenance.now()}
+                if conn.execute(sa.update(schema_version).where(schema_version.c.id == 1)
+                                .values(**stamp)).rowcount == 0:
+                    conn.execute(sa.insert(schema_version).values(id=1, **stamp))
+                return SCHEMA_VERSION
+        except StoreError:
+            raise
+        except sa.exc.DBAPIError:
+            # SQLite: another process migrated between our read and our write; look again
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.2 * (attempt + 1))
+    return SCHEMA_VERSION
+
 
 def redact(url: str) -> str:
     """The URL as it may be printed: never with its password."""
@@ -83,7 +177,9 @@ class Store:
             self.engine = sa.create_engine(parsed, future=True)
             if parsed.get_backend_name() == "sqlite":
                 sa.event.listen(self.engine, "connect", _sqlite_pragmas)
-            metadata.create_all(self.engine)
+            migrate(self.engine)
+        except StoreError:
+            raise
         except Exception as exc:
             raise StoreError(f"--store {redact(url)}: cannot open the store: {_first_line(exc)}") from None
 
@@ -101,9 +197,48 @@ class Store:
         self._write(runs.update().where(runs.c.id == run_id).values(finished_at=provenance.now()))
 
     def runs(self) -> list[dict]:
+        """Every run, oldest first, with its measurement count and devices."""
+        counts = (sa.select(measurements.c.run_id, sa.func.count().label("measurements"))
+                  .group_by(measurements.c.run_id).subquery())
+        query = (sa.select(runs, sa.func.coalesce(counts.c.measurements, 0).label("measurements"))
+                 .outerjoin(counts, counts.c.run_id == runs.c.id).order_by(runs.c.started_at, runs.c.id))
+        devices = sa.select(measurements.c.run_id, measurements.c.device).distinct()
         with self.engine.connect() as conn:
-            rows = conn.execute(sa.select(runs).order_by(runs.c.started_at)).mappings().all()
-        return [dict(r) for r in rows]
+            rows = [dict(r) for r in conn.execute(query).mappings().all()]
+            per_run: dict = {}
+            for row in conn.execute(devices):
+                per_run.setdefault(row.run_id, []).append(row.device)
+        for row in rows:
+            row["devices"] = sorted(per_run.get(row["id"], []))
+            row["settings"] = json.loads(row["settings"] or "{}")
+        return rows
+
+    def run(self, run_id: str) -> dict:
+        for row in self.runs():
+            if row["id"] == run_id:
+                return row
+        raise StoreError(f"store {redact(self.url)}: no run {run_id!r}; `harness runs` lists them")
+
+    def resolve_run(self, ref: str, exclude: Optional[str] = None) -> str:
+        """A run id from `latest`, a run id (or a unique prefix of one), or a tag (its latest run).
+        `latest` is the newest run holding measurements, other than `exclude`."""
+        candidates = [r for r in self.runs() if r["id"] != exclude]
+        if ref == "latest":
+            with_data = [r for r in candidates if r["measurements"]]
+            if not with_data:
+                raise StoreError(f"store {redact(self.url)}: no earlier run with measurements to use as 'latest'")
+            return with_data[-1]["id"]
+        exact = [r for r in candidates if r["id"] == ref]
+        if exact:
+            return ref
+        prefixed = [r for r in candidates if len(ref) >= 4 and r["id"].startswith(ref)]
+        if len(prefixed) == 1:
+            return prefixed[0]["id"]
+        tagged = [r for r in candidates if r["tag"] == ref and r["measurements"]]
+        if tagged:
+            return tagged[-1]["id"]
+        raise StoreError(f"store {redact(self.url)}: {ref!r} is neither 'latest', a run id nor a run tag "
+                         f"with measurements; `harness runs` lists them")
 
     # ------------------------------------------------------------ measurements
 
@@ -133,6 +268,84 @@ class Store:
             out.append(m)
         return out
 
+    def dataframe(self, run_id: Optional[str] = None):
+        """The run's (or every run's) measurements as a pandas DataFrame, one row each."""
+        from .frame import measurements_frame
+
+        return measurements_frame(self.measurements(run_id=run_id))
+
+    def trend_rows(self) -> list[dict]:
+        """Key figures of every measurement with its run's start time (for trends; no JSON)."""
+        m, r = measurements, runs
+        query = (sa.select(m.c.run_id, r.c.started_at, r.c.git_commit, r.c.tag, m.c.device, m.c.model,
+                           m.c.variant, m.c.p50_ms, m.c.p99_ms, m.c.accuracy, m.c.peak_rss_kb)
+                 .join(r, r.c.id == m.c.run_id).order_by(r.c.started_at, m.c.id))
+        with self.engine.connect() as conn:
+            return [dict(row) for row in conn.execute(query).mappings().all()]
+
+    # ------------------------------------------------------------ comparisons
+
+    def save_comparison(self, comparison, gates: list) -> None:
+        self._write(comparisons.insert().values(
+            base_run=comparison.base_run, new_run=comparison.new_run, created_at=provenance.now(),
+            gates=json.dumps([str(g) for g in gates]), regressions=len(comparison.regressions),
+            data=json.dumps(comparison.to_dict(), default=str)))
+
+    def comparisons(self, run_ids=None) -> list[dict]:
+        query = sa.select(comparisons).order_by(comparisons.c.id)
+        if run_ids is not None:
+            query = query.where(comparisons.c.new_run.in_(list(run_ids)))
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).mappings().all()
+        return [{**dict(r), "gates": json.loads(r["gates"]), "data": json.loads(r["data"])} for r in rows]
+
+    # ------------------------------------------------------------ leases
+    # Each call is one atomic statement in its own transaction, on a connection of its own
+    # engine, so a renewal never waits behind (or commits) a measurement write.
+
+    @property
+    def lease_engine(self):
+        if getattr(self, "_lease_engine", None) is None:
+            self._lease_engine = sa.create_engine(self.engine.url, future=True, poolclass=sa.pool.NullPool)
+            if self.engine.dialect.name == "sqlite":
+                sa.event.listen(self._lease_engine, "connect", _sqlite_pragmas)
+        return self._lease_engine
+
+    def try_lease(self, device: str, holder: str, ttl_s: float, run_id: Optional[str] = None) -> bool:
+        """Take the device's lease if it is free, expired or already ours. Atomic: an insert
+        (fails if a row exists) or a conditional update (matches only a stale or own row)."""
+        now = time.time()
+        values = dict(holder=holder, run_id=run_id, acquired_at=now, expires_at=now + ttl_s)
+        with self.lease_engine.begin() as conn:
+            taken = conn.execute(
+                leases.update()
+                .where(leases.c.device == device)
+                .where(sa.or_(leases.c.expires_at < now, leases.c.holder == holder))
+                .values(**values)).rowcount
+        if taken:
+            return True
+        try:
+            with self.lease_engine.begin() as conn:
+                conn.execute(leases.insert().values(device=device, **values))
+            return True
+        except sa.exc.IntegrityError:
+            return False  # someone holds it (or took it between our two statements)
+
+    def renew_lease(self, device: str, holder: str, ttl_s: float) -> bool:
+        with self.lease_engine.begin() as conn:
+            return bool(conn.execute(
+                leases.update().where(leases.c.device == device).where(leases.c.holder == holder)
+                .values(expires_at=time.time() + ttl_s)).rowcount)
+
+    def release_lease(self, device: str, holder: str) -> None:
+        with self.lease_engine.begin() as conn:
+            conn.execute(leases.delete().where(leases.c.device == device).where(leases.c.holder == holder))
+
+    def leases(self) -> list[dict]:
+        with self.lease_engine.connect() as conn:
+            rows = conn.execute(sa.select(leases).order_by(leases.c.device)).mappings().all()
+        return [dict(r) for r in rows]
+
     def _write(self, statement):
         try:
             with self.engine.begin() as conn:
@@ -142,6 +355,8 @@ class Store:
 
     def close(self):
         self.engine.dispose()
+        if getattr(self, "_lease_engine", None) is not None:
+            self._lease_engine.dispose()
 
 
 def _sqlite_pragmas(dbapi_conn, _record):
