@@ -114,7 +114,8 @@ class Verdict:
         else:
             change = f"{100 * self.change:+.1f}%"
             ci = f" [CI {100 * self.ci[0]:+.1f}..{100 * self.ci[1]:+.1f}%]" if self.ci else ""
-            values = f"{self.base:.6g} -> {self.new:.6g}"
+            unit = {"memory": " kB", "energy": " J"}.get(self.gate.metric, " ms")
+            values = f"{self.base:.6g}{unit} -> {self.new:.6g}{unit}"
         test = ("no test: one value per run" if self.significant is None
                 else f"p={self.p_value:.2g}{'' if self.significant else ' (not significant)'}")
         status = "REGRESSION" if self.regression else "ok"

@@ -24,6 +24,10 @@ from .store import DEFAULT_URL, Store
 
 _KEY = pytest.StashKey["HarnessState"]()
 
+# Lab CI (run ids shared by xdist workers, leases, baselines and gates) lives in its own
+# plugin module: see harness/lab.py.
+pytest_plugins = ["harness.lab"]
+
 
 class HarnessState:
     """Per-pytest-process state; the Session (and its store) is created on first use."""
@@ -40,6 +44,9 @@ class HarnessState:
         self.overrides = {"min_duration_s": opt.harness_min_duration, "warmup": opt.harness_warmup}
         self._inventory = self._manifests = self._session = None
         self.errors: list[str] = []
+        # Set by harness.lab before the session exists: run id, leases, run settings.
+        self.session_options: dict = {}
+        self.lease_factory = None  # store -> LeaseManager
 
     @property
     def inventory(self) -> Inventory:
@@ -58,9 +65,12 @@ class HarnessState:
         if self._session is None:
             from .session import Session
 
-            self._session = Session(self.inventory, Store(self.store_url), self.manifests,
+            store = Store(self.store_url)
+            self._session = Session(self.inventory, store, self.manifests,
                                     cache=Path(self.config.rootpath) / zoo.DEFAULT_CACHE,
-                                    overrides=self.overrides, run_tag=self.config.option.harness_run_tag)
+                                    overrides=self.overrides, run_tag=self.config.option.harness_run_tag,
+                                    leases=self.lease_factory(store) if self.lease_factory else None,
+                                    **self.session_options)
         return self._session
 
     def validate(self):
@@ -176,8 +186,12 @@ def measure(harness_session, variant_case, device_name, variant):
     manifest, recipe = variant_case
 
     def _measure(**settings):
+        from .lease import LeaseBusy
+
         try:
             return harness_session.measure(device_name, manifest, recipe, **settings)
+        except LeaseBusy as exc:
+            pytest.skip(str(exc))  # another run holds the board: not this run's failure
         except DeviceError as exc:
             pytest.fail(str(exc), pytrace=False)
 

@@ -26,7 +26,7 @@ class Session:
     def __init__(self, inventory: Inventory, store: Store, manifests: list, *,
                  cache: Path = zoo.DEFAULT_CACHE, overrides: Optional[dict] = None,
                  run_tag: Optional[str] = None, run_id: Optional[str] = None,
-                 leases=None, owns_run: Optional[bool] = None):
+                 leases=None, owns_run: Optional[bool] = None, run_settings: Optional[dict] = None):
         self.inventory, self.store, self.manifests = inventory, store, manifests
         self.cache = Path(cache)
         self.overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
@@ -34,6 +34,7 @@ class Session:
         self._run_id = run_id
         # A run id handed in (an xdist worker's) is finished by whoever made it.
         self._owns_run = run_id is None if owns_run is None else owns_run
+        self.run_settings = dict(run_settings or {})  # stored with the run beside the overrides
         self.leases = leases            # a LeaseManager: a board is locked before it is used
         self._busy: dict = {}           # device -> the LeaseBusy that said no (asked once)
         self._specs: dict[str, DeviceSpec] = {}
@@ -47,7 +48,8 @@ class Session:
     @property
     def run_id(self) -> str:
         if self._run_id is None:
-            self._run_id = self.store.start_run(settings=self.overrides, tag=self.run_tag)
+            self._run_id = self.store.start_run(settings={**self.run_settings, **self.overrides},
+                                                tag=self.run_tag)
         return self._run_id
 
     def spec(self, name: str) -> DeviceSpec:

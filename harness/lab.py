@@ -1,0 +1,226 @@
+"""Lab CI in the pytest plugin: leases, one run shared by xdist workers, baselines and gates.
+
+Registered by harness.plugin (``pytest_plugins``); kept apart so the core plugin stays thin.
+
+    --device a --device b -n 2       one board per xdist worker (tests grouped by device), one
+                                     run id made by the controller and handed to every worker,
+                                     one report written by the controller
+    --lease-wait / --lease-timeout   a board is locked through the store before it is used
+    --baseline RUN|latest|TAG        compare this run against an earlier one ...
+    --compare-fail p50:5% ...        ... and fail the session on a significant regression
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import pytest
+
+from . import compare
+from .errors import HarnessError
+from .lease import DEFAULT_TTL_S, DEFAULT_WAIT_S, LeaseManager
+
+_LAB = pytest.StashKey["LabState"]()
+GROUP_PREFIX = "harness-device-"
+
+
+class LabState:
+    def __init__(self):
+        self.gates: list = []
+        self.baseline_ref: Optional[str] = None
+        self.baseline_run: Optional[str] = None
+        self._baseline_by_key: Optional[dict] = None
+        self.comparison: Optional[compare.Comparison] = None
+        self.verdict_cache: dict = {}
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("harness-lab", "edge benchmarking harness: lab CI")
+    group.addoption("--baseline", dest="harness_baseline", metavar="RUN|latest|TAG",
+                    help="compare this run with an earlier run from the store: its id (or a unique "
+                         "prefix), 'latest' (the newest earlier run with measurements) or a run tag")
+    group.addoption("--compare-fail", dest="harness_compare_fail", action="append", metavar="EXPR",
+                    help="fail on a significant regression beyond a threshold (repeatable): "
+                         "p50:5%%, p90:5%%, p99:5%%, mean:5%%, energy:10%%, memory:5%%, accuracy:0.5pt")
+    group.addoption("--lease-wait", dest="harness_lease_wait", type=float, default=DEFAULT_WAIT_S,
+                    metavar="SECONDS", help="wait this long for a board another run holds, then skip "
+                                            f"its tests naming the holder (default {DEFAULT_WAIT_S:.0f})")
+    group.addoption("--lease-timeout", dest="harness_lease_timeout", type=float, default=DEFAULT_TTL_S,
+                    metavar="SECONDS", help="a lease expires this long after its last renewal, so a "
+                                            f"killed job frees its boards (default {DEFAULT_TTL_S:.0f})")
+    group.addoption("--no-lease", dest="harness_no_lease", action="store_true",
+                    help="do not lock boards through the store (ad hoc runs on a private machine)")
+
+
+def _is_worker(config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+def _is_xdist_controller(config) -> bool:
+    return (not _is_worker(config) and config.pluginmanager.hasplugin("dsession")
+            and bool(getattr(config.option, "numprocesses", None)))
+
+
+def _harness(config):
+    from .plugin import _state
+
+    return _state(config)
+
+
+@pytest.hookimpl(trylast=True)  # after harness.plugin made its HarnessState
+def pytest_configure(config):
+    lab = LabState()
+    config.stash[_LAB] = lab
+    state = _harness(config)
+    opt = config.option
+    try:
+        lab.gates = compare.parse_gates(opt.harness_compare_fail or [])
+    except HarnessError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    if opt.harness_lease_timeout <= 0 or opt.harness_lease_wait < 0:
+        raise pytest.UsageError("--lease-timeout must be > 0 and --lease-wait >= 0 (seconds)")
+    lab.baseline_ref = opt.harness_baseline
+    if lab.gates and not lab.baseline_ref:
+        raise pytest.UsageError("--compare-fail needs --baseline RUN|latest|TAG to compare with")
+    if not opt.harness_no_lease:
+        state.lease_factory = lambda store: LeaseManager(store, ttl_s=opt.harness_lease_timeout,
+                                                         wait_s=opt.harness_lease_wait)
+    state.session_options["run_settings"] = {
+        "devices": state.device_names, "variants": opt.harness_variants, "baseline": lab.baseline_ref,
+        "compare_fail": [str(g) for g in lab.gates], "workers": getattr(opt, "numprocesses", None) or 0,
+    }
+    if _is_worker(config):
+        # the controller made the run and resolved the baseline; every worker uses the same
+        state.session_options.update(run_id=config.workerinput.get("harness_run_id"), owns_run=False)
+        lab.baseline_run = config.workerinput.get("harness_baseline_run")
+        return
+    if _is_xdist_controller(config):
+        config.pluginmanager.register(XdistHooks(), "harness-lab-xdist")
+        if len(state.device_names) > 1 and opt.dist == "load":
+            opt.dist = "loadgroup"  # one board per worker: a board's tests never run concurrently
+    if lab.baseline_ref or _is_xdist_controller(config):
+        try:
+            session = state.session
+            if lab.baseline_ref:
+                lab.baseline_run = session.store.resolve_run(lab.baseline_ref, exclude=session._run_id)
+            if _is_xdist_controller(config):
+                _ = session.run_id  # made now, so every worker writes into this one run
+        except HarnessError as exc:
+            raise pytest.UsageError(str(exc)) from None
+
+
+class XdistHooks:
+    """Registered only on an xdist controller (the hook exists only with xdist)."""
+
+    def pytest_configure_node(self, node):
+        state = _harness(node.config)
+        node.workerinput["harness_run_id"] = state.session.run_id
+        node.workerinput["harness_baseline_run"] = node.config.stash[_LAB].baseline_run
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist appends the group to the node id
+def pytest_collection_modifyitems(config, items):
+    if not (getattr(config.option, "dist", "no") == "loadgroup" or getattr(config.option, "loadgroup", False)):
+        return
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None and "device_name" in callspec.params:
+            item.add_marker(pytest.mark.xdist_group(GROUP_PREFIX + str(callspec.params["device_name"])))
+
+
+# ------------------------------------------------------------------ gates per test (JUnit)
+
+
+def _baseline_measurements(config) -> dict:
+    lab = config.stash[_LAB]
+    if lab._baseline_by_key is None:
+        store = _harness(config).session.store
+        lab._baseline_by_key = {compare.measurement_key(m): m
+                                for m in store.measurements(run_id=lab.baseline_run)}
+    return lab._baseline_by_key
+
+
+def _verdicts_for(item) -> list:
+    config = item.config
+    lab = config.stash.get(_LAB, None)
+    hsession = _harness(config)._session
+    callspec = getattr(item, "callspec", None)
+    if not lab or not lab.gates or not lab.baseline_run or hsession is None or callspec is None:
+        return []
+    if "device_name" not in callspec.params or "variant_case" not in callspec.params:
+        return []
+    manifest, recipe = callspec.params["variant_case"]
+    key = (callspec.params["device_name"], manifest.name, recipe.name)
+    if key not in lab.verdict_cache:
+        new = [m for m in hsession.measured if compare.measurement_key(m) == key]
+        base = _baseline_measurements(config).get(key)
+        lab.verdict_cache[key] = ([compare.compare_measurement(base, new[-1], g) for g in lab.gates]
+                                  if new and base else [])
+    return lab.verdict_cache[key]
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    if call.when == "call":
+        try:
+            verdicts = _verdicts_for(item)
+        except Exception as exc:  # a broken baseline must not crash the test run
+            verdicts = []
+            item.user_properties.append(("harness_compare_error", str(exc)))
+        for v in verdicts:
+            # JUnit XML <property>: CI dashboards show which test's numbers regressed
+            if v.regression:
+                item.user_properties.append((f"harness_regression_{v.gate.metric}", v.explain()))
+        if verdicts:
+            item.user_properties.append(("harness_baseline", item.config.stash[_LAB].baseline_run))
+    yield
+
+
+# ------------------------------------------------------------------ the run's verdict
+
+
+@pytest.hookimpl(tryfirst=True)  # before harness.plugin finishes the run and writes the report
+def pytest_sessionfinish(session, exitstatus):
+    config = session.config
+    lab = config.stash.get(_LAB, None)
+    hsession = _harness(config)._session
+    if _is_worker(config) or not lab or not lab.gates or not lab.baseline_run or hsession is None:
+        return
+    run_id = hsession._run_id
+    if run_id is None:
+        return
+    store = hsession.store
+    lab.comparison = compare.compare_runs(store.measurements(run_id=lab.baseline_run),
+                                          store.measurements(run_id=run_id), lab.gates,
+                                          base_run=lab.baseline_run, new_run=run_id)
+    store.save_comparison(lab.comparison, lab.gates)
+    if lab.comparison.regressions and session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    state = _harness(config)
+    hsession = state._session
+    lab = config.stash.get(_LAB, None)
+    if _is_xdist_controller(config) and hsession is not None and hsession._run_id:
+        measured = hsession.store.measurements(run_id=hsession._run_id)
+        if measured:  # the workers measured; the controller shows the merged run
+            from .summary import summary_lines
+
+            terminalreporter.section(f"harness measurements (run {hsession._run_id}, all workers)")
+            for line in summary_lines(measured):
+                terminalreporter.write_line(line)
+            if state.report_path:
+                terminalreporter.write_line(f"report: {state.report_path}")
+    if hsession is not None and hsession.leases is not None and hsession._busy:
+        terminalreporter.section("harness leases")
+        for exc in hsession._busy.values():
+            terminalreporter.write_line(f"skipped: {exc}", yellow=True)
+    if lab and lab.comparison is not None:
+        c = lab.comparison
+        terminalreporter.section("harness regressions" if c.regressions else "harness comparison")
+        for line in c.lines():
+            terminalreporter.write_line(line, red=line.startswith("REGRESSION"))
+        if c.regressions:
+            terminalreporter.write_line(f"harness: {len(c.regressions)} regression(s) against baseline "
+                                        f"{c.base_run}: failing the session", red=True, bold=True)
+
