@@ -56,8 +56,9 @@ def _is_worker(config) -> bool:
 
 
 def _is_xdist_controller(config) -> bool:
-    return (not _is_worker(config) and config.pluginmanager.hasplugin("dsession")
-            and bool(getattr(config.option, "numprocesses", None)))
+    # (xdist registers its "dsession" plugin in its own pytest_configure, which may run after ours)
+    return (not _is_worker(config) and bool(getattr(config.option, "numprocesses", None))
+            and getattr(config.option, "dist", "no") != "no" and not config.getoption("collectonly"))
 
 
 def _harness(config):
@@ -92,6 +93,9 @@ def pytest_configure(config):
         # the controller made the run and resolved the baseline; every worker uses the same
         state.session_options.update(run_id=config.workerinput.get("harness_run_id"), owns_run=False)
         lab.baseline_run = config.workerinput.get("harness_baseline_run")
+        if config.workerinput.get("harness_group_by_device"):
+            # workers re-parse the command line, so the controller's --dist choice comes this way
+            config.option.loadgroup = True
         return
     if _is_xdist_controller(config):
         config.pluginmanager.register(XdistHooks(), "harness-lab-xdist")
@@ -115,12 +119,13 @@ class XdistHooks:
         state = _harness(node.config)
         node.workerinput["harness_run_id"] = state.session.run_id
         node.workerinput["harness_baseline_run"] = node.config.stash[_LAB].baseline_run
+        node.workerinput["harness_group_by_device"] = node.config.option.dist == "loadgroup"
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist appends the group to the node id
 def pytest_collection_modifyitems(config, items):
-    if not (getattr(config.option, "dist", "no") == "loadgroup" or getattr(config.option, "loadgroup", False)):
-        return
+    if not (_is_worker(config) and getattr(config.option, "loadgroup", False)):
+        return  # only workers collect for scheduling; the controller sees their node ids
     for item in items:
         callspec = getattr(item, "callspec", None)
         if callspec is not None and "device_name" in callspec.params:
