@@ -1,0 +1,211 @@
+"""Lab CI end to end: real pytest processes on local-kind boards, a real store.
+
+- two concurrent pytest processes on one board: the second waits (never interleaves) or
+  skips naming the holder;
+- a job killed while holding a lease: its finished rows stay, the lease expires, the next
+  job proceeds;
+- several boards in one run with xdist: one worker per board, one run id, one report;
+- a regression injected by throttling the board with a cgroup v1 CPU quota is flagged,
+  a repeat on the unchanged board is not.
+Every subprocess and every wait has a timeout.
+"""
+import os
+import signal
+import subprocess
+import sys
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from harness.store import Store
+from labci_board import ROOT, have_cgroup_v1_cpu, pytest_env, write_local_boards, write_slow_model
+from labci_postgres import postgres_url  # noqa: F401  (fixture)
+
+TIMEOUT = 300
+
+
+def pytest_cmd(*args):
+    return [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-rs", *map(str, args)]
+
+
+def run(cmd, timeout=TIMEOUT):
+    return subprocess.run(cmd, cwd=ROOT, env=pytest_env(), capture_output=True, text=True, timeout=timeout)
+
+
+def start(cmd, log: Path):
+    out = open(log, "w")
+    return subprocess.Popen(cmd, cwd=ROOT, env=pytest_env(), stdout=out, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+
+
+def wait_until(predicate, timeout=120, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    pytest.fail(f"timed out after {timeout}s waiting for {what}")
+
+
+def finish(proc, timeout=TIMEOUT):
+    try:
+        return proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+        pytest.fail("a pytest process did not finish in time")
+
+
+@pytest.fixture
+def lab(tmp_path):
+    models = write_slow_model(tmp_path / "models")
+    devices = write_local_boards(tmp_path / "devices", ["bench-1", "bench-2"])
+    return {"models": models, "devices": devices, "tmp": tmp_path,
+            "store": f"sqlite:///{tmp_path / 'lab.sqlite'}"}
+
+
+def suite_args(lab, *extra, store=None, device="bench-1", duration=0.3, suites=("suites/test_latency.py",)):
+    return [*suites, "--devices-dir", lab["devices"], "--models-dir", lab["models"], "--device", device,
+            "--min-duration", duration, "--store", store or lab["store"], "--report", "", *extra]
+
+
+# ------------------------------------------------------------------ leases
+
+
+def test_second_job_skips_naming_the_holder(lab):
+    from harness.lease import LeaseManager
+
+    store = Store(lab["store"])
+    other = LeaseManager(store, ttl_s=60, holder="nightly-ci-job-41:999")
+    other.acquire("bench-1")
+    try:
+        proc = run(pytest_cmd(*suite_args(lab, "--lease-wait", "0.5")))
+    finally:
+        other.release_all()
+    text = proc.stdout + proc.stderr
+    assert proc.returncode == 0, text
+    assert "skipped" in text and "nightly-ci-job-41:999" in text and "bench-1: leased by" in text
+    assert store.measurements() == []
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_two_concurrent_jobs_on_one_board_never_interleave(lab, backend, request):
+    url = lab["store"] if backend == "sqlite" else request.getfixturevalue("postgres_url")
+    store = Store(url)
+    first = start(pytest_cmd(*suite_args(lab, "--run-tag", "job-a", store=url, duration=1.0,
+                                         suites=("suites/test_latency.py", "suites/test_memory.py"))),
+                  lab["tmp"] / "a.log")
+    wait_until(lambda: any(r["device"] == "bench-1" for r in store.leases()), what="job A's lease")
+    second = run(pytest_cmd(*suite_args(lab, "--run-tag", "job-b", "--lease-wait", "120", store=url)))
+    assert finish(first) == 0, (lab["tmp"] / "a.log").read_text()
+    assert second.returncode == 0 and "skipped" not in second.stdout, second.stdout
+    runs = {r["tag"]: r for r in store.runs() if r["tag"] in ("job-a", "job-b")}
+    a_rows = store.measurements(run_id=runs["job-a"]["id"])
+    b_rows = store.measurements(run_id=runs["job-b"]["id"])
+    assert a_rows and b_rows
+    # B measured only after A had finished its run and let the board go
+    assert min(m.created_at for m in b_rows) > runs["job-a"]["finished_at"]
+    assert store.leases() == []
+
+
+def test_killed_job_keeps_its_rows_and_its_lease_expires(lab):
+    store = Store(lab["store"])
+    # the demo zoo: many variants, so the job is killed with rows done and more to go
+    args = ["suites/", "--devices-dir", lab["devices"], "--device", "bench-1", "--min-duration", "0.5",
+            "--store", lab["store"], "--report", "", "--run-tag", "doomed", "--lease-timeout", "3"]
+    doomed = start(pytest_cmd(*args), lab["tmp"] / "doomed.log")
+    try:
+        run_id = wait_until(lambda: next((r["id"] for r in store.runs() if r["tag"] == "doomed"
+                                          and r["measurements"] >= 2), None), what="two finished rows")
+    finally:
+        os.killpg(doomed.pid, signal.SIGKILL)  # pytest and its runner, mid-suite, no cleanup
+        doomed.wait(timeout=30)
+    kept = store.measurements(run_id=run_id)
+    assert len(kept) >= 2 and all(m.latency.n == len(m.samples_ns) for m in kept)
+    assert store.run(run_id)["finished_at"] is None
+    assert [r["device"] for r in store.leases()] == ["bench-1"]  # still locked by the dead job
+    after = run(pytest_cmd(*suite_args(lab, "--run-tag", "next", "--lease-wait", "60", "--lease-timeout", "3")))
+    assert after.returncode == 0 and "skipped" not in after.stdout, after.stdout
+    assert store.measurements(run_id=run_id) == kept or len(store.measurements(run_id=run_id)) == len(kept)
+    assert store.leases() == []
+
+
+# ------------------------------------------------------------------ xdist
+
+
+def test_two_boards_in_parallel_one_run_one_report(lab):
+    report = lab["tmp"] / "report.html"
+    args = suite_args(lab, "--device", "bench-2", "-n", "2", "-v", "-v",  # -q -v -v: one line per test
+                      suites=("suites/test_latency.py", "suites/test_memory.py"))
+    args[args.index("--report") + 1] = str(report)
+    proc = run(pytest_cmd(*args))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    workers = {}
+    for line in proc.stdout.splitlines():
+        if "PASSED" in line and line.startswith("[gw"):
+            worker = line.split("]")[0].strip("[")
+            device = "bench-1" if "bench-1" in line else "bench-2"
+            workers.setdefault(device, set()).add(worker)
+    assert set(workers) == {"bench-1", "bench-2"}
+    assert all(len(w) == 1 for w in workers.values()) and workers["bench-1"] != workers["bench-2"]
+    store = Store(lab["store"])
+    [run_row] = store.runs()
+    assert run_row["devices"] == ["bench-1", "bench-2"] and run_row["finished_at"]
+    assert run_row["settings"]["workers"] == 2
+    assert report.is_file() and "bench-2" in report.read_text()
+
+
+# ------------------------------------------------------------------ regression gate
+
+
+@pytest.fixture
+def cgroups():
+    """Two cgroup v1 CPU groups for the same board: unthrottled, and quota 50% of a CPU.
+    Both get a large cpu.shares so other work on a shared CI machine does not add noise."""
+    if not have_cgroup_v1_cpu():
+        pytest.skip("needs root, cgroup v1 /sys/fs/cgroup/cpu and cgexec (cgroup-tools)")
+    base = Path("/sys/fs/cgroup/cpu")
+    made = {}
+    for name, quota in (("full", -1), ("throttled", 1000)):
+        group = base / f"harness-test-{os.getpid()}-{name}"
+        group.mkdir(exist_ok=True)
+        (group / "cpu.shares").write_text("262144")
+        if quota > 0:
+            (group / "cpu.cfs_quota_us").write_text(str(quota))
+            (group / "cpu.cfs_period_us").write_text("2000")
+        made[name] = group.name
+    yield made
+    for name in made.values():
+        for _ in range(50):
+            try:
+                (base / name).rmdir()
+                break
+            except OSError:
+                time.sleep(0.1)  # its last process is still exiting
+
+
+def on_board(group, cmd):
+    return ["cgexec", "-g", f"cpu:{group}", "taskset", "-c", str(os.cpu_count() - 1), *cmd]
+
+
+def test_throttled_board_is_flagged_and_an_unchanged_repeat_is_not(lab, cgroups):
+    gate = ["--baseline", "nightly-base", "--compare-fail", "p50:10%"]
+    base = run(on_board(cgroups["full"], pytest_cmd(*suite_args(lab, "--run-tag", "nightly-base",
+                                                                 duration=0.5))))
+    assert base.returncode == 0, base.stdout
+    junit = lab["tmp"] / "slow.xml"
+    slow = run(on_board(cgroups["throttled"], pytest_cmd(*suite_args(lab, *gate, "--junitxml", junit,
+                                                                     duration=0.5))))
+    assert slow.returncode == 1, slow.stdout
+    assert "REGRESSION: bench-1 slow-mlp/fp32 p50" in slow.stdout and "harness regressions" in slow.stdout
+    props = [p.attrib for p in ET.parse(junit).iter("property")]
+    assert any(p["name"] == "harness_regression_p50" and "REGRESSION" in p["value"] for p in props)
+    same = run(on_board(cgroups["full"], pytest_cmd(*suite_args(lab, *gate, duration=0.5))))
+    assert same.returncode == 0 and "REGRESSION" not in same.stdout, same.stdout
+    assert "harness comparison" in same.stdout
+    store = Store(lab["store"])
+    verdicts = [c["regressions"] for c in store.comparisons()]
+    assert verdicts == [1, 0]
