@@ -4,7 +4,11 @@
     harness devices show NAME         one device's validated spec (no secrets)
     harness variants list [MANIFEST...]
     harness variants build [MANIFEST...]   build (cached) and print the compression table
-    harness report [DIR|URL] [--out PATH] [--run ID|latest|all]
+    harness report [DIR|URL] [--out PATH] [--run ID|latest|all] [--static png|svg]
+    harness runs [--store URL]                     run history: id, time, git commit, tag, devices
+    harness compare BASE NEW [--compare-fail EXPR...] [--store URL]
+    harness export RUN --format json|csv [--out FILE] [--store URL]
+    harness devices status [--store URL]           who holds which board, until when
 """
 from __future__ import annotations
 
@@ -92,15 +96,120 @@ def cmd_report(args) -> int:
                                f"or pass a store URL")
         out = Path(args.out) if args.out else folder / "report.html"
     store = Store(url)
-    run_id = args.run
-    if run_id == "latest":
-        runs = [r for r in store.runs()]
-        run_id = runs[-1]["id"] if runs else None
-    elif run_id == "all":
-        run_id = None
+    run_id = None if args.run == "all" else store.resolve_run(args.run)  # an id, 'latest' or a tag
     path = write_report(store, out, run_id=run_id)
     print(f"report: {path}")
+    if args.static:
+        from .report import write_static
+
+        for figure in write_static(store, out.with_name(out.stem + "-figures"), args.static, run_id=run_id):
+            print(f"figure: {figure}")
     return 0
+
+
+# ------------------------------------------------------------------ lab CI commands
+
+
+def _store(args):
+    from .store import Store
+
+    return Store(args.store)
+
+
+def cmd_runs(args) -> int:
+    rows = _store(args).runs()
+    if args.json:
+        print(json.dumps(rows, indent=2, default=str))
+        return 0
+    if not rows:
+        print("no runs in the store")
+        return 0
+    print(f"{'run':12}  {'started (UTC)':19}  {'finished':8}  {'git':12}  {'rows':>5}  {'tag':16}  devices")
+    for r in rows:
+        git = (r["git_commit"] or "-")[:12]
+        finished = "yes" if r["finished_at"] else "no"
+        print(f"{r['id']:12}  {r['started_at'][:19]:19}  {finished:8}  {git:12}  {r['measurements']:>5}  "
+              f"{(r['tag'] or '-')[:16]:16}  {','.join(r['devices']) or '-'}")
+    return 0
+
+
+def cmd_compare(args) -> int:
+    from . import compare
+
+    store = _store(args)
+    gates = compare.parse_gates(args.compare_fail or ["p50:5%"])
+    new = store.resolve_run(args.new)
+    base = store.resolve_run(args.base, exclude=new)
+    result = compare.compare_runs(store.measurements(run_id=base), store.measurements(run_id=new), gates,
+                                  base_run=base, new_run=new)
+    if args.save:
+        store.save_comparison(result, gates)
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2, default=str))
+    else:
+        for line in result.lines():
+            print(line)
+    return 1 if result.regressions else 0
+
+
+def cmd_export(args) -> int:
+    store = _store(args)
+    run_id = store.resolve_run(args.run)
+    if args.format == "csv":
+        text = store.dataframe(run_id).to_csv(index=False)
+    else:
+        text = json.dumps({"run": store.run(run_id),
+                           "measurements": [m.to_dict() for m in store.measurements(run_id=run_id)]},
+                          indent=1, default=str)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(text, encoding="utf-8")
+        print(f"run {run_id}: {args.out}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def cmd_devices_status(args) -> int:
+    from .lease import describe
+
+    rows = _store(args).leases()
+    if not rows:
+        print("no board is leased")
+    for row in rows:
+        print(describe(row))
+    return 0
+
+
+def _add_lab_parsers(sub, devices_sub) -> None:
+    from .store import DEFAULT_URL
+
+    def with_store(p):
+        p.add_argument("--store", default=DEFAULT_URL, help=f"store URL (default: {DEFAULT_URL})")
+        return p
+
+    runs = with_store(sub.add_parser("runs", help="run history: id, time, git commit, tag, devices"))
+    runs.add_argument("--json", action="store_true", help="machine-readable output")
+    runs.set_defaults(func=cmd_runs)
+
+    cmp = with_store(sub.add_parser("compare", help="compare two runs with statistical regression gates"))
+    cmp.add_argument("base", help="baseline: a run id (or unique prefix), 'latest' or a run tag")
+    cmp.add_argument("new", help="the run to judge: a run id (or unique prefix), 'latest' or a run tag")
+    cmp.add_argument("--compare-fail", action="append", metavar="EXPR",
+                     help="gate, repeatable: p50:5%%, p99:5%%, mean:5%%, energy:10%%, memory:5%%, "
+                          "accuracy:0.5pt (default p50:5%%)")
+    cmp.add_argument("--save", action="store_true", help="store the verdicts (shown in the report)")
+    cmp.add_argument("--json", action="store_true", help="machine-readable output")
+    cmp.set_defaults(func=cmd_compare)
+
+    export = with_store(sub.add_parser("export", help="one run's measurements as JSON or CSV"))
+    export.add_argument("run", help="a run id (or unique prefix), 'latest' or a run tag")
+    export.add_argument("--format", choices=("json", "csv"), default="json")
+    export.add_argument("--out", help="file to write (default: stdout)")
+    export.set_defaults(func=cmd_export)
+
+    status = with_store(devices_sub.add_parser("status", help="which board is leased, by whom, until when"))
+    status.set_defaults(func=cmd_devices_status)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -131,8 +240,11 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("target", nargs="?", default="reports",
                         help="a reports directory holding harness.sqlite, or a store URL (default: reports)")
     report.add_argument("--out", help="HTML file to write (default: <dir>/report.html)")
-    report.add_argument("--run", default="all", help="a run id, 'latest' or 'all' (default: all)")
+    report.add_argument("--run", default="all", help="a run id, 'latest', a run tag or 'all' (default: all)")
+    report.add_argument("--static", choices=("png", "svg"),
+                        help="also write every figure as a static image (kaleido + Chromium)")
     report.set_defaults(func=cmd_report)
+    _add_lab_parsers(sub, dsub)
     return parser
 
 

@@ -6,7 +6,7 @@ from typing import Optional
 
 from ..errors import HarnessError
 from ..frame import measurements_frame
-from . import figures
+from . import figures, trends
 from .page import render_page, write_page
 
 
@@ -47,4 +47,38 @@ def write_report(store, out: Path, run_id: Optional[str] = None, title: str = "E
     if emulated:
         notes.append("Emulated timings (instruction-counted guest time, not a real board): "
                      + ", ".join(emulated))
-    return write_page(out, render_page(title, meta, notes, build_figures(measurements, df), df))
+    figs = build_figures(measurements, df)
+    trend = trends.trend_frame(store.trend_rows(), df["device"].unique(), df["variant_id"].unique())
+    if trends.has_history(trend):
+        figs.append(trends.trend_figure(trend))
+    sections = [trends.regressions_html(store.comparisons(sorted(set(df["run_id"].dropna()))))]
+    return write_page(out, render_page(title, meta, notes, figs, df, sections=sections))
+
+
+def write_static(store, folder: Path, fmt: str = "png", run_id: Optional[str] = None) -> list:
+    """Every figure of the report as a static PNG or SVG (kaleido 1.x drives Chromium)."""
+    measurements = store.measurements(run_id=run_id)
+    if not measurements:
+        raise HarnessError(f"no measurements in {'run ' + run_id if run_id else 'the store'}; nothing to export")
+    try:
+        import kaleido  # noqa: F401
+    except ImportError:
+        raise HarnessError("--static needs kaleido: pip install kaleido (and a Chromium: apt-get install "
+                           "chromium)") from None
+    df = measurements_frame(measurements)
+    figs = build_figures(measurements, df)
+    trend = trends.trend_frame(store.trend_rows(), df["device"].unique(), df["variant_id"].unique())
+    if trends.has_history(trend):
+        figs.append(trends.trend_figure(trend))
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i, fig in enumerate(figs):
+        path = folder / f"figure-{i}.{fmt}"
+        try:
+            fig.write_image(str(path), format=fmt, width=1200, height=fig.layout.height or 480)
+        except Exception as exc:
+            raise HarnessError(f"static export of figure {i} failed: {exc} (kaleido needs Chromium: "
+                               f"apt-get install chromium)") from None
+        paths.append(path)
+    return paths

@@ -53,6 +53,9 @@ table.sortable th { background: #f3f3f3; cursor: pointer; position: sticky; top:
 table.sortable th[data-order=asc]::after { content: " \\25B2"; }
 table.sortable th[data-order=desc]::after { content: " \\25BC"; }
 .figure { margin: 24px 0; }
+table.verdicts { border-collapse: collapse; font-size: 13px; }
+table.verdicts td, table.verdicts th { border: 1px solid #ddd; padding: 3px 8px; text-align: left; }
+tr.regression td { background: #fde2e1; font-weight: 600; }
 """
 
 
@@ -85,7 +88,9 @@ def table_html(df: pd.DataFrame) -> str:
             f'<tbody>{"".join(rows)}</tbody></table>')
 
 
-def render_page(title: str, meta_lines: list[str], notes: list[str], figures: list, df: pd.DataFrame) -> str:
+def render_page(title: str, meta_lines: list[str], notes: list[str], figures: list, df: pd.DataFrame,
+                sections: tuple = ()) -> str:
+    """`sections`: extra HTML blocks placed before the figures, already escaped by their maker."""
     parts = [
         "<!DOCTYPE html><html><head><meta charset='utf-8'>",
         f"<title>{html.escape(title)}</title><style>{CSS}</style>",
@@ -93,6 +98,7 @@ def render_page(title: str, meta_lines: list[str], notes: list[str], figures: li
         f"<h1>{html.escape(title)}</h1>",
         "".join(f"<div class='meta'>{html.escape(line)}</div>" for line in meta_lines),
         "".join(f"<div class='note'>{html.escape(note)}</div>" for note in notes),
+        *sections,
     ]
     for i, fig in enumerate(figures):
         parts.append(f"<div class='figure' id='figure-{i}'>")
