@@ -72,13 +72,13 @@ def write_static(store, folder: Path, fmt: str = "png", run_id: Optional[str] = 
         figs.append(trends.trend_figure(trend))
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for i, fig in enumerate(figs):
-        path = folder / f"figure-{i}.{fmt}"
-        try:
-            fig.write_image(str(path), format=fmt, width=1200, height=fig.layout.height or 480)
-        except Exception as exc:
-            raise HarnessError(f"static export of figure {i} failed: {exc} (kaleido needs Chromium: "
-                               f"apt-get install chromium)") from None
-        paths.append(path)
+    paths = [folder / f"figure-{i}.{fmt}" for i in range(len(figs))]
+    import plotly.io as pio
+
+    try:
+        # one browser for every figure (write_image would start Chromium once per figure)
+        pio.write_images(figs, [str(p) for p in paths], format=fmt, width=1200, height=480)
+    except Exception as exc:
+        raise HarnessError(f"static export failed: {exc} (kaleido 1.x needs Chromium: "
+                           f"apt-get install chromium)") from None
     return paths
