@@ -71,7 +71,9 @@ class HarnessState:
 
 
 def _default_store(root: Path) -> str:
-    return f"sqlite:///{root / 'reports' / 'harness.sqlite'}" if DEFAULT_URL.startswith("sqlite") else DEFAULT_URL
+    # DEFAULT_URL's relative path, anchored at the rootdir so the store does not depend on
+    # the directory pytest was started from.
+    return f"sqlite:///{root / DEFAULT_URL.removeprefix('sqlite:///')}"
 
 
 def pytest_addoption(parser):
