@@ -68,6 +68,7 @@ class HarnessState:
         for name in self.device_names:
             self.inventory.get(name)
         _ = self.manifests
+        _ = self.session.store  # a store that cannot be opened stops the run before any test
 
 
 def _default_store(root: Path) -> str:
