@@ -31,6 +31,7 @@ class LabState:
         self._baseline_by_key: Optional[dict] = None
         self.comparison: Optional[compare.Comparison] = None
         self.verdict_cache: dict = {}
+        self.run_id: Optional[str] = None  # an xdist worker's, from the controller
 
 
 def pytest_addoption(parser):
@@ -67,11 +68,10 @@ def _harness(config):
     return _state(config)
 
 
-@pytest.hookimpl(trylast=True)  # after harness.plugin made its HarnessState
+@pytest.hookimpl(tryfirst=True)  # before harness.plugin validates (and so opens the session)
 def pytest_configure(config):
     lab = LabState()
     config.stash[_LAB] = lab
-    state = _harness(config)
     opt = config.option
     try:
         lab.gates = compare.parse_gates(opt.harness_compare_fail or [])
@@ -82,34 +82,50 @@ def pytest_configure(config):
     lab.baseline_ref = opt.harness_baseline
     if lab.gates and not lab.baseline_ref:
         raise pytest.UsageError("--compare-fail needs --baseline RUN|latest|TAG to compare with")
-    if not opt.harness_no_lease:
-        state.lease_factory = lambda store: LeaseManager(store, ttl_s=opt.harness_lease_timeout,
-                                                         wait_s=opt.harness_lease_wait)
-    state.session_options["run_settings"] = {
-        "devices": state.device_names, "variants": opt.harness_variants, "baseline": lab.baseline_ref,
-        "compare_fail": [str(g) for g in lab.gates], "workers": getattr(opt, "numprocesses", None) or 0,
-    }
     if _is_worker(config):
         # the controller made the run and resolved the baseline; every worker uses the same
-        state.session_options.update(run_id=config.workerinput.get("harness_run_id"), owns_run=False)
+        lab.run_id = config.workerinput.get("harness_run_id")
         lab.baseline_run = config.workerinput.get("harness_baseline_run")
         if config.workerinput.get("harness_group_by_device"):
             # workers re-parse the command line, so the controller's --dist choice comes this way
             config.option.loadgroup = True
-        return
-    if _is_xdist_controller(config):
+    elif _is_xdist_controller(config):
         config.pluginmanager.register(XdistHooks(), "harness-lab-xdist")
-        if len(state.device_names) > 1 and opt.dist == "load":
+        if len(opt.harness_devices or ()) > 1 and opt.dist == "load":
             opt.dist = "loadgroup"  # one board per worker: a board's tests never run concurrently
-    if lab.baseline_ref or _is_xdist_controller(config):
-        try:
-            session = state.session
-            if lab.baseline_ref:
-                lab.baseline_run = session.store.resolve_run(lab.baseline_ref, exclude=session._run_id)
-            if _is_xdist_controller(config):
-                _ = session.run_id  # made now, so every worker writes into this one run
-        except HarnessError as exc:
-            raise pytest.UsageError(str(exc)) from None
+
+
+def session_options(config, store) -> dict:
+    """Session arguments for harness.plugin: the shared run id, leases, the run's settings."""
+    lab = config.stash.get(_LAB, None)
+    if lab is None:
+        return {}
+    opt = config.option
+    out = {"run_settings": {
+        "devices": opt.harness_devices or ["local"], "variants": opt.harness_variants,
+        "baseline": lab.baseline_ref, "compare_fail": [str(g) for g in lab.gates],
+        "workers": getattr(opt, "numprocesses", None) or 0}}
+    if not opt.harness_no_lease:
+        out["leases"] = LeaseManager(store, ttl_s=opt.harness_lease_timeout, wait_s=opt.harness_lease_wait)
+    if _is_worker(config):
+        out.update(run_id=lab.run_id, owns_run=False)
+    return out
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist starts its workers, which need both answers
+def pytest_sessionstart(session):
+    config = session.config
+    lab = config.stash[_LAB]
+    if _is_worker(config) or not (lab.baseline_ref or _is_xdist_controller(config)):
+        return
+    try:
+        hsession = _harness(config).session
+        if lab.baseline_ref:
+            lab.baseline_run = hsession.store.resolve_run(lab.baseline_ref, exclude=hsession._run_id)
+        if _is_xdist_controller(config):
+            _ = hsession.run_id  # made now, so every worker writes into this one run
+    except HarnessError as exc:
+        pytest.exit(f"harness: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
 
 
 class XdistHooks:

@@ -44,9 +44,6 @@ class HarnessState:
         self.overrides = {"min_duration_s": opt.harness_min_duration, "warmup": opt.harness_warmup}
         self._inventory = self._manifests = self._session = None
         self.errors: list[str] = []
-        # Set by harness.lab before the session exists: run id, leases, run settings.
-        self.session_options: dict = {}
-        self.lease_factory = None  # store -> LeaseManager
 
     @property
     def inventory(self) -> Inventory:
@@ -65,12 +62,13 @@ class HarnessState:
         if self._session is None:
             from .session import Session
 
+            from .lab import session_options
+
             store = Store(self.store_url)
             self._session = Session(self.inventory, store, self.manifests,
                                     cache=Path(self.config.rootpath) / zoo.DEFAULT_CACHE,
                                     overrides=self.overrides, run_tag=self.config.option.harness_run_tag,
-                                    leases=self.lease_factory(store) if self.lease_factory else None,
-                                    **self.session_options)
+                                    **session_options(self.config, store))  # run id, leases (lab CI)
         return self._session
 
     def validate(self):
