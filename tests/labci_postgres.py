@@ -11,7 +11,13 @@ import socket
 import subprocess
 import tempfile
 
+import contextlib
+
 import pytest
+
+
+class Unavailable(Exception):
+    """No PostgreSQL server can be started here; the message says why."""
 
 
 def _bindir():
@@ -34,16 +40,29 @@ def _as_server_user(cmd):
 
 @pytest.fixture(scope="session")
 def postgres_url():
+    try:
+        with postgres_server() as url:
+            yield url
+    except Unavailable as exc:
+        pytest.skip(str(exc))
+
+
+@contextlib.contextmanager
+def postgres_server():
+    """Start a throwaway server; yields its SQLAlchemy URL; stops and deletes it at exit."""
     bindir = _bindir()
     if bindir is None:
-        pytest.skip("PostgreSQL server binaries not found (/usr/lib/postgresql/*/bin); "
-                    "apt-get install postgresql (.ci/install.d/labci.sh)")
-    pytest.importorskip("psycopg", reason="psycopg not installed: pip install 'psycopg[binary]'")
+        raise Unavailable("PostgreSQL server binaries not found (/usr/lib/postgresql/*/bin); "
+                          "apt-get install postgresql (.ci/install.d/labci.sh)")
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        raise Unavailable("psycopg not installed: pip install 'psycopg[binary]'") from None
     if os.geteuid() == 0:
         try:
             pwd.getpwnam("postgres")
         except KeyError:
-            pytest.skip("running as root and there is no 'postgres' user to run the server")
+            raise Unavailable("running as root and there is no 'postgres' user to run the server") from None
     tmp = tempfile.mkdtemp(prefix="harness-pg-")
     if os.geteuid() == 0:
         shutil.chown(tmp, "postgres", "postgres")
@@ -53,17 +72,17 @@ def postgres_url():
     try:
         init = run([f"{bindir}/initdb", "-D", data, "-A", "trust", "-U", "harness", "--no-sync"])
         if init.returncode != 0:
-            pytest.fail(f"initdb failed: {init.stderr[-2000:]}")
+            raise RuntimeError(f"initdb failed: {init.stderr[-2000:]}")
         start = run([f"{bindir}/pg_ctl", "-D", data, "-l", os.path.join(tmp, "server.log"), "-w", "-t", "60",
                      "-o", f"-p {port} -k {tmp} -c listen_addresses=127.0.0.1 -c fsync=off", "start"])
         started = True
         if start.returncode != 0:
             log = open(os.path.join(tmp, "server.log")).read()[-2000:] if os.path.exists(
                 os.path.join(tmp, "server.log")) else ""
-            pytest.fail(f"pg_ctl start failed: {start.stderr[-1000:]}\n{log}")
+            raise RuntimeError(f"pg_ctl start failed: {start.stderr[-1000:]}\n{log}")
         made = run([f"{bindir}/createdb", "-h", "127.0.0.1", "-p", str(port), "-U", "harness", "harness"], 60)
         if made.returncode != 0:
-            pytest.fail(f"createdb failed: {made.stderr[-1000:]}")
+            raise RuntimeError(f"createdb failed: {made.stderr[-1000:]}")
         yield f"postgresql+psycopg://harness@127.0.0.1:{port}/harness"
     finally:
         if started:
