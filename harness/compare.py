@@ -250,7 +250,10 @@ def measurement_key(m) -> tuple:
 
 
 def _memory(m):
-    return m.memory.peak_rss_kb if m.memory.peak_rss_kb is not None else m.memory.ram_bytes
+    """kB: peak RSS on Linux boards, RAM (data + bss + stack) on an MCU."""
+    if m.memory.peak_rss_kb is not None:
+        return m.memory.peak_rss_kb
+    return None if m.memory.ram_bytes is None else m.memory.ram_bytes / 1024.0
 
 
 def compare_measurement(base, new, gate: Gate) -> Verdict:
