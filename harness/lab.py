@@ -32,6 +32,7 @@ class LabState:
         self.comparison: Optional[compare.Comparison] = None
         self.verdict_cache: dict = {}
         self.run_id: Optional[str] = None  # an xdist worker's, from the controller
+        self.note: Optional[str] = None
 
 
 def pytest_addoption(parser):
@@ -121,7 +122,13 @@ def pytest_sessionstart(session):
     try:
         hsession = _harness(config).session
         if lab.baseline_ref:
-            lab.baseline_run = hsession.store.resolve_run(lab.baseline_ref, exclude=hsession._run_id)
+            try:
+                lab.baseline_run = hsession.store.resolve_run(lab.baseline_ref, exclude=hsession._run_id)
+            except HarnessError:
+                if lab.baseline_ref != "latest" or any(r["measurements"] for r in hsession.store.runs()):
+                    raise
+                # the lab's first night: nothing to compare with yet, which is no error
+                lab.note = "--baseline latest: no earlier run with measurements; nothing compared"
         if _is_xdist_controller(config):
             _ = hsession.run_id  # made now, so every worker writes into this one run
     except HarnessError as exc:
@@ -236,6 +243,9 @@ def pytest_terminal_summary(terminalreporter, config):
         terminalreporter.section("harness leases")
         for exc in hsession._busy.values():
             terminalreporter.write_line(f"skipped: {exc}", yellow=True)
+    if lab and lab.note:
+        terminalreporter.section("harness comparison")
+        terminalreporter.write_line(lab.note, yellow=True)
     if lab and lab.comparison is not None:
         c = lab.comparison
         terminalreporter.section("harness regressions" if c.regressions else "harness comparison")
