@@ -15,6 +15,7 @@ import plotly.graph_objects as go
 from .pareto import pareto_mask
 
 MAX_BOX_SAMPLES = 2000  # per measurement: keeps the page small for long runs
+MAX_BOX_SAMPLES_TOTAL = 200_000  # over the figure: a report of a lab's whole history stays openable
 LAYOUT = dict(template="plotly_white", height=480, margin=dict(l=60, r=20, t=60, b=60),
               legend=dict(orientation="v"))
 
@@ -92,10 +93,11 @@ def latency_distribution_figure(measurements) -> go.Figure:
     """Box plots of the per-inference samples (subsampled evenly for long runs)."""
     fig = go.Figure()
     unit, factor = time_unit([m.latency.p50_ms for m in measurements])
+    per_box = max(50, min(MAX_BOX_SAMPLES, MAX_BOX_SAMPLES_TOTAL // max(1, len(measurements))))
     for m in sorted(measurements, key=lambda m: (m.device, m.variant_id)):
         samples = np.asarray(m.samples_ns, dtype=float) / 1e6 * factor
-        if samples.size > MAX_BOX_SAMPLES:
-            samples = np.sort(samples)[np.linspace(0, samples.size - 1, MAX_BOX_SAMPLES).astype(int)]
+        if samples.size > per_box:
+            samples = np.sort(samples)[np.linspace(0, samples.size - 1, per_box).astype(int)]
         fig.add_trace(go.Box(y=samples, name=f"{esc(m.device)} · {esc(m.variant_id)}",
                              boxpoints="outliers", marker=dict(size=3)))
     fig.update_layout(title="Latency distribution per inference", yaxis_title=unit,
