@@ -217,8 +217,18 @@ class PollingMeter(Meter):
             raise MeterError(f"{self.label}: stop() without start()")
         self._stop.set()
         self._thread.join(timeout=max(5.0, 3 * self.interval_s))
+        alive = self._thread.is_alive()
         self._thread = None
         trace = self._trace
+        if not alive and not (trace.notes and trace.notes[-1].startswith("gave up")):
+            # A last reading at stop, so the window's end (just before) is bracketed: a
+            # counter needs it, and sampled power gets its edge.
+            try:
+                before = time.time()
+                value, rails = self.read()
+                self._append(trace, (before + time.time()) / 2.0, value, rails)
+            except Exception as exc:
+                trace.notes.append(f"final read failed: {type(exc).__name__}: {exc}")
         trace.stopped = time.time()
         self.finish(trace)
         return trace
