@@ -127,12 +127,14 @@ def _recording(meters, traces: list):
             raise errors[0]
 
 
-def measure_with_meters(meters, run_callable, idle_s: float | None = None):
+def measure_with_meters(meters, run_callable, idle_s: float | None = None, clock_offset_s: float = 0.0):
     """One measurement with power: an idle baseline, then the run, both recorded.
 
     Returns (raw, energies): ``raw`` is what ``run_callable()`` returned (the runner's
     document with ``window`` and ``loop``), ``energies`` one summarize() dict per meter.
-    ``idle_s`` defaults to the longer of 2 s and min_window_s(meters).
+    ``idle_s`` defaults to the longer of 2 s and min_window_s(meters). ``clock_offset_s``
+    (board clock minus host clock; see ssh_source.clock_offset_s) moves the runner's window
+    onto the meters' clock for boards whose clock is not the controller's.
     """
     if not meters:
         return run_callable(), []
@@ -145,5 +147,6 @@ def measure_with_meters(meters, run_callable, idle_s: float | None = None):
         raw = run_callable()
     window = raw["window"]
     n = int(raw["loop"]["iterations"])
-    return raw, [summarize(trace, window["start_unix_s"], window["end_unix_s"], n, idle)
+    return raw, [summarize(trace, window["start_unix_s"], window["end_unix_s"], n, idle,
+                           clock_offset_s=clock_offset_s)
                  for trace, idle in zip(run_traces, idle_traces)]

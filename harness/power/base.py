@@ -297,6 +297,8 @@ class LineStreamMeter(Meter):
                         trace.notes.append("the stream ended before stop()")
                     break
                 continue
+            if self._halt.is_set():
+                break  # output after stop() (e.g. a shell's "Terminated") is not data
             now = time.time()
             text = line.strip()
             if not text:
