@@ -64,9 +64,10 @@ class Option:
     def get(self, source, where, entry, key):
         value = schema.get(source, where, entry, key, self.types, self.default, choices=self.choices,
                            minimum=self.minimum, maximum=self.maximum, required=self.required)
-        if self.items is not None and isinstance(value, list):
+        if self.items is not None and entry.get(key) is not None:
             value = schema.get_list(source, where, entry, key, self.items)
-        return value
+        # A copy, so no meter can change the class's default.
+        return list(value) if isinstance(value, list) else value
 
 
 class Meter:
