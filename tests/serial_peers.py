@@ -99,9 +99,11 @@ class Lpm01aPeer(PtyPeer):
     KNOWN = ("htc", "hrc", "volt", "freq", "acqtime", "output", "format", "trigsrc", "eventsrc",
              "pwr", "start", "stop", "lcd", "trigdelay")
 
-    def __init__(self, watts=0.010, freq=1000, event_after_s=0.1, garbage_every=0, silent=False):
+    def __init__(self, watts=0.010, freq=1000, event_after_s=0.1, garbage_every=0, silent=False,
+                 second_event_after_s=None):
         super().__init__()
         self.watts, self.freq, self.event_after_s = watts, freq, event_after_s
+        self.second_event_after_s = second_event_after_s
         self.garbage_every, self.silent = garbage_every, silent
         self.commands = []
 
@@ -137,6 +139,8 @@ class Lpm01aPeer(PtyPeer):
                     if not evented and n / self.freq >= self.event_after_s:
                         lines.append("event 7 fal\r\n")
                         evented = True
+                    if self.second_event_after_s and n == int(self.second_event_after_s * self.freq):
+                        lines.append("event 7 fal\r\n")
                     if self.garbage_every and n % self.garbage_every == 0:
                         lines.append("64#9-0\r\n")
                     else:

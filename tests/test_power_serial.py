@@ -125,3 +125,18 @@ def test_lpm01a_refusal_and_silence_are_clear_errors():
         with pytest.raises(MeterError, match="refused 'eventsrc d7 fal': unknown command"):
             m.start()
         m._reader.close()
+
+
+def test_lpm01a_gpio_edges_give_the_mlperf_window():
+    from harness.power.lpm01a import event_window
+
+    with Lpm01aPeer(watts=0.02, event_after_s=0.1, second_event_after_s=0.4) as peer:
+        m = meter_for({"meter": "lpm01a", "port": peer.path, "timeout_s": 2.0})
+        try:
+            trace = record(m, 0.6)
+        finally:
+            m.close()
+    t0, t1 = event_window(trace)
+    assert t1 - t0 == pytest.approx(0.3, abs=0.003)  # on the instrument's sample clock
+    out = summarize(trace, t0, t1, 30)
+    assert out["energy_per_inference_j"] == pytest.approx(0.02 * 0.3 / 30, rel=0.02)
