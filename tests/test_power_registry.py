@@ -96,3 +96,11 @@ def test_defaults_survive_validation():
     t.options["command"].append("x")  # a meter's options are its own
     (t2,) = open_meters(spec_with([{"meter": "tegrastats"}]), None)
     assert t2.argv() == ["tegrastats", "--interval", "100"]
+
+
+def test_nvml_only_on_the_local_kind():
+    from harness.errors import ConfigError
+
+    ssh_spec = SimpleNamespace(kind="ssh", source="devices/gpu-box.yaml", power=({"meter": "nvml"},))
+    with pytest.raises(ConfigError, match=r"power\[0\]\.meter.*only a 'local' device"):
+        open_meters(ssh_spec, SimpleNamespace())

@@ -95,6 +95,9 @@ def open_meters(spec, device=None) -> list:
             raise ConfigError(spec.source, f"{where}.meter", "one of " + ", ".join(known_meters()),
                               name) from None
         options = cls.validate(entry, spec.source, where)
+        if cls.local_only and spec.kind != "local":
+            raise ConfigError(spec.source, f"{where}.meter", "a meter that can read this kind of device", name,
+                              f"{name} reads the controller's own hardware, so only a 'local' device can use it")
         source = board_source(spec, device, options.get("root") or "/") if cls.on_board else None
         meters.append(cls(options, source=source, label=options.get("label")))
     return meters

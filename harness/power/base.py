@@ -76,6 +76,7 @@ class Meter:
 
     name: ClassVar[str] = ""
     on_board: ClassVar[bool] = False
+    local_only: ClassVar[bool] = False  # reads this machine's hardware in-process (NVML)
     OPTIONS: ClassVar[dict] = {}
     nominal_rate_hz: float | None = None
 

@@ -33,6 +33,7 @@ def load_nvml():
 
 @meter("nvml")
 class NvmlMeter(PollingMeter):
+    local_only = True
     OPTIONS = {
         "index": Option(int, 0, minimum=0),
         "mode": Option(str, "auto", choices=("auto", "counter", "power")),
