@@ -15,7 +15,9 @@ threshold (so a real but tiny change does not either):
 - p50: one-sided Mann-Whitney U on the (evenly subsampled) per-inference samples;
 - mean and the upper percentiles: a one-sided bootstrap test on the ratio of the statistic;
 - accuracy: a one-sided two-proportion z-test on the top-1 counts;
-- energy and memory: one value per run, so the threshold alone decides (said in the verdict).
+- energy: one value per run with the meter's relative uncertainty: the change must exceed
+  both uncertainties added (without them, the threshold alone decides);
+- memory: one value per run, so the threshold alone decides (said in the verdict).
 
 The effect is the ratio new/base of the statistic, with a bootstrap confidence interval.
 Pure: plain data in, verdicts out; no pytest, no store.
@@ -116,8 +118,12 @@ class Verdict:
             ci = f" [CI {100 * self.ci[0]:+.1f}..{100 * self.ci[1]:+.1f}%]" if self.ci else ""
             unit = {"memory": " kB", "energy": " J"}.get(self.gate.metric, " ms")
             values = f"{self.base:.6g}{unit} -> {self.new:.6g}{unit}"
-        test = ("no test: one value per run" if self.significant is None
-                else f"p={self.p_value:.2g}{'' if self.significant else ' (not significant)'}")
+        if self.significant is None:
+            test = "no test: one value per run"
+        elif self.p_value is None:
+            test = "beyond the meters' uncertainty" if self.significant else "within the meters' uncertainty"
+        else:
+            test = f"p={self.p_value:.2g}{'' if self.significant else ' (not significant)'}"
         status = "REGRESSION" if self.regression else "ok"
         return f"{status}: {self.name} {self.gate.metric} {values} ({change}{ci}, {test}; limit {self.gate})" \
                + (f"; {self.note}" if self.note else "")
@@ -242,6 +248,23 @@ def compare_scalar(base, new, gate: Gate, key: tuple = ("", "", "")) -> Verdict:
                    regression=change > gate.threshold)
 
 
+def compare_energy(base: Optional[dict], new: Optional[dict], gate: Gate, key: tuple = ("", "", "")) -> Verdict:
+    """Energy per inference: one value per run, each with the meter's relative uncertainty
+    (harness.power). Significant when the change exceeds both uncertainties added (a bound,
+    not a p-value); without uncertainties the threshold alone decides."""
+    b = (base or {}).get("energy_per_inference_j")
+    n = (new or {}).get("energy_per_inference_j")
+    verdict = compare_scalar(b, n, gate, key)
+    rb, rn = (base or {}).get("uncertainty"), (new or {}).get("uncertainty")
+    if verdict.change is None or rb is None or rn is None or not (math.isfinite(rb) and math.isfinite(rn)):
+        return verdict
+    bound = float(rb) + float(rn)
+    verdict.ci = (verdict.change - bound, verdict.change + bound)
+    verdict.significant = verdict.change > bound
+    verdict.regression = bool(verdict.significant and verdict.change > gate.threshold)
+    return verdict
+
+
 # ------------------------------------------------------------------ runs
 
 
@@ -264,8 +287,7 @@ def compare_measurement(base, new, gate: Gate) -> Verdict:
         return compare_accuracy(base.accuracy, base.accuracy_n, new.accuracy, new.accuracy_n, gate, key)
     if gate.metric == "memory":
         return compare_scalar(_memory(base), _memory(new), gate, key)
-    energy = lambda m: (m.energy or {}).get("energy_per_inference_j")
-    return compare_scalar(energy(base), energy(new), gate, key)
+    return compare_energy(base.energy, new.energy, gate, key)
 
 
 @dataclass

@@ -101,3 +101,15 @@ def test_scalar_gate_threshold_only():
     v = compare.compare_scalar(100.0, 112.0, parse_gate("memory:10%"))
     assert v.regression and v.significant is None and "one value per run" in v.explain()
     assert not compare.compare_scalar(100.0, 104.0, parse_gate("memory:10%")).regression
+
+
+def test_energy_gate_uses_the_meters_uncertainty():
+    gate = parse_gate("energy:10%")
+    base = {"energy_per_inference_j": 1e-3, "uncertainty": 0.02}
+    assert compare.compare_energy(base, {"energy_per_inference_j": 1.2e-3, "uncertainty": 0.02}, gate).regression
+    noisy = compare.compare_energy({"energy_per_inference_j": 1e-3, "uncertainty": 0.15},
+                                   {"energy_per_inference_j": 1.2e-3, "uncertainty": 0.15}, gate)
+    assert not noisy.regression and "within the meters' uncertainty" in noisy.explain()
+    bare = compare.compare_energy({"energy_per_inference_j": 1e-3}, {"energy_per_inference_j": 1.2e-3}, gate)
+    assert bare.regression and bare.significant is None
+    assert "not compared" in compare.compare_energy(None, base, gate).explain()
