@@ -180,6 +180,10 @@ class Store:
             migrate(self.engine)
         except StoreError:
             raise
+        except ModuleNotFoundError as exc:
+            hint = (' (use postgresql+psycopg://... with pip install "psycopg[binary]")'
+                    if "psycopg" in str(exc) else "")
+            raise StoreError(f"--store {redact(url)}: cannot open the store: {exc}{hint}") from None
         except Exception as exc:
             raise StoreError(f"--store {redact(url)}: cannot open the store: {_first_line(exc)}") from None
 
