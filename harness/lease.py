@@ -84,7 +84,7 @@ class LeaseManager:
                 devices = list(self.held)
             for device in devices:
                 try:
-                    if not self.store.renew_lease(device, self.holder, self.ttl_s):
+                    if not self.store.renew_lease(device, self.holder, self.ttl_s, self.run_id):
                         self.lost.append(device)  # expired under us (a long stall): say so, don't steal
                 except Exception:
                     pass  # a store hiccup: the next renewal tries again before the lease lapses

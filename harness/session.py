@@ -50,6 +50,8 @@ class Session:
         if self._run_id is None:
             self._run_id = self.store.start_run(settings={**self.run_settings, **self.overrides},
                                                 tag=self.run_tag)
+            if self.leases is not None:
+                self.leases.run_id = self._run_id  # shown by `harness devices status` from the next renewal
         return self._run_id
 
     def spec(self, name: str) -> DeviceSpec:

@@ -335,11 +335,14 @@ class Store:
         except sa.exc.IntegrityError:
             return False  # someone holds it (or took it between our two statements)
 
-    def renew_lease(self, device: str, holder: str, ttl_s: float) -> bool:
+    def renew_lease(self, device: str, holder: str, ttl_s: float, run_id: Optional[str] = None) -> bool:
+        values = {"expires_at": time.time() + ttl_s}
+        if run_id is not None:
+            values["run_id"] = run_id  # known once the run's first measurement is stored
         with self.lease_engine.begin() as conn:
             return bool(conn.execute(
                 leases.update().where(leases.c.device == device).where(leases.c.holder == holder)
-                .values(expires_at=time.time() + ttl_s)).rowcount)
+                .values(**values)).rowcount)
 
     def release_lease(self, device: str, holder: str) -> None:
         with self.lease_engine.begin() as conn:
