@@ -92,8 +92,10 @@ def pytest_configure(config):
             config.option.loadgroup = True
     elif _is_xdist_controller(config):
         config.pluginmanager.register(XdistHooks(), "harness-lab-xdist")
-        if len(opt.harness_devices or ()) > 1 and opt.dist == "load":
-            opt.dist = "loadgroup"  # one board per worker: a board's tests never run concurrently
+        if opt.dist == "load":
+            # one board per worker: a board's tests never run concurrently (with one board,
+            # its tests stay on one worker rather than two workers queueing for its lease)
+            opt.dist = "loadgroup"
 
 
 def session_options(config, store) -> dict:
