@@ -63,6 +63,13 @@ def _is_xdist_controller(config) -> bool:
             and getattr(config.option, "dist", "no") != "no" and not config.getoption("collectonly"))
 
 
+def _benchmarking(config) -> bool:
+    """This pytest run measures boards (not, say, the harness's own tests under -n)."""
+    from .plugin import _collects_suites
+
+    return bool(config.option.harness_devices) or _collects_suites(config)
+
+
 def _harness(config):
     from .plugin import _state
 
@@ -119,7 +126,7 @@ def session_options(config, store) -> dict:
 def pytest_sessionstart(session):
     config = session.config
     lab = config.stash[_LAB]
-    if _is_worker(config) or not (lab.baseline_ref or _is_xdist_controller(config)):
+    if _is_worker(config) or not _benchmarking(config) or not (lab.baseline_ref or _is_xdist_controller(config)):
         return
     try:
         hsession = _harness(config).session
@@ -141,6 +148,8 @@ class XdistHooks:
     """Registered only on an xdist controller (the hook exists only with xdist)."""
 
     def pytest_configure_node(self, node):
+        if not _benchmarking(node.config):
+            return
         state = _harness(node.config)
         node.workerinput["harness_run_id"] = state.session.run_id
         node.workerinput["harness_baseline_run"] = node.config.stash[_LAB].baseline_run
