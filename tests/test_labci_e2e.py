@@ -209,3 +209,13 @@ def test_throttled_board_is_flagged_and_an_unchanged_repeat_is_not(lab, cgroups)
     store = Store(lab["store"])
     verdicts = [c["regressions"] for c in store.comparisons()]
     assert verdicts == [1, 0]
+
+
+@pytest.mark.parametrize("args,words", [
+    (["--compare-fail", "p50:5%"], "--compare-fail needs --baseline"),
+    (["--baseline", "latest", "--compare-fail", "latency:5%"], "unknown metric 'latency'"),
+    (["--lease-timeout", "0"], "--lease-timeout must be > 0"),
+])
+def test_bad_lab_options_stop_before_any_test(lab, args, words):
+    proc = run(pytest_cmd(*suite_args(lab, *args)), timeout=120)
+    assert proc.returncode == 4 and words in proc.stdout + proc.stderr
