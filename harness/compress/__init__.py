@@ -14,6 +14,7 @@ from .base import BuildContext, BuildResult, Technique
 # module that defines each built-in technique (imported on first use)
 _BUILTIN_MODULES = (
     "harness.compress.precision",
+    "harness.compress.pruning",
 )
 _registry: dict[str, Technique] = {}
 _loaded = False
