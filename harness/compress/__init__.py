@@ -15,6 +15,7 @@ from .base import BuildContext, BuildResult, Technique
 _BUILTIN_MODULES = (
     "harness.compress.precision",
     "harness.compress.pruning",
+    "harness.compress.deep_compression",
 )
 _registry: dict[str, Technique] = {}
 _loaded = False
