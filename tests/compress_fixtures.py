@@ -54,7 +54,7 @@ def mlp(seed=0, hidden=(32, 16), matmul=False) -> onnx.ModelProto:
     return _model(nodes, inits, [1, 64], "mlp")
 
 
-def cnn(seed=0, channels=(8, 16), hidden=32) -> onnx.ModelProto:
+def cnn(seed=0, channels=(8, 16), hidden=32, batchnorm=False, reshape=False) -> onnx.ModelProto:
     """input [1,1,8,8] -> Conv3x3 -> Relu -> Conv3x3 -> Relu -> MaxPool2 -> Flatten -> Gemm -> Relu -> Gemm -> Softmax."""
     rng = np.random.default_rng(seed)
     c0, c1 = channels
@@ -70,12 +70,21 @@ def cnn(seed=0, channels=(8, 16), hidden=32) -> onnx.ModelProto:
         helper.make_node("Conv", ["r0", "conv1.w", "conv1.b"], ["c1"], name="conv1", pads=[1, 1, 1, 1]),
         helper.make_node("Relu", ["c1"], ["r1"], name="relu1"),
         helper.make_node("MaxPool", ["r1"], ["p1"], name="pool1", kernel_shape=[2, 2], strides=[2, 2]),
+        helper.make_node("Reshape", ["p1", "flat_shape"], ["f"], name="flatten") if reshape else
         helper.make_node("Flatten", ["p1"], ["f"], name="flatten", axis=1),
         helper.make_node("Gemm", ["f", "fc0.w", "fc0.b"], ["h"], name="fc0", transB=1),
         helper.make_node("Relu", ["h"], ["hr"], name="relu2"),
         helper.make_node("Gemm", ["hr", "fc1.w", "fc1.b"], ["logits"], name="fc1", transB=1),
         helper.make_node("Softmax", ["logits"], ["probabilities"], name="softmax", axis=1),
     ]
+    if reshape:
+        inits.append(numpy_helper.from_array(np.array([1, 16 * c1], dtype=np.int64), "flat_shape"))
+    if batchnorm:   # conv0 -> BatchNormalization -> relu0
+        inits += [_init("bn.scale", rng.uniform(0.5, 1.5, c0)), _init("bn.bias", rng.normal(0, 0.1, c0)),
+                  _init("bn.mean", rng.normal(0, 0.1, c0)), _init("bn.var", rng.uniform(0.5, 1.5, c0))]
+        nodes[0].output[0] = "c0_pre"
+        nodes.insert(1, helper.make_node("BatchNormalization", ["c0_pre", "bn.scale", "bn.bias", "bn.mean", "bn.var"],
+                                         ["c0"], name="bn0"))
     return _model(nodes, inits, [1, 1, 8, 8], "cnn")
 
 

@@ -16,6 +16,7 @@ _BUILTIN_MODULES = (
     "harness.compress.precision",
     "harness.compress.pruning",
     "harness.compress.deep_compression",
+    "harness.compress.structured",
 )
 _registry: dict[str, Technique] = {}
 _loaded = False
