@@ -51,3 +51,15 @@ def test_malformed_parameters(tmp_path, params, field):
     with pytest.raises(ConfigError) as err:
         build(tmp_path, mlp(), "prune-structured", params)
     assert "prune-structured" in str(err.value) and field in str(err.value)
+
+
+ZOO_CNN = __import__("pathlib").Path(__file__).resolve().parents[1] / "models" / "digits_cnn.onnx"
+
+
+@pytest.mark.skipif(not ZOO_CNN.exists(), reason="zoo model not present")
+def test_zoo_cnn_depthwise_channels_follow_their_producer(tmp_path):
+    result, base, x = build(tmp_path, g.load(ZOO_CNN), "prune-structured", {"ratio": 0.5})
+    small = g.load(result.path)
+    assert g.count_params(small)["params"] < g.count_params(g.load(base))["params"]
+    assert g.run(small, x).shape == (len(x), 10)
+    assert sum(f["kept"] < f["channels"] for f in result.info["layers"].values()) >= 2

@@ -27,7 +27,9 @@ CHANNELWISE = {"Relu", "LeakyRelu", "PRelu", "Sigmoid", "Tanh", "Clip", "Elu", "
 def _plan(model, layer, layers_by_node, shapes):
     """The next weight layer fed by ``layer``'s channels, through channel-wise ops only.
 
-    Returns (consumer layer, [BatchNormalization nodes], flatten block size, reshape node) or None.
+    A depthwise Conv (one filter per channel) is channel-wise too: its filters go with the
+    channels. Returns (consumer layer, [BatchNormalization or depthwise layers], flatten block
+    size, reshape node) or None.
     """
     if layer.kind == "conv" and g._attr(layer.node, "group", 1) != 1:
         return None
@@ -41,6 +43,10 @@ def _plan(model, layer, layers_by_node, shapes):
         node = users[0]
         if id(node) in layers_by_node and node.input[0] == tensor:
             nxt = layers_by_node[id(node)]
+            if nxt.kind == "conv" and block == 1 and _depthwise(model, nxt):
+                norms.append(nxt)
+                tensor = nxt.node.output[0]
+                continue
             if nxt.kind == "conv" and (layer.kind != "conv" or block != 1 or g._attr(nxt.node, "group", 1) != 1):
                 return None
             if nxt.kind == "fc" and layer.kind == "conv" and reshape is None:
@@ -65,6 +71,11 @@ def _plan(model, layer, layers_by_node, shapes):
             tensor = node.output[0]
             continue
         return None
+
+
+def _depthwise(model, layer) -> bool:
+    w = g.get_array(model, layer.weight)
+    return w.shape[1] == 1 and g._attr(layer.node, "group", 1) == w.shape[0] > 1
 
 
 def _keep(w: np.ndarray, ratio: float) -> np.ndarray:
@@ -95,8 +106,16 @@ def prune_channels(model, ratio: float) -> dict:
         g.set_weight(model, layer, w[keep])
         if layer.bias is not None:
             g.set_array(model, layer.bias, g.get_array(model, layer.bias)[keep])
-        for bn in norms:
-            for name in bn.input[1:5]:
+        for between in norms:
+            if isinstance(between, g.Layer):      # depthwise conv: its filters and group shrink
+                g.set_array(model, between.weight, g.get_array(model, between.weight)[keep])
+                if between.bias is not None:
+                    g.set_array(model, between.bias, g.get_array(model, between.bias)[keep])
+                for a in between.node.attribute:
+                    if a.name == "group":
+                        a.i = len(keep)
+                continue
+            for name in between.input[1:5]:       # BatchNormalization scale, bias, mean, var
                 if name in inits:
                     g.set_array(model, name, g.get_array(model, name)[keep])
         columns = (keep[:, None] * block + np.arange(block)[None, :]).ravel()
