@@ -17,6 +17,8 @@ _BUILTIN_MODULES = (
     "harness.compress.pruning",
     "harness.compress.deep_compression",
     "harness.compress.structured",
+    "harness.compress.low_rank",
+    "harness.compress.ternary",
 )
 _registry: dict[str, Technique] = {}
 _loaded = False
