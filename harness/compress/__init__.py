@@ -19,6 +19,7 @@ _BUILTIN_MODULES = (
     "harness.compress.structured",
     "harness.compress.low_rank",
     "harness.compress.ternary",
+    "harness.compress.fixed_point",
 )
 _registry: dict[str, Technique] = {}
 _loaded = False

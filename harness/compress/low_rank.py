@@ -83,7 +83,9 @@ def build_low_rank(ctx: BuildContext) -> BuildResult:
     only_if_smaller = ctx.param("only_if_smaller", bool, True)
     model = g.load(ctx.base)
     facts = {}
-    for layer in g.weight_layers(model):
+    for weight in [l.weight for l in g.weight_layers(model)]:
+        # fetched again each time: splitting a layer rebuilds (copies) the node list
+        layer = next(l for l in g.weight_layers(model) if l.weight == weight)
         w = g.get_weight(model, layer)
         if layer.kind == "conv":
             if not do_conv or g._attr(layer.node, "group", 1) != 1:

@@ -53,7 +53,9 @@ def get_array(model, name) -> np.ndarray:
 
 def set_array(model, name, array) -> None:
     """Replace (or add) initializer ``name`` with ``array``, keeping its position."""
-    tensor = numpy_helper.from_array(np.ascontiguousarray(array), name)
+    array = np.asarray(array)
+    # ascontiguousarray would turn a scalar (a QDQ scale) into shape [1]
+    tensor = numpy_helper.from_array(np.ascontiguousarray(array) if array.ndim else array, name)
     for i, t in enumerate(model.graph.initializer):
         if t.name == name:
             model.graph.initializer[i].CopyFrom(tensor)
@@ -129,10 +131,30 @@ def unique_name(model, base: str) -> str:
             return f"{base}_{i}"
 
 
+def node_index(model, node) -> int:
+    """Position of ``node`` in the graph (by identity, else by value: references held
+    across a graph rewrite point at copies)."""
+    nodes = model.graph.node
+    for i, n in enumerate(nodes):
+        if n is node:
+            return i
+    return next(i for i, n in enumerate(nodes) if n == node)
+
+
+def set_input(model, node, position: int, tensor: str) -> onnx.NodeProto:
+    """Make ``node`` (as it is in the graph) read ``tensor`` at input ``position``."""
+    live = model.graph.node[node_index(model, node)]
+    live.input[position] = tensor
+    return live
+
+
 def replace_node(model, node, new_nodes) -> None:
-    """Put ``new_nodes`` where ``node`` was (keeps the topological order)."""
+    """Put ``new_nodes`` where ``node`` was (keeps the topological order).
+
+    Rebuilding the node list copies the nodes: fetch layers again afterwards.
+    """
     nodes = list(model.graph.node)
-    index = next(i for i, n in enumerate(nodes) if n is node or n == node)
+    index = node_index(model, node)
     nodes[index:index + 1] = list(new_nodes)
     del model.graph.node[:]
     model.graph.node.extend(nodes)
@@ -269,3 +291,31 @@ def model_stats(path, input_shape=None) -> dict:
 def dense_weight_bytes(model) -> int:
     """Bytes of the float initializers as fp32: the denominator of every storage ratio."""
     return 4 * count_params(model)["params"]
+
+
+def tensor_values(model, names, x: np.ndarray) -> dict:
+    """Values of the intermediate tensors ``names`` over the inputs ``x`` (calibration data).
+
+    The tensors are exposed as extra graph outputs of a copy of the model.
+    """
+    m = onnx.ModelProto()
+    m.CopyFrom(model)
+    existing = {o.name for o in m.graph.output}
+    for name in names:
+        if name not in existing:
+            m.graph.output.append(helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
+    sess = session(m)
+    inp = sess.get_inputs()[0]
+    shape = [d if isinstance(d, int) and d > 0 else 1 for d in inp.shape]
+    wanted = list(names)
+    collected = {n: [] for n in wanted}
+    for i in range(len(x)):
+        values = sess.run(wanted, {inp.name: x[i:i + 1].reshape(shape).astype(np.float32)})
+        for n, v in zip(wanted, values):
+            collected[n].append(np.asarray(v).ravel())
+    return {n: np.concatenate(v) for n, v in collected.items()}
+
+
+def data_inputs(model) -> list:
+    """The tensor each weight layer reads its activations from (layer, tensor name)."""
+    return [(layer, layer.node.input[0]) for layer in weight_layers(model)]
