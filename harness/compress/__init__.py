@@ -20,6 +20,7 @@ _BUILTIN_MODULES = (
     "harness.compress.low_rank",
     "harness.compress.ternary",
     "harness.compress.fixed_point",
+    "harness.compress.mixed_precision",
 )
 _registry: dict[str, Technique] = {}
 _loaded = False
