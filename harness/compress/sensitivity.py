@@ -10,14 +10,17 @@ from pathlib import Path
 
 import onnx
 
-from .onnx_graph import weight_layers
+from .onnx_graph import remove_unused_initializers, weight_layers
 
 
 def accuracy(ctx, model: onnx.ModelProto) -> float:
     """Top-1 of an in-memory model through ``ctx.evaluate`` (which takes a file)."""
     with tempfile.TemporaryDirectory(prefix="harness-scan-") as tmp:
         path = Path(tmp) / "candidate.onnx"
-        onnx.save(model, str(path))
+        m = onnx.ModelProto()
+        m.CopyFrom(model)
+        remove_unused_initializers(m)     # a replaced weight left behind would only be noise
+        onnx.save(m, str(path))
         return float(ctx.evaluate(path))
 
 
