@@ -52,3 +52,11 @@ def test_malformed_parameters(tmp_path, params, field):
     with pytest.raises(ConfigError) as err:
         build(tmp_path, mlp(), "fixed-point", params)
     assert "fixed-point" in str(err.value) and field in str(err.value)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_params_and_macs_see_through_qdq(tmp_path, name):
+    result, base, _ = build(tmp_path, MODELS[name], "fixed-point", {"weight_bits": 8, "activation_bits": 8})
+    q, b = g.load(result.path), g.load(base)
+    assert g.count_macs(q)["macs"] == g.count_macs(b)["macs"] > 0
+    assert g.count_params(q)["params"] == g.count_params(b)["params"]

@@ -9,7 +9,8 @@ channels that carries the bias (Zhang et al.'s d' filters followed by a 1 x 1 co
 The rank of each layer is the smallest r whose singular values keep ``energy`` of the sum
 of squared singular values (or a fixed ``rank``). A layer whose factors would not be
 smaller than itself is kept as it is. The factors come from the weights alone (data-free
-SVD), not from Zhang et al.'s response reconstruction on data; post-training.
+SVD), not from Zhang et al.'s response reconstruction on data; with a training hook the
+factored model is fine-tuned (as Zhang et al. do), otherwise it is post-training.
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from onnx import helper
 from . import onnx_graph as g
 from . import technique
 from .base import BuildContext, BuildResult
+from .finetune import fine_tune
 
 
 def energy_rank(s: np.ndarray, energy: float) -> int:
@@ -73,7 +75,7 @@ def _split_conv(model, layer, a, b, w_shape):
     g.replace_node(model, node, [first, second])
 
 
-@technique("low-rank", params=("energy", "rank", "conv", "fc", "only_if_smaller"),
+@technique("low-rank", params=("energy", "rank", "conv", "fc", "only_if_smaller", "fine_tune"),
            description="Truncated SVD: FC into two FCs, k x k conv into k x k (d' filters) + 1 x 1")
 def build_low_rank(ctx: BuildContext) -> BuildResult:
     energy = ctx.param("energy", float, 0.9, minimum=0.01, maximum=1.0)
@@ -81,6 +83,7 @@ def build_low_rank(ctx: BuildContext) -> BuildResult:
     do_conv = ctx.param("conv", bool, True)
     do_fc = ctx.param("fc", bool, True)
     only_if_smaller = ctx.param("only_if_smaller", bool, True)
+    tune = ctx.param("fine_tune", bool, True)
     model = g.load(ctx.base)
     facts = {}
     for weight in [l.weight for l in g.weight_layers(model)]:
@@ -109,7 +112,8 @@ def build_low_rank(ctx: BuildContext) -> BuildResult:
                 _split_fc(model, layer, a, b)
         facts[layer.name] = fact
     del model.graph.value_info[:]
+    factored = any(f["factorized"] for f in facts.values())
+    model, tuning = fine_tune(ctx, model, lambda weights: {}, enabled=tune and factored)
     g.save(model, ctx.out)
-    info = {"energy": energy, "rank": rank, "method": "svd (data-free)", "layers": facts,
-            "fine_tuned": False, "post_training": True}
+    info = {"energy": energy, "rank": rank, "method": "svd (data-free)", "layers": facts, **tuning}
     return BuildResult(ctx.out, info)

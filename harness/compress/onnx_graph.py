@@ -237,26 +237,45 @@ def _shapes(model, input_shape=None) -> dict:
     return shapes
 
 
-def count_macs(model, input_shape=None) -> dict:
-    """Multiply-accumulates of one inference per weight layer, dense and with zero weights skipped.
+def _weight_initializer(model, tensor):
+    """The initializer a weight comes from, through DequantizeLinear / Cast (QDQ, fp16 storage)."""
+    inits = initializers(model)
+    while tensor not in inits:
+        node = producer(model, tensor)
+        if node is None or node.op_type not in ("DequantizeLinear", "Cast"):
+            return None
+        tensor = node.input[0]
+    return tensor
 
+
+def count_macs(model, input_shape=None) -> dict:
+    """Multiply-accumulates of one inference per Conv/Gemm/MatMul, dense and with zero weights skipped.
+
+    Shapes come from ONNX shape inference, so quantized (QDQ) and fp16-stored weights count too.
     Returns {"macs": int, "sparse_macs": int, "layers": {name: macs}}.
     """
     shapes = _shapes(model, input_shape)
     total = sparse = 0
     per_layer = {}
-    for layer in weight_layers(model):
-        w = get_weight(model, layer)
-        out = shapes.get(layer.node.output[0])
-        if out is None:
+    for node in model.graph.node:
+        if node.op_type not in ("Conv", "Gemm", "MatMul") or len(node.input) < 2:
             continue
-        if layer.kind == "conv":
-            per_output = int(np.prod(w.shape[1:]))
-            macs = int(np.prod(out)) * per_output
+        out, w_shape = shapes.get(node.output[0]), shapes.get(node.input[1])
+        if out is None or w_shape is None:
+            continue
+        if node.op_type == "Conv":
+            per_output = int(np.prod(w_shape[1:]))
+        elif node.op_type == "Gemm":
+            per_output = w_shape[1] if _attr(node, "transB", 0) else w_shape[0]
         else:
-            macs = int(np.prod(out)) * w.shape[1]
-        density = np.count_nonzero(w) / w.size if w.size else 0.0
-        per_layer[layer.name] = macs
+            per_output = w_shape[-2]
+        macs = int(np.prod(out)) * per_output
+        source = _weight_initializer(model, node.input[1])
+        density = 1.0
+        if source is not None:
+            w = get_array(model, source)
+            density = np.count_nonzero(w) / w.size if w.size else 0.0
+        per_layer[node.name or node.output[0]] = macs
         total += macs
         sparse += int(round(macs * density))
     return {"macs": total, "sparse_macs": sparse, "layers": per_layer}
@@ -265,13 +284,18 @@ def count_macs(model, input_shape=None) -> dict:
 def count_params(model) -> dict:
     """Stored numbers in the initializers: all of them and the non-zero ones.
 
-    Integer tensors that only describe shapes (Reshape targets, axes) are not parameters.
+    Not parameters: integer tensors that only describe shapes, and the scales, zero points
+    and clip bounds of quantization (per-tensor or per-channel overhead, not weights).
     """
     total = nonzero = 0
-    shape_inputs = {n.input[1] for n in model.graph.node if n.op_type in ("Reshape", "Expand", "Tile")
-                    and len(n.input) > 1}
+    skip = set()
+    for n in model.graph.node:
+        if n.op_type in ("Reshape", "Expand", "Tile") and len(n.input) > 1:
+            skip.add(n.input[1])
+        elif n.op_type in ("QuantizeLinear", "DequantizeLinear", "Clip"):
+            skip.update(n.input[1:])
     for t in model.graph.initializer:
-        if t.name in shape_inputs or t.data_type == onnx.TensorProto.INT64:
+        if t.name in skip or t.data_type == onnx.TensorProto.INT64:
             continue
         a = numpy_helper.to_array(t)
         total += a.size
