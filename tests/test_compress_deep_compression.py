@@ -4,7 +4,8 @@ import pytest
 from compress_fixtures import build, cnn, mlp
 from harness.compress import huffman
 from harness.compress import onnx_graph as g
-from harness.compress.deep_compression import cluster_layer, decode_layer, encode_layer
+from harness.compress.deep_compression import (EncodedLayer, cluster_layer, decode_layer, encode_layer,
+                                               pack, unpack)
 from harness.compress.kmeans import kmeans_1d
 from harness.compress.sparse_format import from_relative, to_relative
 from harness.errors import ConfigError
@@ -70,8 +71,10 @@ def test_real_setting_compresses_and_deploys_decoded_weights(tmp_path, model):
     dense = g.dense_weight_bytes(g.load(base))
     info = result.info
     assert result.storage_bytes < dense / 8
-    # on tiny layers the Huffman tables can eat the gain, hence >=
-    assert info["ratio_total"] >= info["ratio_pruning_sharing"] > info["ratio_pruning"] > 1
+    # the intermediate ratios are bit counts without headers; on layers this small the
+    # Huffman tables and headers of the real container can eat Huffman's gain
+    assert info["ratio_total"] > info["ratio_pruning"] > 1
+    assert info["ratio_pruning_sharing"] > info["ratio_pruning"]
     deployed = g.load(result.path)
     for layer in g.weight_layers(deployed):
         w = g.get_weight(deployed, layer)
@@ -87,3 +90,24 @@ def test_malformed_parameters(tmp_path, params, field):
     with pytest.raises(ConfigError) as err:
         build(tmp_path, mlp(), "deep-compression", params)
     assert "deep-compression" in str(err.value) and field in str(err.value)
+
+
+def test_serialized_container_round_trips():
+    rng = np.random.default_rng(5)
+    layers, dense = [], []
+    for shape, bits, index_bits in [((32, 64), 5, 5), ((8, 4, 3, 3), 8, 8), ((10, 300), 2, 3)]:
+        w = rng.normal(size=shape).astype(np.float32)
+        w[rng.random(shape) < 0.85] = 0
+        shared, codebook, labels = cluster_layer(w, bits, 20)
+        layers.append(encode_layer(shared, codebook, labels, index_bits))
+        dense.append(shared)
+    others = [rng.normal(size=7).astype(np.float32), rng.normal(size=3).astype(np.float32)]
+    blob = pack(layers, others)
+    weights, rest = unpack(blob)
+    for a, b in zip(weights, dense):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(rest, others):
+        np.testing.assert_array_equal(a, b)
+    enc, end = EncodedLayer.from_bytes(layers[0].to_bytes())
+    assert end == layers[0].storage_bytes
+    assert huffman.from_bytes(huffman.to_bytes(layers[0].values))[0].count == layers[0].values.count

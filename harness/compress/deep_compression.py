@@ -13,6 +13,7 @@ cluster's weights tied to their mean), otherwise it is post-training.
 """
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,9 +28,6 @@ from .kmeans import kmeans_1d
 from .pruning import magnitude_prune, mask_projection
 from .sparse_format import from_relative, sparse_storage_bytes, to_relative
 
-HEADER_BYTES = 16   # per layer: shape rank/dims and the stream lengths (a generous bound)
-
-
 @dataclass
 class EncodedLayer:
     shape: tuple
@@ -38,9 +36,58 @@ class EncodedLayer:
     gaps: huffman.HuffmanStream    # Huffman-coded relative positions
     values: huffman.HuffmanStream  # Huffman-coded codebook indices (len(codebook) = filler)
 
+    def to_bytes(self) -> bytes:
+        """shape, index bits, codebook (float32), then the two Huffman streams."""
+        head = struct.pack("<B", len(self.shape)) + struct.pack(f"<{len(self.shape)}I", *self.shape)
+        head += struct.pack("<BI", self.index_bits, len(self.codebook)) + self.codebook.astype("<f4").tobytes()
+        return head + huffman.to_bytes(self.gaps) + huffman.to_bytes(self.values)
+
+    @classmethod
+    def from_bytes(cls, blob: bytes, offset: int = 0):
+        (ndim,) = struct.unpack_from("<B", blob, offset)
+        shape = struct.unpack_from(f"<{ndim}I", blob, offset + 1)
+        offset += 1 + 4 * ndim
+        index_bits, k = struct.unpack_from("<BI", blob, offset)
+        offset += 5
+        codebook = np.frombuffer(blob, dtype="<f4", count=k, offset=offset).astype(np.float32)
+        offset += 4 * k
+        gaps, offset = huffman.from_bytes(blob, offset)
+        values, offset = huffman.from_bytes(blob, offset)
+        return cls(tuple(shape), codebook, index_bits, gaps, values), offset
+
     @property
     def storage_bytes(self) -> int:
-        return self.gaps.storage_bytes + self.values.storage_bytes + 4 * len(self.codebook) + HEADER_BYTES
+        return len(self.to_bytes())
+
+
+def pack(layers: list, others: list) -> bytes:
+    """The stored model: encoded weight layers, then the other float tensors (biases) raw.
+
+    Tensor names and the graph are not stored: the decoder has the base graph, and the
+    layers come in its order.
+    """
+    blob = struct.pack("<I", len(layers)) + b"".join(e.to_bytes() for e in layers)
+    blob += struct.pack("<I", len(others))
+    for a in others:
+        blob += struct.pack("<I", a.size) + np.asarray(a, dtype="<f4").tobytes()
+    return blob
+
+
+def unpack(blob: bytes):
+    """Inverse of ``pack``: (dense weight arrays, other tensors as flat float32)."""
+    (n,), offset = struct.unpack_from("<I", blob, 0), 4
+    weights = []
+    for _ in range(n):
+        enc, offset = EncodedLayer.from_bytes(blob, offset)
+        weights.append(decode_layer(enc))
+    (m,) = struct.unpack_from("<I", blob, offset)
+    offset += 4
+    others = []
+    for _ in range(m):
+        (size,) = struct.unpack_from("<I", blob, offset)
+        others.append(np.frombuffer(blob, dtype="<f4", count=size, offset=offset + 4).astype(np.float32))
+        offset += 4 + 4 * size
+    return weights, others
 
 
 def encode_layer(w: np.ndarray, codebook: np.ndarray, labels: np.ndarray, index_bits: int) -> EncodedLayer:
@@ -120,7 +167,7 @@ def build_deep_compression(ctx: BuildContext) -> BuildResult:
         labels_of[layer.weight], books[layer.weight] = labels, codebook
     model, tuned_sharing = fine_tune(ctx, model, sharing_projection(model, labels_of), enabled=tune)
 
-    storage, fixed_bits = 0, 0
+    encoded, fixed_bits = [], 0
     for layer in layers:
         w = g.get_weight(model, layer)
         nonzero = w.ravel() != 0
@@ -129,15 +176,10 @@ def build_deep_compression(ctx: BuildContext) -> BuildResult:
         codebook = np.unique(values).astype(np.float32)
         labels = np.searchsorted(codebook, values)
         enc = encode_layer(w, codebook, labels, index_bits[layer.kind])
-        decoded = decode_layer(enc)
-        if not np.array_equal(decoded, w):
-            raise ModelError(f"{ctx.source}: deep-compression: the encoding of {layer.name} "
-                             "does not decode to its weights")
-        g.set_weight(model, layer, decoded)      # the deployable model is the decoded one
+        encoded.append(enc)
         entries = enc.gaps.count
         value_bits = int(np.ceil(np.log2(len(codebook) + 1))) if len(codebook) else 0
         fixed_bits += entries * (index_bits[layer.kind] + value_bits) + 32 * len(codebook)
-        storage += enc.storage_bytes
         facts[layer.name].update({
             "bits": bits[layer.kind], "shared_weights": int(len(codebook)),
             "index_bits": index_bits[layer.kind], "entries": int(entries),
@@ -146,9 +188,18 @@ def build_deep_compression(ctx: BuildContext) -> BuildResult:
             "huffman_bits_per_index": round(enc.gaps.nbits / max(entries, 1), 3),
             "storage_bytes": int(enc.storage_bytes)})
     layer_names = {l.weight for l in layers}
-    others = 4 * sum(g.get_array(model, t.name).size for t in model.graph.initializer
-                     if t.name not in layer_names and t.data_type in (1, 10, 11))
-    storage += others
+    other_arrays = [g.get_array(model, t.name) for t in model.graph.initializer
+                    if t.name not in layer_names and t.data_type in (1, 10, 11)]
+    others = 4 * sum(a.size for a in other_arrays)
+    blob = pack(encoded, other_arrays)
+    storage = len(blob)
+    # the deployable model is the one decoded from the stored bytes, checked against the weights
+    decoded, _ = unpack(blob)
+    for layer, dense in zip(layers, decoded):
+        if not np.array_equal(dense, g.get_weight(model, layer)):
+            raise ModelError(f"{ctx.source}: deep-compression: the encoding of {layer.name} "
+                             "does not decode to its weights")
+        g.set_weight(model, layer, dense)
     g.save(model, ctx.out)
     fine_tuned = tuned_pruning["fine_tuned"] or tuned_sharing["fine_tuned"]
     weights = sum(f["weights"] for f in facts.values())
@@ -158,6 +209,7 @@ def build_deep_compression(ctx: BuildContext) -> BuildResult:
         "allocation": mode, "conv_bits": bits["conv"], "fc_bits": bits["fc"],
         "conv_index_bits": index_bits["conv"], "fc_index_bits": index_bits["fc"],
         # the paper's three columns: after pruning, + weight sharing, + Huffman
+        # bit counts without container headers (the paper's columns); ratio_total is the real container
         "ratio_pruning": round(dense_bytes / pruned_bytes, 2),
         "ratio_pruning_sharing": round(dense_bytes / ((fixed_bits + 7) // 8 + others), 2),
         "ratio_total": round(dense_bytes / storage, 2),

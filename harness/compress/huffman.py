@@ -1,11 +1,12 @@
 """Canonical Huffman coding of integer symbols (pure numpy + heapq; exact round trip).
 
-Only the code length of each alphabet symbol is stored (one byte each): canonical codes
-are rebuilt from the lengths, as DEFLATE does.
+Only the code lengths are stored (``to_bytes``): canonical codes are rebuilt from them, as
+DEFLATE does.
 """
 from __future__ import annotations
 
 import heapq
+import struct
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,8 +21,8 @@ class HuffmanStream:
 
     @property
     def storage_bytes(self) -> int:
-        """Stream bytes + the code-length table (one byte per alphabet symbol) + the count."""
-        return len(self.data) + len(self.lengths) + 4
+        """Length of the serialized stream (``to_bytes``)."""
+        return len(to_bytes(self))
 
 
 def code_lengths(counts: np.ndarray) -> np.ndarray:
@@ -94,3 +95,46 @@ def decode(stream: HuffmanStream) -> np.ndarray:
     if k != stream.count:
         raise ValueError(f"Huffman stream decoded {k} symbols, expected {stream.count}")
     return out
+
+
+def to_bytes(stream: HuffmanStream) -> bytes:
+    """Serialize: count, table, bit count, bits. The table is either every symbol's code
+    length (dense) or (symbol, length) pairs for the used symbols, whichever is shorter."""
+    used = np.flatnonzero(stream.lengths)
+    fmt = _pair_format(len(stream.lengths))
+    pairs = len(used) * struct.calcsize(fmt)
+    head = struct.pack("<II", stream.count, len(stream.lengths))
+    if pairs < len(stream.lengths):
+        table = struct.pack("<BI", 1, len(used)) + b"".join(
+            struct.pack(fmt, int(s), int(stream.lengths[s])) for s in used)
+    else:
+        table = struct.pack("<B", 0) + stream.lengths.astype(np.uint8).tobytes()
+    return head + table + struct.pack("<I", stream.nbits) + stream.data
+
+
+def _pair_format(alphabet: int) -> str:
+    return "<BB" if alphabet <= 256 else "<HB" if alphabet <= 65536 else "<IB"
+
+
+def from_bytes(blob: bytes, offset: int = 0) -> tuple[HuffmanStream, int]:
+    """Inverse of ``to_bytes``; returns (stream, offset after it)."""
+    count, alphabet = struct.unpack_from("<II", blob, offset)
+    offset += 8
+    (mode,) = struct.unpack_from("<B", blob, offset)
+    offset += 1
+    lengths = np.zeros(alphabet, dtype=np.int64)
+    if mode == 1:
+        (n,) = struct.unpack_from("<I", blob, offset)
+        offset += 4
+        fmt = _pair_format(alphabet)
+        for _ in range(n):
+            s, length = struct.unpack_from(fmt, blob, offset)
+            lengths[s] = length
+            offset += struct.calcsize(fmt)
+    else:
+        lengths[:] = np.frombuffer(blob, dtype=np.uint8, count=alphabet, offset=offset)
+        offset += alphabet
+    (nbits,) = struct.unpack_from("<I", blob, offset)
+    offset += 4
+    size = (nbits + 7) // 8
+    return HuffmanStream(lengths, bytes(blob[offset:offset + size]), count, nbits), offset + size
