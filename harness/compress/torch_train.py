@@ -28,16 +28,21 @@ def available() -> bool:
     return True
 
 
-def _forward(model, params, x, torch):
-    """Evaluate the graph on ``x`` with torch ops; returns the logits (the input of a final Softmax)."""
-    F = torch.nn.functional
+def _constants(model, torch) -> dict:
+    from onnx import numpy_helper
+
     consts = {t.name: torch.from_numpy(g.get_array(model, t.name).copy()) for t in model.graph.initializer}
-    consts.update(params)
     for node in model.graph.node:
         if node.op_type == "Constant":
-            from onnx import numpy_helper
             consts[node.output[0]] = torch.from_numpy(numpy_helper.to_array(node.attribute[0].t).copy())
-    env = dict(consts)
+    return consts
+
+
+def _forward(model, params, x, torch, consts=None):
+    """Evaluate the graph on ``x`` with torch ops; returns the logits (the input of a final Softmax)."""
+    F = torch.nn.functional
+    env = dict(consts if consts is not None else _constants(model, torch))
+    env.update(params)
     env[model.graph.input[0].name] = x
     last = model.graph.output[0].name
     for node in model.graph.node:
@@ -93,6 +98,7 @@ def train(model, x, y, project, epochs=30, lr=1e-3, batch=32, seed=0):
     import torch
 
     torch.manual_seed(seed)
+    torch.set_num_threads(1)          # the models are tiny: threads only add overhead
     layers = g.weight_layers(model)
     params = {l.weight: torch.nn.Parameter(torch.from_numpy(g.get_array(model, l.weight).copy()))
               for l in layers}
@@ -103,10 +109,11 @@ def train(model, x, y, project, epochs=30, lr=1e-3, batch=32, seed=0):
     xs, ys = torch.from_numpy(x.astype(np.float32)), torch.from_numpy(y.astype(np.int64))
     gen = torch.Generator().manual_seed(seed)
     loss_fn = torch.nn.CrossEntropyLoss()
+    consts = _constants(model, torch)
     for _ in range(epochs):
         for idx in torch.randperm(len(ys), generator=gen).split(batch):
             opt.zero_grad()
-            loss_fn(_forward(model, params, xs[idx], torch), ys[idx]).backward()
+            loss_fn(_forward(model, params, xs[idx], torch, consts), ys[idx]).backward()
             opt.step()
             with torch.no_grad():                # projected gradient descent
                 current = {n: p.detach().numpy() for n, p in params.items()}
