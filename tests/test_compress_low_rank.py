@@ -55,3 +55,40 @@ def test_malformed_parameters(tmp_path, params, field):
     with pytest.raises(ConfigError) as err:
         build(tmp_path, mlp(), "low-rank", params)
     assert "low-rank" in str(err.value) and field in str(err.value)
+
+
+@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("method", ["response", "svd"])
+def test_both_methods_at_full_rank_reproduce_base(tmp_path, name, method):
+    result, base, x = build(tmp_path, MODELS[name], "low-rank",
+                            {"energy": 1.0, "method": method, "only_if_smaller": False})
+    assert result.info["method"] == method
+    np.testing.assert_allclose(g.run(g.load(result.path), x), g.run(g.load(base), x), atol=1e-5)
+
+
+def test_response_reconstruction_beats_weight_svd_on_the_layer_responses():
+    from harness.compress.low_rank import factor_response
+    rng = np.random.default_rng(0)
+    w = rng.normal(size=(16, 24)).astype(np.float32)
+    b = rng.normal(size=16).astype(np.float32)
+    x = np.maximum(rng.normal(size=(500, 24)) @ rng.normal(size=(24, 24)) * 0.3 + 1, 0)  # correlated inputs
+    y = x @ w.T + b
+    a1, b1, r1, _, bias = factor_response(w, y, b, 0.9, rank=4)
+    a2, b2, r2, _ = factor(w, 0.9, rank=4)
+    err_response = np.abs(x @ a1.T @ b1.T + bias - y).mean()
+    err_svd = np.abs(x @ a2.T @ b2.T + b - y).mean()
+    assert r1 == r2 == 4 and err_response < err_svd
+
+
+def test_response_needs_calibration(tmp_path):
+    from pathlib import Path
+    import onnx
+    from harness.compress import BuildContext, get_technique
+    onnx.save(mlp(), str(tmp_path / "m.onnx"))
+    ctx = BuildContext(base=tmp_path / "m.onnx", out=tmp_path / "o.onnx", params={"method": "response"},
+                       source="models/t.yaml: variants[0] (lr)")
+    with pytest.raises(ConfigError) as err:
+        get_technique("low-rank").build(ctx)
+    assert "method" in str(err.value)
+    ctx.params = {}
+    assert get_technique("low-rank").build(ctx).info["method"] == "svd"
