@@ -2,7 +2,9 @@
 
 Every layer has its own fractional length fl: a value v is stored as the integer
 round(v x 2**fl), saturated to ``bits``, i.e. a power-of-two scale 2**-fl. For the weights of
-each layer and for the activations entering each layer, fl is the one that minimises the
+each layer and for the activations entering and leaving each layer (``outputs``: the
+layer's result before its activation function, so onnxruntime can fuse DequantizeLinear ->
+Conv/Gemm -> QuantizeLinear into one integer kernel), fl is the one that minimises the
 squared error on that layer's weights / on its calibration-side activations (Qiu et al.
 choose fl per layer to minimise the error the same way). Expressed in ONNX as QDQ:
 integer weights + DequantizeLinear, and QuantizeLinear/DequantizeLinear on activations,
@@ -73,8 +75,9 @@ def quantize_weight(model, layer, bits: int) -> dict:
     return {"fl": fl, "mse": err, "bits": bits, "weights": int(w.size)}
 
 
-def quantize_activation(model, tensor, values, bits: int, readers) -> dict:
-    """QuantizeLinear -> DequantizeLinear on ``tensor`` (with a Clip when bits < the int type)."""
+def quantize_activation(model, tensor, values, bits: int) -> dict:
+    """QuantizeLinear -> DequantizeLinear on ``tensor`` for all its readers (with a Clip when
+    bits < the int type)."""
     fl, err = best_fl(values, bits)
     scale, zero = _constants(model, tensor.replace("/", "_"), fl, bits)
     stem = g.unique_name(model, f"{tensor}_fxp")
@@ -89,18 +92,38 @@ def quantize_activation(model, tensor, values, bits: int, readers) -> dict:
         src = stem + "_clipped"
     nodes.append(helper.make_node("QuantizeLinear", [src, scale, zero], [stem + "_q"], name=stem + "_q"))
     nodes.append(helper.make_node("DequantizeLinear", [stem + "_q", scale, zero], [stem + "_dq"], name=stem + "_dq"))
-    live = [g.set_input(model, node, 0, stem + "_dq") for node in readers]
-    first = min(live, key=lambda n: g.node_index(model, n))
+    readers = g.consumers(model, tensor)
+    for node in readers:
+        for i, name in enumerate(node.input):
+            if name == tensor:
+                node.input[i] = stem + "_dq"
+    first = min(readers, key=lambda n: g.node_index(model, n))
     g.replace_node(model, first, nodes + [first])
     return {"fl": fl, "mse": err, "bits": bits}
 
 
-@technique("fixed-point", params=("weight_bits", "activation_bits", "samples"),
+def activation_tensors(model, outputs: bool) -> list:
+    """The data entering each weight layer and, with ``outputs``, the data each produces
+    (before its activation function), each tensor once; graph outputs stay float."""
+    tensors = []
+    for layer in g.weight_layers(model):
+        names = [layer.node.input[0]]
+        if outputs:
+            names.append((layer.bias_node or layer.node).output[0])
+        for name in names:
+            if name not in tensors:
+                tensors.append(name)
+    graph_outputs = {o.name for o in model.graph.output}
+    return [t for t in tensors if t not in graph_outputs]
+
+
+@technique("fixed-point", params=("weight_bits", "activation_bits", "outputs", "samples"),
            description="Dynamic fixed point: per-layer power-of-two scales for weights and activations, QDQ")
 def build_fixed_point(ctx: BuildContext) -> BuildResult:
     wbits = _bits(ctx, "weight_bits", 8)
     abits = _bits(ctx, "activation_bits", 8)
     samples = ctx.param("samples", int, 200, minimum=1)
+    outputs = ctx.param("outputs", bool, True)
     model = g.load(ctx.base)
     if abits < 32 and ctx.calibration is None:
         raise ConfigError(ctx.source, "technique", "a model with a dataset for calibration", "fixed-point",
@@ -110,14 +133,10 @@ def build_fixed_point(ctx: BuildContext) -> BuildResult:
         model = version_converter.convert_version(model, 21)   # int16 QDQ needs opset 21
     facts = {"weights": {}, "activations": {}}
     if abits < 32:
-        tensors = []
-        for layer, tensor in g.data_inputs(model):
-            if tensor not in tensors:
-                tensors.append(tensor)
+        tensors = activation_tensors(model, outputs)
         values = g.tensor_values(model, tensors, ctx.calibration[:samples])
-        for tensor in tensors:      # layers fetched again each time: the rewrite copies nodes
-            readers = [l.node for l, t in g.data_inputs(model) if t == tensor]
-            facts["activations"][tensor] = quantize_activation(model, tensor, values[tensor], abits, readers)
+        for tensor in tensors:
+            facts["activations"][tensor] = quantize_activation(model, tensor, values[tensor], abits)
     if wbits < 32:
         for weight in [l.weight for l in g.weight_layers(model)]:
             layer = next(l for l in g.weight_layers(model) if l.weight == weight)
@@ -133,6 +152,6 @@ def build_fixed_point(ctx: BuildContext) -> BuildResult:
         elif t.data_type in (1, 10, 11) and t.name not in {n_.input[1] for n_ in model.graph.node
                                                            if n_.op_type in ("QuantizeLinear", "DequantizeLinear", "Clip")}:
             bits += 32 * n
-    info = {"weight_bits": wbits, "activation_bits": abits, "scales": "power of two", **facts,
+    info = {"weight_bits": wbits, "activation_bits": abits, "outputs": outputs, "scales": "power of two", **facts,
             "fine_tuned": False, "post_training": True}
     return BuildResult(ctx.out, info, storage_bytes=(bits + 7) // 8)
