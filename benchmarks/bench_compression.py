@@ -5,7 +5,7 @@
     python benchmarks/bench_compression.py --markdown      # the table of docs/compression.md
     python benchmarks/bench_compression.py --speed         # CPU latency on a larger random CNN
 
-Recipes come from models/digits_{mlp,cnn}_compress.yaml. Each variant is built fresh
+Recipes come from models/compression/digits_{mlp,cnn}.yaml. Each variant is built fresh
 through the technique registry (no cache, so the build time is real), with calibration
 data and the sensitivity scans' evaluate() on the calibration part of the digits split;
 top-1 is measured on the TEST part, which no build step sees. Latency: median of 500
@@ -29,7 +29,7 @@ from harness import datasets, zoo  # noqa: E402
 from harness.compress import BuildContext, get_technique  # noqa: E402
 from harness.compress import onnx_graph as g  # noqa: E402
 
-MANIFESTS = ("models/digits_mlp_compress.yaml", "models/digits_cnn_compress.yaml")
+MANIFESTS = ("models/compression/digits_mlp.yaml", "models/compression/digits_cnn.yaml")
 FINE_TUNABLE = {"prune-magnitude", "prune-structured", "deep-compression", "ternary", "low-rank"}
 
 # what the papers report, for the table beside ours

@@ -154,11 +154,11 @@ def build_low_rank(ctx: BuildContext) -> BuildResult:
         layer = next(l for l in g.weight_layers(model) if l.weight == weight)
         w = g.get_weight(model, layer)
         if layer.kind == "conv":
-            if not do_conv or g._attr(layer.node, "group", 1) != 1:
+            if not do_conv or g.attr(layer.node, "group", 1) != 1:
                 continue
             matrix = w.reshape(w.shape[0], -1)
         else:
-            if not do_fc or g._attr(layer.node, "alpha", 1.0) != 1.0 or g._attr(layer.node, "beta", 1.0) != 1.0:
+            if not do_fc or g.attr(layer.node, "alpha", 1.0) != 1.0 or g.attr(layer.node, "beta", 1.0) != 1.0:
                 continue
             matrix = w
         bias = None

@@ -63,7 +63,7 @@ def set_array(model, name, array) -> None:
     model.graph.initializer.append(tensor)
 
 
-def _attr(node, name, default=None):
+def attr(node, name, default=None):
     for a in node.attribute:
         if a.name == name:
             return helper.get_attribute_value(a)
@@ -94,11 +94,11 @@ def weight_layers(model) -> list[Layer]:
         if node.op_type == "Conv" and len(node.input) > 1 and node.input[1] in inits:
             bias = node.input[2] if len(node.input) > 2 and node.input[2] in inits else None
             layer = Layer(node, "conv", node.input[1], bias)
-        elif node.op_type == "Gemm" and node.input[1] in inits and not _attr(node, "transA", 0):
+        elif node.op_type == "Gemm" and node.input[1] in inits and not attr(node, "transA", 0):
             bias = node.input[2] if len(node.input) > 2 and node.input[2] in inits else None
             if bias is not None and inits[bias].dims and len(inits[bias].dims) != 1:
                 continue   # a 2-D C is not a per-output bias
-            layer = Layer(node, "fc", node.input[1], bias, transposed=not _attr(node, "transB", 0))
+            layer = Layer(node, "fc", node.input[1], bias, transposed=not attr(node, "transB", 0))
         elif node.op_type == "MatMul" and node.input[1] in inits and len(inits[node.input[1]].dims) == 2:
             bias, bias_node = None, None
             after = consumers(model, node.output[0])
@@ -211,7 +211,7 @@ def run(model, x: np.ndarray, input_name: Optional[str] = None) -> np.ndarray:
     return sess.run(None, {name: x.reshape([len(x)] + shape[1:]).astype(np.float32)})[0]
 
 
-def _shapes(model, input_shape=None) -> dict:
+def static_shapes(model, input_shape=None) -> dict:
     """Static shape of every value (batch forced to 1), from ONNX shape inference."""
     m = onnx.ModelProto()
     m.CopyFrom(model)
@@ -254,7 +254,7 @@ def count_macs(model, input_shape=None) -> dict:
     Shapes come from ONNX shape inference, so quantized (QDQ) and fp16-stored weights count too.
     Returns {"macs": int, "sparse_macs": int, "layers": {name: macs}}.
     """
-    shapes = _shapes(model, input_shape)
+    shapes = static_shapes(model, input_shape)
     total = sparse = 0
     per_layer = {}
     for node in model.graph.node:
@@ -266,7 +266,7 @@ def count_macs(model, input_shape=None) -> dict:
         if node.op_type == "Conv":
             per_output = int(np.prod(w_shape[1:]))
         elif node.op_type == "Gemm":
-            per_output = w_shape[1] if _attr(node, "transB", 0) else w_shape[0]
+            per_output = w_shape[1] if attr(node, "transB", 0) else w_shape[0]
         else:
             per_output = w_shape[-2]
         macs = int(np.prod(out)) * per_output
@@ -339,7 +339,3 @@ def tensor_values(model, names, x: np.ndarray) -> dict:
             collected[n].append(np.asarray(v).ravel())
     return {n: np.concatenate(v) for n, v in collected.items()}
 
-
-def data_inputs(model) -> list:
-    """The tensor each weight layer reads its activations from (layer, tensor name)."""
-    return [(layer, layer.node.input[0]) for layer in weight_layers(model)]

@@ -31,7 +31,7 @@ def _plan(model, layer, layers_by_node, shapes):
     channels. Returns (consumer layer, [BatchNormalization or depthwise layers], flatten block
     size, reshape node) or None.
     """
-    if layer.kind == "conv" and g._attr(layer.node, "group", 1) != 1:
+    if layer.kind == "conv" and g.attr(layer.node, "group", 1) != 1:
         return None
     tensor = layer.bias_node.output[0] if layer.bias_node is not None else layer.node.output[0]
     outputs = {o.name for o in model.graph.output}
@@ -47,7 +47,7 @@ def _plan(model, layer, layers_by_node, shapes):
                 norms.append(nxt)
                 tensor = nxt.node.output[0]
                 continue
-            if nxt.kind == "conv" and (layer.kind != "conv" or block != 1 or g._attr(nxt.node, "group", 1) != 1):
+            if nxt.kind == "conv" and (layer.kind != "conv" or block != 1 or g.attr(nxt.node, "group", 1) != 1):
                 return None
             if nxt.kind == "fc" and layer.kind == "conv" and reshape is None:
                 return None      # a conv's 4-D output cannot feed a Gemm without a flatten
@@ -60,7 +60,7 @@ def _plan(model, layer, layers_by_node, shapes):
             tensor = node.output[0]
             continue
         if node.op_type in ("Flatten", "Reshape") and layer.kind == "conv" and reshape is None:
-            if node.op_type == "Flatten" and g._attr(node, "axis", 1) != 1:
+            if node.op_type == "Flatten" and g.attr(node, "axis", 1) != 1:
                 return None
             shape = shapes.get(tensor)
             out = shapes.get(node.output[0])
@@ -75,7 +75,7 @@ def _plan(model, layer, layers_by_node, shapes):
 
 def _depthwise(model, layer) -> bool:
     w = g.get_array(model, layer.weight)
-    return w.shape[1] == 1 and g._attr(layer.node, "group", 1) == w.shape[0] > 1
+    return w.shape[1] == 1 and g.attr(layer.node, "group", 1) == w.shape[0] > 1
 
 
 def _keep(w: np.ndarray, ratio: float) -> np.ndarray:
@@ -90,7 +90,7 @@ def prune_channels(model, ratio: float) -> dict:
     """Remove ``ratio`` of the output channels of every prunable layer, in place."""
     layers = g.weight_layers(model)
     by_node = {id(l.node): l for l in layers}
-    shapes = g._shapes(model)
+    shapes = g.static_shapes(model)
     inits = g.initializers(model)
     plans = [(l, _plan(model, l, by_node, shapes)) for l in layers]
     facts = {}

@@ -47,7 +47,7 @@ def _forward(model, params, x, torch, consts=None):
     last = model.graph.output[0].name
     for node in model.graph.node:
         a = lambda i: env[node.input[i]] if len(node.input) > i and node.input[i] else None
-        attr = lambda name, default=None: g._attr(node, name, default)
+        attr = lambda name, default=None: g.attr(node, name, default)
         op = node.op_type
         if op == "Constant":
             continue
