@@ -108,7 +108,6 @@ def bench(manifest_path: Path, fine_tune: bool, folder: Path):
 
 def synthetic_cnn(seed=0):
     """A random conv net big enough for CPU time to show (3x32x32 -> 64 -> 128 -> 128 -> 10)."""
-    import onnx
     from onnx import TensorProto, helper, numpy_helper
     rng = np.random.default_rng(seed)
     inits, nodes, x, c = [], [], "input", 3

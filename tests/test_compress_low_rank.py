@@ -81,7 +81,6 @@ def test_response_reconstruction_beats_weight_svd_on_the_layer_responses():
 
 
 def test_response_needs_calibration(tmp_path):
-    from pathlib import Path
     import onnx
     from harness.compress import BuildContext, get_technique
     onnx.save(mlp(), str(tmp_path / "m.onnx"))
