@@ -22,7 +22,7 @@ from . import onnx_graph as g
 
 def available() -> bool:
     try:
-        import torch  # noqa: F401
+        import torch  # noqa: F401  (only whether it imports)
     except ImportError:
         return False
     return True
