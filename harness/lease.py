@@ -59,7 +59,12 @@ class LeaseManager:
         """Take the device's lease, waiting up to wait_s; LeaseBusy names the holder if not."""
         start = time.monotonic()
         while True:
-            if self.store.try_lease(device, self.holder, self.ttl_s, self.run_id):
+            try:
+                taken = self.store.try_lease(device, self.holder, self.ttl_s, self.run_id)
+            except Exception as exc:  # the store is unreachable: nothing may be measured unlocked
+                raise DeviceError(f"{device}: cannot take its lease in the store: "
+                                  f"{(str(exc).strip().splitlines() or [type(exc).__name__])[0]}") from None
+            if taken:
                 with self._lock:
                     self.held.add(device)
                 self._start_renewing()
