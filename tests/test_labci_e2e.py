@@ -156,6 +156,15 @@ def test_two_boards_in_parallel_one_run_one_report(lab):
     assert run_row["devices"] == ["bench-1", "bench-2"] and run_row["finished_at"]
     assert run_row["settings"]["workers"] == 2
     assert report.is_file() and "bench-2" in report.read_text()
+    # a second night, gated against the first: the workers get the baseline from the controller
+    junit = lab["tmp"] / "j.xml"
+    again = run(pytest_cmd(*args, "--baseline", "latest", "--compare-fail", "p50:1000%", "--junitxml", junit))
+    assert again.returncode == 0 and "harness comparison" in again.stdout, again.stdout
+    props = [p.attrib for p in ET.parse(junit).iter("property")]
+    assert {p["value"] for p in props if p["name"] == "harness_baseline"} == {run_row["id"]}
+    [comparison] = store.comparisons()
+    assert comparison["base_run"] == run_row["id"] and comparison["regressions"] == 0
+    assert len(comparison["data"]["verdicts"]) == 2  # one per board
 
 
 # ------------------------------------------------------------------ regression gate
