@@ -101,6 +101,9 @@ def pytest_configure(config):
                    "declare the capability")
     state = HarnessState(config)
     config.stash[_KEY] = state
+    from . import benchmark_bridge  # device measurements as pytest-benchmark results
+
+    benchmark_bridge.configure(config, state)
     if config.option.harness_devices or _collects_suites(config):
         try:
             state.validate()

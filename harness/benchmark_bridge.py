@@ -1,0 +1,162 @@
+"""Device measurements as pytest-benchmark results.
+
+A test that asks for pytest-benchmark's ``benchmark`` fixture and calls
+``record(benchmark, measurement)`` turns one harness Measurement into one ordinary
+pytest-benchmark result: its statistics are the per-inference latencies measured ON the
+device (seconds, one "round" per inference), not host time around the SSH or serial
+call; its group is the device; its name and fullname carry the device and the variant
+(the parametrize id), so ``--benchmark-compare`` only ever matches the same variant on
+the same board. Everything else the harness knows goes into ``extra_info``; the
+devices' public descriptions go into the session's ``machine_info``.
+
+``suites/test_benchmark.py`` is the one test per device and variant that does this.
+Because it uses the real ``benchmark`` fixture, pytest-benchmark's own rules apply to
+it unchanged: ``--benchmark-skip`` skips it, ``--benchmark-only`` runs only it,
+``--benchmark-disable`` (and xdist, where pytest-benchmark disables itself) lets it
+measure but records nothing. The other suites never create benchmarks.
+
+Without pytest-benchmark (not installed, or ``-p no:benchmark``) a stand-in
+``benchmark`` fixture skips such tests with a reason; the harness works as before.
+See docs/pytest-benchmark.md.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+
+import pytest
+
+from .measurement import Measurement
+
+PYTEST_BENCHMARK = "benchmark"  # pytest-benchmark's pytest11 entry-point name (-p no:benchmark)
+DEVICE_TIMER = "device: runner perf_counter_ns per inference"
+# Device settings that shaped the timed loop, shown as the benchmark's "options".
+LOOP_SETTINGS = ("min_duration_s", "min_iterations", "max_iterations", "warmup", "threads",
+                 "runtime", "providers")
+
+
+def active(config) -> bool:
+    return config.pluginmanager.hasplugin(PYTEST_BENCHMARK)
+
+
+def configure(config, state) -> None:
+    """Called from the harness's pytest_configure: add machine info, or the stand-in fixture."""
+    if active(config):
+        config.pluginmanager.register(MachineInfo(state), "harness-benchmark-bridge")
+    else:
+        config.pluginmanager.register(StandIn(), "harness-benchmark-standin")
+
+
+# ---------------------------------------------------------------- recording
+
+
+def record(benchmark, measurement: Measurement) -> None:
+    """Make ``measurement`` this test's pytest-benchmark result (once per test)."""
+    if benchmark.disabled:
+        return  # --benchmark-disable or xdist: the harness has measured and stored it anyway
+    if getattr(benchmark, "_mode", None):
+        from pytest_benchmark.fixture import FixtureAlreadyUsed
+
+        raise FixtureAlreadyUsed(f"fixture already used in this test in {benchmark._mode!r} mode")
+    from pytest_benchmark.stats import Metadata
+
+    benchmark._mode = "harness.benchmark_bridge.record(...)"
+    benchmark.group = benchmark.group or measurement.device  # a @pytest.mark.benchmark(group=) wins
+    benchmark.params = plain_params(benchmark.params, measurement)
+    benchmark.extra_info.update(extra_info(measurement))
+    stats = Metadata(benchmark, iterations=1, options=loop_options(measurement))
+    for ns in measurement.samples_ns:
+        stats.update(ns / 1e9)
+    benchmark.stats = stats
+    benchmark._add_stats(stats)  # the BenchmarkSession's list: table, JSON, save, compare
+
+
+def plain_params(params, m: Measurement):
+    """The test's parameters as JSON-friendly ids (the variant case is a pair of objects)."""
+    if params is None:
+        return None
+    out = {}
+    for key, value in params.items():
+        if key == "variant_case":
+            out[key] = m.variant_id
+        else:
+            out[key] = value if _is_plain(value) else str(value)
+    return out
+
+
+def loop_options(m: Measurement) -> dict:
+    options = {"timer": DEVICE_TIMER}
+    options.update({k: m.settings[k] for k in LOOP_SETTINGS if k in m.settings})
+    return options
+
+
+def extra_info(m: Measurement) -> dict:
+    """What a dashboard needs beside the timings; public facts only (DeviceSpec.public())."""
+    prov = m.provenance or {}
+    device = prov.get("device") or {}
+    info = {
+        "harness": True,
+        "device": m.device,
+        "device_kind": device.get("kind"),
+        "emulated": m.emulated,
+        "variant": m.variant_id,
+        "model": m.model,
+        "variant_name": m.variant,
+        "technique": m.technique,
+        "format": m.format,
+        "model_sha256": m.model_sha256,
+        "size_bytes": m.size_bytes,
+        "storage_bytes": m.storage_bytes,
+        "n_params": m.n_params,
+        "macs": m.macs,
+        "accuracy": m.accuracy,
+        "accuracy_n": m.accuracy_n,
+        "host_accuracy": m.host_accuracy,
+        "memory": asdict(m.memory),
+        "energy": m.energy,
+        "latency_ms": m.latency.to_dict(),
+        "timings_ms": m.timings_ms,
+        "runtime": prov.get("runtime"),
+        "board": prov.get("board"),
+        "run_id": m.run_id,
+        "measurement_id": m.id,
+    }
+    return json.loads(json.dumps(info, default=str))  # plain JSON types for every storage
+
+
+def _is_plain(value) -> bool:
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+# ---------------------------------------------------------------- plugins
+
+
+class MachineInfo:
+    """pytest-benchmark hook: the run's devices join the (controller host's) machine info.
+
+    Only the inventory's public description is added, so the machine info is the same at
+    start (when --benchmark-compare checks it) and at save time, and differs when the
+    devices do.
+    """
+
+    def __init__(self, state):
+        self.state = state
+
+    def pytest_benchmark_update_machine_info(self, config, machine_info):
+        try:
+            devices = {name: self.state.inventory.get(name).public() for name in self.state.device_names}
+        except Exception as exc:  # the harness reports inventory errors itself
+            devices = {"error": str(exc)}
+        machine_info["harness_devices"] = json.loads(json.dumps(devices, default=str))
+
+
+class StandIn:
+    """Without pytest-benchmark, tests that ask for ``benchmark`` skip instead of erroring."""
+
+    @pytest.fixture
+    def benchmark(self):
+        pytest.skip("pytest-benchmark is not active (not installed, or -p no:benchmark)")
