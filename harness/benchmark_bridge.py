@@ -52,15 +52,15 @@ def configure(config, state) -> None:
 
 def record(benchmark, measurement: Measurement) -> None:
     """Make ``measurement`` this test's pytest-benchmark result (once per test)."""
-    if benchmark.disabled:
-        return  # --benchmark-disable or xdist: the harness has measured and stored it anyway
     if getattr(benchmark, "_mode", None):
         from pytest_benchmark.fixture import FixtureAlreadyUsed
 
         raise FixtureAlreadyUsed(f"fixture already used in this test in {benchmark._mode!r} mode")
+    benchmark._mode = "harness.benchmark_bridge.record(...)"  # used: no "fixture not used" warning
+    if benchmark.disabled:
+        return  # --benchmark-disable or xdist: the harness has measured and stored it anyway
     from pytest_benchmark.stats import Metadata
 
-    benchmark._mode = "harness.benchmark_bridge.record(...)"
     benchmark.group = benchmark.group or measurement.device  # a @pytest.mark.benchmark(group=) wins
     benchmark.params = plain_params(benchmark.params, measurement)
     benchmark.extra_info.update(extra_info(measurement))

@@ -187,6 +187,7 @@ def measure(harness_session, variant_case, device_name, variant):
     return _measure
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-benchmark, which raises on --benchmark-compare-fail
 def pytest_terminal_summary(terminalreporter, config):
     state = _state(config)
     session = state._session
