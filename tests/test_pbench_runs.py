@@ -6,6 +6,7 @@ name: what a "slower variant under the same name" looks like to pytest-benchmark
 """
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -93,8 +94,12 @@ def _ok(proc, rc=0):
 
 def test_json_has_the_device_samples_and_the_harness_median(tmp_path):
     out = tmp_path / "bench.json"
-    _ok(run_suite(tmp_path, models_dir(tmp_path / "models"), f"--benchmark-json={out}",
+    histogram = ([f"--benchmark-histogram={tmp_path / 'hist' / 'h'}"]
+                 if importlib.util.find_spec("pygal") and importlib.util.find_spec("pygaljs") else [])
+    _ok(run_suite(tmp_path, models_dir(tmp_path / "models"), f"--benchmark-json={out}", *histogram,
                   devices=("board-a", "board-b")))
+    if histogram:  # pytest-benchmark[histogram] (.ci/install.d/pbench.sh): one chart per device group
+        assert sorted(p.name for p in (tmp_path / "hist").iterdir()) == ["h-board-a.svg", "h-board-b.svg"]
     doc = json.loads(out.read_text())
     measured = {(m.device, m.variant_id): m for m in Store(f"sqlite:///{tmp_path / 'harness.sqlite'}").measurements()}
     assert set(measured) == {("board-a", "probe/fp32"), ("board-b", "probe/fp32")}
