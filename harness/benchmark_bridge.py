@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
+from types import SimpleNamespace
 
 import pytest
 
@@ -41,10 +42,19 @@ def active(config) -> bool:
 
 def configure(config, state) -> None:
     """Called from the harness's pytest_configure: add machine info, or the stand-in fixture."""
-    if active(config):
-        config.pluginmanager.register(MachineInfo(state), "harness-benchmark-bridge")
-    else:
+    if not active(config):
         config.pluginmanager.register(StandIn(), "harness-benchmark-standin")
+        return
+    config.pluginmanager.register(MachineInfo(state), "harness-benchmark-bridge")
+    # pytest-benchmark disables itself under xdist (host timings from parallel workers are
+    # not trustworthy). Device timings are taken on the device, so the workers hand their
+    # results to the controller, which records them as if measured there.
+    if config.getoption("benchmark_disable") and not config.getoption("benchmark_enable"):
+        return
+    if hasattr(config, "workerinput"):
+        config.pluginmanager.register(XdistWorker(), "harness-benchmark-xdist-worker")
+    elif config.getoption("dist", "no") != "no":
+        config.pluginmanager.register(XdistController(config), "harness-benchmark-xdist-controller")
 
 
 # ---------------------------------------------------------------- recording
@@ -57,18 +67,28 @@ def record(benchmark, measurement: Measurement) -> None:
 
         raise FixtureAlreadyUsed(f"fixture already used in this test in {benchmark._mode!r} mode")
     benchmark._mode = "harness.benchmark_bridge.record(...)"  # used: no "fixture not used" warning
-    if benchmark.disabled:
-        return  # --benchmark-disable or xdist: the harness has measured and stored it anyway
-    from pytest_benchmark.stats import Metadata
-
     benchmark.group = benchmark.group or measurement.device  # a @pytest.mark.benchmark(group=) wins
     benchmark.params = plain_params(benchmark.params, measurement)
     benchmark.extra_info.update(extra_info(measurement))
-    stats = Metadata(benchmark, iterations=1, options=loop_options(measurement))
-    for ns in measurement.samples_ns:
-        stats.update(ns / 1e9)
-    benchmark.stats = stats
-    benchmark._add_stats(stats)  # the BenchmarkSession's list: table, JSON, save, compare
+    options = loop_options(measurement)
+    seconds = [ns / 1e9 for ns in measurement.samples_ns]
+    if benchmark.disabled:
+        # --benchmark-disable: measured and stored by the harness, not recorded. Under
+        # xdist, XdistWorker sends this on to the controller.
+        benchmark._harness_result = {"options": options, "data": seconds}
+        return
+    benchmark.stats = metadata(benchmark, options, seconds)
+    benchmark._add_stats(benchmark.stats)  # the BenchmarkSession's list: table, JSON, save, compare
+
+
+def metadata(fixture, options: dict, seconds: list):
+    """pytest-benchmark's result object: one round of one iteration per device sample."""
+    from pytest_benchmark.stats import Metadata
+
+    stats = Metadata(fixture, iterations=1, options=options)
+    for value in seconds:
+        stats.update(value)
+    return stats
 
 
 def plain_params(params, m: Measurement):
@@ -152,6 +172,42 @@ class MachineInfo:
         except Exception as exc:  # the harness reports inventory errors itself
             devices = {"error": str(exc)}
         machine_info["harness_devices"] = json.loads(json.dumps(devices, default=str))
+
+
+REPORT_ATTRIBUTE = "harness_benchmark"  # travels with the test report from worker to controller
+
+
+class XdistWorker:
+    """On an xdist worker: attach the test's device result to its report."""
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_makereport(self, item, call):
+        outcome = yield
+        fixture = (getattr(item, "funcargs", None) or {}).get("benchmark")
+        result = getattr(fixture, "_harness_result", None)
+        if call.when == "call" and result is not None:
+            # A plain attribute: xdist serializes report.__dict__; unlike user_properties it
+            # stays out of JUnit XML.
+            setattr(outcome.get_result(), REPORT_ATTRIBUTE, {
+                "name": fixture.name, "fullname": fixture.fullname, "group": fixture.group,
+                "param": fixture.param, "params": fixture.params, "extra_info": fixture.extra_info,
+                **result})
+
+
+class XdistController:
+    """On the xdist controller: record the workers' device results in its BenchmarkSession."""
+
+    def __init__(self, config):
+        self.config = config
+
+    def pytest_runtest_logreport(self, report):
+        payload = getattr(report, REPORT_ATTRIBUTE, None)
+        if not payload:
+            return
+        fixture = SimpleNamespace(cprofile_stats=None, has_error=False,
+                                  **{k: payload[k] for k in ("name", "fullname", "group", "param",
+                                                             "params", "extra_info")})
+        self.config._benchmarksession.benchmarks.append(metadata(fixture, payload["options"], payload["data"]))
 
 
 class StandIn:

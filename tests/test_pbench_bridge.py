@@ -99,3 +99,49 @@ def test_machine_info_lists_the_runs_devices_publicly():
     info = {"node": "ci-runner"}
     bridge.MachineInfo(state).pytest_benchmark_update_machine_info(config=None, machine_info=info)
     assert info == {"node": "ci-runner", "harness_devices": {"rpi5": spec.public()}}
+
+
+class FakeConfig:
+    def __init__(self, worker=False, **options):
+        self.options = {"benchmark_disable": False, "benchmark_enable": False, "dist": "no", **options}
+        self.registered = []
+        self.pluginmanager = SimpleNamespace(hasplugin=lambda name: True,
+                                             register=lambda plugin, name: self.registered.append(name))
+        if worker:
+            self.workerinput = {}
+
+    def getoption(self, name, default=None):
+        return self.options.get(name, default)
+
+
+@pytest.mark.parametrize("config, plugins", [
+    (FakeConfig(), ["harness-benchmark-bridge"]),
+    (FakeConfig(dist="load"), ["harness-benchmark-bridge", "harness-benchmark-xdist-controller"]),
+    (FakeConfig(worker=True, dist="load"), ["harness-benchmark-bridge", "harness-benchmark-xdist-worker"]),
+    (FakeConfig(worker=True, dist="load", benchmark_disable=True), ["harness-benchmark-bridge"]),
+    (FakeConfig(dist="load", benchmark_disable=True), ["harness-benchmark-bridge"]),
+], ids=["plain", "xdist-controller", "xdist-worker", "worker-disabled", "controller-disabled"])
+def test_xdist_hand_over_only_when_benchmarks_are_wanted(config, plugins):
+    bridge.configure(config, state=None)
+    assert config.registered == plugins
+
+
+def test_a_worker_result_becomes_the_same_benchmark_on_the_controller():
+    samples = [1000, 5000, 3000, 2000]
+    worker_fixture = FakeFixture(disabled=True)  # pytest-benchmark disables itself on workers
+    bridge.record(worker_fixture, measurement(samples))
+    report = SimpleNamespace()
+    item = SimpleNamespace(funcargs={"benchmark": worker_fixture})
+    hook = bridge.XdistWorker().pytest_runtest_makereport(item, SimpleNamespace(when="call"))
+    next(hook)
+    with pytest.raises(StopIteration):
+        hook.send(SimpleNamespace(get_result=lambda: report))
+    payload = json.loads(json.dumps(report.harness_benchmark))  # what crosses the wire
+
+    session = SimpleNamespace(benchmarks=[])
+    bridge.XdistController(SimpleNamespace(_benchmarksession=session)).pytest_runtest_logreport(
+        SimpleNamespace(**{bridge.REPORT_ATTRIBUTE: payload}))
+    local = FakeFixture()
+    bridge.record(local, measurement(samples))
+    [remote] = session.benchmarks
+    assert remote.as_dict() == local.stats.as_dict()

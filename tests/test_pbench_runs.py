@@ -173,3 +173,18 @@ def test_skip_disable_and_no_plugin_keep_the_harness_working(tmp_path):
     assert "1 passed, 1 skipped" in only.stdout and "benchmark 'local'" in only.stdout
 
     assert len(store.measurements()) == 4  # every run measured, whatever pytest-benchmark did
+
+
+@pytest.mark.skipif(importlib.util.find_spec("xdist") is None, reason="pytest-xdist is not installed")
+def test_xdist_workers_hand_device_results_to_the_controller(tmp_path):
+    out = tmp_path / "bench.json"
+    _ok(run_suite(tmp_path, models_dir(tmp_path / "models"), "-n", "2", f"--benchmark-json={out}",
+                  devices=("board-a", "board-b")))
+    measured = {m.device: m for m in Store(f"sqlite:///{tmp_path / 'harness.sqlite'}").measurements()}
+    benches = {b["extra_info"]["device"]: b for b in json.loads(out.read_text())["benchmarks"]}
+    assert set(benches) == set(measured) == {"board-a", "board-b"}
+    for device, bench in benches.items():
+        assert bench["group"] == device
+        assert bench["stats"]["rounds"] == len(measured[device].samples_ns)
+        assert bench["stats"]["median"] * 1e3 == pytest.approx(measured[device].latency.median_ms, rel=1e-9)
+    assert set(json.loads(out.read_text())["machine_info"]["harness_devices"]) == {"board-a", "board-b"}
