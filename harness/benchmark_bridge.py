@@ -12,8 +12,9 @@ devices' public descriptions go into the session's ``machine_info``.
 ``suites/test_benchmark.py`` is the one test per device and variant that does this.
 Because it uses the real ``benchmark`` fixture, pytest-benchmark's own rules apply to
 it unchanged: ``--benchmark-skip`` skips it, ``--benchmark-only`` runs only it,
-``--benchmark-disable`` (and xdist, where pytest-benchmark disables itself) lets it
-measure but records nothing. The other suites never create benchmarks.
+``--benchmark-disable`` lets it measure but records nothing. Under xdist, where
+pytest-benchmark disables itself, workers hand their device results to the controller,
+which records them. The other suites never create benchmarks.
 
 Without pytest-benchmark (not installed, or ``-p no:benchmark``) a stand-in
 ``benchmark`` fixture skips such tests with a reason; the harness works as before.
