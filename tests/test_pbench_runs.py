@@ -165,12 +165,15 @@ def test_skip_disable_and_no_plugin_keep_the_harness_working(tmp_path):
     assert "2 passed" in disabled.stdout and "warning" not in disabled.stdout.lower()
     assert not out.exists() or out.read_text() == ""  # measured, nothing recorded
 
-    plain = _ok(run_suite(tmp_path, models, "-p", "no:benchmark", suites=suites))
+    plain = _ok(run_suite(tmp_path, models, "-p", "no:benchmark", "--report", str(tmp_path / "plain.html"),
+                          suites=suites))
     assert "1 passed, 1 skipped" in plain.stdout and "pytest-benchmark is not active" in plain.stdout
-    assert "harness measurements" in plain.stdout
+    assert "harness measurements" in plain.stdout and (tmp_path / "plain.html").stat().st_size > 0
 
-    only = _ok(run_suite(tmp_path, models, "--benchmark-only", suites=suites))
+    only = _ok(run_suite(tmp_path, models, "--benchmark-only", "--report", str(tmp_path / "only.html"),
+                         suites=suites))
     assert "1 passed, 1 skipped" in only.stdout and "benchmark 'local'" in only.stdout
+    assert "harness measurements" in only.stdout and (tmp_path / "only.html").stat().st_size > 0
 
     assert len(store.measurements()) == 4  # every run measured, whatever pytest-benchmark did
 
