@@ -70,21 +70,25 @@ def devices_dir(folder: Path, names=("local",)) -> Path:
 
 
 def run_suite(tmp: Path, models: Path, *args, devices=("local",), suites=("suites/test_benchmark.py",)):
-    """An inner `pytest suites/...` from the repository root; returns the CompletedProcess."""
-    cmd = [sys.executable, "-m", "pytest", *suites, "-q", "-rs", "-p", "no:cacheprovider",
+    """An inner `pytest suites/...` of this checkout, run in `tmp` as a user runs it in a
+    project folder: pytest-benchmark's default storage (./.benchmarks) lands there."""
+    cmd = [sys.executable, "-m", "pytest", *(str(ROOT / s) for s in suites), "--rootdir", str(ROOT),
+           "-c", str(ROOT / "pyproject.toml"), "-q", "-rs", "-p", "no:cacheprovider",
            "--devices-dir", str(devices_dir(tmp / "devices", devices)),
            "--models-dir", str(models), "--store", f"sqlite:///{tmp / 'harness.sqlite'}",
            "--report", "", "--min-duration", "0.1"]
     for name in devices:
         cmd += ["--device", name]
-    return _run(cmd + list(args))
+    return _run(cmd + list(args), cwd=tmp)
 
 
-def _run(cmd):
-    # An outer xdist worker's variables would make the inner pytest-benchmark disable itself.
+def _run(cmd, cwd):
+    # This checkout's harness first (not an installed one); an outer xdist worker's
+    # variables would make the inner pytest-benchmark disable itself.
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("PYTEST_XDIST", "PYTEST_ADDOPTS", "PYTEST_CURRENT_TEST"))}
-    return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=TIMEOUT_S)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=TIMEOUT_S)
 
 
 def _ok(proc, rc=0):
@@ -127,10 +131,9 @@ def test_json_has_the_device_samples_and_the_harness_median(tmp_path):
 
 
 def test_compare_fail_catches_a_slower_variant_under_the_same_name(tmp_path):
-    storage = f"file://{tmp_path / 'benchmarks'}"
     fast = models_dir(tmp_path / "fast")
     slow = models_dir(tmp_path / "slow", slow=True)
-    save = ["--benchmark-storage", storage, "--benchmark-autosave"]
+    save = ["--benchmark-autosave"]  # into ./.benchmarks, pytest-benchmark's default
     compare = ["--benchmark-compare=0001", f"--benchmark-compare-fail={COMPARE_FAIL}"]
 
     _ok(run_suite(tmp_path, fast, *save))                       # 0001: the reference
@@ -142,11 +145,11 @@ def test_compare_fail_catches_a_slower_variant_under_the_same_name(tmp_path):
     assert "test_device[local-probe/fp32]" in slower.stdout + slower.stderr
     assert "harness measurements" in slower.stdout  # the harness's table still printed
 
-    saved = sorted(p.name for p in (tmp_path / "benchmarks").rglob("*.json"))
+    saved = sorted(p.name for p in (tmp_path / ".benchmarks").rglob("*.json"))
     assert [name[:4] for name in saved] == ["0001", "0002", "0003"]
     cli = shutil.which("pytest-benchmark") or "pytest-benchmark"
-    table = _ok(_run([cli, "--storage", storage, "compare", "0001", "0003", "--group-by=group",
-                      "--columns=min,median,max,rounds"]))
+    table = _ok(_run([cli, "compare", "0001", "0003", "--group-by=group", "--columns=min,median,max,rounds"],
+                     cwd=tmp_path))
     assert "test_device[local-probe/fp32]" in table.stdout
     assert "local" in table.stdout
 
@@ -191,3 +194,16 @@ def test_xdist_workers_hand_device_results_to_the_controller(tmp_path):
         assert bench["stats"]["rounds"] == len(measured[device].samples_ns)
         assert bench["stats"]["median"] * 1e3 == pytest.approx(measured[device].latency.median_ms, rel=1e-9)
     assert set(json.loads(out.read_text())["machine_info"]["harness_devices"]) == {"board-a", "board-b"}
+
+
+def test_two_boards_are_never_compared_as_one(tmp_path):
+    """A slow board-b run against a fast board-a baseline: no result matches, nothing fails."""
+    save = ["--benchmark-autosave"]
+    _ok(run_suite(tmp_path, models_dir(tmp_path / "fast"), *save, devices=("board-a",)))
+    other = _ok(run_suite(tmp_path, models_dir(tmp_path / "slow", slow=True), *save,
+                          "--benchmark-compare=0001", f"--benchmark-compare-fail={COMPARE_FAIL}",
+                          devices=("board-b",)))
+    text = other.stdout + other.stderr
+    assert "Performance has regressed" not in text
+    assert "test_device[board-b-probe/fp32]" in text and "test_device[board-a-probe/fp32]" not in text
+    assert "machine_info is different" in text  # pytest-benchmark's own warning: other devices
