@@ -174,6 +174,20 @@ class MachineInfo:
             devices = {"error": str(exc)}
         machine_info["harness_devices"] = json.loads(json.dumps(devices, default=str))
 
+    @pytest.hookimpl(wrapper=True)
+    def pytest_benchmark_compare_machine_info(self, config, benchmarksession, machine_info, compared_benchmark):
+        # pytest-benchmark#217: its "machine_info is different" warning crashes the run
+        # when the storage is not under the cwd (a lab's shared folder). A changed device
+        # set makes that warning common here, so give it without the crash.
+        try:
+            return (yield)
+        except ValueError:
+            benchmarksession.logger.warning(
+                f"Benchmark machine_info is different. Current: {json.dumps(machine_info, sort_keys=True)} "
+                f"VS saved: {json.dumps(compared_benchmark.get('machine_info'), sort_keys=True)} "
+                f"(location: {benchmarksession.storage}).")
+            return []
+
 
 REPORT_ATTRIBUTE = "harness_benchmark"  # travels with the test report from worker to controller
 

@@ -207,3 +207,14 @@ def test_two_boards_are_never_compared_as_one(tmp_path):
     assert "Performance has regressed" not in text
     assert "test_device[board-b-probe/fp32]" in text and "test_device[board-a-probe/fp32]" not in text
     assert "machine_info is different" in text  # pytest-benchmark's own warning: other devices
+
+
+def test_storage_outside_the_cwd_with_other_devices_warns_instead_of_crashing(tmp_path):
+    """pytest-benchmark#217: its machine_info warning fails on a storage outside the cwd."""
+    storage = f"--benchmark-storage=file://{tmp_path / 'shared' / 'benchmarks'}"
+    models = models_dir(tmp_path / "models")
+    work = tmp_path / "ci-job"
+    work.mkdir()
+    _ok(run_suite(work, models, storage, "--benchmark-autosave", devices=("board-a",)))
+    other = _ok(run_suite(work, models, storage, "--benchmark-compare", devices=("board-b",)))
+    assert "machine_info is different" in other.stdout + other.stderr
