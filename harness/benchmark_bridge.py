@@ -28,6 +28,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from .errors import HarnessError
 from .measurement import Measurement
 
 PYTEST_BENCHMARK = "benchmark"  # pytest-benchmark's pytest11 entry-point name (-p no:benchmark)
@@ -170,7 +171,7 @@ class MachineInfo:
     def pytest_benchmark_update_machine_info(self, config, machine_info):
         try:
             devices = {name: self.state.inventory.get(name).public() for name in self.state.device_names}
-        except Exception as exc:  # the harness reports inventory errors itself
+        except HarnessError as exc:  # the harness reports inventory errors itself
             devices = {"error": str(exc)}
         machine_info["harness_devices"] = json.loads(json.dumps(devices, default=str))
 
