@@ -143,7 +143,13 @@ def extra_info(m: Measurement) -> dict:
         "run_id": m.run_id,
         "measurement_id": m.id,
     }
-    return json.loads(json.dumps(info, default=str))  # plain JSON types for every storage
+    return json.loads(json.dumps(info, default=_json_default))  # plain JSON types for every storage
+
+
+def _json_default(value):
+    if hasattr(value, "tolist"):  # numpy scalars and arrays keep their numbers
+        return value.tolist()
+    return str(value)
 
 
 def _is_plain(value) -> bool:
@@ -173,7 +179,7 @@ class MachineInfo:
             devices = {name: self.state.inventory.get(name).public() for name in self.state.device_names}
         except HarnessError as exc:  # the harness reports inventory errors itself
             devices = {"error": str(exc)}
-        machine_info["harness_devices"] = json.loads(json.dumps(devices, default=str))
+        machine_info["harness_devices"] = json.loads(json.dumps(devices, default=_json_default))
 
     @pytest.hookimpl(wrapper=True)
     def pytest_benchmark_compare_machine_info(self, config, benchmarksession, machine_info, compared_benchmark):

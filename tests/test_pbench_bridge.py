@@ -59,7 +59,8 @@ def test_samples_fill_the_stats_and_the_median_is_the_harness_median(n):
 
 def test_group_name_params_extra_info_and_options():
     fixture = FakeFixture()
-    bridge.record(fixture, measurement([1000, 2000, 3000], energy={"mj_per_inference": 0.5}))
+    bridge.record(fixture, measurement([1000, 2000, 3000],
+                                       energy={"mj_per_inference": 0.5, "n_samples": np.int64(40)}))
     data = fixture.stats.as_dict(include_data=False)
     json.dumps(data)  # storable as is
     assert data["group"] == "rpi5"
@@ -67,7 +68,8 @@ def test_group_name_params_extra_info_and_options():
     info = data["extra_info"]
     assert info["device"] == "rpi5" and info["variant"] == "digits-cnn/int8-static"
     assert info["model_sha256"] == "ab" * 32
-    assert info["memory"]["peak_rss_kb"] == 50_000 and info["energy"] == {"mj_per_inference": 0.5}
+    assert info["memory"]["peak_rss_kb"] == 50_000
+    assert info["energy"] == {"mj_per_inference": 0.5, "n_samples": 40}  # numbers stay numbers
     assert info["accuracy"] == 0.97 and info["board"]["cpu"] == "Cortex-A76"
     assert "controller" not in json.dumps(info) and "rpi5.lab" not in json.dumps(info)
     assert data["options"]["timer"] == bridge.DEVICE_TIMER
