@@ -218,3 +218,21 @@ def test_storage_outside_the_cwd_with_other_devices_warns_instead_of_crashing(tm
     _ok(run_suite(work, models, storage, "--benchmark-autosave", devices=("board-a",)))
     other = _ok(run_suite(work, models, storage, "--benchmark-compare", devices=("board-b",)))
     assert "machine_info is different" in other.stdout + other.stderr
+
+
+def test_energy_from_a_power_meter_is_in_extra_info(tmp_path):
+    """A board with a (fake) tegrastats meter: its energy summary lands in extra_info."""
+    devices = tmp_path / "boards"  # run_suite's own --devices-dir is tmp_path/devices; the last one wins
+    devices.mkdir()
+    tegrastats = json.dumps([sys.executable, str(ROOT / "tests" / "fakes" / "tegrastats"), "--watts", "6.0"])
+    (devices / "jetson.yaml").write_text(
+        "kind: local\ncapabilities: {runtimes: [onnxruntime]}\n"
+        f"power: [{{meter: tegrastats, interval_ms: 20, command: {tegrastats}}}]\n"
+        "settings: {min_iterations: 50, warmup: 2}\n")
+    out = tmp_path / "bench.json"
+    _ok(run_suite(tmp_path, models_dir(tmp_path / "models"), "--devices-dir", str(devices),
+                  f"--benchmark-json={out}", devices=("jetson",)))
+    [bench] = json.loads(out.read_text())["benchmarks"]
+    energy = bench["extra_info"]["energy"]
+    assert energy["source"] == "tegrastats" and energy["avg_power_w"] == pytest.approx(6.0)
+    assert energy["energy_per_inference_j"] > 0
