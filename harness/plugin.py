@@ -112,6 +112,9 @@ def pytest_configure(config):
                    "declare the capability")
     state = HarnessState(config)
     config.stash[_KEY] = state
+    from . import benchmark_bridge  # device measurements as pytest-benchmark results
+
+    benchmark_bridge.configure(config, state)
     if config.option.harness_devices or _collects_suites(config):
         try:
             state.validate()
@@ -199,6 +202,7 @@ def measure(harness_session, variant_case, device_name, variant):
     return _measure
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-benchmark, which raises on --benchmark-compare-fail
 def pytest_terminal_summary(terminalreporter, config):
     state = _state(config)
     session = state._session

@@ -248,6 +248,10 @@ def _weight_initializer(model, tensor):
     return tensor
 
 
+_MAC_OPS = {"Conv": 1, "Gemm": 1, "MatMul": 1, "ConvInteger": 1, "MatMulInteger": 1,
+            "QLinearConv": 3, "QLinearMatMul": 3}
+
+
 def count_macs(model, input_shape=None) -> dict:
     """Multiply-accumulates of one inference per Conv/Gemm/MatMul, dense and with zero weights skipped.
 
@@ -258,19 +262,21 @@ def count_macs(model, input_shape=None) -> dict:
     total = sparse = 0
     per_layer = {}
     for node in model.graph.node:
-        if node.op_type not in ("Conv", "Gemm", "MatMul") or len(node.input) < 2:
+        # the weight's input position; integer forms come from onnxruntime's quantizers
+        w_index = _MAC_OPS.get(node.op_type)
+        if w_index is None or len(node.input) <= w_index:
             continue
-        out, w_shape = shapes.get(node.output[0]), shapes.get(node.input[1])
+        out, w_shape = shapes.get(node.output[0]), shapes.get(node.input[w_index])
         if out is None or w_shape is None:
             continue
-        if node.op_type == "Conv":
+        if node.op_type in ("Conv", "ConvInteger", "QLinearConv"):
             per_output = int(np.prod(w_shape[1:]))
         elif node.op_type == "Gemm":
             per_output = w_shape[1] if attr(node, "transB", 0) else w_shape[0]
         else:
             per_output = w_shape[-2]
         macs = int(np.prod(out)) * per_output
-        source = _weight_initializer(model, node.input[1])
+        source = _weight_initializer(model, node.input[w_index])
         density = 1.0
         if source is not None:
             w = get_array(model, source)
