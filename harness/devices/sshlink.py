@@ -195,8 +195,10 @@ class Link:
 
     settings: Settings
     label: str
+    # Deployed files (runner, probe, models): what the deploy cache saves. Run specs apart.
     bytes_uploaded: int = 0
     files_uploaded: int = 0
+    spec_bytes_uploaded: int = 0
     _client: paramiko.SSHClient | None = field(default=None, repr=False)
     _sftp: paramiko.SFTPClient | None = field(default=None, repr=False)
 
@@ -254,7 +256,7 @@ class Link:
             while chan.recv_stderr_ready():
                 err += chan.recv_stderr(65536)
             code = chan.exit_status if chan.exit_status_ready() else -1
-        except (socket.error, EOFError, paramiko.SSHException) as exc:
+        except (OSError, EOFError, paramiko.SSHException) as exc:  # socket errors are OSError
             raise BoardLost(f"{self.label}: the connection dropped: {exc or type(exc).__name__}") from None
         finally:
             chan.close()
@@ -302,10 +304,13 @@ class Link:
         import io
 
         self._put(lambda tmp: self.sftp.putfo(io.BytesIO(data), tmp, file_size=len(data)), remote, len(data))
+        self.spec_bytes_uploaded += len(data)
 
     def put_file(self, local: Path, remote: str):
         size = Path(local).stat().st_size
         self._put(lambda tmp: self.sftp.put(str(local), tmp), remote, size)
+        self.bytes_uploaded += size
+        self.files_uploaded += 1
 
     def _put(self, send, remote: str, size: int):
         """Upload under a temporary name, then rename: a file present under its final
@@ -314,17 +319,17 @@ class Link:
         try:
             send(tmp)
             self.sftp.posix_rename(tmp, remote)
-        except (socket.error, EOFError, paramiko.SSHException) as exc:
+        except (EOFError, paramiko.SSHException) as exc:
             raise BoardLost(f"{self.label}: the connection dropped while uploading {remote}: {exc}") from None
-        except OSError as exc:
+        except OSError as exc:  # SFTP status errors are IOError; so is a dead socket
+            if not self.alive:
+                raise BoardLost(f"{self.label}: the connection dropped while uploading {remote}: {exc}") from None
             self._remove_quietly(tmp)
             free = self.free_bytes(posixpath.dirname(remote))
             if free is not None and free < size + 4096:
                 raise NoSpace(f"{self.label}: no space left on the board at {posixpath.dirname(remote)}: "
                               f"{size} bytes to upload, {free} bytes free ({exc})") from None
             raise DeviceError(f"{self.label}: uploading {remote} failed: {exc}") from None
-        self.bytes_uploaded += size
-        self.files_uploaded += 1
 
     def _remove_quietly(self, path):
         try:

@@ -1,0 +1,240 @@
+"""The ssh kind against real sshd test boards (network namespaces, cgroups): needs root."""
+from __future__ import annotations
+
+import shlex
+import threading
+import time
+
+import pytest
+
+from harness.devices.ssh import SshDevice, check, clean
+from harness.devices.sshlink import BoardLost, NoSpace
+from harness.errors import DeviceError, RunnerError
+from sshmodels import matmul_model
+
+QUICK = {"warmup": 2, "min_duration_s": 0.05, "min_iterations": 5}
+
+
+def run_spec(handle, **kw):
+    spec = {"model": handle}
+    spec.update(QUICK)
+    spec.update(kw)
+    return spec
+
+
+def test_connect_deploy_run_and_provenance(lab, fast_board, small_model):
+    with SshDevice(lab.spec(fast_board)) as device:
+        raw = device.run(run_spec(device.deploy(small_model)))
+        info = device.info()
+    assert raw["ok"] and raw["loop"]["iterations"] >= 5
+    assert raw["runtime"]["name"] == "onnxruntime"
+    assert info["kind"] == "ssh" and info["board"] == "generic"
+    assert info["python"] and info["numpy"] and "onnxruntime" in info["runtimes"]
+
+
+def test_changed_host_key_is_refused(lab, fast_board, tmp_path):
+    other = tmp_path / "known_hosts"
+    import subprocess
+
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "k")], check=True)
+    fake = (tmp_path / "k.pub").read_text().split()
+    other.write_text(f"[{fast_board.address}]:{fast_board.port} {fake[0]} {fake[1]}\n")
+    with pytest.raises(DeviceError) as err:
+        SshDevice(lab.spec(fast_board, name="changed", known_hosts=str(other))).connect()
+    message = str(err.value)
+    assert "CHANGED" in message and str(other) in message and "Refusing" in message
+
+
+def test_unknown_host_key_is_refused(lab, fast_board, tmp_path):
+    empty = tmp_path / "known_hosts"
+    empty.write_text("")
+    with pytest.raises(DeviceError, match="not in .*known_hosts; refusing"):
+        SshDevice(lab.spec(fast_board, name="unknown", known_hosts=str(empty))).connect()
+
+
+def test_second_run_uploads_nothing(lab, fast_board, tmp_path):
+    model = matmul_model(tmp_path / "cache.onnx", 200, seed=7)  # content new to the board
+    with SshDevice(lab.spec(fast_board)) as first:
+        first.run(run_spec(first.deploy(model)))
+        assert first.link.bytes_uploaded >= model.stat().st_size
+    with SshDevice(lab.spec(fast_board)) as second:
+        second.run(run_spec(second.deploy(model)))
+        # The runner and the model are already there, by content: only the run spec is sent.
+        assert second.link.bytes_uploaded == 0 and second.link.files_uploaded == 0
+        assert 0 < second.link.spec_bytes_uploaded < 1000
+
+
+def test_model_name_with_spaces_and_shell_metacharacters(lab, fast_board, tmp_path):
+    canary = fast_board.home / "pwned"
+    name = f"my model; touch {canary} $(touch {canary}) `touch {canary}` 'q\" & |.onnx"
+    model = matmul_model(tmp_path / name, 32)
+    with SshDevice(lab.spec(fast_board)) as device:
+        handle = device.deploy(model)
+        raw = device.run(run_spec(handle))
+    assert raw["ok"]
+    assert shlex.quote(handle) == handle  # the board's name is the content hash
+    assert not canary.exists()
+
+
+def test_board_dropping_mid_run_reconnects_and_retries(lab, board_factory, small_model):
+    board = board_factory("drop")
+    device = SshDevice(lab.spec(board, retries=2, retry_wait_s=1.0))
+    device.connect()
+    try:
+        handle = device.deploy(small_model)
+        result = {}
+        worker = threading.Thread(target=lambda: result.update(raw=_catch(device.run, run_spec(handle, min_duration_s=30.0, max_iterations=10**9))))
+        worker.start()
+        _wait_for_runner(board)
+        lab.kill_board(board)          # sshd, the session and the runner die at once
+        lab.start_sshd(board)          # the board comes back
+        worker.join(timeout=120)
+        assert not worker.is_alive()
+        # The retried attempt ran the full 30 s loop again: let it; no wall-clock assert.
+        assert isinstance(result["raw"], dict) and result["raw"]["ok"], result["raw"]
+        assert len(device.attempts) == 1 and "dropped" in device.attempts[0][1]
+    finally:
+        device.close()
+
+
+def test_board_that_stays_down_fails_that_measurement_with_the_reason(lab, board_factory, small_model):
+    board = board_factory("gone")
+    device = SshDevice(lab.spec(board, retries=2, retry_wait_s=0.2))
+    device.connect()
+    try:
+        handle = device.deploy(small_model)
+        result = {}
+        worker = threading.Thread(target=lambda: result.update(raw=_catch(device.run, run_spec(handle, min_duration_s=30.0, max_iterations=10**9))))
+        worker.start()
+        _wait_for_runner(board)
+        lab.kill_board(board)
+        worker.join(timeout=120)
+        assert not worker.is_alive()
+        err = result["raw"]
+        assert isinstance(err, DeviceError) and not isinstance(err, BoardLost)
+        assert "failed after 3 attempts" in str(err) and "cannot connect" in str(err)
+    finally:
+        device.close()
+
+
+def test_runner_killed_by_the_oom_killer(lab, board_factory, big_model):
+    board = board_factory("oom", memory_mb=50)
+    with SshDevice(lab.spec(board)) as device:
+        handle = device.deploy(big_model)
+        with pytest.raises(RunnerError) as err:
+            device.run(run_spec(handle))
+    assert err.value.error_type == "Killed"
+    assert "OOM killer" in str(err.value) and "137" in str(err.value)
+
+
+def test_full_disk_on_the_board(lab, board_factory, big_model):
+    board = board_factory("full", disk_kb=2048)
+    with SshDevice(lab.spec(board)) as device:
+        with pytest.raises(NoSpace) as err:
+            device.deploy(big_model)
+        assert not list((board.tmpfs / "work" / "blobs").iterdir())  # no partial file left
+    assert f"no space left on the board at {board.tmpfs / 'work' / 'blobs'}" in str(err.value)
+
+
+def test_board_missing_a_runtime(lab, old_board, small_model):
+    spec = lab.spec(old_board)
+    report = check(spec, [small_model])
+    facts = report["facts"]
+    assert facts["numpy"].startswith("1.")                 # the older image
+    assert "version" in facts["runtimes"]["tflite_runtime"]
+    verdict = report["variants"][0]
+    assert not verdict["ok"] and "onnxruntime" in verdict["reason"]
+    reason = spec.capabilities.lacks(runtime="onnxruntime")
+    assert reason and "tflite_runtime" in reason             # what a suite skips with
+    with SshDevice(spec) as device:
+        with pytest.raises(RunnerError) as err:
+            device.run(run_spec(device.deploy(small_model)))
+    assert err.value.error_type == "RuntimeMissing"
+
+
+def test_throttled_board_is_throttled(lab, slow_board, small_model):
+    cpu_stat = slow_board.cgroups[0] / "cpu.stat"
+    before = _throttled(cpu_stat)
+    with SshDevice(lab.spec(slow_board)) as device:
+        raw = device.run(run_spec(device.deploy(small_model), min_duration_s=0.5))
+    assert raw["ok"]
+    assert _throttled(cpu_stat) > before  # the quota really bit (no wall-clock assert)
+
+
+def test_check_reports_the_board(lab, fast_board, small_model, tmp_path):
+    report = check(lab.spec(fast_board), [small_model, tmp_path / "x.tflite"])
+    f = report["facts"]
+    for key in ("os", "cpu", "mem_total_kb", "python", "numpy", "runtimes"):
+        assert f[key], key
+    assert "CPUExecutionProvider" in f["runtimes"]["onnxruntime"]["providers"]
+    assert [v["ok"] for v in report["variants"]] == [True, True]
+
+
+def test_clean_removes_the_work_directory(lab, board_factory, small_model):
+    board = board_factory("clean")
+    spec = lab.spec(board)
+    with SshDevice(spec) as device:
+        device.deploy(small_model)
+        workdir = device.workdir
+    done = clean(spec)
+    assert done["workdir"] == workdir and done["freed_bytes"] > 0
+    assert not (board.home / ".cache" / "edge-harness").exists()
+
+
+def test_jump_host(lab, fast_board, small_model):
+    # The board is its own jump host: the hop is real (direct-tcpip through its sshd).
+    jump = f"{fast_board.user}@{fast_board.address}:{fast_board.port}"
+    with SshDevice(lab.spec(fast_board, name="viajump", jump=jump)) as device:
+        assert device.run(run_spec(device.deploy(small_model)))["ok"]
+
+
+def test_connect_timeout(lab, fast_board):
+    absent = fast_board.address.rsplit(".", 1)[0] + ".77"  # in the test subnet, nobody there
+    with pytest.raises(BoardLost, match="cannot connect"):
+        SshDevice(lab.spec(fast_board, name="absent", host=absent, connect_timeout_s=1.0)).connect()
+
+
+def test_no_secret_in_logs_or_public_options(lab, fast_board, small_model, caplog, monkeypatch):
+    monkeypatch.setenv("HARNESS_TEST_PASSPHRASE", "s3cr3t-passphrase")
+    spec = lab.spec(fast_board, name="secretive", passphrase_env="HARNESS_TEST_PASSPHRASE")
+    caplog.set_level("DEBUG")
+    with SshDevice(spec) as device:
+        device.run(run_spec(device.deploy(small_model)))
+    key = lab.client_key.read_text().splitlines()[1]
+    public = str(spec.public())
+    for secret in ("s3cr3t-passphrase", key):
+        assert secret not in caplog.text and secret not in public
+    assert "key_file" not in public and "passphrase_env" not in public
+
+
+# ----------------------------------------------------------------- helpers
+
+
+def _catch(fn, *args):
+    try:
+        return fn(*args)
+    except Exception as exc:  # handed to the test thread
+        return exc
+
+
+def _wait_for_runner(board, timeout=60):
+    """Until the runner process exists on the board (its cmdline names runner-*.py)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for pid in board.pids():
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    if b"runner-" in f.read():
+                        time.sleep(0.5)  # let it get into the timed loop
+                        return
+            except OSError:
+                pass
+        time.sleep(0.1)
+    raise AssertionError("the runner never started on the board")
+
+
+def _throttled(cpu_stat):
+    for line in cpu_stat.read_text().splitlines():
+        if line.startswith("nr_throttled"):
+            return int(line.split()[1])
+    return 0
