@@ -75,7 +75,6 @@ def _load_config(path):
 
 
 def _resolve_host(alias: str, options: dict, config, depth: int = 0) -> Settings:
-    entry = config.lookup(alias) if config is not None else {}
     user, host, port = None, alias, None
     # A jump host may be written user@host:port
     if "@" in host:
@@ -83,6 +82,7 @@ def _resolve_host(alias: str, options: dict, config, depth: int = 0) -> Settings
     if host.count(":") == 1:
         host, port = host.split(":")
         port = int(port)
+    entry = config.lookup(host) if config is not None else {}
     hostname = entry.get("hostname", host)
     key_files = options.get("key_file") or entry.get("identityfile") or ()
     if isinstance(key_files, str):
