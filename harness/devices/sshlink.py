@@ -270,6 +270,8 @@ class Link:
 
     @property
     def sftp(self) -> paramiko.SFTPClient:
+        if not self.alive:
+            raise BoardLost(f"{self.label}: not connected")
         if self._sftp is None:
             try:
                 self._sftp = self._client.open_sftp()
@@ -279,26 +281,35 @@ class Link:
         return self._sftp
 
     def home(self) -> str:
-        return self.sftp.normalize(".")
+        try:
+            return self.sftp.normalize(".")
+        except (OSError, EOFError, paramiko.SSHException) as exc:
+            raise self._lost_or(exc, "cannot resolve the login directory") from None
 
     def makedirs(self, path: str):
         parts, current = path.strip("/").split("/"), "/" if path.startswith("/") else ""
         for part in parts:
             current = posixpath.join(current, part) if current else part
-            try:
-                self.sftp.stat(current)
-            except FileNotFoundError:
+            if not self.exists(current):
                 try:
                     self.sftp.mkdir(current)
-                except OSError as exc:
-                    raise DeviceError(f"{self.label}: cannot create {current} on the board: {exc}") from None
+                except (OSError, EOFError, paramiko.SSHException) as exc:
+                    raise self._lost_or(exc, f"cannot create {current}") from None
 
     def exists(self, path: str, size: int | None = None) -> bool:
         try:
             st = self.sftp.stat(path)
         except FileNotFoundError:
             return False
+        except (OSError, EOFError, paramiko.SSHException) as exc:
+            raise self._lost_or(exc, f"cannot stat {path}") from None
         return size is None or st.st_size == size
+
+    def _lost_or(self, exc, doing: str) -> DeviceError:
+        """SFTP reports a dead socket and a refused request both as OSError: tell them apart."""
+        if isinstance(exc, (EOFError, paramiko.SSHException)) or not self.alive:
+            return BoardLost(f"{self.label}: the connection dropped ({doing}): {exc or type(exc).__name__}")
+        return DeviceError(f"{self.label}: {doing} on the board: {exc}")
 
     def put_bytes(self, data: bytes, remote: str):
         import io
