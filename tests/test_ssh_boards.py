@@ -238,3 +238,20 @@ def _throttled(cpu_stat):
         if line.startswith("nr_throttled"):
             return int(line.split()[1])
     return 0
+
+
+def test_cli_devices_check_and_clean(lab, old_board, capsys):
+    from pathlib import Path
+
+    from harness.cli import main
+
+    lab.spec(old_board)
+    common = ["--devices-dir", str(lab.root / "devices"),
+              "--models-dir", str(Path(__file__).resolve().parent.parent / "models")]
+    assert main(common + ["devices", "check", old_board.name]) == 0
+    out = capsys.readouterr().out
+    assert "numpy    1." in out and "tflite_runtime 2.14" in out
+    assert "ok  digits-mlp/tflite-int8" in out and "NO  digits-mlp/fp32: onnxruntime:" in out
+    assert main(common + ["devices", "clean", old_board.name]) == 0
+    assert "removed" in capsys.readouterr().out
+    assert not (old_board.home / ".cache" / "edge-harness").exists()

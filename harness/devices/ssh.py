@@ -218,22 +218,27 @@ RUNTIME_FOR = {".onnx": ("onnxruntime",), ".tflite": ("litert", "tflite_runtime"
 
 
 def check(spec, variants=()) -> dict:
-    """What `harness devices check NAME` prints: the board's facts and which variants run."""
+    """What `harness devices check NAME` prints: the board's facts and which variants run.
+
+    `variants`: model files (the runtime follows the suffix) or (name, runtimes) pairs,
+    e.g. a manifest recipe's id and its ``runtimes``."""
     with SshDevice(spec) as device:
         facts = device.probe()
     runtimes = facts.get("runtimes", {})
     verdicts = []
     for variant in variants:
-        path = Path(variant)
-        wanted = RUNTIME_FOR.get(path.suffix.lower(), ())
+        if isinstance(variant, (str, Path)):
+            name, wanted = Path(variant).name, RUNTIME_FOR.get(Path(variant).suffix.lower(), ())
+        else:
+            name, wanted = variant
         have = [r for r in wanted if "version" in runtimes.get(r, {})]
         if not wanted:
-            reason = f"no runtime runs {path.suffix or 'files without a suffix'}"
+            reason = "no runtime of this harness runs it"
         elif not have:
-            reason = "; ".join(f"{r}: {runtimes.get(r, {}).get('missing', 'not reported')}" for r in wanted)
+            reason = "; ".join(f"{r}: {runtimes.get(r, {}).get('missing', 'not on this board')}" for r in wanted)
         else:
             reason = f"runs with {have[0]} {runtimes[have[0]]['version']}"
-        verdicts.append({"variant": path.name, "ok": bool(have), "runtime": have[0] if have else None,
+        verdicts.append({"variant": name, "ok": bool(have), "runtime": have[0] if have else None,
                          "reason": reason})
     expected = {"jetson": "l4t", "rpi": "board_model"}.get(spec.options.get("board", "generic"))
     warnings = []
