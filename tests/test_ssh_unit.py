@@ -159,3 +159,10 @@ def test_runner_failure_carries_the_boards_stderr():
     with pytest.raises(RunnerError) as err:
         device.run({"model": "/w/m.onnx"})
     assert err.value.error_type == "ModelLoad" and "something on the board" in str(err.value)
+
+
+def test_without_root_the_board_tests_skip_with_a_reason(monkeypatch):
+    import sshboards
+
+    monkeypatch.setattr(sshboards.os, "geteuid", lambda: 1000)
+    assert "need root" in sshboards.skip_reason()
