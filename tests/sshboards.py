@@ -232,6 +232,18 @@ LogLevel INFO
             except subprocess.TimeoutExpired:
                 pass
 
+    def drop_link(self, b: Board):
+        """The link drops but the board lives: sshd and its sessions die, the runner (an
+        orphan now) keeps running, as after a network outage."""
+        for pid in b.pids():
+            try:
+                if Path(f"/proc/{pid}/comm").read_text().startswith("sshd"):
+                    os.kill(pid, signal.SIGKILL)
+            except (OSError, ProcessLookupError):
+                pass
+        if b.sshd is not None:
+            b.sshd.wait(timeout=10)
+
     # ------------------------------------------------------------- the client side
 
     def yaml_text(self, b: Board, **ssh_overrides) -> str:

@@ -97,6 +97,28 @@ def test_board_dropping_mid_run_reconnects_and_retries(lab, board_factory, small
         device.close()
 
 
+def test_the_runner_orphaned_by_a_dropped_link_is_stopped_before_the_retry(lab, board_factory, small_model):
+    board = board_factory("orphan")
+    device = SshDevice(lab.spec(board, retries=2, retry_wait_s=0.5))
+    device.connect()
+    try:
+        handle = device.deploy(small_model)
+        result = {}
+        worker = threading.Thread(target=lambda: result.update(raw=_catch(device.run, run_spec(handle, min_duration_s=8.0, max_iterations=10**9))))
+        worker.start()
+        orphan = _wait_for_runner(board)
+        lab.drop_link(board)           # sshd dies; the runner lives on, orphaned
+        assert _alive(orphan)
+        lab.start_sshd(board)
+        retry = _wait_for_runner(board, other_than=orphan)
+        assert not _alive(orphan)      # stopped before the retry started
+        worker.join(timeout=120)
+        assert isinstance(result["raw"], dict) and result["raw"]["ok"], result["raw"]
+        assert device.stale_killed == 1 and retry != orphan
+    finally:
+        device.close()
+
+
 def test_board_that_stays_down_fails_that_measurement_with_the_reason(lab, board_factory, small_model):
     board = board_factory("gone")
     device = SshDevice(lab.spec(board, retries=2, retry_wait_s=0.2))
@@ -217,20 +239,29 @@ def _catch(fn, *args):
         return exc
 
 
-def _wait_for_runner(board, timeout=60):
-    """Until the runner process exists on the board (its cmdline names runner-*.py)."""
+def _wait_for_runner(board, timeout=60, other_than=None):
+    """The pid of the runner on the board (its cmdline names runner-*.py), once it runs."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for pid in board.pids():
             try:
                 with open(f"/proc/{pid}/cmdline", "rb") as f:
-                    if b"runner-" in f.read():
-                        time.sleep(0.5)  # let it get into the timed loop
-                        return
+                    argv = f.read().split(b"\0")
             except OSError:
-                pass
+                continue
+            if pid != other_than and any(b"/runner-" in a for a in argv) and argv[0] != b"sh":
+                time.sleep(0.5)  # let it get into the timed loop
+                return pid
         time.sleep(0.1)
     raise AssertionError("the runner never started on the board")
+
+
+def _alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 def _throttled(cpu_stat):

@@ -96,7 +96,7 @@ class FakeLink:
         self.spec_bytes_uploaded = 0
 
     def run(self, argv, timeout_s):
-        if argv[0] == "rm":
+        if argv[0] == "rm" or "kill -9" in " ".join(argv):
             return Completed(argv, 0, "", "")
         step = self.script.pop(0)
         if isinstance(step, Exception):

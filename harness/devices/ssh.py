@@ -36,9 +36,16 @@ OPTIONS = ("host", "port", "user", "key_file", "known_hosts", "ssh_config", "jum
 # What may appear in the store and reports: where the board is, never how to log in.
 PUBLIC = ("host", "port", "user", "jump", "board", "workdir", "retries", "connect_timeout_s")
 PINNED_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "PYTHONDONTWRITEBYTECODE")
-# `sh` reports a signal death as 128+N; paramiko drops the SSH exit-signal message, so
-# without this wrapper a SIGKILLed runner would look like a lost connection.
-WRAP = '"$@"; exit $?'
+# Fixed shell text; all data arrives as positional arguments ($1 = pid file, then argv).
+# It records the runner's pid (a runner orphaned by a dropped link is killed before the
+# retry, so two never compete for the CPU) and reports a signal death as 128+N
+# (paramiko drops the SSH exit-signal message, so a SIGKILL would look like a lost link).
+WRAP = 'p=$1; shift; "$@" & echo $! > "$p"; wait $!; exit $?'
+# Kill the pid in $1's file only if that process still runs this spec ($2): never a
+# recycled pid.
+KILL_STALE = ('test -f "$1" || exit 0; pid=$(cat "$1"); '
+              'if grep -qaF -- "$2" "/proc/$pid/cmdline" 2>/dev/null; then kill -9 "$pid" && echo killed; fi; '
+              'rm -f "$1"')
 
 
 class SshDevice(Device):
@@ -80,7 +87,8 @@ class SshDevice(Device):
         self.retry_wait_s = float(o.get("retry_wait_s", 1.0))
         self.link = Link(self.settings, label=spec.name)
         self.workdir = None  # absolute, resolved on the board at connect
-        self.attempts = []   # (measurement no., attempt, reason) of every retried failure
+        self.attempts = []   # (attempt, reason) of every lost attempt
+        self.stale_killed = 0  # runners of dropped attempts stopped before a retry
         self._facts = None
 
     # ------------------------------------------------------------- connect
@@ -136,12 +144,15 @@ class SshDevice(Device):
 
     def run(self, spec: dict) -> dict:
         """One measurement; a dropped board is reconnected and this measurement retried."""
+        spec_path = posixpath.join(self.workdir, "runs", f"{uuid.uuid4().hex}.json")
         reasons = []
         for attempt in range(self.retries + 1):
             try:
                 if not self.link.alive:
                     self._reconnect()
-                return self._run_once(spec)
+                if attempt:
+                    self._kill_stale(spec_path)
+                return self._run_once(spec, spec_path)
             except BoardLost as exc:
                 reasons.append(str(exc))
                 self.attempts.append((attempt, str(exc)))
@@ -158,17 +169,28 @@ class SshDevice(Device):
         except BoardLost as again:  # still down: the next attempt reports it
             log.warning("%s: reconnect failed: %s", self.name, again)
 
-    def _run_once(self, spec: dict) -> dict:
-        spec_path = posixpath.join(self.workdir, "runs", f"{uuid.uuid4().hex}.json")
+    def _kill_stale(self, spec_path: str):
+        """The runner of a dropped attempt may still run on the board: stop it first."""
+        done = self.link.run(["sh", "-c", KILL_STALE, "sh", spec_path + ".pid", spec_path], timeout_s=30)
+        if "killed" in done.stdout:
+            self.stale_killed += 1
+            log.warning("%s: killed the runner left over from the dropped attempt", self.name)
+
+    def _run_once(self, spec: dict, spec_path: str) -> dict:
         self.link.put_bytes(json.dumps(spec).encode(), spec_path)
         env = runner_env(int(spec.get("threads", 1)))
-        argv = (["sh", "-c", WRAP, "sh", "env"] + [f"{k}={env[k]}" for k in PINNED_ENV]
+        argv = (["sh", "-c", WRAP, "sh", spec_path + ".pid", "env"] + [f"{k}={env[k]}" for k in PINNED_ENV]
                 + [self.python, self.runner, spec_path])
         try:
             done = self.link.run(argv, timeout_s=self.spec.timeout_s)
-        finally:
+        except BoardLost:
+            raise
+        except DeviceError:  # timed out: do not leave the runner burning the board's CPU
             if self.link.alive:
-                self.link.run(["rm", "-f", spec_path], timeout_s=30)
+                self._kill_stale(spec_path)
+            raise
+        if self.link.alive:
+            self.link.run(["rm", "-f", "--", spec_path, spec_path + ".pid"], timeout_s=30)
         code = done.returncode
         if code in (137, -9):
             raise RunnerError(self.name, "Killed",
