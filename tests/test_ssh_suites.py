@@ -2,13 +2,11 @@
 `pytest suites/ --device NAME` in a child pytest, with the boards' YAMLs as inventory."""
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import pytest
 
 from harness.store import Store
 

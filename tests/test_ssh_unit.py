@@ -34,6 +34,8 @@ def test_yaml_errors_name_file_and_field():
         ssh_device(board="nano")
     with pytest.raises(ConfigError, match=r"ssh.hots: .*did you mean 'host'"):
         parse_device({"kind": "ssh", "ssh": {"hots": "x", "host": "y"}}, "devices/board.yaml", "board")
+    with pytest.raises(ConfigError, match=r"ssh.jump: expected one jump host"):
+        ssh_device(jump="a@b:twenty")
     with pytest.raises(ConfigError, match=r"ssh.host: .*missing"):
         parse_device({"kind": "ssh", "ssh": {"port": 22}}, "devices/board.yaml", "board")
 

@@ -71,6 +71,10 @@ class SshDevice(Device):
         schema.get(source, where, options, "retries", int, minimum=0, maximum=20)
         schema.get(source, where, options, "use_agent", bool)
         schema.get(source, where, options, "board", str, choices=BOARDS)
+        jump = options.get("jump")
+        if jump and (jump.count(":") > 1 or "," in jump or ":" in jump and not jump.rsplit(":", 1)[1].isdigit()):
+            raise ConfigError(source, f"{where}.jump", "one jump host: an ssh config alias or [user@]host[:port]",
+                              jump)
         return options
 
     @classmethod
