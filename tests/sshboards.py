@@ -66,6 +66,7 @@ class Board:
     sshd: subprocess.Popen | None = None
     host_key_line: str = ""
     tmpfs: Path | None = None
+    overlays: dict = field(default_factory=dict)  # board dir -> layer dir shown on top of it
 
     @property
     def port(self) -> int:
@@ -103,7 +104,10 @@ class Lab:
         raise RuntimeError("no free 10.200.N.0/24 subnet left")
 
     def add_board(self, name: str, python_env: str = "current", cpu_quota_pct: int | None = None,
-                  memory_mb: int | None = None, disk_kb: int | None = None, cpu: int | None = None) -> Board:
+                  memory_mb: int | None = None, disk_kb: int | None = None, cpu: int | None = None,
+                  files: dict | None = None) -> Board:
+        """files: {"/etc": {"nv_tegra_release": text}, ...}: extra files only this board sees
+        (a read-only overlay in the board's own mount namespace), e.g. a Jetson's."""
         LOCK.touch()
         with open(LOCK) as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
@@ -119,6 +123,13 @@ class Lab:
             uid = pwd.getpwnam(board.user)
             _sh("mount", "-t", "tmpfs", "-o", f"size={disk_kb}k,uid={uid.pw_uid},gid={uid.pw_gid},mode=0755",
                 "tmpfs", board.tmpfs)
+        for target, entries in (files or {}).items():
+            layer = board.dir / "layers" / target.strip("/").replace("/", "_")
+            layer.mkdir(parents=True)
+            for name, text in entries.items():
+                (layer / name).write_text(text)
+                (layer / name).chmod(0o755)
+            board.overlays[target] = layer
         self._sshd_config(board)
         self.start_sshd(board, cpu=cpu)
         return board
@@ -198,9 +209,17 @@ LogLevel INFO
             if cpu is not None:
                 os.sched_setaffinity(0, {cpu})
 
+        argv = ["ip", "netns", "exec", b.netns, SSHD, "-D", "-e", "-f", str(b.dir / "sshd_config")]
+        if b.overlays:
+            mounts = " && ".join(f'mount -t overlay overlay -o "lowerdir=${{{i * 2 + 1}}}:${{{i * 2 + 2}}}" '
+                                 f'"${{{i * 2 + 2}}}"' for i in range(len(b.overlays)))
+            layers = [str(x) for target, layer in b.overlays.items() for x in (layer, target)]
+            shift = len(layers)
+            argv = (["unshare", "-m", "--propagation", "private", "sh", "-c",
+                     f'{mounts} && shift {shift} && exec "$@"', "sh"] + layers + argv)
         log = open(b.dir / "sshd.log", "ab")
         b.sshd = subprocess.Popen(
-            ["ip", "netns", "exec", b.netns, SSHD, "-D", "-e", "-f", str(b.dir / "sshd_config")],
+            argv,
             stdout=log, stderr=log, preexec_fn=enter_cgroups, start_new_session=True)
         log.close()
         deadline = time.monotonic() + 15

@@ -286,3 +286,31 @@ def test_cli_devices_check_and_clean(lab, old_board, capsys):
     assert main(common + ["devices", "clean", old_board.name]) == 0
     assert "removed" in capsys.readouterr().out
     assert not (old_board.home / ".cache" / "edge-harness").exists()
+
+
+JETSON_FILES = {
+    "/etc": {"nv_tegra_release": "# R36 (release), REVISION: 4.3, GCID: 38968081, BOARD: generic, "
+                                 "EABI: aarch64, DATE: Wed Jan  8 01:49:37 UTC 2025\n"},
+    # PATH on the board has /usr/local/bin first: stand-ins for the Jetson tools.
+    "/usr/local/bin": {
+        "nvpmodel": "#!/bin/sh\n[ \"$1\" = -q ] && printf 'NV Power Mode: 15W\\n0\\n'\n",
+        "dpkg-query": "#!/bin/sh\nfor a; do [ \"$a\" = nvidia-jetpack ] && { printf '6.2.1+b38'; exit 0; }; done\n"
+                      "exec /usr/bin/dpkg-query \"$@\"\n",
+    },
+}
+
+
+def test_jetson_facts_reach_provenance(lab, board_factory, small_model):
+    board = board_factory("jetson", files=JETSON_FILES)
+    spec = lab.spec(board, board="jetson")
+    with SshDevice(spec) as device:
+        assert device.run(run_spec(device.deploy(small_model)))["ok"]
+        info = device.info()
+    assert info["board"] == "jetson"
+    assert info["l4t"]["l4t"] == "36.4.3" and info["jetpack"] == "6.2.1+b38"
+    assert info["nvpmodel"] == {"name": "15W", "id": 0}
+    assert not any("l4t" in w for w in check(spec)["warnings"])
+    # The same host, declared a Jetson, without the files: check says what is missing.
+    plain = lab.spec(lab.boards["fast"] if "fast" in lab.boards else board_factory("plain"),
+                     name="notjetson", board="jetson")
+    assert any("reports no l4t" in w for w in check(plain)["warnings"])
