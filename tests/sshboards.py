@@ -67,6 +67,7 @@ class Board:
     host_key_line: str = ""
     tmpfs: Path | None = None
     overlays: dict = field(default_factory=dict)  # board dir -> layer dir shown on top of it
+    password_auth: bool = False
 
     @property
     def port(self) -> int:
@@ -105,7 +106,7 @@ class Lab:
 
     def add_board(self, name: str, python_env: str = "current", cpu_quota_pct: int | None = None,
                   memory_mb: int | None = None, disk_kb: int | None = None, cpu: int | None = None,
-                  files: dict | None = None) -> Board:
+                  files: dict | None = None, password: str | None = None) -> Board:
         """files: {"/etc": {"nv_tegra_release": text}, ...}: extra files only this board sees
         (a read-only overlay in the board's own mount namespace), e.g. a Jetson's."""
         LOCK.touch()
@@ -115,7 +116,7 @@ class Lab:
             board = self._make_board(name, n, python_env)
             self.boards[name] = board  # registered before anything can fail: teardown finds it
             self._network(board)
-        self._user(board)
+        self._user(board, password)
         self._cgroups(board, cpu_quota_pct, memory_mb)
         if disk_kb:
             board.tmpfs = board.dir / "smalldisk"
@@ -153,10 +154,13 @@ class Lab:
         _sh("ip", "netns", "exec", b.netns, "ip", "link", "set", peer, "up")
         _sh("ip", "netns", "exec", b.netns, "ip", "link", "set", "lo", "up")
 
-    def _user(self, b: Board):
+    def _user(self, b: Board, password=None):
         _sh("userdel", "-r", b.user, check=False)
         _sh("useradd", "-M", "-d", b.home, "-s", "/bin/sh", b.user)
         _sh("usermod", "-p", "*", b.user)  # no password, but not "locked" for sshd
+        if password is not None:
+            subprocess.run(["chpasswd"], input=f"{b.user}:{password}\n", text=True, check=True, timeout=30)
+            b.password_auth = True
         b.home.mkdir()
         ssh_dir = b.home / ".ssh"
         ssh_dir.mkdir(mode=0o700)
@@ -184,7 +188,7 @@ HostKey {key}
 PidFile {b.dir / 'sshd.pid'}
 AuthorizedKeysFile {b.home / '.ssh' / 'authorized_keys'}
 AllowUsers {b.user}
-PasswordAuthentication no
+PasswordAuthentication {'yes' if b.password_auth else 'no'}
 KbdInteractiveAuthentication no
 PubkeyAuthentication yes
 UsePAM no

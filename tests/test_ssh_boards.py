@@ -216,6 +216,22 @@ def test_connect_timeout(lab, fast_board):
         SshDevice(lab.spec(fast_board, name="absent", host=absent, connect_timeout_s=1.0)).connect()
 
 
+def test_password_login_from_an_environment_variable(lab, board_factory, small_model, caplog, monkeypatch):
+    secret = "pw-Zq81;$(x)"
+    board = board_factory("pw", password=secret)
+    monkeypatch.setenv("HARNESS_TEST_BOARD_PW", secret)
+    caplog.set_level("DEBUG")
+    spec = lab.spec(board, key_file=None, password_env="HARNESS_TEST_BOARD_PW")
+    assert "key_file" not in spec.options
+    with SshDevice(spec) as device:
+        assert device.run(run_spec(device.deploy(small_model)))["ok"]
+    assert secret not in caplog.text and secret not in str(spec.public())
+    monkeypatch.setenv("HARNESS_TEST_BOARD_PW", "wrong")
+    with pytest.raises(DeviceError, match="authentication as .* failed") as err:
+        SshDevice(spec).connect()
+    assert "wrong" not in str(err.value)
+
+
 def test_no_secret_in_logs_or_public_options(lab, fast_board, small_model, caplog, monkeypatch):
     monkeypatch.setenv("HARNESS_TEST_PASSPHRASE", "s3cr3t-passphrase")
     spec = lab.spec(fast_board, name="secretive", passphrase_env="HARNESS_TEST_PASSPHRASE")

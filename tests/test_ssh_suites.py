@@ -2,11 +2,11 @@
 `pytest suites/ --device NAME` in a child pytest, with the boards' YAMLs as inventory."""
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
 from pathlib import Path
-
 
 from harness.store import Store
 
@@ -41,6 +41,10 @@ def test_suites_run_on_a_board_and_an_older_image(lab, fast_board, old_board, tm
     assert old_rows and all(m.variant_id.split("/")[1].startswith("tflite") for m in old_rows), out[-3000:]
     assert f"{old_board.name} cannot run" in out and "tflite_runtime" in out
     assert old_rows[0].provenance["numpy_version"].startswith("1.")
+    # Provenance names the board, never how to log in.
+    stored = json.dumps([m.to_dict() for m in rows], default=str)
+    assert str(lab.client_key) not in stored and "key_file" not in stored and "known_hosts" not in stored
+    assert rows[0].provenance["device_info"]["kind"] == "ssh"
 
 
 def test_a_board_lost_mid_suite_keeps_what_was_measured(lab, board_factory, tmp_path):
