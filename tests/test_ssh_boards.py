@@ -330,3 +330,27 @@ def test_jetson_facts_reach_provenance(lab, board_factory, small_model):
     plain = lab.spec(lab.boards["fast"] if "fast" in lab.boards else board_factory("plain"),
                      name="notjetson", board="jetson")
     assert any("reports no l4t" in w for w in check(plain)["warnings"])
+
+
+def test_a_run_past_timeout_s_fails_and_leaves_no_runner(lab, board_factory, small_model):
+    import dataclasses
+
+    board = board_factory("slowrun")
+    spec = dataclasses.replace(lab.spec(board), timeout_s=2.0)
+    with SshDevice(spec) as device:
+        with pytest.raises(DeviceError, match="the runner did not finish within 2 s"):
+            device.run(run_spec(device.deploy(small_model), min_duration_s=60.0, max_iterations=10**9))
+        assert device.stale_killed == 1
+    deadline = time.monotonic() + 10  # SIGKILL sent; the exit is the kernel's to finish
+    while any(_is_runner(pid) for pid in board.pids()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(_is_runner(pid) for pid in board.pids())
+
+
+def _is_runner(pid):
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            argv = f.read().split(b"\0")
+    except OSError:
+        return False
+    return _alive(pid) and argv[0] != b"sh" and any(b"/runner-" in a for a in argv)

@@ -174,11 +174,11 @@ class SshDevice(Device):
             log.warning("%s: reconnect failed: %s", self.name, again)
 
     def _kill_stale(self, spec_path: str):
-        """The runner of a dropped attempt may still run on the board: stop it first."""
+        """The runner of a dropped or timed-out attempt may still run on the board: stop it."""
         done = self.link.run(["sh", "-c", KILL_STALE, "sh", spec_path + ".pid", spec_path], timeout_s=30)
         if "killed" in done.stdout:
             self.stale_killed += 1
-            log.warning("%s: killed the runner left over from the dropped attempt", self.name)
+            log.warning("%s: killed the runner of an abandoned attempt on the board", self.name)
 
     def _run_once(self, spec: dict, spec_path: str) -> dict:
         self.link.put_bytes(json.dumps(spec).encode(), spec_path)
@@ -186,7 +186,7 @@ class SshDevice(Device):
         argv = (["sh", "-c", WRAP, "sh", spec_path + ".pid", "env"] + [f"{k}={env[k]}" for k in PINNED_ENV]
                 + [self.python, self.runner, spec_path])
         try:
-            done = self.link.run(argv, timeout_s=self.spec.timeout_s)
+            done = self.link.run(argv, timeout_s=self.spec.timeout_s, what="the runner")
         except BoardLost:
             raise
         except DeviceError:  # timed out: do not leave the runner burning the board's CPU
@@ -212,7 +212,7 @@ class SshDevice(Device):
     def probe(self) -> dict:
         """The board's facts (probe.py run with the board's python)."""
         probe = self._upload_tool(PROBE, "probe")
-        done = self.link.run([self.python, probe, self.workdir], timeout_s=120)
+        done = self.link.run([self.python, probe, self.workdir], timeout_s=120, what="the probe")
         try:
             facts = json.loads(done.stdout.strip().splitlines()[-1])
         except (ValueError, IndexError):

@@ -224,8 +224,9 @@ class Link:
 
     # ------------------------------------------------------------- commands
 
-    def run(self, argv, timeout_s: float) -> Completed:
+    def run(self, argv, timeout_s: float, what: str | None = None) -> Completed:
         """Run argv on the board; BoardLost if the link drops, DeviceError on timeout."""
+        what = what or posixpath.basename(str(argv[0]))
         if not self.alive:
             raise BoardLost(f"{self.label}: not connected")
         try:
@@ -246,7 +247,7 @@ class Link:
                 if chan.exit_status_ready():
                     break
                 if time.monotonic() > deadline:
-                    raise DeviceError(f"{self.label}: {argv[0]} did not finish within {timeout_s:g} s")
+                    raise DeviceError(f"{self.label}: {what} did not finish within {timeout_s:g} s")
                 if not self.alive:
                     break
                 select.select([chan], [], [], 0.2)
@@ -262,7 +263,7 @@ class Link:
             chan.close()
         if code == -1 and not self.alive:
             raise BoardLost(f"{self.label}: the connection to {self.settings.where} dropped while "
-                            f"{posixpath.basename(str(argv[-1]))} ran"
+                            f"{what} ran"
                             + (f"; last stderr: {err.decode(errors='replace')[-500:]}" if err else ""))
         return Completed(list(argv), code, out.decode(errors="replace"), err.decode(errors="replace"))
 
