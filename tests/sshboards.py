@@ -288,13 +288,18 @@ LogLevel INFO
     def runtimes(self, b: Board) -> list:
         return ["tflite_runtime"] if "old-image" in b.python else ["onnxruntime", "litert"]
 
-    def spec(self, b: Board, name: str | None = None, **ssh_overrides):
-        """A DeviceSpec loaded from a real YAML file, through the inventory's validation."""
+    def spec(self, b: Board, name: str | None = None, top: dict | None = None, **ssh_overrides):
+        """A DeviceSpec loaded from a real YAML file, through the inventory's validation;
+        `top` adds top-level fields (e.g. power)."""
+        import yaml
+
         from harness.inventory import load_device_file
 
         path = self.root / "devices" / f"{name or b.name}.yaml"
         path.parent.mkdir(exist_ok=True)
-        path.write_text(self.yaml_text(b, **ssh_overrides))
+        data = yaml.safe_load(self.yaml_text(b, **ssh_overrides))
+        data.update(top or {})
+        path.write_text(yaml.safe_dump(data, sort_keys=False))
         return load_device_file(path)
 
     # ------------------------------------------------------------- teardown

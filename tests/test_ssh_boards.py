@@ -354,3 +354,30 @@ def _is_runner(pid):
     except OSError:
         return False
     return _alive(pid) and argv[0] != b"sh" and any(b"/runner-" in a for a in argv)
+
+
+def test_on_board_power_meter_over_the_boards_connection(lab, board_factory, small_model):
+    """tegrastats (the stand-in from tests/fakes, 5 W) runs ON the board, streamed back
+    over the device's own SSH connection, and is integrated over the runner's window."""
+    from pathlib import Path
+
+    from harness.power import measure_with_meters, open_meters
+
+    fake = (Path(__file__).resolve().parent / "fakes" / "tegrastats").read_text()
+    board = board_factory("tegra", files={"/usr/local/bin": {"tegrastats": fake}})
+    spec = lab.spec(board, board="jetson", top={"power": [{"meter": "tegrastats", "interval_ms": 20}]})
+    with SshDevice(spec) as device:
+        handle = device.deploy(small_model)
+        meters = open_meters(spec, device)
+        try:
+            raw, energies = measure_with_meters(
+                meters, lambda: device.run(run_spec(handle, min_duration_s=0.5)), idle_s=0.3)
+        finally:
+            for meter in meters:
+                meter.close()
+    assert raw["ok"]
+    energy = energies[0]
+    assert energy["energy_j"] > 0 and energy["energy_per_inference_j"] > 0
+    assert 4.5 < energy["avg_power_w"] < 5.5, energy   # the fake's default input rail: 5 W
+    assert not any(b"tegrastats" in Path(f"/proc/{p}/cmdline").read_bytes()
+                   for p in board.pids() if Path(f"/proc/{p}/cmdline").exists())

@@ -234,6 +234,13 @@ class SshDevice(Device):
                 out[key] = f[key]
         return out
 
+    def meter_source(self, root: str = "/"):
+        """Where on-board power meters (tegrastats, INA3221 sysfs, vcgencmd) read: this
+        board, over this connection (harness/power/ssh_source.py)."""
+        from ..power.ssh_source import SshSource
+
+        return SshSource(self.link, root)
+
     def close(self):
         self.link.close()
 
