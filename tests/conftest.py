@@ -33,4 +33,4 @@ def repo():
 
 
 # Real SSH test boards (network namespaces + sshd, root only): tests/sshboards.py.
-from sshfixtures import big_model, board_factory, fast_board, lab, old_board, slow_board, small_model  # noqa: E402,F401
+from sshfixtures import fast_board, make_board, old_board, onnx_20mb, slow_board, ssh_lab, tiny_onnx  # noqa: E402,F401

@@ -22,9 +22,9 @@ def run_spec(handle, **kw):
     return spec
 
 
-def test_connect_deploy_run_and_provenance(lab, fast_board, small_model):
-    with SshDevice(lab.spec(fast_board)) as device:
-        raw = device.run(run_spec(device.deploy(small_model)))
+def test_connect_deploy_run_and_provenance(ssh_lab, fast_board, tiny_onnx):
+    with SshDevice(ssh_lab.spec(fast_board)) as device:
+        raw = device.run(run_spec(device.deploy(tiny_onnx)))
         info = device.info()
     assert raw["ok"] and raw["loop"]["iterations"] >= 5
     assert raw["runtime"]["name"] == "onnxruntime"
@@ -32,7 +32,7 @@ def test_connect_deploy_run_and_provenance(lab, fast_board, small_model):
     assert info["python"] and info["numpy"] and "onnxruntime" in info["runtimes"]
 
 
-def test_changed_host_key_is_refused(lab, fast_board, tmp_path):
+def test_changed_host_key_is_refused(ssh_lab, fast_board, tmp_path):
     other = tmp_path / "known_hosts"
     import subprocess
 
@@ -40,35 +40,35 @@ def test_changed_host_key_is_refused(lab, fast_board, tmp_path):
     fake = (tmp_path / "k.pub").read_text().split()
     other.write_text(f"[{fast_board.address}]:{fast_board.port} {fake[0]} {fake[1]}\n")
     with pytest.raises(DeviceError) as err:
-        SshDevice(lab.spec(fast_board, name="changed", known_hosts=str(other))).connect()
+        SshDevice(ssh_lab.spec(fast_board, name="changed", known_hosts=str(other))).connect()
     message = str(err.value)
     assert "CHANGED" in message and str(other) in message and "Refusing" in message
 
 
-def test_unknown_host_key_is_refused(lab, fast_board, tmp_path):
+def test_unknown_host_key_is_refused(ssh_lab, fast_board, tmp_path):
     empty = tmp_path / "known_hosts"
     empty.write_text("")
     with pytest.raises(DeviceError, match="not in .*known_hosts; refusing"):
-        SshDevice(lab.spec(fast_board, name="unknown", known_hosts=str(empty))).connect()
+        SshDevice(ssh_lab.spec(fast_board, name="unknown", known_hosts=str(empty))).connect()
 
 
-def test_second_run_uploads_nothing(lab, fast_board, tmp_path):
+def test_second_run_uploads_nothing(ssh_lab, fast_board, tmp_path):
     model = matmul_model(tmp_path / "cache.onnx", 200, seed=7)  # content new to the board
-    with SshDevice(lab.spec(fast_board)) as first:
+    with SshDevice(ssh_lab.spec(fast_board)) as first:
         first.run(run_spec(first.deploy(model)))
         assert first.link.bytes_uploaded >= model.stat().st_size
-    with SshDevice(lab.spec(fast_board)) as second:
+    with SshDevice(ssh_lab.spec(fast_board)) as second:
         second.run(run_spec(second.deploy(model)))
         # The runner and the model are already there, by content: only the run spec is sent.
         assert second.link.bytes_uploaded == 0 and second.link.files_uploaded == 0
         assert 0 < second.link.spec_bytes_uploaded < 1000
 
 
-def test_model_name_with_spaces_and_shell_metacharacters(lab, fast_board, tmp_path):
+def test_model_name_with_spaces_and_shell_metacharacters(ssh_lab, fast_board, tmp_path):
     canary = fast_board.home / "pwned"
     name = f"my model; touch {canary} $(touch {canary}) `touch {canary}` 'q\" & |.onnx"
     model = matmul_model(tmp_path / name, 32)
-    with SshDevice(lab.spec(fast_board)) as device:
+    with SshDevice(ssh_lab.spec(fast_board)) as device:
         handle = device.deploy(model)
         raw = device.run(run_spec(handle))
     assert raw["ok"]
@@ -76,18 +76,18 @@ def test_model_name_with_spaces_and_shell_metacharacters(lab, fast_board, tmp_pa
     assert not canary.exists()
 
 
-def test_board_dropping_mid_run_reconnects_and_retries(lab, board_factory, small_model):
-    board = board_factory("drop")
-    device = SshDevice(lab.spec(board, retries=2, retry_wait_s=1.0))
+def test_board_dropping_mid_run_reconnects_and_retries(ssh_lab, make_board, tiny_onnx):
+    board = make_board("drop")
+    device = SshDevice(ssh_lab.spec(board, retries=2, retry_wait_s=1.0))
     device.connect()
     try:
-        handle = device.deploy(small_model)
+        handle = device.deploy(tiny_onnx)
         result = {}
         worker = threading.Thread(target=lambda: result.update(raw=_catch(device.run, run_spec(handle, min_duration_s=30.0, max_iterations=10**9))))
         worker.start()
         _wait_for_runner(board)
-        lab.kill_board(board)          # sshd, the session and the runner die at once
-        lab.start_sshd(board)          # the board comes back
+        ssh_lab.kill_board(board)          # sshd, the session and the runner die at once
+        ssh_lab.start_sshd(board)          # the board comes back
         worker.join(timeout=120)
         assert not worker.is_alive()
         # The retried attempt ran the full 30 s loop again: let it; no wall-clock assert.
@@ -97,19 +97,19 @@ def test_board_dropping_mid_run_reconnects_and_retries(lab, board_factory, small
         device.close()
 
 
-def test_the_runner_orphaned_by_a_dropped_link_is_stopped_before_the_retry(lab, board_factory, small_model):
-    board = board_factory("orphan")
-    device = SshDevice(lab.spec(board, retries=2, retry_wait_s=0.5))
+def test_the_runner_orphaned_by_a_dropped_link_is_stopped_before_the_retry(ssh_lab, make_board, tiny_onnx):
+    board = make_board("orphan")
+    device = SshDevice(ssh_lab.spec(board, retries=2, retry_wait_s=0.5))
     device.connect()
     try:
-        handle = device.deploy(small_model)
+        handle = device.deploy(tiny_onnx)
         result = {}
         worker = threading.Thread(target=lambda: result.update(raw=_catch(device.run, run_spec(handle, min_duration_s=8.0, max_iterations=10**9))))
         worker.start()
         orphan = _wait_for_runner(board)
-        lab.drop_link(board)           # sshd dies; the runner lives on, orphaned
+        ssh_lab.drop_link(board)           # sshd dies; the runner lives on, orphaned
         assert _alive(orphan)
-        lab.start_sshd(board)
+        ssh_lab.start_sshd(board)
         retry = _wait_for_runner(board, other_than=orphan)
         assert not _alive(orphan)      # stopped before the retry started
         worker.join(timeout=120)
@@ -119,17 +119,17 @@ def test_the_runner_orphaned_by_a_dropped_link_is_stopped_before_the_retry(lab, 
         device.close()
 
 
-def test_board_that_stays_down_fails_that_measurement_with_the_reason(lab, board_factory, small_model):
-    board = board_factory("gone")
-    device = SshDevice(lab.spec(board, retries=2, retry_wait_s=0.2))
+def test_board_that_stays_down_fails_that_measurement_with_the_reason(ssh_lab, make_board, tiny_onnx):
+    board = make_board("gone")
+    device = SshDevice(ssh_lab.spec(board, retries=2, retry_wait_s=0.2))
     device.connect()
     try:
-        handle = device.deploy(small_model)
+        handle = device.deploy(tiny_onnx)
         result = {}
         worker = threading.Thread(target=lambda: result.update(raw=_catch(device.run, run_spec(handle, min_duration_s=30.0, max_iterations=10**9))))
         worker.start()
         _wait_for_runner(board)
-        lab.kill_board(board)
+        ssh_lab.kill_board(board)
         worker.join(timeout=120)
         assert not worker.is_alive()
         err = result["raw"]
@@ -139,28 +139,28 @@ def test_board_that_stays_down_fails_that_measurement_with_the_reason(lab, board
         device.close()
 
 
-def test_runner_killed_by_the_oom_killer(lab, board_factory, big_model):
-    board = board_factory("oom", memory_mb=50)
-    with SshDevice(lab.spec(board)) as device:
-        handle = device.deploy(big_model)
+def test_runner_killed_by_the_oom_killer(ssh_lab, make_board, onnx_20mb):
+    board = make_board("oom", memory_mb=50)
+    with SshDevice(ssh_lab.spec(board)) as device:
+        handle = device.deploy(onnx_20mb)
         with pytest.raises(RunnerError) as err:
             device.run(run_spec(handle))
     assert err.value.error_type == "Killed"
     assert "OOM killer" in str(err.value) and "137" in str(err.value)
 
 
-def test_full_disk_on_the_board(lab, board_factory, big_model):
-    board = board_factory("full", disk_kb=2048)
-    with SshDevice(lab.spec(board)) as device:
+def test_full_disk_on_the_board(ssh_lab, make_board, onnx_20mb):
+    board = make_board("full", disk_kb=2048)
+    with SshDevice(ssh_lab.spec(board)) as device:
         with pytest.raises(NoSpace) as err:
-            device.deploy(big_model)
+            device.deploy(onnx_20mb)
         assert not list((board.tmpfs / "work" / "blobs").iterdir())  # no partial file left
     assert f"no space left on the board at {board.tmpfs / 'work' / 'blobs'}" in str(err.value)
 
 
-def test_board_missing_a_runtime(lab, old_board, small_model):
-    spec = lab.spec(old_board)
-    report = check(spec, [small_model])
+def test_board_missing_a_runtime(ssh_lab, old_board, tiny_onnx):
+    spec = ssh_lab.spec(old_board)
+    report = check(spec, [tiny_onnx])
     facts = report["facts"]
     assert facts["numpy"].startswith("1.")                 # the older image
     assert "version" in facts["runtimes"]["tflite_runtime"]
@@ -170,21 +170,21 @@ def test_board_missing_a_runtime(lab, old_board, small_model):
     assert reason and "tflite_runtime" in reason             # what a suite skips with
     with SshDevice(spec) as device:
         with pytest.raises(RunnerError) as err:
-            device.run(run_spec(device.deploy(small_model)))
+            device.run(run_spec(device.deploy(tiny_onnx)))
     assert err.value.error_type == "RuntimeMissing"
 
 
-def test_throttled_board_is_throttled(lab, slow_board, small_model):
+def test_throttled_board_is_throttled(ssh_lab, slow_board, tiny_onnx):
     cpu_stat = slow_board.cgroups[0] / "cpu.stat"
     before = _throttled(cpu_stat)
-    with SshDevice(lab.spec(slow_board)) as device:
-        raw = device.run(run_spec(device.deploy(small_model), min_duration_s=0.5))
+    with SshDevice(ssh_lab.spec(slow_board)) as device:
+        raw = device.run(run_spec(device.deploy(tiny_onnx), min_duration_s=0.5))
     assert raw["ok"]
     assert _throttled(cpu_stat) > before  # the quota really bit (no wall-clock assert)
 
 
-def test_check_reports_the_board(lab, fast_board, small_model, tmp_path):
-    report = check(lab.spec(fast_board), [small_model, tmp_path / "x.tflite"])
+def test_check_reports_the_board(ssh_lab, fast_board, tiny_onnx, tmp_path):
+    report = check(ssh_lab.spec(fast_board), [tiny_onnx, tmp_path / "x.tflite"])
     f = report["facts"]
     for key in ("os", "cpu", "mem_total_kb", "python", "numpy", "runtimes"):
         assert f[key], key
@@ -192,39 +192,39 @@ def test_check_reports_the_board(lab, fast_board, small_model, tmp_path):
     assert [v["ok"] for v in report["variants"]] == [True, True]
 
 
-def test_clean_removes_the_work_directory(lab, board_factory, small_model):
-    board = board_factory("clean")
-    spec = lab.spec(board)
+def test_clean_removes_the_work_directory(ssh_lab, make_board, tiny_onnx):
+    board = make_board("clean")
+    spec = ssh_lab.spec(board)
     with SshDevice(spec) as device:
-        device.deploy(small_model)
+        device.deploy(tiny_onnx)
         workdir = device.workdir
     done = clean(spec)
     assert done["workdir"] == workdir and done["freed_bytes"] > 0
     assert not (board.home / ".cache" / "edge-harness").exists()
 
 
-def test_jump_host(lab, fast_board, small_model):
+def test_jump_host(ssh_lab, fast_board, tiny_onnx):
     # The board is its own jump host: the hop is real (direct-tcpip through its sshd).
     jump = f"{fast_board.user}@{fast_board.address}:{fast_board.port}"
-    with SshDevice(lab.spec(fast_board, name="viajump", jump=jump)) as device:
-        assert device.run(run_spec(device.deploy(small_model)))["ok"]
+    with SshDevice(ssh_lab.spec(fast_board, name="viajump", jump=jump)) as device:
+        assert device.run(run_spec(device.deploy(tiny_onnx)))["ok"]
 
 
-def test_connect_timeout(lab, fast_board):
+def test_connect_timeout(ssh_lab, fast_board):
     absent = fast_board.address.rsplit(".", 1)[0] + ".77"  # in the test subnet, nobody there
     with pytest.raises(BoardLost, match="cannot connect"):
-        SshDevice(lab.spec(fast_board, name="absent", host=absent, connect_timeout_s=1.0)).connect()
+        SshDevice(ssh_lab.spec(fast_board, name="absent", host=absent, connect_timeout_s=1.0)).connect()
 
 
-def test_password_login_from_an_environment_variable(lab, board_factory, small_model, caplog, monkeypatch):
+def test_password_login_from_an_environment_variable(ssh_lab, make_board, tiny_onnx, caplog, monkeypatch):
     secret = "pw-Zq81;$(x)"
-    board = board_factory("pw", password=secret)
+    board = make_board("pw", password=secret)
     monkeypatch.setenv("HARNESS_TEST_BOARD_PW", secret)
     caplog.set_level("DEBUG")
-    spec = lab.spec(board, key_file=None, password_env="HARNESS_TEST_BOARD_PW")
+    spec = ssh_lab.spec(board, key_file=None, password_env="HARNESS_TEST_BOARD_PW")
     assert "key_file" not in spec.options
     with SshDevice(spec) as device:
-        assert device.run(run_spec(device.deploy(small_model)))["ok"]
+        assert device.run(run_spec(device.deploy(tiny_onnx)))["ok"]
     assert secret not in caplog.text and secret not in str(spec.public())
     monkeypatch.setenv("HARNESS_TEST_BOARD_PW", "wrong")
     with pytest.raises(DeviceError, match="authentication as .* failed") as err:
@@ -232,13 +232,13 @@ def test_password_login_from_an_environment_variable(lab, board_factory, small_m
     assert "wrong" not in str(err.value)
 
 
-def test_no_secret_in_logs_or_public_options(lab, fast_board, small_model, caplog, monkeypatch):
+def test_no_secret_in_logs_or_public_options(ssh_lab, fast_board, tiny_onnx, caplog, monkeypatch):
     monkeypatch.setenv("HARNESS_TEST_PASSPHRASE", "s3cr3t-passphrase")
-    spec = lab.spec(fast_board, name="secretive", passphrase_env="HARNESS_TEST_PASSPHRASE")
+    spec = ssh_lab.spec(fast_board, name="secretive", passphrase_env="HARNESS_TEST_PASSPHRASE")
     caplog.set_level("DEBUG")
     with SshDevice(spec) as device:
-        device.run(run_spec(device.deploy(small_model)))
-    key = lab.client_key.read_text().splitlines()[1]
+        device.run(run_spec(device.deploy(tiny_onnx)))
+    key = ssh_lab.client_key.read_text().splitlines()[1]
     public = str(spec.public())
     for secret in ("s3cr3t-passphrase", key):
         assert secret not in caplog.text and secret not in public
@@ -287,13 +287,13 @@ def _throttled(cpu_stat):
     return 0
 
 
-def test_cli_devices_check_and_clean(lab, old_board, capsys):
+def test_cli_devices_check_and_clean(ssh_lab, old_board, capsys):
     from pathlib import Path
 
     from harness.cli import main
 
-    lab.spec(old_board)
-    common = ["--devices-dir", str(lab.root / "devices"),
+    ssh_lab.spec(old_board)
+    common = ["--devices-dir", str(ssh_lab.root / "devices"),
               "--models-dir", str(Path(__file__).resolve().parent.parent / "models")]
     assert main(common + ["devices", "check", old_board.name]) == 0
     out = capsys.readouterr().out
@@ -316,30 +316,30 @@ JETSON_FILES = {
 }
 
 
-def test_jetson_facts_reach_provenance(lab, board_factory, small_model):
-    board = board_factory("jetson", files=JETSON_FILES)
-    spec = lab.spec(board, board="jetson")
+def test_jetson_facts_reach_provenance(ssh_lab, make_board, tiny_onnx):
+    board = make_board("jetson", files=JETSON_FILES)
+    spec = ssh_lab.spec(board, board="jetson")
     with SshDevice(spec) as device:
-        assert device.run(run_spec(device.deploy(small_model)))["ok"]
+        assert device.run(run_spec(device.deploy(tiny_onnx)))["ok"]
         info = device.info()
     assert info["board"] == "jetson"
     assert info["l4t"]["l4t"] == "36.4.3" and info["jetpack"] == "6.2.1+b38"
     assert info["nvpmodel"] == {"name": "15W", "id": 0}
     assert not any("l4t" in w for w in check(spec)["warnings"])
     # The same host, declared a Jetson, without the files: check says what is missing.
-    plain = lab.spec(lab.boards["fast"] if "fast" in lab.boards else board_factory("plain"),
+    plain = ssh_lab.spec(ssh_lab.boards["fast"] if "fast" in ssh_lab.boards else make_board("plain"),
                      name="notjetson", board="jetson")
     assert any("reports no l4t" in w for w in check(plain)["warnings"])
 
 
-def test_a_run_past_timeout_s_fails_and_leaves_no_runner(lab, board_factory, small_model):
+def test_a_run_past_timeout_s_fails_and_leaves_no_runner(ssh_lab, make_board, tiny_onnx):
     import dataclasses
 
-    board = board_factory("slowrun")
-    spec = dataclasses.replace(lab.spec(board), timeout_s=2.0)
+    board = make_board("slowrun")
+    spec = dataclasses.replace(ssh_lab.spec(board), timeout_s=2.0)
     with SshDevice(spec) as device:
         with pytest.raises(DeviceError, match="the runner did not finish within 2 s"):
-            device.run(run_spec(device.deploy(small_model), min_duration_s=60.0, max_iterations=10**9))
+            device.run(run_spec(device.deploy(tiny_onnx), min_duration_s=60.0, max_iterations=10**9))
         assert device.stale_killed == 1
     deadline = time.monotonic() + 10  # SIGKILL sent; the exit is the kernel's to finish
     while any(_is_runner(pid) for pid in board.pids()) and time.monotonic() < deadline:
@@ -356,7 +356,7 @@ def _is_runner(pid):
     return _alive(pid) and argv[0] != b"sh" and any(b"/runner-" in a for a in argv)
 
 
-def test_on_board_power_meter_over_the_boards_connection(lab, board_factory, small_model):
+def test_on_board_power_meter_over_the_boards_connection(ssh_lab, make_board, tiny_onnx):
     """tegrastats (the stand-in from tests/fakes, 5 W) runs ON the board, streamed back
     over the device's own SSH connection, and is integrated over the runner's window."""
     from pathlib import Path
@@ -364,10 +364,10 @@ def test_on_board_power_meter_over_the_boards_connection(lab, board_factory, sma
     from harness.power import measure_with_meters, open_meters
 
     fake = (Path(__file__).resolve().parent / "fakes" / "tegrastats").read_text()
-    board = board_factory("tegra", files={"/usr/local/bin": {"tegrastats": fake}})
-    spec = lab.spec(board, board="jetson", top={"power": [{"meter": "tegrastats", "interval_ms": 20}]})
+    board = make_board("tegra", files={"/usr/local/bin": {"tegrastats": fake}})
+    spec = ssh_lab.spec(board, board="jetson", top={"power": [{"meter": "tegrastats", "interval_ms": 20}]})
     with SshDevice(spec) as device:
-        handle = device.deploy(small_model)
+        handle = device.deploy(tiny_onnx)
         meters = open_meters(spec, device)
         try:
             raw, energies = measure_with_meters(

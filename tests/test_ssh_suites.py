@@ -24,11 +24,11 @@ def suites(devices_dir, store, *devices, variants=("digits-mlp/*",)):
     return argv
 
 
-def test_suites_run_on_a_board_and_an_older_image(lab, fast_board, old_board, tmp_path):
-    lab.spec(fast_board)
-    lab.spec(old_board)
+def test_suites_run_on_a_board_and_an_older_image(ssh_lab, fast_board, old_board, tmp_path):
+    ssh_lab.spec(fast_board)
+    ssh_lab.spec(old_board)
     store = f"sqlite:///{tmp_path / 'store.sqlite'}"
-    proc = subprocess.run(suites(lab.root / "devices", store, fast_board.name, old_board.name),
+    proc = subprocess.run(suites(ssh_lab.root / "devices", store, fast_board.name, old_board.name),
                           cwd=ROOT, capture_output=True, text=True, timeout=900)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-4000:]
@@ -43,16 +43,16 @@ def test_suites_run_on_a_board_and_an_older_image(lab, fast_board, old_board, tm
     assert old_rows[0].provenance["numpy_version"].startswith("1.")
     # Provenance names the board, never how to log in.
     stored = json.dumps([m.to_dict() for m in rows], default=str)
-    assert str(lab.client_key) not in stored and "key_file" not in stored and "known_hosts" not in stored
+    assert str(ssh_lab.client_key) not in stored and "key_file" not in stored and "known_hosts" not in stored
     assert rows[0].provenance["device_info"]["kind"] == "ssh"
 
 
-def test_a_board_lost_mid_suite_keeps_what_was_measured(lab, board_factory, tmp_path):
-    board = board_factory("lost")
-    lab.spec(board, retries=1, retry_wait_s=0.2)
+def test_a_board_lost_mid_suite_keeps_what_was_measured(ssh_lab, make_board, tmp_path):
+    board = make_board("lost")
+    ssh_lab.spec(board, retries=1, retry_wait_s=0.2)
     db = tmp_path / "store.sqlite"
     store = f"sqlite:///{db}"
-    child = subprocess.Popen(suites(lab.root / "devices", store, board.name), cwd=ROOT,
+    child = subprocess.Popen(suites(ssh_lab.root / "devices", store, board.name), cwd=ROOT,
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         deadline = time.monotonic() + 300
@@ -61,7 +61,7 @@ def test_a_board_lost_mid_suite_keeps_what_was_measured(lab, board_factory, tmp_
                 break
             time.sleep(0.2)
         assert child.poll() is None, "the suite ended before the board could be dropped"
-        lab.kill_board(board)  # and it stays down
+        ssh_lab.kill_board(board)  # and it stays down
         out, _ = child.communicate(timeout=600)
     finally:
         if child.poll() is None:
