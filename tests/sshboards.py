@@ -28,6 +28,7 @@ CGROUP_ROOT = Path("/sys/fs/cgroup")
 BOARD_PYTHONS = Path(os.environ.get("EDGE_HARNESS_BOARD_PYTHONS", "/opt/edge-harness/boards"))
 PORT = 2222
 LOCK = Path("/run/edge-harness-boards.lock")
+USER_MARK = "edge-harness test board"  # GECOS of every board user: what cleanup_stale() removes
 
 
 def skip_reason() -> str | None:
@@ -156,7 +157,7 @@ class Lab:
 
     def _user(self, b: Board, password=None):
         _sh("userdel", "-r", b.user, check=False)
-        _sh("useradd", "-M", "-d", b.home, "-s", "/bin/sh", b.user)
+        _sh("useradd", "-M", "-d", b.home, "-s", "/bin/sh", "-c", USER_MARK, b.user)
         _sh("usermod", "-p", "*", b.user)  # no password, but not "locked" for sshd
         if password is not None:
             subprocess.run(["chpasswd"], input=f"{b.user}:{password}\n", text=True, check=True, timeout=30)
@@ -328,3 +329,50 @@ LogLevel INFO
                     break
                 except OSError:
                     time.sleep(0.1)
+
+
+def cleanup_stale() -> list[str]:
+    """Remove what a killed test run left behind: every board whose namespace has no
+    process left (its sshd is gone) loses its namespace (and so its veth pair), user,
+    cgroups, tmpfs and lab directory.
+
+        python tests/sshboards.py --cleanup
+    """
+    removed, stale = [], set()
+    for line in _sh("ip", "netns", "list", check=False).stdout.splitlines():
+        ns = line.split()[0]
+        parts = ns.split("-")  # edge-harness-<token>-<n>
+        if ns.startswith("edge-harness-") and len(parts) == 4 and \
+                not _sh("ip", "netns", "pids", ns, check=False).stdout.strip():
+            _sh("ip", "netns", "del", ns, check=False)
+            stale.add(parts[2])
+            removed.append(f"netns {ns}")
+    for line in Path("/proc/mounts").read_text().splitlines():
+        target = line.split()[1]
+        if any(f"/edge-harness-lab-{t}-" in target for t in stale):
+            _sh("umount", "-l", target, check=False)
+            removed.append(f"mount {target}")
+    for entry in pwd.getpwall():
+        if entry.pw_gecos == USER_MARK and entry.pw_name[2:6] in stale:
+            _sh("userdel", entry.pw_name, check=False)
+            removed.append(f"user {entry.pw_name}")
+    for controller in ("cpu", "memory"):
+        parent = CGROUP_ROOT / controller / "edge-harness"
+        for group in (parent.iterdir() if parent.is_dir() else []):
+            if group.is_dir() and group.name[:4] in stale and not (group / "cgroup.procs").read_text().strip():
+                group.rmdir()
+                removed.append(f"cgroup {group}")
+    for token in stale:
+        for root in Path(tempfile.gettempdir()).glob(f"edge-harness-lab-{token}-*"):
+            shutil.rmtree(root, ignore_errors=True)
+            removed.append(f"directory {root}")
+    return removed
+
+
+if __name__ == "__main__":
+    import sys
+
+    if sys.argv[1:] != ["--cleanup"]:
+        sys.exit("usage: python tests/sshboards.py --cleanup")
+    for item in cleanup_stale():
+        print("removed", item)
