@@ -381,3 +381,14 @@ def test_on_board_power_meter_over_the_boards_connection(ssh_lab, make_board, ti
     assert 4.5 < energy["avg_power_w"] < 5.5, energy   # the fake's default input rail: 5 W
     assert not any(b"tegrastats" in Path(f"/proc/{p}/cmdline").read_bytes()
                    for p in board.pids() if Path(f"/proc/{p}/cmdline").exists())
+
+
+def test_hashed_known_hosts_entries_work(ssh_lab, fast_board, tmp_path):
+    import subprocess
+
+    hashed = tmp_path / "known_hosts"
+    hashed.write_text(fast_board.host_key_line + "\n")
+    subprocess.run(["ssh-keygen", "-q", "-H", "-f", str(hashed)], check=True, capture_output=True)
+    assert fast_board.address not in hashed.read_text()  # OpenSSH's HashKnownHosts format
+    with SshDevice(ssh_lab.spec(fast_board, name="hashed", known_hosts=str(hashed))) as device:
+        assert device.link.alive
