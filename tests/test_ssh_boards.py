@@ -332,6 +332,20 @@ def test_jetson_facts_reach_provenance(ssh_lab, make_board, tiny_onnx):
     assert any("reports no l4t" in w for w in check(plain)["warnings"])
 
 
+def test_check_warns_where_the_yaml_and_the_board_disagree(ssh_lab, old_board, fast_board):
+    import dataclasses
+
+    from harness.inventory import Capabilities
+
+    spec = dataclasses.replace(ssh_lab.spec(old_board), capabilities=Capabilities(
+        runtimes=("onnxruntime", "tflite_runtime"), providers=("CUDAExecutionProvider",)))
+    warnings = check(spec)["warnings"]
+    assert any("declares onnxruntime, which the board lacks" in w for w in warnings), warnings
+    spec = dataclasses.replace(ssh_lab.spec(fast_board), capabilities=Capabilities(
+        runtimes=("onnxruntime",), providers=("CUDAExecutionProvider",)))
+    assert any("declares CUDAExecutionProvider; this onnxruntime offers" in w for w in check(spec)["warnings"])
+
+
 def test_a_run_past_timeout_s_fails_and_leaves_no_runner(ssh_lab, make_board, tiny_onnx):
     import dataclasses
 

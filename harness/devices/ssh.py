@@ -277,6 +277,16 @@ def check(spec, variants=()) -> dict:
     warnings = []
     if expected and expected not in facts:
         warnings.append(f"board: {spec.options['board']} but the board reports no {expected}")
+    # The YAML's capabilities decide what the suites skip: say where they and the board disagree.
+    for runtime in spec.capabilities.runtimes:
+        if runtime in runtimes and "version" not in runtimes[runtime]:
+            warnings.append(f"capabilities.runtimes declares {runtime}, which the board lacks: tests "
+                            f"needing it will fail rather than skip ({runtimes[runtime].get('missing')})")
+    offered = runtimes.get("onnxruntime", {}).get("providers") or []
+    for provider in spec.capabilities.providers:
+        if "version" in runtimes.get("onnxruntime", {}) and provider not in offered:
+            warnings.append(f"capabilities.providers declares {provider}; this onnxruntime offers "
+                            f"{', '.join(offered)}")
     if facts.get("numpy") is None:
         warnings.append(f"numpy is missing for {facts.get('python_executable')}: {facts.get('numpy_missing')}")
     return {"device": spec.name, "facts": facts, "variants": verdicts, "warnings": warnings}
