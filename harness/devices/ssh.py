@@ -241,6 +241,13 @@ class SshDevice(Device):
 
         return SshSource(self.link, root)
 
+    def clock_offset_s(self) -> float:
+        """Board clock minus controller clock: the runner stamps its timed window on the
+        board's clock, power samples are stamped on the controller's."""
+        from ..power.ssh_source import clock_offset_s
+
+        return clock_offset_s(self.link)
+
     def close(self):
         self.link.close()
 
