@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from . import zoo
-from .errors import ConfigError, DeviceError, HarnessError
+from .errors import ConfigError, DeviceError, HarnessError, RunnerError
 from .inventory import Inventory
 from .store import DEFAULT_URL, Store
 
@@ -196,6 +196,12 @@ def measure(harness_session, variant_case, device_name, variant):
             return harness_session.measure(device_name, manifest, recipe, **settings)
         except LeaseBusy as exc:
             pytest.skip(str(exc))  # another run holds the board: not this run's failure
+        except RunnerError as exc:
+            if exc.error_type in ("RuntimeMissing", "ProviderMissing"):
+                # The YAML promised a runtime the board does not have: the test cannot
+                # run there, which is a skip with the reason, not a failure of the model.
+                pytest.skip(f"{device_name}: {exc.error_type}: {str(exc).splitlines()[0]}")
+            pytest.fail(str(exc), pytrace=False)
         except DeviceError as exc:
             pytest.fail(str(exc), pytrace=False)
 
