@@ -201,7 +201,10 @@ def on_board(group, cmd):
 
 
 def test_throttled_board_is_flagged_and_an_unchanged_repeat_is_not(lab, cgroups):
-    gate = ["--baseline", "nightly-base", "--compare-fail", "p50:10%"]
+    # 20%: far below the throttle's effect (about +200% here), above the night-to-night drift
+    # of a shared VM's vCPU (a few %, rarely more); tests/test_labci_compare.py shows the
+    # statistics themselves flag a 10% shift and pass a 3% one
+    gate = ["--baseline", "nightly-base", "--compare-fail", "p50:20%"]
     # a first, unused night: variant cache, page cache and CPU clocks are warm for the baseline
     warm = run(on_board(cgroups["full"], pytest_cmd(*suite_args(lab, "--run-tag", "warm-up", duration=0.5))))
     assert warm.returncode == 0, warm.stdout
@@ -216,6 +219,9 @@ def test_throttled_board_is_flagged_and_an_unchanged_repeat_is_not(lab, cgroups)
     props = [p.attrib for p in ET.parse(junit).iter("property")]
     assert any(p["name"] == "harness_regression_p50" and "REGRESSION" in p["value"] for p in props)
     same = run(on_board(cgroups["full"], pytest_cmd(*suite_args(lab, *gate, duration=0.5))))
+    logs = ROOT / "reports" / "ci"  # CI keeps the verdicts of the last run of this test
+    logs.mkdir(parents=True, exist_ok=True)
+    (logs / "throttle.log").write_text(f"--- throttled\n{slow.stdout}\n--- unchanged repeat\n{same.stdout}")
     assert same.returncode == 0 and "REGRESSION" not in same.stdout, same.stdout
     assert "harness comparison" in same.stdout
     store = Store(lab["store"])
