@@ -172,7 +172,7 @@ def test_two_boards_in_parallel_one_run_one_report(lab):
 
 @pytest.fixture
 def cgroups():
-    """Two cgroup v1 CPU groups for the same board: unthrottled, and quota 50% of a CPU.
+    """Two cgroup v1 CPU groups for the same board: unthrottled, and quota 25% of a CPU.
     Both get a large cpu.shares so other work on a shared CI machine does not add noise."""
     if not have_cgroup_v1_cpu():
         pytest.skip("needs root, cgroup v1 /sys/fs/cgroup/cpu and cgexec (cgroup-tools)")
@@ -184,7 +184,10 @@ def cgroups():
         (group / "cpu.shares").write_text("262144")
         if quota > 0:
             (group / "cpu.cfs_quota_us").write_text(str(quota))
-            (group / "cpu.cfs_period_us").write_text("2000")
+            # 1 ms of CPU per 4 ms: the model's ~2 ms inferences (nearly) all span a stall.
+            # (At 1 ms per 2 ms about half of them slipped through on the VM tried, which
+            # put the throttled median on a knife edge.)
+            (group / "cpu.cfs_period_us").write_text("4000")
         made[name] = group.name
     yield made
     for name in made.values():
@@ -201,10 +204,12 @@ def on_board(group, cmd):
 
 
 def test_throttled_board_is_flagged_and_an_unchanged_repeat_is_not(lab, cgroups):
-    # 20%: far below the throttle's effect (about +200% here), above the night-to-night drift
+    # 20%: far below the throttle's effect (about +250% here), above the night-to-night drift
     # of a shared VM's vCPU (a few %, rarely more); tests/test_labci_compare.py shows the
     # statistics themselves flag a 10% shift and pass a 3% one
-    gate = ["--baseline", "nightly-base", "--compare-fail", "p50:20%"]
+    # mean = 1/throughput, which is what a CPU quota takes away; the median alone can sit on
+    # either side when a share of the inferences slips between two throttled periods
+    gate = ["--baseline", "nightly-base", "--compare-fail", "mean:20%", "--compare-fail", "p50:20%"]
     # a first, unused night: variant cache, page cache and CPU clocks are warm for the baseline
     warm = run(on_board(cgroups["full"], pytest_cmd(*suite_args(lab, "--run-tag", "warm-up", duration=0.5))))
     assert warm.returncode == 0, warm.stdout
@@ -214,19 +219,21 @@ def test_throttled_board_is_flagged_and_an_unchanged_repeat_is_not(lab, cgroups)
     junit = lab["tmp"] / "slow.xml"
     slow = run(on_board(cgroups["throttled"], pytest_cmd(*suite_args(lab, *gate, "--junitxml", junit,
                                                                      duration=0.5))))
-    assert slow.returncode == 1, slow.stdout
-    assert "REGRESSION: bench-1 slow-mlp/fp32 p50" in slow.stdout and "harness regressions" in slow.stdout
-    props = [p.attrib for p in ET.parse(junit).iter("property")]
-    assert any(p["name"] == "harness_regression_p50" and "REGRESSION" in p["value"] for p in props)
-    same = run(on_board(cgroups["full"], pytest_cmd(*suite_args(lab, *gate, duration=0.5))))
     logs = ROOT / "reports" / "ci"  # CI keeps the verdicts of the last run of this test
     logs.mkdir(parents=True, exist_ok=True)
-    (logs / "throttle.log").write_text(f"--- throttled\n{slow.stdout}\n--- unchanged repeat\n{same.stdout}")
+    (logs / "throttle.log").write_text(f"--- throttled\n{slow.stdout}\n")
+    assert slow.returncode == 1, slow.stdout
+    assert "REGRESSION: bench-1 slow-mlp/fp32 mean" in slow.stdout and "harness regressions" in slow.stdout
+    props = [p.attrib for p in ET.parse(junit).iter("property")]
+    assert any(p["name"] == "harness_regression_mean" and "REGRESSION" in p["value"] for p in props)
+    same = run(on_board(cgroups["full"], pytest_cmd(*suite_args(lab, *gate, duration=0.5))))
+    with open(logs / "throttle.log", "a") as log:
+        log.write(f"--- unchanged repeat\n{same.stdout}\n")
     assert same.returncode == 0 and "REGRESSION" not in same.stdout, same.stdout
     assert "harness comparison" in same.stdout
     store = Store(lab["store"])
     verdicts = [c["regressions"] for c in store.comparisons()]
-    assert verdicts == [1, 0]
+    assert verdicts[0] >= 1 and verdicts[1] == 0
 
 
 @pytest.mark.parametrize("args,words", [
