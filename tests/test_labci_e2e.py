@@ -244,3 +244,31 @@ def test_throttled_board_is_flagged_and_an_unchanged_repeat_is_not(lab, cgroups)
 def test_bad_lab_options_stop_before_any_test(lab, args, words):
     proc = run(pytest_cmd(*suite_args(lab, *args)), timeout=120)
     assert proc.returncode == 4 and words in proc.stdout + proc.stderr
+
+
+def test_throttled_ssh_board_is_flagged_and_an_unchanged_repeat_is_not(ssh_lab, make_board, tmp_path):
+    """The same gate on an SSH test board (sshd in a network namespace, in its own cgroup):
+    the board's runner lives in the board's cgroup, so throttling is one write to its CPU
+    quota between two nights; pytest itself runs unthrottled on the controller."""
+    board = make_board("gate", cpu=os.cpu_count() - 1)
+    ssh_lab.spec(board)
+    cpu_group = board.cgroups[0]
+    (cpu_group / "cpu.shares").write_text("262144")  # other work on a shared CI host adds little noise
+    models = write_slow_model(tmp_path / "models")
+    store = f"sqlite:///{tmp_path / 'lab.sqlite'}"
+    args = ["suites/test_latency.py", "--devices-dir", ssh_lab.root / "devices", "--models-dir", models,
+            "--device", board.name, "--min-duration", "0.5", "--warmup", "5", "--store", store, "--report", ""]
+    gate = ["--baseline", "nightly-base", "--compare-fail", "mean:20%", "--compare-fail", "p50:20%"]
+    for tag in ("warm-up", "nightly-base"):
+        night = run(pytest_cmd(*args, "--run-tag", tag))
+        assert night.returncode == 0, night.stdout[-3000:]
+    (cpu_group / "cpu.cfs_quota_us").write_text("1000")   # 25% of a CPU: 1 ms per 4 ms
+    (cpu_group / "cpu.cfs_period_us").write_text("4000")
+    try:
+        slow = run(pytest_cmd(*args, *gate))
+    finally:
+        (cpu_group / "cpu.cfs_quota_us").write_text("-1")
+    assert slow.returncode == 1, slow.stdout[-3000:]
+    assert f"REGRESSION: {board.name} slow-mlp/fp32 mean" in slow.stdout
+    same = run(pytest_cmd(*args, *gate))
+    assert same.returncode == 0 and "REGRESSION" not in same.stdout, same.stdout[-3000:]
