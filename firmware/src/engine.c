@@ -26,8 +26,25 @@ static int32_t rdbpot(int32_t x, int e)
     return (x >> e) + (rem > threshold ? 1 : 0);
 }
 
-int32_t eng_requantize(int32_t acc, int32_t mult, int shift)
+/* ruy's x86 (AVX2/AVX-512) requantization, which LiteRT's fully connected runs on x86:
+ * (x * m + 2^30) >> 31, then a rounding right shift; both roundings are half-up, where
+ * gemmlowp's second rounding is half away from zero. */
+static int32_t ruy_rounding(int32_t x, int32_t mult, int shift)
 {
+    const int left = shift > 0 ? shift : 0;
+    const int right = shift > 0 ? 0 : -shift;
+    const int64_t p = (int64_t)(int32_t)((uint32_t)x << left) * mult + ((int64_t)1 << 30);
+    int32_t v = (int32_t)(p >> 31);  /* arithmetic shift, as on every GCC target */
+    if (right > 0) {
+        const int32_t nudge = (int32_t)1 << (right - 1);
+        v = v > INT32_MAX - nudge ? (int32_t)((uint32_t)1 << (31 - right)) : (v + nudge) >> right;
+    }
+    return v;
+}
+
+int32_t eng_requantize(int32_t acc, int32_t mult, int shift, int rounding)
+{
+    if (rounding == ENG_ROUND_RUY) return ruy_rounding(acc, mult, shift);
     const int left = shift > 0 ? shift : 0;
     const int right = shift > 0 ? 0 : -shift;
     return rdbpot(srdhm((int32_t)((uint32_t)acc << left), mult), right);
@@ -60,7 +77,7 @@ static void conv(const eng_op_t *op, const int8_t *in, int8_t *out)
                     }
                 }
                 if (op->bias) acc += op->bias[oc];
-                acc = eng_requantize(acc, op->mult[oc], op->shift[oc]) + op->out_zp;
+                acc = eng_requantize(acc, op->mult[oc], op->shift[oc], op->rounding) + op->out_zp;
                 out[((int32_t)oy * op->out_w + ox) * op->out_c + oc] = clamp_out(acc, op);
             }
 }
@@ -85,7 +102,7 @@ static void dwconv(const eng_op_t *op, const int8_t *in, int8_t *out)
                         }
                     }
                     if (op->bias) acc += op->bias[oc];
-                    acc = eng_requantize(acc, op->mult[oc], op->shift[oc]) + op->out_zp;
+                    acc = eng_requantize(acc, op->mult[oc], op->shift[oc], op->rounding) + op->out_zp;
                     out[((int32_t)oy * op->out_w + ox) * op->out_c + oc] = clamp_out(acc, op);
                 }
 }
@@ -101,7 +118,7 @@ static void fully_connected(const eng_op_t *op, const int8_t *in, int8_t *out)
             for (int i = 0; i < op->in_c; i++)
                 acc += (x[i] + op->in_offset) * (w[i] + op->w_offset);
             if (op->bias) acc += op->bias[o];
-            acc = eng_requantize(acc, op->mult[o], op->shift[o]) + op->out_zp;
+            acc = eng_requantize(acc, op->mult[o], op->shift[o], op->rounding) + op->out_zp;
             out[(int32_t)b * op->out_c + o] = clamp_out(acc, op);
         }
 }

@@ -25,6 +25,14 @@ SUPPORTED = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "AVERAGE_POOL_2D
 _KIND = {"CONV_2D": "ENG_CONV", "DEPTHWISE_CONV_2D": "ENG_DWCONV", "FULLY_CONNECTED": "ENG_FC",
          "AVERAGE_POOL_2D": "ENG_AVGPOOL", "MAX_POOL_2D": "ENG_MAXPOOL", "RESHAPE": "ENG_RESHAPE",
          "SOFTMAX": "ENG_SOFTMAX"}
+# The requantization rounding of the kernels LiteRT's builtin resolver runs on x86: fully
+# connected goes through cpu_backend_gemm -> ruy's AVX2/AVX-512 kernel (two half-up
+# roundings); conv and depthwise conv use TFLite's MultiplyByQuantizedMultiplier (gemmlowp:
+# the second rounding is half away from zero). Checked op by op against LiteRT on random
+# inputs and over the held-out digits (tests/test_mcu_bitexact.py). {} gives TFLite's
+# reference kernels' rounding everywhere (what TFLite Micro does).
+GEMMLOWP, RUY = 0, 1
+LITERT_X86_ROUNDING = {"FULLY_CONNECTED": RUY}
 _ACTIVATIONS = {0: "NONE", 1: "RELU", 2: "RELU_N1_TO_1", 3: "RELU6"}
 
 
@@ -188,8 +196,11 @@ class _Model:
 # ------------------------------------------------------------ export
 
 
-def export(path: Path | str, name: str | None = None) -> Exported:
+def export(path: Path | str, name: str | None = None, rounding: dict | None = None) -> Exported:
+    """``rounding`` maps operator names to GEMMLOWP or RUY; LiteRT's x86 builtin kernels
+    by default."""
     path = Path(path)
+    rounding = LITERT_X86_ROUNDING if rounding is None else rounding
     if not path.is_file():
         raise ExportError(f"{path}: no such model file")
     m = _Model(path)
@@ -228,7 +239,7 @@ def export(path: Path | str, name: str | None = None) -> Exported:
         out_scale, out_zp = m.scale_zp(y)
         opt = op.builtinOptions
         fields = {"kind": _KIND[op_name], "in": x, "out": y, "in_offset": -in_zp, "out_zp": out_zp,
-                  "act_min": -128, "act_max": 127}
+                  "act_min": -128, "act_max": 127, "rounding": rounding.get(op_name, GEMMLOWP)}
         ishape, oshape = m.shape(x), m.shape(y)
         if op_name in ("CONV_2D", "DEPTHWISE_CONV_2D", "AVERAGE_POOL_2D", "MAX_POOL_2D", "SOFTMAX"):
             if ishape[0] != 1:

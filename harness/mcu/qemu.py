@@ -43,7 +43,7 @@ class Qemu:
 
     def argv(self, port: int) -> list[str]:
         argv = [self.binary, "-M", self.machine, "-display", "none", "-monitor", "none",
-                "-serial", f"tcp:127.0.0.1:{port},server=on,wait=on", "-kernel", str(self.elf)]
+                "-serial", f"tcp:127.0.0.1:{port},server=on,wait=on,nodelay=on", "-kernel", str(self.elf)]
         if self.icount_shift is not None:
             argv += ["-icount", f"shift={self.icount_shift}"]
         return argv + self.extra_args
