@@ -13,11 +13,14 @@ class ConfigError(HarnessError):
 
     def __init__(self, source, field, expected, got=None, hint=""):
         self.source, self.field, self.expected, self.got = str(source), field, expected, got
-        msg = f"{source}: {field}: expected {expected}"
-        if got is not None:
-            msg += f", got {got!r}"
-        if hint:
-            msg += f" ({hint})"
+        if hint and got is None:  # "unknown field", "it is missing": say that first
+            msg = f"{source}: {field}: {hint}; expected {expected}"
+        else:
+            msg = f"{source}: {field}: expected {expected}"
+            if got is not None:
+                msg += f", got {got!r}"
+            if hint:
+                msg += f" ({hint})"
         super().__init__(msg)
 
 

@@ -68,10 +68,13 @@ class HarnessState:
         for name in self.device_names:
             self.inventory.get(name)
         _ = self.manifests
+        _ = self.session.store  # a store that cannot be opened stops the run before any test
 
 
 def _default_store(root: Path) -> str:
-    return f"sqlite:///{root / 'reports' / 'harness.sqlite'}" if DEFAULT_URL.startswith("sqlite") else DEFAULT_URL
+    # DEFAULT_URL's relative path, anchored at the rootdir so the store does not depend on
+    # the directory pytest was started from.
+    return f"sqlite:///{root / DEFAULT_URL.removeprefix('sqlite:///')}"
 
 
 def pytest_addoption(parser):

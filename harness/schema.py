@@ -24,7 +24,7 @@ def check_keys(source, where: str, mapping: Any, allowed: Iterable[str], require
         if key not in allowed:
             close = difflib.get_close_matches(str(key), allowed, n=1)
             hint = f"did you mean {close[0]!r}?" if close else f"allowed: {', '.join(allowed)}"
-            raise ConfigError(source, _join(where, key), "a known field", None, f"unknown field; {hint}")
+            raise ConfigError(source, _join(where, key), f"a known field ({hint})", None, "unknown field")
     for key in required:
         if key not in mapping:
             raise ConfigError(source, _join(where, key), "this required field", None, "it is missing")

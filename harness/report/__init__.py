@@ -11,8 +11,9 @@ from .page import render_page, write_page
 
 
 def build_figures(measurements, df) -> list:
+    unit, factor = figures.time_unit(df["p50_ms"])
     figs = [
-        figures.tradeoff_figure(df, "p50_ms", "median latency (ms)",
+        figures.tradeoff_figure(df.assign(p50=df["p50_ms"] * factor), "p50", f"median latency ({unit})",
                                 "Accuracy vs latency (median), Pareto front per device and model", log_x=True),
         figures.tradeoff_figure(df.assign(size_kb=df["size_bytes"] / 1024), "size_kb", "model file size (KB)",
                                 "Accuracy vs model size, Pareto front per device and model"),

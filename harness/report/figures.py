@@ -9,6 +9,7 @@ import html
 
 import numpy as np
 import pandas as pd
+import plotly.colors
 import plotly.graph_objects as go
 
 from .pareto import pareto_mask
@@ -18,8 +19,23 @@ LAYOUT = dict(template="plotly_white", height=480, margin=dict(l=60, r=20, t=60,
               legend=dict(orientation="v"))
 
 
+PALETTE = plotly.colors.qualitative.Plotly
+
+
 def esc(value) -> str:
     return html.escape(str(value), quote=True)
+
+
+def time_unit(values_ms) -> tuple[str, float]:
+    """A readable unit for latencies: (name, factor from ms). Desktop inferences take
+    microseconds, MCU ones milliseconds to seconds."""
+    finite = [v for v in values_ms if v is not None and np.isfinite(v)]
+    typical = float(np.median(finite)) if finite else 1.0
+    if typical < 0.1:
+        return "us", 1e3
+    if typical >= 1000:
+        return "s", 1e-3
+    return "ms", 1.0
 
 
 def _label(row) -> str:
@@ -31,7 +47,8 @@ def tradeoff_figure(df: pd.DataFrame, x: str, x_title: str, title: str, log_x: b
     (per device and model: a variant trades against its siblings on the same board)."""
     fig = go.Figure()
     data = df.dropna(subset=[x, "accuracy"])
-    for (device, model), group in data.groupby(["device", "model"], sort=True):
+    for i, ((device, model), group) in enumerate(data.groupby(["device", "model"], sort=True)):
+        colour = PALETTE[i % len(PALETTE)]
         group = group.sort_values(x)
         front = np.array(pareto_mask(list(group[x]), list(group["accuracy"])))
         name = f"{esc(device)} · {esc(model)}"
@@ -42,11 +59,12 @@ def tradeoff_figure(df: pd.DataFrame, x: str, x_title: str, title: str, log_x: b
             x=group[x], y=group["accuracy"] * 100, mode="markers", name=name,
             legendgroup=name, hovertext=hover, hoverinfo="text",
             marker=dict(size=np.where(front, 14, 8), line=dict(width=np.where(front, 2, 0), color="black"),
-                        symbol=["diamond" if f else "circle" for f in front])))
+                        color=colour, symbol=["diamond" if f else "circle" for f in front])))
         fx = group[front]
         fig.add_trace(go.Scatter(
             x=fx[x], y=fx["accuracy"] * 100, mode="lines", name=f"Pareto front · {name}",
-            legendgroup=name, line=dict(dash="dash", width=1.5), hoverinfo="skip", showlegend=True))
+            legendgroup=name, line=dict(dash="dash", width=1.5, color=colour), hoverinfo="skip",
+            showlegend=True))
     fig.update_layout(title=title, xaxis_title=x_title, yaxis_title="top-1 accuracy (%)", **LAYOUT)
     if log_x:
         fig.update_xaxes(type="log")
@@ -73,13 +91,14 @@ def memory_figure(df: pd.DataFrame) -> go.Figure:
 def latency_distribution_figure(measurements) -> go.Figure:
     """Box plots of the per-inference samples (subsampled evenly for long runs)."""
     fig = go.Figure()
+    unit, factor = time_unit([m.latency.p50_ms for m in measurements])
     for m in sorted(measurements, key=lambda m: (m.device, m.variant_id)):
-        samples = np.asarray(m.samples_ns, dtype=float) / 1e6
+        samples = np.asarray(m.samples_ns, dtype=float) / 1e6 * factor
         if samples.size > MAX_BOX_SAMPLES:
             samples = np.sort(samples)[np.linspace(0, samples.size - 1, MAX_BOX_SAMPLES).astype(int)]
         fig.add_trace(go.Box(y=samples, name=f"{esc(m.device)} · {esc(m.variant_id)}",
                              boxpoints="outliers", marker=dict(size=3)))
-    fig.update_layout(title="Latency distribution per inference", yaxis_title="ms",
+    fig.update_layout(title="Latency distribution per inference", yaxis_title=unit,
                       showlegend=False, **LAYOUT)
     fig.update_yaxes(type="log")
     return fig
@@ -88,8 +107,9 @@ def latency_distribution_figure(measurements) -> go.Figure:
 def percentile_figure(df: pd.DataFrame) -> go.Figure:
     fig = go.Figure()
     labels = [f"{esc(r.device)} · {esc(r.variant_id)}" for r in df.itertuples()]
+    unit, factor = time_unit(df["p50_ms"])
     for col, name in (("p50_ms", "p50"), ("p90_ms", "p90"), ("p99_ms", "p99"), ("p999_ms", "p99.9")):
-        fig.add_trace(go.Bar(x=labels, y=df[col], name=name))
-    fig.update_layout(title="Latency percentiles", barmode="group", yaxis_title="ms", **LAYOUT)
+        fig.add_trace(go.Bar(x=labels, y=df[col] * factor, name=name))
+    fig.update_layout(title="Latency percentiles", barmode="group", yaxis_title=unit, **LAYOUT)
     fig.update_yaxes(type="log")
     return fig

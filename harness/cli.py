@@ -1,0 +1,149 @@
+"""`harness`: the command line.
+
+    harness devices [list]            the inventory, validated
+    harness devices show NAME         one device's validated spec (no secrets)
+    harness variants list [MANIFEST...]
+    harness variants build [MANIFEST...]   build (cached) and print the compression table
+    harness report [DIR|URL] [--out PATH] [--run ID|latest|all]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from . import __version__, zoo
+from .errors import HarnessError
+from .inventory import Inventory
+
+
+def _inventory(args) -> Inventory:
+    return Inventory(args.devices_dir if Path(args.devices_dir).is_dir() else None)
+
+
+def cmd_devices_list(args) -> int:
+    inv = _inventory(args)
+    rows = []
+    for name in inv.names():
+        try:
+            spec = inv.get(name)
+            rows.append((name, spec.kind, ",".join(spec.capabilities.runtimes), spec.description))
+        except HarnessError as exc:
+            rows.append((name, "INVALID", "", str(exc)))
+    width = max(len(r[0]) for r in rows)
+    for name, kind, runtimes, text in rows:
+        print(f"{name.ljust(width)}  {kind:8}  {runtimes:30}  {text}")
+    return 1 if any(r[1] == "INVALID" for r in rows) else 0
+
+
+def cmd_devices_show(args) -> int:
+    spec = _inventory(args).get(args.name)
+    print(json.dumps({**spec.public(), "settings": spec.settings, "source": spec.source,
+                      "power": [m.get("meter") for m in spec.power]}, indent=2))
+    return 0
+
+
+def _manifests(args) -> list:
+    if args.manifests:
+        return [zoo.load_manifest(Path(p)) for p in args.manifests]
+    return zoo.load_manifests(Path(args.models_dir))
+
+
+def cmd_variants_list(args) -> int:
+    for manifest in _manifests(args):
+        for recipe in manifest.variants:
+            params = json.dumps(recipe.params, sort_keys=True) if recipe.params else ""
+            print(f"{manifest.name}/{recipe.name}  {recipe.technique}  {recipe.file or ''} {params}")
+    return 0
+
+
+def cmd_variants_build(args) -> int:
+    from tqdm import tqdm
+
+    from .variant_table import variant_table
+
+    built = []
+    for manifest in _manifests(args):
+        reference = None
+        for recipe in tqdm(manifest.variants, desc=manifest.name, unit="variant", file=sys.stderr,
+                           disable=args.quiet):
+            variant = zoo.build_variant(manifest, recipe, Path(args.cache))
+            if recipe.technique == "fp32" and reference is None:
+                reference = variant
+            built.append((variant, reference))
+    for line in variant_table(built):
+        print(line)
+    return 0
+
+
+def cmd_report(args) -> int:
+    from .report import write_report
+    from .store import Store
+
+    target = args.target
+    if "://" in target:
+        url, out = target, Path(args.out or "reports/report.html")
+    else:
+        folder = Path(target)
+        url = f"sqlite:///{folder / 'harness.sqlite'}"
+        if not (folder / "harness.sqlite").is_file():
+            raise HarnessError(f"{folder}: no harness.sqlite store here; run the suites first, "
+                               f"or pass a store URL")
+        out = Path(args.out) if args.out else folder / "report.html"
+    store = Store(url)
+    run_id = args.run
+    if run_id == "latest":
+        runs = [r for r in store.runs()]
+        run_id = runs[-1]["id"] if runs else None
+    elif run_id == "all":
+        run_id = None
+    path = write_report(store, out, run_id=run_id)
+    print(f"report: {path}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="harness", description="Benchmark compressed models on edge devices.")
+    parser.add_argument("--version", action="version", version=f"harness {__version__}")
+    parser.add_argument("--devices-dir", default="devices", help="inventory directory (default: devices)")
+    parser.add_argument("--models-dir", default="models", help="model manifests directory (default: models)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    devices = sub.add_parser("devices", help="the device inventory")
+    dsub = devices.add_subparsers(dest="action")
+    devices.set_defaults(func=cmd_devices_list)
+    dsub.add_parser("list", help="list devices").set_defaults(func=cmd_devices_list)
+    show = dsub.add_parser("show", help="show one device's validated spec")
+    show.add_argument("name")
+    show.set_defaults(func=cmd_devices_show)
+
+    variants = sub.add_parser("variants", help="model variants")
+    vsub = variants.add_subparsers(dest="action", required=True)
+    for name, func in (("list", cmd_variants_list), ("build", cmd_variants_build)):
+        p = vsub.add_parser(name)
+        p.add_argument("manifests", nargs="*", help="model manifests (default: every models/*.yaml)")
+        p.add_argument("--cache", default=str(zoo.DEFAULT_CACHE), help="variant cache directory")
+        p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+        p.set_defaults(func=func)
+
+    report = sub.add_parser("report", help="rebuild the HTML report from the store")
+    report.add_argument("target", nargs="?", default="reports",
+                        help="a reports directory holding harness.sqlite, or a store URL (default: reports)")
+    report.add_argument("--out", help="HTML file to write (default: <dir>/report.html)")
+    report.add_argument("--run", default="all", help="a run id, 'latest' or 'all' (default: all)")
+    report.set_defaults(func=cmd_report)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except HarnessError as exc:
+        print(f"harness: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

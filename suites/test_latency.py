@@ -1,0 +1,13 @@
+"""Latency of every variant on the device: MLPerf LoadGen's stopping rule, percentiles."""
+
+
+def test_latency(measure, device_spec):
+    m = measure()
+    settings = device_spec.settings
+    # The timed loop stops only when both the minimum count and the minimum duration are
+    # reached (or at the iteration cap): fewer samples means the device cut the run short.
+    assert m.latency.n >= min(settings["min_iterations"], settings["max_iterations"])
+    assert m.latency.n == len(m.samples_ns)
+    assert 0 < m.latency.min_ms <= m.latency.p50_ms <= m.latency.p99_ms <= m.latency.max_ms
+    assert m.latency.median_ci_low_ms <= m.latency.p50_ms <= m.latency.median_ci_high_ms
+    assert m.timings_ms.get("first_inference", 0) > 0

@@ -1,0 +1,17 @@
+"""Measurements made of plain numbers, for tests of what comes after the device."""
+import numpy as np
+
+from harness.measurement import Measurement, Memory
+from harness.stats import summarize
+
+
+def fake_measurement(device="local", model="digits-cnn", variant="fp32", median_ms=1.0, accuracy=0.97,
+                     size_bytes=5000, run_id=None, n=200, seed=0, emulated=False, energy=None):
+    samples = (np.random.default_rng(seed).normal(median_ms, median_ms * 0.02, n).clip(min=1e-4) * 1e6).astype(int)
+    return Measurement(
+        device=device, model=model, variant=variant, technique=variant, format="onnx",
+        latency=summarize(samples), samples_ns=samples.tolist(), timings_ms={"first_inference": 1.0},
+        memory=Memory(peak_rss_kb=60000, load_growth_kb=1000), accuracy=accuracy, accuracy_n=360,
+        host_accuracy=accuracy, size_bytes=size_bytes, storage_bytes=size_bytes, n_params=954, macs=11904,
+        model_sha256="0" * 64, emulated=emulated, settings={}, provenance={"board": {}}, energy=energy,
+        run_id=run_id)

@@ -1,0 +1,87 @@
+"""The pytest plugin as users drive it: options, parametrization, skips, summary, report."""
+import sqlite3
+
+import pytest
+
+from tests.conftest import REPO
+
+MANIFEST = """\
+name: tiny
+base: {base}
+dataset: digits
+variants:
+  - {{name: fp32, technique: fp32}}
+  - {{name: fp16, technique: fp16}}
+  - {{name: lite, file: {tflite}, technique: tflite-fp32}}
+"""
+
+SUITE = """\
+import pytest
+
+def test_latency(measure):
+    m = measure()
+    assert m.latency.n >= 20
+
+@pytest.mark.requires(provider="CUDAExecutionProvider")
+def test_gpu_only(measure):
+    measure()
+"""
+
+
+@pytest.fixture
+def project(pytester, tmp_path):
+    models = tmp_path / "models"
+    models.mkdir()
+    (models / "tiny.yaml").write_text(MANIFEST.format(base=REPO / "models" / "digits_mlp.onnx",
+                                                      tflite=REPO / "models" / "digits_mlp_fp32.tflite"))
+    devices = tmp_path / "devices"
+    devices.mkdir()
+    (devices / "box.yaml").write_text("kind: local\ncapabilities: {runtimes: [onnxruntime]}\n"
+                                      "settings: {min_iterations: 20, min_duration_s: 0.05, warmup: 1}\n")
+    pytester.makepyfile(test_suite=SUITE)
+    args = ["--devices-dir", str(devices), "--models-dir", str(models),
+            "--store", f"sqlite:///{tmp_path / 'h.sqlite'}", "--report", str(tmp_path / "r.html"),
+            "-p", "no:cacheprovider"]
+    return pytester, args, tmp_path
+
+
+def test_suite_runs_measures_stores_and_reports(project):
+    pytester, args, tmp = project
+    result = pytester.runpytest_subprocess(*args, "--device", "box", "-rs", timeout=300)
+    # fp32 and fp16 measured; the tflite variant skipped (box declares no TFLite runtime);
+    # the GPU test skipped for every variant (no CUDA provider declared).
+    result.assert_outcomes(passed=2, skipped=4)
+    result.stdout.fnmatch_lines(["*harness measurements*", "*box*tiny/fp16*", "*box*tiny/fp32*",
+                                 "report: *r.html*"])
+    result.stdout.fnmatch_lines(["*needs execution provider 'CUDAExecutionProvider'*"])
+    result.stdout.fnmatch_lines(["*box cannot run lite: it needs one of the runtimes litert, tflite_runtime*"])
+    rows = sqlite3.connect(tmp / "h.sqlite").execute("select device, variant, n from measurements").fetchall()
+    assert sorted(r[:2] for r in rows) == [("box", "fp16"), ("box", "fp32")]
+    assert all(n >= 20 for *_, n in rows)
+    assert (tmp / "r.html").stat().st_size > 100_000
+
+
+def test_unknown_device_is_a_usage_error_listing_known_ones(project):
+    pytester, args, _ = project
+    result = pytester.runpytest_subprocess(*args, "--device", "bx", timeout=120)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--device: expected one of box, local, got 'bx'*did you mean 'box'*"])
+
+
+def test_variant_filter_and_cli_overrides(project):
+    pytester, args, tmp = project
+    result = pytester.runpytest_subprocess(*args, "--device", "box", "--variants", "tiny/fp16",
+                                           "--min-duration", "0.01", "--warmup", "0", timeout=300)
+    result.assert_outcomes(passed=1, skipped=1)
+    import json
+
+    data = json.loads(sqlite3.connect(tmp / "h.sqlite").execute("select data from measurements").fetchone()[0])
+    assert data["settings"]["min_duration_s"] == 0.01 and data["settings"]["warmup"] == 0
+
+
+def test_invalid_device_yaml_fails_before_any_test(project):
+    pytester, args, tmp = project
+    (tmp / "devices" / "box.yaml").write_text("kind: local\nsettings: {warmup: lots}\n")
+    result = pytester.runpytest_subprocess(*args, "--device", "box", timeout=120)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*box.yaml: settings.warmup: expected an integer, got 'lots'*"])

@@ -1,0 +1,88 @@
+"""The HTML report: offline, escaped, the Pareto front right."""
+import json
+import re
+
+from harness.frame import measurements_frame
+from harness.report import write_report
+from harness.report.pareto import pareto_mask
+from harness.store import Store
+from tests.fakes import fake_measurement
+
+EVIL = '<img src=x onerror="alert(1)">'
+
+
+def test_pareto_mask():
+    # cost (latency), gain (accuracy)
+    cost = [1.0, 2.0, 3.0, 2.5, 1.0, None]
+    gain = [0.90, 0.95, 0.96, 0.94, 0.89, 0.99]
+    assert pareto_mask(cost, gain) == [True, True, True, False, False, False]
+    assert pareto_mask([1.0, 1.0], [0.9, 0.9]) == [True, True]  # ties dominate nobody
+    assert pareto_mask([], []) == []
+
+
+def make_store(tmp_path, devices=("local",)):
+    store = Store(f"sqlite:///{tmp_path / 'h.sqlite'}")
+    run_id = store.start_run()
+    specs = [("fp32", 1.0, 0.975, 5705), ("fp16", 1.2, 0.975, 4622), ("int8", 0.7, 0.969, 6184),
+             ("slow-bad", 2.0, 0.90, 9000)]
+    for device in devices:
+        for seed, (variant, ms, acc, size) in enumerate(specs):
+            store.save(fake_measurement(device=device, variant=variant, median_ms=ms, accuracy=acc,
+                                        size_bytes=size, run_id=run_id, seed=seed))
+    return store, run_id
+
+
+def test_report_renders_offline_with_every_part(tmp_path):
+    store, run_id = make_store(tmp_path, devices=("local", "qemu-m3"))
+    page = write_report(store, tmp_path / "r.html", run_id=run_id).read_text()
+    # No external script or stylesheet: a lab machine and CI have no internet.
+    assert not re.search(r"<script[^>]+src=|<link[^>]+href=[\"']?https?:", page)
+    assert page.count("<script type='text/javascript'>") == 1  # plotly.js inline, once
+    for title in ("Accuracy vs latency", "Accuracy vs model size", "Latency percentiles",
+                  "Latency distribution", "Memory"):
+        assert title in page
+    assert page.count("<tr>") == 1 + 8  # header + one row per measurement
+    assert 'class="sortable"' in page
+
+
+def test_front_points_in_the_latency_figure(tmp_path):
+    store, run_id = make_store(tmp_path)
+    df = measurements_frame(store.measurements(run_id))
+    from harness.report import figures
+
+    fig = figures.tradeoff_figure(df, "p50_ms", "median latency (ms)", "t")
+    front = [t for t in fig.data if t.mode == "lines"][0]
+    # int8 (fastest) and fp32 (most accurate at lower latency than fp16) are the front;
+    # fp16 is dominated by fp32 (same accuracy, slower) and slow-bad by everything.
+    assert len(front.x) == 2
+    assert sorted(round(v, 1) for v in front.y) == [96.9, 97.5]
+
+
+def test_every_name_is_escaped(tmp_path):
+    store = Store(f"sqlite:///{tmp_path / 'h.sqlite'}")
+    run_id = store.start_run()
+    store.save(fake_measurement(device=EVIL, model=f"m{EVIL}", variant=f"v{EVIL}", run_id=run_id))
+    page = write_report(store, tmp_path / "r.html", run_id=run_id).read_text()
+    assert EVIL not in page
+    assert "&lt;img src=x" in page
+    # Also inside the figures' JSON, names are escaped before plotly renders them as HTML.
+    figure_json = re.findall(r"Plotly\.newPlot\(\s*\"plot-0\",\s*(\[.*?\]),\s*\{", page, re.S)
+    assert figure_json and "<img" not in figure_json[0]
+
+
+def test_emulated_devices_are_labelled(tmp_path):
+    store = Store(f"sqlite:///{tmp_path / 'h.sqlite'}")
+    run_id = store.start_run()
+    store.save(fake_measurement(device="qemu-m3", run_id=run_id, emulated=True))
+    page = write_report(store, tmp_path / "r.html", run_id=run_id).read_text()
+    assert "Emulated timings" in page and "qemu-m3 (emulated)" in page
+
+
+def test_empty_store_is_a_clear_error(tmp_path):
+    import pytest
+
+    from harness.errors import HarnessError
+
+    store = Store(f"sqlite:///{tmp_path / 'h.sqlite'}")
+    with pytest.raises(HarnessError, match="no measurements"):
+        write_report(store, tmp_path / "r.html")
