@@ -37,14 +37,19 @@ class FakeDut:
 
     # transports
     def _serve_socket(self):
-        self._server.settimeout(5)
-        try:
-            conn, _ = self._server.accept()
-        except OSError:
-            return
-        conn.settimeout(0.05)
-        self._loop(lambda: conn.recv(256), conn.sendall)
-        conn.close()
+        # Accepts again after a disconnect: a host that reopens the port (after flashing)
+        # meets the board again, banner first, as after a reset.
+        self._server.settimeout(0.1)
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._server.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            conn.settimeout(0.05)
+            self._loop(lambda: conn.recv(256), conn.sendall)
+            conn.close()
 
     def _serve_fd(self):
         import select
@@ -222,3 +227,14 @@ def test_a_truncated_infer_reply_is_refused(fake):
 def test_commands_never_exceed_the_dut_buffer():
     with pytest.raises(ValueError):
         DutClient(None, chunk_bytes=39)
+
+
+def test_sync_skips_a_boot_banner_but_nothing_else(fake):
+    dut = fake()
+    client = dut.client()  # the banner is waiting, unread
+    assert client.sync() == "fake"
+    assert client.timestamp() == 1234  # and the link is in step afterwards
+    garbage = fake("garbage").client()
+    garbage.wait_boot()
+    with pytest.raises(DutError):
+        garbage.profile()

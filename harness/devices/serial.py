@@ -210,16 +210,14 @@ class SerialDevice(Device):
                               f"{' '.join(argv)}\n{tail}")
 
     def _ensure_link(self, after_reset: bool = False) -> None:
-        """Open the port (again) and make sure the DUT answers `name%`."""
+        """Open the port (again) and make sure the DUT answers `name%`; a boot banner that
+        arrives first (opening the port or flashing resets many boards) is skipped."""
         if self.dut is None or after_reset:
             self._open(self.options["port"])
-            if after_reset:  # a banner may or may not arrive, depending on when the port opened
-                try:
-                    self.dut.wait_boot(min(self.options["boot_timeout_s"], 3.0))
-                except DutError:
-                    pass
             self.port.reset_input_buffer()
-        self.facts["name"] = self._checked(self.dut.name)
+            self.facts["name"] = self._checked(lambda: self.dut.sync(self.options["boot_timeout_s"]))
+        else:
+            self.facts["name"] = self._checked(self.dut.name)
 
     def _board_version(self):
         try:

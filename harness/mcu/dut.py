@@ -124,6 +124,24 @@ class DutClient:
             raise DutError("(boot)", "boot banner without m-init-done", lines + ["m-ready"])
         return lines
 
+    def sync(self, timeout_s: float | None = None) -> str:
+        """``name%`` on a freshly opened port, where a boot banner may come first (a board
+        reset by opening its port, or after flashing); banner lines are skipped, anything
+        else is an error. Returns the DUT's name."""
+        deadline = time.monotonic() + (timeout_s or self.timeout_s)
+        banner = re.compile(r"m-timestamp-mode-\w+|m-lap-us-\d+|m-init-done|m-ready")
+        self._send("name")
+        seen: list = []
+        while True:
+            line = self._line("name", deadline, seen)
+            m = re.fullmatch(r"m-name-dut-\[(.*)\]", line)
+            if m:
+                if self._line("name", deadline, seen) != "m-ready":
+                    raise DutError("name", "expected m-ready after the name", seen)
+                return m.group(1)
+            if not banner.fullmatch(line):
+                raise DutError("name", "unexpected reply while synchronising", seen)
+
     # ------------------------------------------------------------ commands
 
     @staticmethod
