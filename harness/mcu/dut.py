@@ -1,6 +1,6 @@
 """The host side of the EEMBC / MLPerf Tiny DUT serial protocol.
 
-Pure over a pyserial-like object (``write``, ``read_until``, ``timeout``, ``reset_input_buffer``),
+Pure over a pyserial-like object (``write``, ``read``, ``in_waiting``, ``timeout``),
 so the same client drives a USB CDC port, a ``socket://`` URL to QEMU, or a test peer.
 
 Host -> DUT: ``cmd arg%`` (no CR/LF). DUT -> host: lines ending ``\\r\\n``; every command
@@ -58,10 +58,14 @@ class DutClient:
             raise ValueError(f"chunk_bytes must be 1..38, got {chunk_bytes}")
         self.port, self.timeout_s, self.chunk_bytes = port, timeout_s, chunk_bytes
         self.us_per_inference_budget = us_per_inference_budget
+        self._buffer = bytearray()  # bytes read past the last complete line
 
     # ------------------------------------------------------------ line layer
 
     def _send(self, command: str) -> None:
+        if self._buffer:  # bytes nobody asked for: the link is out of step
+            stray, self._buffer = bytes(self._buffer), bytearray()
+            raise DutError(command, "unexpected bytes from the DUT before the command was sent", [stray])
         data = (command + "%").encode("ascii")
         if len(data) > 80:
             raise ValueError(f"command longer than the DUT's 80-char buffer: {command!r}")
@@ -72,11 +76,7 @@ class DutClient:
 
     def _line(self, command: str, deadline: float, seen: list) -> str:
         """One reply line, checked; raises DutError on silence, garbage or ``e-``."""
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise DutError(command, "no complete reply before the timeout", seen)
-        self.port.timeout = remaining
-        raw = self.port.read_until(b"\r\n", MAX_LINE)
+        raw = self._read_line(deadline)
         if not raw.endswith(b"\r\n"):
             why = "silent: no reply" if not raw else "reply cut off (no CR LF) before the timeout"
             if len(raw) >= MAX_LINE:
@@ -95,11 +95,28 @@ class DutClient:
             raise DutError(command, f"the DUT reported an error: {text}", seen)
         return text
 
+    def _read_line(self, deadline: float) -> bytes:
+        """Bytes up to and including CR LF; what came (maybe nothing) if the deadline or
+        MAX_LINE is reached first. Reads what is waiting in one call, not byte by byte."""
+        while True:
+            end = self._buffer.find(b"\r\n")
+            if end >= 0:
+                line = bytes(self._buffer[:end + 2])
+                del self._buffer[:end + 2]
+                return line
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or len(self._buffer) >= MAX_LINE:
+                line = bytes(self._buffer)
+                self._buffer.clear()
+                return line
+            self.port.timeout = remaining
+            waiting = getattr(self.port, "in_waiting", 0) or 0
+            self._buffer += self.port.read(max(1, min(waiting, MAX_LINE)))
+
     def _drain(self, deadline: float) -> None:
         """Read and drop lines up to the next m-ready, or until the deadline."""
         while time.monotonic() < deadline:
-            self.port.timeout = max(deadline - time.monotonic(), 0.001)
-            raw = self.port.read_until(b"\r\n", MAX_LINE)
+            raw = self._read_line(deadline)
             if not raw.endswith(b"\r\n") or raw == b"m-ready\r\n":
                 return
 
