@@ -165,3 +165,13 @@ def test_the_emulated_board_end_to_end(tmp_path):
     assert memory["flash_bytes"] > memory["arena_bytes"] > 0
     assert 0 < memory["stack_bytes"] < memory["stack_region_bytes"]
     assert memory["ram_bytes"] == memory["sections"]["ram_static_bytes"] + memory["stack_bytes"]
+
+
+@pytest.mark.skipif(emulator is not None, reason=f"emulated board: {emulator}")
+def test_a_qemu_that_cannot_start_is_an_error_not_a_hang(tmp_path):
+    from harness.mcu.qemu import Qemu
+
+    board = Qemu(tmp_path / "firmware.elf", extra_args=["-no-such-option"])
+    with pytest.raises(DeviceError, match=r"QEMU exited with \d+ at start"):
+        board.start(timeout_s=20)
+    assert board.proc is None

@@ -25,6 +25,10 @@ def qemu_missing(binary: str = "qemu-system-arm") -> str | None:
     return None
 
 
+class _PortTaken(Exception):
+    pass
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -53,6 +57,14 @@ class Qemu:
         missing = qemu_missing(self.binary)
         if missing:
             raise DeviceError(f"cannot start the emulated board: {missing}")
+        for attempt in range(3):  # a free port can be taken by another process before QEMU binds it
+            try:
+                return self._start_once(timeout_s)
+            except _PortTaken:
+                continue
+        raise DeviceError("QEMU could not bind a free local TCP port for its serial line (3 attempts)")
+
+    def _start_once(self, timeout_s: float) -> str:
         self.stop()
         self.port = _free_port()
         self.proc = subprocess.Popen(self.argv(self.port), stdin=subprocess.DEVNULL,
@@ -62,8 +74,11 @@ class Qemu:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 out = self.proc.stdout.read().decode(errors="replace") if self.proc.stdout else ""
-                raise DeviceError(f"QEMU exited with {self.proc.returncode} at start "
-                                  f"({' '.join(self.argv(self.port))}): {out.strip()[-800:]}")
+                code, argv = self.proc.returncode, " ".join(self.argv(self.port))
+                self.stop()
+                if "Address already in use" in out:
+                    raise _PortTaken()
+                raise DeviceError(f"QEMU exited with {code} at start ({argv}): {out.strip()[-800:]}")
             if _listening(self.port):
                 return self.url
             time.sleep(0.02)
