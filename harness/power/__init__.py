@@ -1,0 +1,155 @@
+"""Power meters: one module per source, registered by name, named in the device YAML.
+
+    power:
+      - meter: tegrastats
+        interval_ms: 100
+
+Built-in meters are imported lazily (pyserial, pynvml, joulescope load only when used); a
+third party registers with ``@meter("name")`` or through the ``harness.meters`` entry-point
+group. The lead's measurement code calls ``open_meters`` once per device and then
+``measure_with_meters`` per measurement.
+"""
+from __future__ import annotations
+
+import importlib
+import time
+from contextlib import contextmanager
+from importlib.metadata import entry_points
+
+from ..errors import ConfigError
+from .base import Meter, MeterError, PowerTrace
+from .energy import MIN_SAMPLES, summarize
+from .source import LocalSource, Source
+
+__all__ = ["meter", "meter_class", "known_meters", "open_meters", "min_window_s",
+           "measure_with_meters", "board_source", "Meter", "MeterError", "PowerTrace", "summarize",
+           "Source", "LocalSource"]
+
+_BUILTIN = {
+    "tegrastats": "harness.power.tegrastats:TegrastatsMeter",
+    "ina3221": "harness.power.ina3221:Ina3221Meter",
+    "rapl": "harness.power.rapl:RaplMeter",
+    "nvml": "harness.power.nvml:NvmlMeter",
+    "vcgencmd": "harness.power.vcgencmd:VcgencmdMeter",
+    "ina2xx": "harness.power.hwmon:Ina2xxMeter",
+    "serial_stream": "harness.power.serial_stream:SerialStreamMeter",
+    "lpm01a": "harness.power.lpm01a:Lpm01aMeter",
+    "joulescope": "harness.power.joulescope:JoulescopeMeter",
+    "otii": "harness.power.otii:OtiiMeter",
+}
+_registered: dict = {}
+
+
+def meter(name: str):
+    """Class decorator: register a Meter subclass under ``name``."""
+    def decorator(cls):
+        cls.name = name
+        _registered[name] = cls
+        return cls
+    return decorator
+
+
+def _plugins() -> dict:
+    return {ep.name: ep for ep in entry_points(group="harness.meters")}
+
+
+def known_meters() -> list:
+    return sorted(set(_BUILTIN) | set(_registered) | set(_plugins()))
+
+
+def meter_class(name: str):
+    if name in _registered:
+        return _registered[name]
+    if name in _BUILTIN:
+        module, attr = _BUILTIN[name].split(":")
+        return getattr(importlib.import_module(module), attr)
+    plugins = _plugins()
+    if name in plugins:
+        return plugins[name].load()
+    raise KeyError(name)
+
+
+def board_source(spec, device, root: str = "/") -> Source:
+    """The Source an on-board meter reads through: this machine for the local kind, else
+    the device's own ``meter_source(root)`` (an SSH board provides it)."""
+    provider = getattr(device, "meter_source", None)
+    if callable(provider):
+        return provider(root)
+    if spec.kind == "local" or device is None:
+        return LocalSource(root)
+    raise MeterError(f"{spec.source}: device kind {spec.kind!r} cannot host on-board meters yet "
+                     "(its driver has no meter_source(root)); use a controller-side meter")
+
+
+def open_meters(spec, device=None) -> list:
+    """Validated, constructed (not started) meters for each ``power:`` entry of ``spec``."""
+    meters = []
+    for i, entry in enumerate(spec.power):
+        where = f"power[{i}]"
+        if not isinstance(entry, dict) or not isinstance(entry.get("meter"), str):
+            raise ConfigError(spec.source, where, "a mapping with a 'meter' name", entry)
+        name = entry["meter"]
+        try:
+            cls = meter_class(name)
+        except KeyError:
+            raise ConfigError(spec.source, f"{where}.meter", "one of " + ", ".join(known_meters()),
+                              name) from None
+        options = cls.validate(entry, spec.source, where)
+        if cls.local_only and spec.kind != "local":
+            raise ConfigError(spec.source, f"{where}.meter", "a meter that can read this kind of device", name,
+                              f"{name} reads the controller's own hardware, so only a 'local' device can use it")
+        source = board_source(spec, device, options.get("root") or "/") if cls.on_board else None
+        meters.append(cls(options, source=source, label=options.get("label")))
+    return meters
+
+
+def min_window_s(meters, samples: int = MIN_SAMPLES) -> float:
+    """How long the timed window must last so every meter gets ``samples`` samples (or
+    counter polls) in it; the runner's min_duration_s should be at least this."""
+    return max([m.min_window_s(samples) for m in meters] or [0.0])
+
+
+@contextmanager
+def _recording(meters, traces: list):
+    """Start every meter; on leaving, stop every one that started (even after an error)."""
+    started = []
+    try:
+        for m in meters:
+            m.start()
+            started.append(m)
+        yield
+    finally:
+        errors = []
+        for m in started:
+            try:
+                traces.append(m.stop())
+            except Exception as exc:  # stop the others regardless
+                errors.append(exc)
+                traces.append(None)
+        if errors:
+            raise errors[0]
+
+
+def measure_with_meters(meters, run_callable, idle_s: float | None = None, clock_offset_s: float = 0.0):
+    """One measurement with power: an idle baseline, then the run, both recorded.
+
+    Returns (raw, energies): ``raw`` is what ``run_callable()`` returned (the runner's
+    document with ``window`` and ``loop``), ``energies`` one summarize() dict per meter.
+    ``idle_s`` defaults to the longer of 2 s and min_window_s(meters). ``clock_offset_s``
+    (board clock minus host clock; see ssh_source.clock_offset_s) moves the runner's window
+    onto the meters' clock for boards whose clock is not the controller's.
+    """
+    if not meters:
+        return run_callable(), []
+    if idle_s is None:
+        idle_s = max(2.0, min_window_s(meters))
+    idle_traces, run_traces = [], []
+    with _recording(meters, idle_traces):
+        time.sleep(idle_s)
+    with _recording(meters, run_traces):
+        raw = run_callable()
+    window = raw["window"]
+    n = int(raw["loop"]["iterations"])
+    return raw, [summarize(trace, window["start_unix_s"], window["end_unix_s"], n, idle,
+                           clock_offset_s=clock_offset_s)
+                 for trace, idle in zip(run_traces, idle_traces)]

@@ -1,0 +1,35 @@
+"""The energy figures of the report, from a plain DataFrame."""
+import math
+
+import pandas as pd
+
+from harness.report.energy import energy_figures
+
+
+def frame():
+    rows = [
+        ("jetson", "mnist", "fp32", 0.99, 2.0e-3, 1.5e-3),
+        ("jetson", "mnist", "fp16", 0.99, 1.2e-3, 0.8e-3),
+        ("jetson", "mnist", "int8", 0.97, 0.5e-3, 0.3e-3),
+        ("jetson", "mnist", "bad", 0.90, 3.0e-3, math.nan),  # dominated
+        ("rpi5", "mnist", "fp32", 0.99, 9.0e-3, math.nan),
+        ("rpi5", "mnist", "<script>", 0.95, math.nan, math.nan),  # no energy: left out
+    ]
+    return pd.DataFrame(rows, columns=["device", "model", "variant", "accuracy",
+                                       "energy_per_inference_j", "net_energy_per_inference_j"])
+
+
+def test_pareto_and_bar_figures():
+    pareto, bars = energy_figures(frame())
+    jetson = next(t for t in pareto.data if t.name == "jetson · mnist")
+    assert list(jetson.marker.symbol) == ["diamond", "diamond", "circle", "circle"]
+    front = next(t for t in pareto.data if t.name == "Pareto front · jetson · mnist")
+    assert list(front.x) == [0.5, 1.2]  # mJ; fp32 ties fp16's accuracy at more energy
+    names = [t.name for t in bars.data]
+    assert "int8 (gross)" in names and "int8 (net of idle)" in names
+    assert not any("<script>" in (t.name or "") for t in bars.data + pareto.data)
+
+
+def test_no_energy_no_figures():
+    df = frame().assign(energy_per_inference_j=math.nan)
+    assert energy_figures(df) == []

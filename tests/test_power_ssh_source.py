@@ -1,0 +1,103 @@
+"""SshSource over a stand-in for the ssh branch's Link: the channel runs the exact remote
+command line through a local `sh -c`, as sshd would, so quoting, the PID handshake and
+the kill at close are exercised for real (SFTP is stood in by the local files)."""
+import os
+import select
+import socket
+import subprocess
+import time
+from types import SimpleNamespace
+
+import pytest
+
+from harness.power import open_meters
+from harness.power.energy import summarize
+from harness.power.ssh_source import SshSource, clock_offset_s
+from power_helpers import fake, record, spec_with
+
+
+class LocalChannel:
+    def __init__(self):
+        self.proc, self.timeout = None, None
+
+    def set_combine_stderr(self, on):
+        pass
+
+    def exec_command(self, command):
+        self.command = command
+        self.proc = subprocess.Popen(["sh", "-c", command], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+    def settimeout(self, t):
+        self.timeout = t
+
+    def recv(self, n):
+        r, _, _ = select.select([self.proc.stdout], [], [], self.timeout)
+        if not r:
+            raise socket.timeout()
+        return os.read(self.proc.stdout.fileno(), n)
+
+    def exit_status_ready(self):
+        return self.proc.poll() is not None
+
+    def close(self):
+        if self.proc.poll() is None:  # sshd would leave it running; the test must not
+            self.leaked = True
+            self.proc.kill()
+        self.proc.wait(timeout=5)
+        self.proc.stdout.close()
+
+
+class LocalLink:
+    label = "fakeboard"
+
+    def __init__(self):
+        self.channels = []
+        self._client = SimpleNamespace(get_transport=lambda: SimpleNamespace(open_session=self._open))
+        self.sftp = SimpleNamespace(open=lambda p, mode: open(p, "rb"), listdir=os.listdir)
+
+    def _open(self):
+        chan = LocalChannel()
+        self.channels.append(chan)
+        return chan
+
+    def run(self, argv, timeout_s):
+        import shlex
+        p = subprocess.run(["sh", "-c", " ".join(shlex.quote(a) for a in argv)], capture_output=True,
+                           text=True, timeout=timeout_s)
+        return SimpleNamespace(returncode=p.returncode, stdout=p.stdout, stderr=p.stderr)
+
+
+def test_files_through_sftp_under_a_root(tmp_path):
+    (tmp_path / "sys/class/hwmon/hwmon1").mkdir(parents=True)
+    (tmp_path / "sys/class/hwmon/hwmon1/name").write_text("ina226\n")
+    src = SshSource(LocalLink(), str(tmp_path))
+    assert src.listdir("/sys/class/hwmon") == ["hwmon1"]
+    assert src.read_text("/sys/class/hwmon/hwmon1/name") == "ina226\n"
+
+
+def test_tegrastats_on_a_board_is_stopped_by_pid(tmp_path):
+    link = LocalLink()
+    spec = spec_with([{"meter": "tegrastats", "interval_ms": 20,
+                       "command": fake("tegrastats") + ["--model", "tx2", "--watts", "3.5"]}])
+    device = SimpleNamespace(meter_source=lambda root: SshSource(link, root))
+    (m,) = open_meters(spec, device)
+    trace = record(m, 0.5)
+    assert len(trace.t) >= 5 and all(w == pytest.approx(3.5) for w in trace.watts)
+    assert trace.bad_lines == 0  # the PID handshake line is not data
+    chan = link.channels[-1]
+    assert chan.exit_status_ready() and not getattr(chan, "leaked", False)
+    assert "'sh' '-c'" in chan.command or "sh -c" in chan.command
+
+
+def test_one_shot_programs_and_odd_arguments(tmp_path):
+    src = SshSource(LocalLink())
+    assert src.run(["printf", "%s|", "a b", "$(id)", "'q'"]) == "a b|$(id)|'q'|"
+    with pytest.raises(OSError, match="exited with"):
+        src.run(["sh", "-c", "exit 3"])
+    (m,) = open_meters(spec_with([{"meter": "vcgencmd", "interval_ms": 50, "command": fake("vcgencmd")}]),
+                       SimpleNamespace(meter_source=lambda root: SshSource(LocalLink(), root)))
+    assert record(m, 0.2).watts
+
+
+def test_clock_offset_of_a_board_on_the_same_clock():
+    assert abs(clock_offset_s(LocalLink(), tries=3)) < 0.5
