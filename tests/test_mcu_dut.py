@@ -123,6 +123,10 @@ class FakeDut:
                      "m-results-[0.000,0.996,0.004]"]
             if f == "short":
                 lines = lines[:4]
+            if f == "chatty":  # other firmware's informational lines are fine
+                lines = lines[:3] + ["m-[model in flash]"] + lines[3:]
+            if f == "twice":
+                lines = lines[:5] + ["m-lap-us-99"] + lines[5:]
             self._lines(lines)
         elif cmd == "results":
             self._lines(["m-results-[0.000,0.996,0.004]"])
@@ -220,8 +224,18 @@ def test_a_hex_digit_error_names_the_chunk(fake):
 def test_a_truncated_infer_reply_is_refused(fake):
     client = fake("short").client()
     client.wait_boot()
-    with pytest.raises(DutError, match=r"'infer 2 0'.*expected 7 reply lines"):
+    with pytest.raises(DutError, match=r"'infer 2 0'.*expected 'm-lap-us.*\(reply 5 of 7\) before m-ready"):
         client.infer(2, 0)
+
+
+def test_extra_informational_lines_are_tolerated_but_not_a_broken_order(fake):
+    client = fake("chatty").client()
+    client.wait_boot()
+    assert client.infer(3, 0).elapsed_us == 30
+    client = fake("twice").client()
+    client.wait_boot()
+    with pytest.raises(DutError, match=r"'m-lap-us-99' out of the MLPerf Tiny order"):
+        client.infer(3, 0)
 
 
 def test_commands_never_exceed_the_dut_buffer():

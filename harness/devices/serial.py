@@ -297,8 +297,8 @@ class SerialDevice(Device):
                          "baud": self.options["baud"], "threads": 1},
             "model": {"path": handle, "bytes": self._model_bytes.get(handle),
                       "weight_bytes": exported.weight_bytes if exported else None,
-                      "inputs": [self._tensor(exported.input)] if exported else [],
-                      "outputs": [self._tensor(exported.output)] if exported else []},
+                      "inputs": [self._tensor("input", exported.input)] if exported else [],
+                      "outputs": [self._tensor("output", exported.output)] if exported else []},
             "timings_ms": {"load": load_ms, "init": self.boot_ms,
                            "first_inference": first.elapsed_us / 1e3,
                            "warmup_total": warm.elapsed_us / 1e3 if warm else 0.0},
@@ -320,8 +320,8 @@ class SerialDevice(Device):
         return self._checked(lambda: self.dut.infer(n, 0))
 
     @staticmethod
-    def _tensor(q: dict) -> dict:
-        return {"name": "input" if q is None else "tensor", "shape": q["shape"], "dtype": "int8",
+    def _tensor(name: str, q: dict) -> dict:
+        return {"name": name, "shape": q["shape"], "dtype": "int8",
                 "quantization": {"scale": q["scale"], "zero_point": q["zero_point"]}}
 
     @staticmethod

@@ -210,15 +210,19 @@ class DutClient:
         lines = self.command(command, timeout_s=budget)
         expected = [r"m-warmup-start-(\d+)", r"m-warmup-done", r"m-infer-start-(\d+)",
                     r"m-lap-us-(\d+)", r"m-lap-us-(\d+)", r"m-infer-done", r"m-results-\[(.*)\]"]
-        if len(lines) != len(expected):
-            raise DutError(command, f"expected {len(expected)} reply lines before m-ready, got {len(lines)}",
-                           lines + ["m-ready"])
-        groups = []
-        for line, pattern in zip(lines, expected):
-            m = re.fullmatch(pattern, line)
-            if not m:
-                raise DutError(command, f"line {line!r} does not match {pattern!r}", lines + ["m-ready"])
-            groups.append(m.groups())
+        # In this order; other firmware may interleave its own informational m- lines, which
+        # are tolerated unless they look like one of these (then the order is broken).
+        groups, k = [], 0
+        for line in lines:
+            m = re.fullmatch(expected[k], line) if k < len(expected) else None
+            if m:
+                groups.append(m.groups())
+                k += 1
+            elif any(re.fullmatch(p, line) for p in expected):
+                raise DutError(command, f"line {line!r} out of the MLPerf Tiny order", lines + ["m-ready"])
+        if k != len(expected):
+            raise DutError(command, f"expected {expected[k]!r} (reply {k + 1} of {len(expected)}) "
+                           "before m-ready", lines + ["m-ready"])
         if int(groups[0][0]) != warmup or int(groups[2][0]) != n:
             raise DutError(command, "the DUT echoed other counts than were sent", lines)
         t0, t1 = int(groups[3][0]), int(groups[4][0])
