@@ -252,3 +252,14 @@ def test_sync_skips_a_boot_banner_but_nothing_else(fake):
     garbage.wait_boot()
     with pytest.raises(DutError):
         garbage.profile()
+
+
+def test_resync_gets_back_in_step_after_a_failed_exchange(fake):
+    dut = fake("garbage")
+    client = dut.client()
+    client.wait_boot()
+    with pytest.raises(DutError):
+        client.profile()
+    dut.fault = None
+    assert client.resync() == "fake"
+    assert client.timestamp() == 1234

@@ -94,6 +94,11 @@ def test_a_board_that_stops_answering_is_a_device_error(fake_board):
         dut.fault = "stall"
         with pytest.raises(DeviceError, match=r"fakeboard: DUT command 'profile': silent"):
             device.run({"model": handle, "warmup": 0, "min_iterations": 5, "min_duration_s": 0.0})
+        dut.fault = "garbage"  # answers `profile` with garbage, leaving bytes behind
+        with pytest.raises(DeviceError, match=r"'profile': garbage"):
+            device.run({"model": handle, "warmup": 0, "min_iterations": 5, "min_duration_s": 0.0})
+        dut.fault = None  # the board recovers: so does the next measurement
+        assert device.run({"model": handle, "warmup": 0, "min_iterations": 5, "min_duration_s": 0.0})["ok"]
     finally:
         device.close()
 

@@ -217,7 +217,10 @@ class SerialDevice(Device):
             self.port.reset_input_buffer()
             self.facts["name"] = self._checked(lambda: self.dut.sync(self.options["boot_timeout_s"]))
         else:
-            self.facts["name"] = self._checked(self.dut.name)
+            try:
+                self.facts["name"] = self.dut.name()
+            except DutError:  # a previous exchange failed half-way: get back in step once
+                self.facts["name"] = self._checked(lambda: self.dut.resync(self.options["boot_timeout_s"]))
 
     def _board_version(self):
         try:

@@ -159,6 +159,24 @@ class DutClient:
             if not banner.fullmatch(line):
                 raise DutError("name", "unexpected reply while synchronising", seen)
 
+    def resync(self, timeout_s: float | None = None) -> str:
+        """Back in step after a failed exchange: drop what is buffered, send ``name%`` and
+        skip whatever arrives (the rest of an aborted reply, noise) until its answer."""
+        deadline = time.monotonic() + (timeout_s or self.timeout_s)
+        self._buffer.clear()
+        reset = getattr(self.port, "reset_input_buffer", None)
+        if reset is not None:
+            reset()
+        self._send("name")
+        skipped = []
+        while time.monotonic() < deadline:
+            raw = self._read_line(deadline)
+            m = re.fullmatch(rb"m-name-dut-\[(.*)\]\r\n", raw)
+            if m and self._read_line(deadline) == b"m-ready\r\n":
+                return m.group(1).decode("ascii", "replace")
+            skipped.append(raw)
+        raise DutError("name", "no answer while getting back in step", skipped)
+
     # ------------------------------------------------------------ commands
 
     @staticmethod
