@@ -301,6 +301,7 @@ def export(path: Path | str, name: str | None = None, rounding: dict | None = No
             beta = float(opt.beta) if opt is not None else 1.0
             fields["table"] = emit("float", f"t{k}", softmax_table(in_scale, beta))
             fields["out_scale"] = float(np.float32(out_scale))
+        _check_ranges(path, k, op_name, fields)
         ops.append(fields)
 
     offsets, arena = _plan_arena(m, ops, graph_in, graph_out)
@@ -337,6 +338,20 @@ def export(path: Path | str, name: str | None = None, rounding: dict | None = No
         input={"shape": m.shape(graph_in), "scale": in_scale, "zero_point": in_zp, "bytes": in_bytes},
         output={"shape": m.shape(graph_out), "scale": out_scale, "zero_point": out_zp, "bytes": out_bytes},
         weight_bytes=weight_bytes)
+
+
+# The widths of eng_op_t's fields (firmware/src/engine.h): a bigger model is refused, not truncated.
+_FIELD_MAX = {**{f: 0xFFFF for f in ("in_h", "in_w", "in_c", "out_h", "out_w", "out_c")},
+              **{f: 0xFF for f in ("k_h", "k_w", "stride_h", "stride_w", "dil_h", "dil_w",
+                                   "pad_h", "pad_w", "depth_mult")}}
+
+
+def _check_ranges(path, k, op_name, fields):
+    for name, limit in _FIELD_MAX.items():
+        value = fields.get(name, 0)
+        if not 0 <= value <= limit:
+            raise ExportError(f"{path}: operator {k} ({op_name}): {name} = {value} exceeds the engine's "
+                              f"limit {limit}")
 
 
 def _requant(fields, k, emit, in_scale, w_scales, out_scale, n_out):
