@@ -8,7 +8,11 @@
 #define UART_DATA (*(volatile uint32_t *)(UART0 + 0x00))
 #define UART_STATE (*(volatile uint32_t *)(UART0 + 0x04))
 #define UART_CTRL (*(volatile uint32_t *)(UART0 + 0x08))
+#define UART_INTSTATUS (*(volatile uint32_t *)(UART0 + 0x0C))
 #define UART_BAUDDIV (*(volatile uint32_t *)(UART0 + 0x10))
+#define NVIC_ISER0 (*(volatile uint32_t *)0xE000E100)
+#define NVIC_ICPR0 (*(volatile uint32_t *)0xE000E280)
+#define UART0_RX_IRQ 0  /* QEMU's mps2-an385/an386 wiring */
 #define CPU_HZ 25000000u
 #ifndef BAUD
 #define BAUD 115200u
@@ -20,8 +24,14 @@ void systick_start(uint32_t cpu_hz);
 void board_init(void)
 {
     UART_BAUDDIV = CPU_HZ / BAUD;
-    UART_CTRL = 3;  /* TX and RX enable */
+    UART_CTRL = 3u | (1u << 3);  /* TX and RX enable, RX interrupt (to wake from WFI) */
+    NVIC_ISER0 = 1u << UART0_RX_IRQ;
     systick_start(CPU_HZ);
+}
+
+void board_irq(void)
+{
+    UART_INTSTATUS = 2u;  /* the RX interrupt only wakes the core; board_getc reads the byte */
 }
 
 void board_putc(char c)
@@ -32,6 +42,13 @@ void board_putc(char c)
 
 int board_getc(void)
 {
-    while (!(UART_STATE & 2u)) { }  /* RX buffer empty */
+    /* Sleep until a byte arrives, so an idle emulated board does not spin the host's CPU.
+     * Interrupts are masked around the check: a byte arriving just before WFI leaves its
+     * interrupt pending, which ends the WFI at once instead of being missed. */
+    while (!(UART_STATE & 2u)) {  /* RX buffer empty */
+        __asm volatile("cpsid i" ::: "memory");
+        if (!(UART_STATE & 2u)) __asm volatile("wfi" ::: "memory");
+        __asm volatile("cpsie i" ::: "memory");
+    }
     return (int)(UART_DATA & 0xFFu);
 }

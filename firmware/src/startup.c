@@ -34,10 +34,15 @@ __attribute__((used, noreturn)) static void reset_c(void)
     for (;;) { }
 }
 
+/* Every external interrupt goes to the board's board_irq() (a board that enables none
+ * need not define it). 32 covers the interrupt numbers the boards here use. */
+void board_irq(void) __attribute__((weak, alias("fault")));
+
 __attribute__((section(".isr_vector"), used))
-void (*const vectors[16])(void) = {
+void (*const vectors[16 + 32])(void) = {
     (void (*)(void))(&_estack), Reset_Handler, fault, fault, fault, fault, fault, 0, 0, 0, 0,
     fault, fault, 0, fault, SysTick_Handler,
+    [16 ... 47] = board_irq,
 };
 
 /* ------------------------------------------------------------ SysTick clock */
