@@ -12,7 +12,7 @@ import serial
 
 from harness.mcu.dut import DutClient, DutError
 
-SHORT = 0.5  # seconds a silent peer is waited for
+SHORT = 1.5  # seconds a silent peer is waited for (generous: CI machines are busy)
 
 
 class FakeDut:

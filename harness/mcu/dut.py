@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from ..errors import DeviceError
 
 MAX_LINE = 4096          # longer than any legal reply (10 results are ~80 chars)
+QUIET_S = 0.2            # silence that means a DUT has finished talking (resync)
 CHUNK_BYTES = 31         # 62 hex digits + "db " + "%" fits the DUT's 80-char command buffer
 _LINE = re.compile(r"[me]-[\x20-\x7e]*")
 
@@ -163,12 +164,17 @@ class DutClient:
         """Back in step after a failed exchange: drop what is buffered, send ``name%`` and
         skip whatever arrives (the rest of an aborted reply, noise) until its answer."""
         deadline = time.monotonic() + (timeout_s or self.timeout_s)
-        self._buffer.clear()
-        reset = getattr(self.port, "reset_input_buffer", None)
-        if reset is not None:
-            reset()
-        self._send("name")
         skipped = []
+        # Wait for the line to go quiet first: a late reply to the failed command must not
+        # be taken for the answer to this one.
+        while time.monotonic() < deadline:
+            self._buffer.clear()
+            self.port.timeout = QUIET_S
+            stale = self.port.read(MAX_LINE)
+            if not stale:
+                break
+            skipped.append(stale)
+        self._send("name")
         while time.monotonic() < deadline:
             raw = self._read_line(deadline)
             m = re.fullmatch(rb"m-name-dut-\[(.*)\]\r\n", raw)
