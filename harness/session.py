@@ -117,7 +117,11 @@ class Session:
         return measurement
 
     def _run(self, device, spec: DeviceSpec, run_spec: dict):
-        """Run once; with power meters declared, bracket the run with them."""
+        """Run once; with power meters declared, bracket the run with them.
+
+        The first meter named in the YAML is the measurement's energy figure; every meter's
+        summary is kept under energy["meters"] (e.g. a board rail and an external monitor).
+        """
         if not spec.power:
             return device.run(run_spec), None
         from . import power
@@ -126,12 +130,15 @@ class Session:
         try:
             run_spec["min_duration_s"] = max(float(run_spec.get("min_duration_s", 0)),
                                              power.min_window_s(meters))
+            offset = getattr(device, "clock_offset_s", lambda: 0.0)()
             raw, energies = power.measure_with_meters(meters, lambda: device.run(run_spec),
-                                                      idle_s=float(spec.settings.get("idle_s", 2.0)))
+                                                      clock_offset_s=offset)
         finally:
             for meter in meters:
                 meter.close()
-        return raw, (energies[0] if energies else None)
+        if not energies:
+            return raw, None
+        return raw, {**energies[0], "meters": energies}
 
     def _provenance(self, spec: DeviceSpec, device, raw: dict, variant: zoo.Variant) -> dict:
         return {

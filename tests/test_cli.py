@@ -40,7 +40,7 @@ def test_report_needs_a_store(tmp_path, capsys):
 
 def test_report_from_a_store_directory(tmp_path, capsys):
     from harness.store import Store
-    from tests.fakes import fake_measurement
+    from tests.fake_measurements import fake_measurement
 
     store = Store(f"sqlite:///{tmp_path / 'harness.sqlite'}")
     run = store.start_run()
