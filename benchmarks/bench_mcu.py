@@ -48,13 +48,12 @@ def host_ms(call) -> float:
 
 
 def bench(model: Path, cache: Path) -> dict:
-    import serial
-
     exported = export(model)
     firmware = fwbuild.build(exported, cache)
     board = qemu.Qemu(firmware.elf)
     try:
-        port = serial.serial_for_url(board.start(), timeout=5)
+        board.start()
+        port = board.connect()
         dut = DutClient(port, timeout_s=30)
         dut.wait_boot()
         data = bytes((i * 37) & 0xFF for i in range(exported.input["bytes"]))

@@ -94,15 +94,14 @@ def firmware_reasons() -> str | None:
 @pytest.mark.parametrize("machine, cpu", [("mps2-an385", "cortex-m3"), ("mps2-an386", "cortex-m4")])
 @pytest.mark.parametrize("model", ZOO_INT8, ids=lambda p: p.name)
 def test_firmware_in_qemu_is_bit_exact_on_all_held_out_digits(model, machine, cpu, tmp_path_factory):
-    import serial
-
     exported = export(model)
     firmware = fwbuild.build(exported, tmp_path_factory.mktemp("fw"), cpu=cpu)
     x = held_out_int8(exported)
     expected = litert_outputs(model, x)
     board = qemu.Qemu(firmware.elf, machine=machine)
     try:
-        port = serial.serial_for_url(board.start(), timeout=1)
+        board.start()
+        port = board.connect()
         dut = DutClient(port, timeout_s=10)
         dut.wait_boot()
         mismatched = []

@@ -109,13 +109,18 @@ class SerialDevice(Device):
         self._exports: dict = {}      # handle -> (Exported, Firmware or None)
         self._model_bytes: dict = {}
 
-    def _open(self, url: str) -> None:
+    def _open(self, url: str, keep_input: bool = False) -> None:
         import serial  # pyserial
+
+        from ..mcu.qemu import open_keeping_input
 
         self._close_port()
         try:
-            self.port = serial.serial_for_url(url, baudrate=self.options["baud"],
-                                              timeout=self.options["timeout_s"])
+            if keep_input:  # a boot banner may already be on its way (QEMU starts on connect)
+                self.port = open_keeping_input(url, self.options["timeout_s"], self.options["baud"])
+            else:
+                self.port = serial.serial_for_url(url, baudrate=self.options["baud"],
+                                                  timeout=self.options["timeout_s"])
         except (serial.SerialException, ValueError, OSError) as exc:
             raise DeviceError(f"{self.name}: cannot open serial port {url!r}: {exc}") from None
         self.dut = DutClient(self.port, timeout_s=self.options["timeout_s"],
@@ -187,7 +192,7 @@ class SerialDevice(Device):
         self.qemu = Qemu(firmware.elf, machine=q["machine"], icount_shift=q["icount_shift"],
                          extra_args=q["args"], binary=q["binary"])
         t = time.perf_counter()
-        self._open(self.qemu.start(timeout_s=self.options["boot_timeout_s"] + 10))
+        self._open(self.qemu.start(timeout_s=self.options["boot_timeout_s"] + 10), keep_input=True)
         self._checked(lambda: self.dut.wait_boot(self.options["boot_timeout_s"]))
         self.boot_ms = (time.perf_counter() - t) * 1e3
 

@@ -85,6 +85,12 @@ class Qemu:
         self.stop()
         raise DeviceError(f"QEMU did not open its serial port 127.0.0.1:{self.port} within {timeout_s:g} s")
 
+    def connect(self, timeout_s: float = 5.0, baudrate: int = 115200):
+        """A pyserial port on the guest's UART that keeps the first bytes. pyserial's open()
+        ends with reset_input_buffer(), which for socket:// reads and drops whatever has
+        arrived, and QEMU starts the guest (and its boot banner) the moment we connect."""
+        return open_keeping_input(self.url, timeout_s, baudrate)
+
     @property
     def url(self) -> str:
         return f"socket://127.0.0.1:{self.port}"
@@ -102,6 +108,18 @@ class Qemu:
         if proc.stdout:
             proc.stdout.close()
         atexit.unregister(self.stop)
+
+
+def open_keeping_input(url: str, timeout_s: float, baudrate: int = 115200):
+    import serial
+
+    port = serial.serial_for_url(url, do_not_open=True, timeout=timeout_s, baudrate=baudrate)
+    port.reset_input_buffer = lambda: None  # only for open(); see Qemu.connect
+    try:
+        port.open()
+    finally:
+        del port.reset_input_buffer
+    return port
 
 
 def _listening(port: int) -> bool:
