@@ -12,6 +12,8 @@ instructions  guest instructions per inference: under -icount shift=0 every inst
               microsecond timestamps). Deterministic: the same on every host. A real
               Cortex-M3 needs more cycles than instructions (loads, multiplies, branches).
 flash / RAM   from the ELF (arm-none-eabi-size): flash = text + rodata + the .data image,
+              consts = the model's constant data (weights, biases, multipliers, shifts,
+              softmax table), part of rodata;
               static RAM = data + bss (the arena is in bss), plus the stack high-water mark
               the firmware measures by painting its stack at reset (`mem%`).
 protocol      host-side cost of one `infer N 0` window outside the inferences: host wall
@@ -78,7 +80,7 @@ def bench(model: Path, cache: Path) -> dict:
         "instructions": window.elapsed_us * 1000 / N_TIMED,
         "first_instructions": first.elapsed_us * 1000,
         "flash": sizes["flash_bytes"], "text": sizes["text"], "rodata": sizes["rodata"],
-        "weights": exported.weight_bytes, "ram": sizes["ram_static_bytes"] + stack,
+        "consts": exported.const_bytes, "ram": sizes["ram_static_bytes"] + stack,
         "bss": sizes["bss"], "data": sizes["data"], "arena": exported.arena_bytes, "stack": stack,
         "window_overhead_ms": a1 - slope, "window_overhead_min_ms": min(one) - slope,
         "host_ms_per_inference": slope,
@@ -100,13 +102,13 @@ def main(argv: list[str]) -> int:
         for model in models:
             rows.append(bench(model, Path(cache)))
     print("Emulated Cortex-M3 (QEMU mps2-an385, -icount shift=0), reference int8 firmware")
-    head = ("model", "instr/inf", "first inf", "flash B", "text", "rodata", "data", "weights",
+    head = ("model", "instr/inf", "first inf", "flash B", "text", "rodata", "data", "consts",
             "RAM B", "bss", "stack", "arena")
     print(("{:24}" + " {:>10}" * (len(head) - 1)).format(*head))
     for r in rows:
         print(("{:24}" + " {:>10,.0f}" * 2 + " {:>10,}" * 9).format(
             r["model"], r["instructions"], r["first_instructions"], r["flash"], r["text"], r["rodata"],
-            r["data"], r["weights"], r["ram"], r["bss"], r["stack"], r["arena"]))
+            r["data"], r["consts"], r["ram"], r["bss"], r["stack"], r["arena"]))
     print()
     print(f"Host-side protocol cost, median (min) of {REPEATS}; QEMU serial over TCP:")
     print(f"{'model':24} {'per infer window':>20} {'name% round trip':>20} {'db load 64 B':>20}")

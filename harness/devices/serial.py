@@ -304,7 +304,7 @@ class SerialDevice(Device):
                          "max_iterations": max_iterations, "windows": windows, "inferences_per_window": n,
                          "baud": self.options["baud"], "threads": 1},
             "model": {"path": handle, "bytes": self._model_bytes.get(handle),
-                      "weight_bytes": exported.weight_bytes if exported else None,
+                      "const_bytes": exported.const_bytes if exported else None,
                       "inputs": [self._tensor("input", exported.input)] if exported else [],
                       "outputs": [self._tensor("output", exported.output)] if exported else []},
             "timings_ms": {"load": load_ms, "init": self.boot_ms,

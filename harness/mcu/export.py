@@ -49,7 +49,7 @@ class Exported:
     arena_bytes: int
     input: dict          # {"shape", "scale", "zero_point", "bytes"}
     output: dict
-    weight_bytes: int
+    const_bytes: int     # weights, biases, multipliers, shifts, softmax tables
     notes: list = field(default_factory=list)
 
     def write(self, directory: Path) -> None:
@@ -60,7 +60,7 @@ class Exported:
 
     def summary(self) -> dict:
         return {"name": self.name, "ops": self.ops, "arena_bytes": self.arena_bytes,
-                "input": self.input, "output": self.output, "weight_bytes": self.weight_bytes}
+                "input": self.input, "output": self.output, "const_bytes": self.const_bytes}
 
 
 # ------------------------------------------------------------ TFLite's float-side arithmetic
@@ -216,17 +216,17 @@ def export(path: Path | str, name: str | None = None, rounding: dict | None = No
 
     arrays: list[str] = []
     ops: list[dict] = []
-    weight_bytes = 0
+    const_bytes = 0
 
     def emit(ctype: str, label: str, values) -> str:
-        nonlocal weight_bytes
+        nonlocal const_bytes
         values = list(values)
         if ctype == "float":
             body = ", ".join(float(v).hex() + "f" for v in values)
-            weight_bytes += 4 * len(values)
+            const_bytes += 4 * len(values)
         else:
             body = ", ".join(str(int(v)) for v in values)
-            weight_bytes += {"int8_t": 1, "int32_t": 4}[ctype] * len(values)
+            const_bytes += {"int8_t": 1, "int32_t": 4}[ctype] * len(values)
         arrays.append(f"static const {ctype} {label}[{len(values)}] = {{{body}}};")
         return label
 
@@ -255,9 +255,7 @@ def export(path: Path | str, name: str | None = None, rounding: dict | None = No
             fields.update(in_h=ishape[1], in_w=ishape[2], in_c=ishape[3], out_h=oshape[1], out_w=oshape[2],
                           out_c=n_out, k_h=kh, k_w=kw, stride_h=opt.strideH, stride_w=opt.strideW,
                           dil_h=opt.dilationHFactor or 1, dil_w=opt.dilationWFactor or 1,
-                          depth_mult=getattr(opt, "depthMultiplier", 1) or 1)
-            if op_name == "DEPTHWISE_CONV_2D":
-                fields["depth_mult"] = n_out // ishape[3]
+                          depth_mult=n_out // ishape[3] if op_name == "DEPTHWISE_CONV_2D" else 1)
             fields["pad_h"] = padding(opt.padding, opt.strideH, fields["dil_h"], ishape[1], kh, oshape[1])
             fields["pad_w"] = padding(opt.padding, opt.strideW, fields["dil_w"], ishape[2], kw, oshape[2])
             fields["weights"] = emit("int8_t", f"w{k}", weights.reshape(-1))
@@ -337,7 +335,7 @@ def export(path: Path | str, name: str | None = None, rounding: dict | None = No
         name=name, c_source=c, h_source=h, ops=list(m.op_names), arena_bytes=arena,
         input={"shape": m.shape(graph_in), "scale": in_scale, "zero_point": in_zp, "bytes": in_bytes},
         output={"shape": m.shape(graph_out), "scale": out_scale, "zero_point": out_zp, "bytes": out_bytes},
-        weight_bytes=weight_bytes)
+        const_bytes=const_bytes)
 
 
 # The widths of eng_op_t's fields (firmware/src/engine.h): a bigger model is refused, not truncated.
