@@ -62,19 +62,16 @@ def host_cc():
     return cc
 
 
-@pytest.mark.parametrize("model", ZOO_INT8, ids=lambda p: p.name)
-def test_engine_on_the_host_is_bit_exact(model, host_cc, tmp_path):
+def host_engine_outputs(model: Path, x: np.ndarray, cc: str, workdir: Path) -> np.ndarray:
+    """The engine compiled for this host, run on each input of ``x``."""
     exported = export(model)
-    exported.write(tmp_path)
-    (tmp_path / "shim.c").write_text(SHIM)
-    lib = tmp_path / "engine.so"
-    subprocess.run([host_cc, "-O2", "-shared", "-fPIC", "-ffp-contract=off", f"-I{ROOT / 'firmware/src'}",
-                    f"-I{tmp_path}", str(ROOT / "firmware/src/engine.c"), str(tmp_path / "model.c"),
-                    str(tmp_path / "shim.c"), "-lm", "-o", str(lib)], check=True, timeout=120)
+    exported.write(workdir)
+    (workdir / "shim.c").write_text(SHIM)
+    lib = workdir / "engine.so"
+    subprocess.run([cc, "-O2", "-shared", "-fPIC", "-ffp-contract=off", f"-I{ROOT / 'firmware/src'}",
+                    f"-I{workdir}", str(ROOT / "firmware/src/engine.c"), str(workdir / "model.c"),
+                    str(workdir / "shim.c"), "-lm", "-o", str(lib)], check=True, timeout=120)
     engine = ctypes.CDLL(str(lib))
-    x = np.concatenate([held_out_int8(exported),
-                        np.random.default_rng(0).integers(-128, 128, (500, 64)).astype(np.int8)])
-    expected = litert_outputs(model, x)
     n_in, n_out = exported.input["bytes"], exported.output["bytes"]
     got = []
     for sample in x:
@@ -82,8 +79,49 @@ def test_engine_on_the_host_is_bit_exact(model, host_cc, tmp_path):
         arena[engine.input_offset():engine.input_offset() + n_in] = sample.reshape(-1)
         engine.run(arena.ctypes.data_as(ctypes.c_void_p))
         got.append(arena[engine.output_offset():engine.output_offset() + n_out].copy())
-    mismatched = np.flatnonzero((np.array(got) != expected).any(axis=1))
-    assert mismatched.size == 0, f"{mismatched.size} of {len(x)} inputs differ, first at {mismatched[:5]}"
+    return np.array(got)
+
+
+def assert_same(got: np.ndarray, expected: np.ndarray, what: str):
+    mismatched = np.flatnonzero((got.reshape(len(got), -1) != expected.reshape(len(expected), -1)).any(axis=1))
+    assert mismatched.size == 0, f"{mismatched.size} of {len(got)} {what} differ, first at {mismatched[:5]}"
+
+
+@pytest.mark.parametrize("model", ZOO_INT8, ids=lambda p: p.name)
+def test_engine_on_the_host_is_bit_exact(model, host_cc, tmp_path):
+    exported = export(model)
+    x = np.concatenate([held_out_int8(exported),
+                        np.random.default_rng(0).integers(-128, 128, (500, 64)).astype(np.int8)])
+    assert_same(host_engine_outputs(model, x, host_cc, tmp_path), litert_outputs(model, x), "inputs")
+
+
+# Operator configurations the zoo does not use (tests/tflite_int8.py builds the models).
+CHAINS = {
+    "strided-same-dilated": ([1, 9, 9, 2], [
+        ("conv", dict(out=4, k=3, stride=2, padding="SAME", act="RELU6")),
+        ("dwconv", dict(mult=2, k=3, dilation=2, padding="SAME", act="RELU")),
+        ("avgpool", dict(k=3, stride=2, padding="SAME")),          # partial windows at the edges
+        ("maxpool", dict(k=2, stride=1, padding="VALID")),
+        ("reshape", dict(shape=[1, 32])),
+        ("fc", dict(out=7, act="RELU")),
+        ("softmax", dict(beta=0.5))]),
+    "valid-per-tensor-batched-fc": ([1, 10, 7, 3], [
+        ("conv", dict(out=5, k=2, padding="VALID", per_channel=False)),
+        ("dwconv", dict(k=3, stride=2, padding="VALID", act="RELU6")),
+        ("reshape", dict(shape=[2, 20])),
+        ("fc", dict(out=6, per_channel=True)),
+        ("softmax", {})]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CHAINS))
+def test_engine_is_bit_exact_on_other_operator_configurations(name, host_cc, tmp_path):
+    from tflite_int8 import chain
+
+    shape, layers = CHAINS[name]
+    model = chain(tmp_path / f"{name}.tflite", shape, layers)
+    x = np.random.default_rng(1).integers(-128, 128, (300, *shape)).astype(np.int8)
+    assert_same(host_engine_outputs(model, x, host_cc, tmp_path), litert_outputs(model, x), "inputs")
 
 
 def firmware_reasons() -> str | None:

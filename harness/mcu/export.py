@@ -241,7 +241,7 @@ def export(path: Path | str, name: str | None = None, rounding: dict | None = No
         fields = {"kind": _KIND[op_name], "in": x, "out": y, "in_offset": -in_zp, "out_zp": out_zp,
                   "act_min": -128, "act_max": 127, "rounding": rounding.get(op_name, GEMMLOWP)}
         ishape, oshape = m.shape(x), m.shape(y)
-        if op_name in ("CONV_2D", "DEPTHWISE_CONV_2D", "AVERAGE_POOL_2D", "MAX_POOL_2D", "SOFTMAX"):
+        if op_name in ("CONV_2D", "DEPTHWISE_CONV_2D", "AVERAGE_POOL_2D", "MAX_POOL_2D"):
             if ishape[0] != 1:
                 raise ExportError(f"{path}: operator {k} ({op_name}) has batch {ishape[0]}; the engine runs batch 1")
         if op_name in ("CONV_2D", "DEPTHWISE_CONV_2D"):
