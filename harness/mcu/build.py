@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -66,16 +67,28 @@ def build(exported: Exported, cache_dir: Path, board: str = "mps2-an385", cpu: s
     out = Path(cache_dir) / f"{exported.name}-{board}-{version}"
     elf = out / "firmware.elf"
     if not elf.is_file():
-        exported.write(out / "model")
-        argv = ["make", "-C", str(firmware_dir), f"BUILD={out.resolve()}", f"MODEL_DIR={(out / 'model').resolve()}",
+        # Built beside the cache entry and renamed into place, so a parallel run (pytest -n)
+        # or an interrupted build never leaves a half-written firmware that looks cached.
+        tmp = out.parent / f".{out.name}.{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        exported.write(tmp / "model")
+        argv = ["make", "-C", str(firmware_dir), f"BUILD={tmp.resolve()}", f"MODEL_DIR={(tmp / 'model').resolve()}",
                 f"BOARD={board}", f"CPU={cpu}", f"BAUD={baud}", f"FW_VERSION={version}", f"CROSS={cross}"]
         try:
             proc = subprocess.run(argv, capture_output=True, text=True, timeout=BUILD_TIMEOUT_S)
         except subprocess.TimeoutExpired:
+            shutil.rmtree(tmp, ignore_errors=True)
             raise DeviceError(f"the firmware build did not finish in {BUILD_TIMEOUT_S} s") from None
         if proc.returncode != 0:
+            shutil.rmtree(tmp, ignore_errors=True)
             tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-20:])
             raise DeviceError(f"the firmware build failed ({' '.join(argv)}):\n{tail}")
+        if out.exists() and not elf.is_file():  # a leftover without a firmware in it
+            shutil.rmtree(out, ignore_errors=True)
+        try:
+            tmp.rename(out)
+        except OSError:  # another process finished the same build first
+            shutil.rmtree(tmp, ignore_errors=True)
     return Firmware(elf=elf, bin=out / "firmware.bin", hex=out / "firmware.hex", version=version,
                     sizes=elf_sizes(elf, cross), model=exported.summary())
 
