@@ -66,7 +66,8 @@ class FakeDut:
         self._send = send
         if not self._opened.wait(5):
             return
-        self._lines(["m-timestamp-mode-performance", "m-lap-us-0", "m-init-done"])
+        if self.fault != "interface":  # an interface board stays quiet until spoken to
+            self._lines(["m-timestamp-mode-performance", "m-lap-us-0", "m-init-done"])
         while not self._stop.is_set():
             try:
                 data = recv()
@@ -83,13 +84,24 @@ class FakeDut:
                 self._handle(cmd.decode())
 
     def _lines(self, lines):
+        banner = bool(lines) and lines[0].startswith("m-timestamp-mode")
+        if self.fault == "interface" and not banner:
+            # an EEMBC interface board: its own m-ready, then the DUT's lines relayed
+            lines = ["m-ready"] + ["[dut]: " + line for line in lines + ["m-ready"]]
+            self._send(b"".join(line.encode() + b"\r\n" for line in lines))
+            return
         data = b"".join(line.encode() + b"\r\n" for line in lines + ["m-ready"])
-        if self.fault == "drop" and not lines[0].startswith("m-timestamp-mode"):
+        if self.fault == "drop" and not banner:
             data = data[:5] + data[6:]  # a byte lost on the wire
         self._send(data)
 
     def _handle(self, cmd):
         f = self.fault
+        if f == "interface":
+            if not cmd.startswith("dut "):
+                self._send(b"e-[Unknown command: " + cmd.encode() + b"]\r\n")
+                return
+            cmd = cmd[len("dut "):]
         if f == "stall" and cmd != "name":
             return
         if f == "garbage" and cmd == "profile":
@@ -263,3 +275,19 @@ def test_resync_gets_back_in_step_after_a_failed_exchange(fake):
     dut.fault = None
     assert client.resync() == "fake"
     assert client.timestamp() == 1234
+
+
+def test_through_an_interface_board_commands_are_relayed(fake):
+    dut = fake("interface")
+    port_client = dut.client()
+    client = DutClient(port_client.port, timeout_s=SHORT, chunk_bytes=26, interface_board=True)
+    assert client.name() == "fake"
+    client.load(bytes(range(30)))
+    assert dut.buffer == bytes(range(30))
+    # 26 bytes (52 hex digits) per chunk through the interface board
+    assert [len(c.split()[-1]) for c in dut.received if c.startswith("dut db ") and "load" not in c] == [52, 8]
+    assert client.infer(4, 0).elapsed_us == 40
+    assert dut.received[0] == "dut name"
+    direct = DutClient(port_client.port, timeout_s=SHORT)  # forgetting the interface board
+    with pytest.raises(DutError, match=r"'name'.*Unknown command: name"):
+        direct.name()

@@ -57,8 +57,8 @@ def test_bad_serial_yaml_names_file_and_field(tmp_path, text, field, words):
 def fake_board(tmp_path):
     duts = []
 
-    def make(extra=""):
-        dut = FakeDut()
+    def make(extra="", fault=None):
+        dut = FakeDut(fault)
         duts.append(dut)
         dut._opened.set()  # the device opens the port itself
         path = write(tmp_path, "fakeboard", f"kind: serial\nserial: {{port: '{dut.url}', timeout_s: 2, "
@@ -84,6 +84,19 @@ def test_any_compliant_firmware_is_measured_with_the_standard_commands(fake_boar
     assert raw["host"]["name"] == "fake" and raw["host"]["model_id"] == "ic01"
     assert raw["memory"]["stack_bytes"] is None          # `mem%` is our extension, absent here
     assert [c for c in dut.received if c.startswith("infer")] == ["infer 1 0", "infer 2 0"] + ["infer 2 0"] * 5
+
+
+def test_a_board_behind_an_interface_board(fake_board):
+    dut, device = fake_board(", firmware: prebuilt, interface_board: true", fault="interface")
+    assert device.spec.options["chunk_bytes"] == 26
+    device.connect()
+    try:
+        handle = device.deploy(ROOT / "models" / "digits_cnn_int8.tflite")
+        raw = device.run({"model": handle, "warmup": 0, "min_iterations": 5, "min_duration_s": 0.0})
+    finally:
+        device.close()
+    assert raw["ok"] and raw["latencies_ns"] == [10_000.0] * 5
+    assert all(c.startswith("dut ") for c in dut.received)
 
 
 def test_a_board_that_stops_answering_is_a_device_error(fake_board):

@@ -35,7 +35,7 @@ DEFAULT_CACHE = Path(".harness-cache") / "mcu"
 PLACEHOLDERS = ("elf", "bin", "hex")
 QEMU_KEYS = ("machine", "binary", "icount_shift", "args")
 KEYS = ("port", "baud", "timeout_s", "chunk_bytes", "windows", "board", "cpu", "cross", "flash",
-        "flash_timeout_s", "boot_timeout_s", "qemu", "cache_dir", "firmware")
+        "flash_timeout_s", "boot_timeout_s", "qemu", "cache_dir", "firmware", "interface_board")
 
 
 class SerialDevice(Device):
@@ -51,7 +51,7 @@ class SerialDevice(Device):
             "port": schema.get(source, where, options, "port", str),
             "baud": schema.get(source, where, options, "baud", int, 115200, minimum=300, maximum=12000000),
             "timeout_s": schema.get(source, where, options, "timeout_s", float, 5.0, minimum=0.1),
-            "chunk_bytes": schema.get(source, where, options, "chunk_bytes", int, 31, minimum=1, maximum=38),
+            "interface_board": schema.get(source, where, options, "interface_board", bool, False),
             "windows": schema.get(source, where, options, "windows", int, 5, minimum=1, maximum=100),
             "board": schema.get(source, where, options, "board", str, "mps2-an385"),
             "cpu": schema.get(source, where, options, "cpu", str, "cortex-m3"),
@@ -64,6 +64,9 @@ class SerialDevice(Device):
                                    choices=("reference", "prebuilt")),
             "qemu": None,
         }
+        # 31 bytes (62 hex digits) per `db` chunk direct, 26 through an EEMBC interface board
+        out["chunk_bytes"] = schema.get(source, where, options, "chunk_bytes", int,
+                                        26 if out["interface_board"] else 31, minimum=1, maximum=38)
         for i, arg in enumerate(out["flash"]):
             try:
                 names = {name for _, name, _, _ in string.Formatter().parse(arg) if name is not None}
@@ -91,6 +94,8 @@ class SerialDevice(Device):
             raise ConfigError(source, "serial.port", "a serial port or pyserial URL "
                               "(/dev/ttyACM0, socket://host:port, rfc2217://host:port)", None,
                               "it is missing (or give a qemu: section for the emulated board)")
+        if out["interface_board"] and out["qemu"] is not None:
+            raise ConfigError(source, "serial.interface_board", "false for an emulated board", True)
         if out["firmware"] == "prebuilt" and out["qemu"] is not None:
             raise ConfigError(source, "serial.firmware", "reference for an emulated board", "prebuilt")
         return out
@@ -124,7 +129,8 @@ class SerialDevice(Device):
         except (serial.SerialException, ValueError, OSError) as exc:
             raise DeviceError(f"{self.name}: cannot open serial port {url!r}: {exc}") from None
         self.dut = DutClient(self.port, timeout_s=self.options["timeout_s"],
-                             chunk_bytes=self.options["chunk_bytes"])
+                             chunk_bytes=self.options["chunk_bytes"],
+                             interface_board=self.options["interface_board"])
 
     def _close_port(self):
         if self.port is not None:

@@ -18,8 +18,10 @@ from dataclasses import dataclass
 from ..errors import DeviceError
 
 MAX_LINE = 4096          # longer than any legal reply (10 results are ~80 chars)
+RELAY_PREFIX = "[dut]: "  # how an EEMBC interface board relays the DUT's lines
 QUIET_S = 0.2            # silence that means a DUT has finished talking (resync)
 CHUNK_BYTES = 31         # 62 hex digits + "db " + "%" fits the DUT's 80-char command buffer
+_READY = (b"m-ready\r\n", b"[dut]: m-ready\r\n")
 _LINE = re.compile(r"[me]-[\x20-\x7e]*")
 
 
@@ -52,14 +54,19 @@ class InferWindow:
 
 class DutClient:
     def __init__(self, port, timeout_s: float = 5.0, chunk_bytes: int = CHUNK_BYTES,
-                 us_per_inference_budget: float = 1e6):
+                 us_per_inference_budget: float = 1e6, interface_board: bool = False):
         """``timeout_s`` bounds every reply line; ``infer`` adds ``us_per_inference_budget``
-        per inference (a slow board may take seconds per window)."""
+        per inference (a slow board may take seconds per window). With
+        ``interface_board`` the host talks to an EEMBC energy-mode interface board: each
+        command goes out as ``dut <command>%``, the board acknowledges ``m-ready`` and
+        relays the DUT's lines prefixed ``[dut]: `` (use chunk_bytes=26 there)."""
         if not 1 <= chunk_bytes <= 38:  # 2*38 + len("db %") = 80, the DUT's buffer
             raise ValueError(f"chunk_bytes must be 1..38, got {chunk_bytes}")
         self.port, self.timeout_s, self.chunk_bytes = port, timeout_s, chunk_bytes
         self.us_per_inference_budget = us_per_inference_budget
         self._buffer = bytearray()  # bytes read past the last complete line
+        self.interface_board = interface_board
+        self._relayed = True  # lines now carry the relay prefix (after the board's own ack)
 
     # ------------------------------------------------------------ line layer
 
@@ -67,7 +74,7 @@ class DutClient:
         if self._buffer:  # bytes nobody asked for: the link is out of step
             stray, self._buffer = bytes(self._buffer), bytearray()
             raise DutError(command, "unexpected bytes from the DUT before the command was sent", [stray])
-        data = (command + "%").encode("ascii")
+        data = (("dut " if self.interface_board else "") + command + "%").encode("ascii")
         if len(data) > 80:
             raise ValueError(f"command longer than the DUT's 80-char buffer: {command!r}")
         self.port.write(data)
@@ -87,6 +94,11 @@ class DutClient:
             text = raw[:-2].decode("ascii")
         except UnicodeDecodeError:
             raise DutError(command, "garbage (non-ASCII bytes) in the reply", seen + [raw]) from None
+        if self.interface_board and self._relayed:
+            if not text.startswith(RELAY_PREFIX):
+                raise DutError(command, f"a line without the interface board's {RELAY_PREFIX!r} prefix",
+                               seen + [raw])
+            text = text[len(RELAY_PREFIX):]
         if not _LINE.fullmatch(text):
             raise DutError(command, "garbage: a reply line must be printable ASCII starting m- or e-",
                            seen + [raw])
@@ -118,14 +130,27 @@ class DutClient:
         """Read and drop lines up to the next m-ready, or until the deadline."""
         while time.monotonic() < deadline:
             raw = self._read_line(deadline)
-            if not raw.endswith(b"\r\n") or raw == b"m-ready\r\n":
+            if not raw.endswith(b"\r\n") or raw in _READY:
                 return
 
     def command(self, command: str, timeout_s: float | None = None) -> list[str]:
         """Send one command; the reply lines before ``m-ready``."""
         deadline = time.monotonic() + (timeout_s or self.timeout_s)
         self._send(command)
+        self._acknowledged(command, deadline)
         return self._until_ready(command, deadline)
+
+    def _acknowledged(self, command: str, deadline: float) -> None:
+        """Through an interface board: its own m-ready comes first, then the relayed lines."""
+        if not self.interface_board:
+            return
+        self._relayed = False
+        try:
+            seen: list = []
+            if self._line(command, deadline, seen) != "m-ready":
+                raise DutError(command, "the interface board did not acknowledge with m-ready", seen)
+        finally:
+            self._relayed = True
 
     def _until_ready(self, command: str, deadline: float) -> list[str]:
         seen: list = []
@@ -149,6 +174,7 @@ class DutClient:
         deadline = time.monotonic() + (timeout_s or self.timeout_s)
         banner = re.compile(r"m-timestamp-mode-\w+|m-lap-us-\d+|m-init-done|m-ready")
         self._send("name")
+        self._acknowledged("name", deadline)
         seen: list = []
         while True:
             line = self._line("name", deadline, seen)
@@ -177,8 +203,8 @@ class DutClient:
         self._send("name")
         while time.monotonic() < deadline:
             raw = self._read_line(deadline)
-            m = re.fullmatch(rb"m-name-dut-\[(.*)\]\r\n", raw)
-            if m and self._read_line(deadline) == b"m-ready\r\n":
+            m = re.fullmatch(rb"(?:\[dut\]: )?m-name-dut-\[(.*)\]\r\n", raw)
+            if m and self._read_line(deadline) in _READY:
                 return m.group(1).decode("ascii", "replace")
             skipped.append(raw)
         raise DutError("name", "no answer while getting back in step", skipped)
