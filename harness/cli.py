@@ -2,6 +2,8 @@
 
     harness devices [list]            the inventory, validated
     harness devices show NAME         one device's validated spec (no secrets)
+    harness devices check NAME        connect; the board's OS, CPU, Python, runtimes, variants
+    harness devices clean NAME        remove the harness work directory from the board
     harness variants list [MANIFEST...]
     harness variants build [MANIFEST...]   build (cached) and print the compression table
     harness report [DIR|URL] [--out PATH] [--run ID|latest|all]
@@ -41,6 +43,36 @@ def cmd_devices_show(args) -> int:
     spec = _inventory(args).get(args.name)
     print(json.dumps({**spec.public(), "settings": spec.settings, "source": spec.source,
                       "power": [m.get("meter") for m in spec.power]}, indent=2))
+    return 0
+
+
+def cmd_devices_check(args) -> int:
+    spec = _inventory(args).get(args.name)
+    if spec.kind != "ssh":
+        from .devices import open_device
+
+        with open_device(spec) as device:
+            print(json.dumps(device.info(), indent=2))
+        return 0
+    from .devices.ssh import check, format_check
+
+    models = Path(args.models_dir)
+    variants = [(f"{m.name}/{r.name}", r.runtimes) for m in (zoo.load_manifests(models) if models.is_dir() else [])
+                for r in m.variants]
+    report = check(spec, variants)
+    print(format_check(report))
+    return 0
+
+
+def cmd_devices_clean(args) -> int:
+    spec = _inventory(args).get(args.name)
+    if spec.kind != "ssh":
+        print(f"{spec.name}: a {spec.kind} device keeps no harness work directory")
+        return 0
+    from .devices.ssh import clean
+
+    done = clean(spec)
+    print(f"{spec.name}: removed {done['workdir']} ({done['freed_bytes'] // 1024} KiB)")
     return 0
 
 
@@ -117,6 +149,11 @@ def build_parser() -> argparse.ArgumentParser:
     show = dsub.add_parser("show", help="show one device's validated spec")
     show.add_argument("name")
     show.set_defaults(func=cmd_devices_show)
+    for name, func, text in (("check", cmd_devices_check, "connect and report what the device can run"),
+                             ("clean", cmd_devices_clean, "remove the harness work directory from a board")):
+        p = dsub.add_parser(name, help=text)
+        p.add_argument("name")
+        p.set_defaults(func=func)
 
     variants = sub.add_parser("variants", help="model variants")
     vsub = variants.add_subparsers(dest="action", required=True)

@@ -50,48 +50,13 @@ def facts(path: Path) -> ModelFacts:
 
 
 def _onnx_counts(path: Path) -> tuple[int, int]:
-    import onnx
-    from onnx import numpy_helper, shape_inference
+    from .compress.onnx_graph import count_macs, count_params, load
 
+    model = load(path)
     try:
-        model = onnx.load(str(path))
-        inferred = shape_inference.infer_shapes(model)
-    except Exception as exc:
+        return count_params(model)["params"], count_macs(model)["macs"]
+    except Exception as exc:  # shape inference rejects malformed graphs
         raise ModelError(f"{path}: not a readable ONNX model: {exc}") from None
-    graph = inferred.graph
-    inits = {t.name: t for t in graph.initializer}
-    # Quantized/fp16 graphs keep weights as initializers too; scalars (scales, zero points)
-    # are not parameters.
-    params = sum(int(np.prod(t.dims)) for t in graph.initializer if int(np.prod(t.dims)) > 1)
-    shapes = {}
-    for vi in list(graph.value_info) + list(graph.input) + list(graph.output):
-        dims = [d.dim_value if d.HasField("dim_value") else 1 for d in vi.type.tensor_type.shape.dim]
-        shapes[vi.name] = dims
-    for name, t in inits.items():
-        shapes[name] = list(t.dims)
-    # DequantizeLinear(weight) feeds the matmul in QDQ graphs: follow it back to the weight.
-    producer = {o: n for n in graph.node for o in n.output}
-
-    def weight_shape(name):
-        node = producer.get(name)
-        while node is not None and node.op_type in ("DequantizeLinear", "Cast") and node.input:
-            name = node.input[0]
-            node = producer.get(name)
-        return shapes.get(name)
-
-    macs = 0
-    for node in graph.node:
-        if node.op_type in ("Conv", "ConvInteger", "QLinearConv"):
-            w = weight_shape(node.input[3 if node.op_type == "QLinearConv" else 1])
-            out = shapes.get(node.output[0])
-            if w and out:
-                macs += int(np.prod(out)) * int(np.prod(w[1:]))
-        elif node.op_type in ("Gemm", "MatMul", "MatMulInteger", "QLinearMatMul"):
-            a = shapes.get(node.input[0])
-            out = shapes.get(node.output[0])
-            if a and out:
-                macs += int(np.prod(out)) * int(a[-1])
-    return params, macs
 
 
 def _tflite_counts(path: Path) -> tuple[int, int]:

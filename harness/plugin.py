@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from . import zoo
-from .errors import ConfigError, DeviceError, HarnessError
+from .errors import ConfigError, DeviceError, HarnessError, RunnerError
 from .inventory import Inventory
 from .store import DEFAULT_URL, Store
 
@@ -104,6 +104,9 @@ def pytest_configure(config):
                    "declare the capability")
     state = HarnessState(config)
     config.stash[_KEY] = state
+    from . import benchmark_bridge  # device measurements as pytest-benchmark results
+
+    benchmark_bridge.configure(config, state)
     if config.option.harness_devices or _collects_suites(config):
         try:
             state.validate()
@@ -181,12 +184,19 @@ def measure(harness_session, variant_case, device_name, variant):
     def _measure(**settings):
         try:
             return harness_session.measure(device_name, manifest, recipe, **settings)
+        except RunnerError as exc:
+            if exc.error_type in ("RuntimeMissing", "ProviderMissing"):
+                # The YAML promised a runtime the board does not have: the test cannot
+                # run there, which is a skip with the reason, not a failure of the model.
+                pytest.skip(f"{device_name}: {exc.error_type}: {str(exc).splitlines()[0]}")
+            pytest.fail(str(exc), pytrace=False)
         except DeviceError as exc:
             pytest.fail(str(exc), pytrace=False)
 
     return _measure
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-benchmark, which raises on --benchmark-compare-fail
 def pytest_terminal_summary(terminalreporter, config):
     state = _state(config)
     session = state._session

@@ -11,8 +11,6 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 PERCENTILES = {"p50": 50.0, "p90": 90.0, "p95": 95.0, "p99": 99.0, "p999": 99.9}
-BOOTSTRAP_RESAMPLES = 1000
-BOOTSTRAP_CHUNK = 50
 
 
 @dataclass(frozen=True)
@@ -51,27 +49,29 @@ def tukey_fences(q1: float, q3: float, k: float = 1.5) -> tuple[float, float]:
     return q1 - k * iqr, q3 + k * iqr
 
 
-def bootstrap_median_ci(samples: np.ndarray, confidence: float = 0.95,
-                        resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0) -> tuple[float, float]:
-    """Percentile bootstrap confidence interval of the median.
+def bootstrap_median_ci(samples, confidence: float = 0.95) -> tuple[float, float]:
+    """Percentile bootstrap confidence interval of the median, computed exactly.
 
-    Resamples in chunks so a million-sample run does not allocate resamples x n at once.
+    A resample of size n drawn from the sample has its (lower) median at or below the k-th
+    smallest value exactly when at least m = ceil(n/2) of its draws are at or below it, a
+    Binomial(n, k/n) event. The bootstrap distribution of the median is therefore known in
+    closed form (the exact bootstrap of the median) and its quantiles are order statistics:
+    the interval Monte Carlo resampling converges to, in O(n log n) instead of
+    resamples x n random draws (seconds for the 10^5-sample runs of a fast model).
     """
-    samples = np.asarray(samples, dtype=np.float64)
-    if samples.size == 0:
+    from scipy.stats import binom
+
+    x = np.sort(np.asarray(samples, dtype=np.float64))
+    n = x.size
+    if n == 0:
         raise ValueError("no samples")
-    if samples.size == 1:
-        return float(samples[0]), float(samples[0])
-    rng = np.random.default_rng(seed)
-    medians = np.empty(resamples)
-    chunk = max(1, min(BOOTSTRAP_CHUNK, int(2e7 // samples.size)))
-    for start in range(0, resamples, chunk):
-        count = min(chunk, resamples - start)
-        idx = rng.integers(0, samples.size, size=(count, samples.size))
-        medians[start:start + count] = np.median(samples[idx], axis=1)
+    m = (n + 1) // 2
+    k = np.arange(1, n + 1)
+    cdf = binom.sf(m - 1, n, k / n)  # P(resampled median <= x_(k)), increasing in k
     alpha = (1.0 - confidence) / 2.0
-    low, high = np.quantile(medians, [alpha, 1.0 - alpha])
-    return float(low), float(high)
+    low = int(np.searchsorted(cdf, alpha))
+    high = int(np.searchsorted(cdf, 1.0 - alpha))
+    return float(x[min(low, n - 1)]), float(x[min(high, n - 1)])
 
 
 def summarize(latencies_ns) -> LatencyStats:

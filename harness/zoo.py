@@ -37,6 +37,7 @@ from .modelinfo import facts, model_format, sha256_file
 
 DEFAULT_CACHE = Path(".harness-cache")
 RUNTIMES_BY_FORMAT = {"onnx": ("onnxruntime",), "tflite": ("litert", "tflite_runtime")}
+TRAIN_HOOKS = ("torch",)  # fine-tuning hooks a manifest may name (harness.compress.torch_train)
 
 
 @dataclass(frozen=True)
@@ -159,12 +160,13 @@ def load_manifest(path: Path) -> Manifest:
         runtimes = tuple(schema.get_list(src, where, item, "runtimes", str,
                                          default=RUNTIMES_BY_FORMAT[fmt]))
         recipes.append(VariantRecipe(vname, technique or "prebuilt", params, file, runtimes,
-                                     f"{src}: {where} ({vname})"))
+                                     f"{src}: {where} ({vname}, {technique or 'file'})"))
     drop = schema.get(src, "", data, "max_accuracy_drop", float, None, minimum=0.0, maximum=1.0)
     return Manifest(name=name, source=path, base=base,
                     description=schema.get(src, "", data, "description", str, ""),
                     dataset=dataset, inputs=tuple(inputs), max_accuracy_drop=drop,
-                    variants=tuple(recipes), train_hook=schema.get(src, "", data, "train_hook", str, None))
+                    variants=tuple(recipes),
+                    train_hook=schema.get(src, "", data, "train_hook", str, None, choices=TRAIN_HOOKS))
 
 
 def load_manifests(directory: Path) -> list[Manifest]:
@@ -229,9 +231,19 @@ def _onnx_evaluator(manifest: Manifest, part: str) -> Optional[Callable[[Path], 
 # ---------------------------------------------------------------- building
 
 
+def _train_hook(manifest: Manifest):
+    """The manifest's fine-tuning hook, or None (post-training) when it names none or torch,
+    an optional extra, is not installed."""
+    from .compress import torch_train
+
+    return torch_train.resolve(manifest.train_hook, manifest.dataset)
+
+
 def _cache_key(manifest: Manifest, recipe: VariantRecipe, base_sha: str) -> str:
+    # A fine-tuned variant is another model than the post-training one of the same recipe.
+    hook = manifest.train_hook if _train_hook(manifest) is not None else None
     blob = json.dumps({"base": base_sha, "technique": recipe.technique, "params": recipe.params,
-                       "harness": __version__}, sort_keys=True)
+                       "train_hook": hook, "harness": __version__}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
 
 
@@ -295,7 +307,7 @@ def _build(manifest: Manifest, recipe: VariantRecipe, folder: Path, out: Path):
     ctx = BuildContext(base=manifest.base, out=tmp_out, params=dict(recipe.params), source=recipe.where,
                        calibration=calibration, calibration_labels=labels,
                        input_name=input_name, input_shape=input_shape,
-                       evaluate=_onnx_evaluator(manifest, "calibration"), train_hook=None)
+                       evaluate=_onnx_evaluator(manifest, "calibration"), train_hook=_train_hook(manifest))
     start = time.perf_counter()
     try:
         result = technique.build(ctx)

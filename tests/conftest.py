@@ -30,3 +30,7 @@ def identity_model(tmp_path):
 @pytest.fixture
 def repo():
     return REPO
+
+
+# Real SSH test boards (network namespaces + sshd, root only): tests/sshboards.py.
+from sshfixtures import fast_board, make_board, old_board, onnx_20mb, slow_board, ssh_lab, tiny_onnx  # noqa: E402,F401

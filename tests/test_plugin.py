@@ -85,3 +85,18 @@ def test_invalid_device_yaml_fails_before_any_test(project):
     result = pytester.runpytest_subprocess(*args, "--device", "box", timeout=120)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*box.yaml: settings.warmup: expected an integer, got 'lots'*"])
+
+
+def test_runtime_promised_but_missing_on_the_device_is_a_skip(project):
+    try:
+        import tflite_runtime  # noqa: F401
+        pytest.skip("tflite_runtime is installed here, so the device really has it")
+    except ImportError:
+        pass
+    pytester, args, tmp = project
+    (tmp / "devices" / "old.yaml").write_text("kind: local\ncapabilities: {runtimes: [tflite_runtime]}\n"
+                                              "settings: {min_iterations: 5, min_duration_s: 0.01}\n")
+    result = pytester.runpytest_subprocess(*args, "--device", "old", "--variants", "tiny/lite", "-rs",
+                                           timeout=300)
+    result.assert_outcomes(skipped=2)
+    result.stdout.fnmatch_lines(["*old: RuntimeMissing*tflite_runtime is not installed*"])

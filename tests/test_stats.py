@@ -57,7 +57,7 @@ def test_bootstrap_ci_covers_true_median_most_of_the_time():
     hits = 0
     for trial in range(40):
         sample = rng.normal(5.0, 1.0, 301)
-        low, high = bootstrap_median_ci(sample, resamples=400, seed=trial)
+        low, high = bootstrap_median_ci(sample)
         hits += low <= 5.0 <= high
     assert hits >= 34  # nominal 95%: 38/40 expected, allow sampling noise
 
@@ -69,3 +69,15 @@ def test_single_sample_and_bad_input():
         summarize([])
     with pytest.raises(ValueError):
         summarize([1, -5])
+
+
+def test_exact_bootstrap_matches_monte_carlo_resampling():
+    sample = np.random.default_rng(5).lognormal(0.0, 0.5, 501)
+    rng = np.random.default_rng(6)
+    medians = np.median(sample[rng.integers(0, sample.size, size=(4000, sample.size))], axis=1)
+    mc_low, mc_high = np.quantile(medians, [0.025, 0.975])
+    low, high = bootstrap_median_ci(sample)
+    order = np.sort(sample)
+    rank = lambda v: int(np.searchsorted(order, v))
+    # the same interval, to within a couple of order statistics of Monte Carlo noise
+    assert abs(rank(low) - rank(mc_low)) <= 3 and abs(rank(high) - rank(mc_high)) <= 3

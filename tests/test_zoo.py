@@ -83,7 +83,7 @@ def test_bad_parameter_value_names_the_recipe(tmp_path):
     path = manifest(tmp_path, "name: x\nbase: a.onnx\ndataset: digits\n"
                               "variants: [{name: v, technique: int8-static, params: {samples: 0}}]\n")
     m = zoo.load_manifest(path)
-    with pytest.raises(ConfigError, match=r"variants\[0\] \(v\): params.samples: expected an integer in 1..inf, got 0"):
+    with pytest.raises(ConfigError, match=r"variants\[0\] \(v, int8-static\): params.samples: expected an integer in 1..inf, got 0"):
         zoo.build_variant(m, m.variants[0], tmp_path / "cache")
 
 
@@ -93,7 +93,7 @@ def test_missing_and_corrupt_model_files(tmp_path):
     m = zoo.load_manifest(path)
     with pytest.raises(ModelError, match="base: model file .*gone.onnx not found"):
         zoo.build_variant(m, m.variants[0], tmp_path)
-    with pytest.raises(ModelError, match=r"variants\[1\] \(t\): file: model file .*gone.tflite not found"):
+    with pytest.raises(ModelError, match=r"variants\[1\] \(t, file\): file: model file .*gone.tflite not found"):
         zoo.build_variant(m, m.variants[1], tmp_path)
     (tmp_path / "gone.onnx").write_bytes(b"not a model")
     with pytest.raises(ModelError, match="gone.onnx: not a readable ONNX model"):

@@ -14,6 +14,13 @@ from .base import BuildContext, BuildResult, Technique
 # module that defines each built-in technique (imported on first use)
 _BUILTIN_MODULES = (
     "harness.compress.precision",
+    "harness.compress.pruning",
+    "harness.compress.deep_compression",
+    "harness.compress.structured",
+    "harness.compress.low_rank",
+    "harness.compress.ternary",
+    "harness.compress.fixed_point",
+    "harness.compress.mixed_precision",
 )
 _registry: dict[str, Technique] = {}
 _loaded = False

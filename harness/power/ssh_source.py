@@ -1,11 +1,6 @@
 """The Source of an SSH board: on-board meters read its files and run its programs over
-the device's own connection (``harness.devices.sshlink.Link`` on the ssh branch).
-
-Wiring (one method on SshDevice):
-
-    def meter_source(self, root="/"):
-        from ..power.ssh_source import SshSource
-        return SshSource(self.link, root)
+the device's own connection (``harness.devices.sshlink.Link``, handed over by
+``SshDevice.meter_source``).
 
 Files go through SFTP; a streaming program runs in its own SSH channel as
 ``sh -c 'echo harness-pid $$; exec "$@"' sh ARGV...`` (every element quoted), so the
@@ -16,7 +11,6 @@ controller at arrival: pass the board's clock offset (``clock_offset_s``) to sum
 from __future__ import annotations
 
 import posixpath
-import shlex
 import socket
 import time
 
@@ -26,8 +20,7 @@ PID_TAG = "harness-pid "
 WRAPPER = 'echo "harness-pid $$"; exec "$@"'
 
 
-def remote_argv(argv) -> str:
-    return " ".join(shlex.quote(str(a)) for a in argv)
+from ..devices.sshlink import remote_argv  # noqa: E402  (the one quoting rule)
 
 
 class SshProcess(Process):

@@ -1,0 +1,343 @@
+"""The `ssh` kind: a Linux board (Raspberry Pi, Jetson, any ARM or x86 box) over SSH.
+
+    connect   host-key checked SSH (sshlink), the runner uploaded once by content hash
+    deploy    the model uploaded over SFTP as <workdir>/blobs/<sha256>.<ext>; a file
+              already there is not sent again (bytes_uploaded counts what was)
+    run       the spec uploaded, `<python> runner-<sha>.py <spec>` started with every
+              argument quoted, its JSON decoded like the local kind's; a dropped link is
+              re-made and that one measurement retried `retries` times
+    info      the board's facts from probe.py (OS, CPU, Python, runtimes, and the Pi
+              model or the Jetson's L4T/JetPack release and nvpmodel mode when present)
+
+`board:` (generic | rpi | jetson) in the YAML names the flavour; it decides what the
+board is expected to report, not how it is driven.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import posixpath
+import time
+import uuid
+from pathlib import Path
+
+from .. import schema
+from ..errors import ConfigError, DeviceError, RunnerError
+from .base import Device
+from .local import RUNNER, decode_runner_output, runner_env
+from .sshlink import BoardLost, Link, remote_argv, resolve, sha256_of
+
+log = logging.getLogger("harness.devices.ssh")
+
+PROBE = Path(__file__).resolve().parent / "probe.py"
+BOARDS = ("generic", "rpi", "jetson")
+OPTIONS = ("host", "port", "user", "key_file", "known_hosts", "ssh_config", "jump", "connect_timeout_s",
+           "password_env", "passphrase_env", "use_agent", "workdir", "retries", "retry_wait_s", "board")
+# What may appear in the store and reports: where the board is, never how to log in.
+PUBLIC = ("host", "port", "user", "jump", "board", "workdir", "retries", "connect_timeout_s")
+PINNED_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "PYTHONDONTWRITEBYTECODE")
+# Fixed shell text; all data arrives as positional arguments ($1 = pid file, then argv).
+# It records the runner's pid (a runner orphaned by a dropped link is killed before the
+# retry, so two never compete for the CPU) and reports a signal death as 128+N
+# (paramiko drops the SSH exit-signal message, so a SIGKILL would look like a lost link).
+WRAP = 'p=$1; shift; "$@" & echo $! > "$p"; wait $!; exit $?'
+# Kill the pid in $1's file only if that process still runs this spec ($2): never a
+# recycled pid.
+KILL_STALE = ('test -f "$1" || exit 0; pid=$(cat "$1"); '
+              'if grep -qaF -- "$2" "/proc/$pid/cmdline" 2>/dev/null; then kill -9 "$pid" && echo killed; fi; '
+              'rm -f "$1"')
+
+
+class SshDevice(Device):
+    kind = "ssh"
+
+    @classmethod
+    def validate_options(cls, options, source):
+        where = cls.kind
+        for secret in ("password", "passphrase"):
+            if secret in options:
+                raise ConfigError(source, f"{where}.{secret}", f"no literal {secret} in a device file", "***",
+                                  f"put it in an environment variable and name that in {secret}_env")
+        schema.check_keys(source, where, options, OPTIONS, required=("host",))
+        schema.get(source, where, options, "host", str, required=True)
+        schema.get(source, where, options, "port", int, minimum=1, maximum=65535)
+        for key in ("user", "known_hosts", "ssh_config", "jump", "password_env", "passphrase_env", "workdir"):
+            schema.get(source, where, options, key, str)
+        key_file = options.get("key_file")
+        if key_file is not None and not isinstance(key_file, str):
+            schema.get_list(source, where, options, "key_file", str)
+        schema.get(source, where, options, "connect_timeout_s", float, minimum=0.1)
+        schema.get(source, where, options, "retry_wait_s", float, minimum=0.0)
+        schema.get(source, where, options, "retries", int, minimum=0, maximum=20)
+        schema.get(source, where, options, "use_agent", bool)
+        schema.get(source, where, options, "board", str, choices=BOARDS)
+        jump = options.get("jump")
+        if jump and (jump.count(":") > 1 or "," in jump or ":" in jump and not jump.rsplit(":", 1)[1].isdigit()):
+            raise ConfigError(source, f"{where}.jump", "one jump host: an ssh config alias or [user@]host[:port]",
+                              jump)
+        return options
+
+    @classmethod
+    def public_options(cls, options):
+        return {k: v for k, v in options.items() if k in PUBLIC}
+
+    def __init__(self, spec):
+        super().__init__(spec)
+        o = spec.options
+        self.settings = resolve(o)
+        self.board = o.get("board", "generic")
+        self.python = spec.python or "python3"
+        self.retries = int(o.get("retries", 2))
+        self.retry_wait_s = float(o.get("retry_wait_s", 1.0))
+        self.link = Link(self.settings, label=spec.name)
+        self.workdir = None  # absolute, resolved on the board at connect
+        self.attempts = []   # (attempt, reason) of every lost attempt
+        self.stale_killed = 0  # runners of dropped attempts stopped before a retry
+        self._facts = None
+
+    # ------------------------------------------------------------- connect
+
+    def connect(self):
+        self.link.open()
+        self.workdir = self._resolve_workdir()
+        self.link.makedirs(posixpath.join(self.workdir, "blobs"))
+        self.link.makedirs(posixpath.join(self.workdir, "runs"))
+        self.runner = self._upload_tool(RUNNER, "runner")
+
+    def _resolve_workdir(self) -> str:
+        path = self.spec.options.get("workdir") or ".cache/edge-harness"
+        if path.startswith("~/"):
+            path = path[2:]
+        return path if path.startswith("/") else posixpath.join(self.link.home(), path)
+
+    def _upload_tool(self, local: Path, stem: str) -> str:
+        remote = posixpath.join(self.workdir, f"{stem}-{sha256_of(local)[:16]}.py")
+        if not self.link.exists(remote):
+            self.link.put_file(local, remote)
+        return remote
+
+    def _reconnect(self):
+        self.link.close()
+        self.connect()
+
+    # ------------------------------------------------------------- deploy
+
+    def deploy(self, artifact: Path) -> str:
+        artifact = Path(artifact)
+        if not artifact.is_file():
+            raise DeviceError(f"{self.name}: cannot deploy {artifact}: no such file")
+        # The board's name for it is its content: names with spaces or shell
+        # metacharacters never reach the board, and equal content is sent once.
+        ext = "".join(c for c in artifact.suffix.lower() if c.isalnum())
+        remote = posixpath.join(self.workdir, "blobs", sha256_of(artifact) + (f".{ext}" if ext else ""))
+        size = artifact.stat().st_size
+        for attempt in range(self.retries + 1):
+            try:
+                if not self.link.exists(remote, size):
+                    log.info("%s: uploading %s (%d bytes) as %s", self.name, artifact.name, size, remote)
+                    self.link.put_file(artifact, remote)
+                return remote
+            except BoardLost as exc:
+                if attempt == self.retries:
+                    raise DeviceError(f"{self.name}: deploying {artifact.name} failed after "
+                                      f"{attempt + 1} attempts: {exc}") from None
+                self._wait_and_reconnect(exc)
+        raise AssertionError("unreachable")
+
+    # ------------------------------------------------------------- run
+
+    def run(self, spec: dict) -> dict:
+        """One measurement; a dropped board is reconnected and this measurement retried."""
+        spec_path = posixpath.join(self.workdir, "runs", f"{uuid.uuid4().hex}.json")
+        reasons = []
+        for attempt in range(self.retries + 1):
+            try:
+                if not self.link.alive:
+                    self._reconnect()
+                if attempt:
+                    self._kill_stale(spec_path)
+                return self._run_once(spec, spec_path)
+            except BoardLost as exc:
+                reasons.append(str(exc))
+                self.attempts.append((attempt, str(exc)))
+                log.warning("%s: attempt %d of %d lost: %s", self.name, attempt + 1, self.retries + 1, exc)
+                if attempt < self.retries:
+                    self._wait_and_reconnect(exc)
+        raise DeviceError(f"{self.name}: the board dropped; this measurement failed after "
+                          f"{self.retries + 1} attempts (retries={self.retries}): {reasons[-1]}")
+
+    def _wait_and_reconnect(self, exc):
+        time.sleep(self.retry_wait_s)
+        try:
+            self._reconnect()
+        except BoardLost as again:  # still down: the next attempt reports it
+            log.warning("%s: reconnect failed: %s", self.name, again)
+
+    def _kill_stale(self, spec_path: str):
+        """The runner of a dropped or timed-out attempt may still run on the board: stop it."""
+        done = self.link.run(["sh", "-c", KILL_STALE, "sh", spec_path + ".pid", spec_path], timeout_s=30)
+        if "killed" in done.stdout:
+            self.stale_killed += 1
+            log.warning("%s: killed the runner of an abandoned attempt on the board", self.name)
+
+    def _run_once(self, spec: dict, spec_path: str) -> dict:
+        self.link.put_bytes(json.dumps(spec).encode(), spec_path)
+        env = runner_env(int(spec.get("threads", 1)))
+        argv = (["sh", "-c", WRAP, "sh", spec_path + ".pid", "env"] + [f"{k}={env[k]}" for k in PINNED_ENV]
+                + [self.python, self.runner, spec_path])
+        try:
+            done = self.link.run(argv, timeout_s=self.spec.timeout_s, what="the runner")
+        except BoardLost:
+            raise
+        except DeviceError:  # timed out: do not leave the runner burning the board's CPU
+            if self.link.alive:
+                self._kill_stale(spec_path)
+            raise
+        if self.link.alive:
+            self.link.run(["rm", "-f", "--", spec_path, spec_path + ".pid"], timeout_s=30)
+        code = done.returncode
+        if code in (137, -9):
+            raise RunnerError(self.name, "Killed",
+                              f"the runner was killed (exit {code}: SIGKILL), likely by the board's OOM killer "
+                              f"(out of memory or a memory cgroup limit); see `dmesg` on the board", done.stderr)
+        if code == 127 and not done.stdout.strip():
+            raise DeviceError(f"{self.name}: the board's python {self.python!r} was not found (exit 127): "
+                              f"{done.stderr.strip()[-300:]}")
+        if code > 128 and not done.stdout.strip():
+            raise RunnerError(self.name, "Killed", f"the runner died from signal {code - 128}", done.stderr)
+        return decode_runner_output(self.name, done.stdout, done.stderr, code)
+
+    # ------------------------------------------------------------- facts
+
+    def probe(self) -> dict:
+        """The board's facts (probe.py run with the board's python)."""
+        probe = self._upload_tool(PROBE, "probe")
+        done = self.link.run([self.python, probe, self.workdir], timeout_s=120, what="the probe")
+        try:
+            facts = json.loads(done.stdout.strip().splitlines()[-1])
+        except (ValueError, IndexError):
+            raise RunnerError(self.name, "Probe", f"the probe printed no facts (exit {done.returncode})",
+                              done.stderr) from None
+        return facts
+
+    def info(self) -> dict:
+        if self._facts is None:
+            self._facts = self.probe()
+        f = self._facts
+        out = {"kind": self.kind, "board": self.board, "host": self.settings.hostname,
+               "hostname": f.get("hostname"), "os": f.get("os"), "kernel": f.get("kernel"),
+               "machine": f.get("machine"), "cpu": f.get("cpu"), "cpu_count": f.get("cpu_count"),
+               "mem_total_kb": f.get("mem_total_kb"), "python": f.get("python"), "numpy": f.get("numpy"),
+               "runtimes": {k: v.get("version") for k, v in f.get("runtimes", {}).items() if "version" in v}}
+        for key in ("board_model", "l4t", "jetpack", "nvpmodel"):
+            if key in f:
+                out[key] = f[key]
+        return out
+
+    def meter_source(self, root: str = "/"):
+        """Where on-board power meters (tegrastats, INA3221 sysfs, vcgencmd) read: this
+        board, over this connection (harness/power/ssh_source.py)."""
+        from ..power.ssh_source import SshSource
+
+        return SshSource(self.link, root)
+
+    def clock_offset_s(self) -> float:
+        """Board clock minus controller clock: the runner stamps its timed window on the
+        board's clock, power samples are stamped on the controller's."""
+        from ..power.ssh_source import clock_offset_s
+
+        return clock_offset_s(self.link)
+
+    def close(self):
+        self.link.close()
+
+
+# ----------------------------------------------------------------- CLI logic
+
+RUNTIME_FOR = {".onnx": ("onnxruntime",), ".tflite": ("litert", "tflite_runtime")}
+
+
+def check(spec, variants=()) -> dict:
+    """What `harness devices check NAME` prints: the board's facts and which variants run.
+
+    `variants`: model files (the runtime follows the suffix) or (name, runtimes) pairs,
+    e.g. a manifest recipe's id and its ``runtimes``."""
+    with SshDevice(spec) as device:
+        facts = device.probe()
+    runtimes = facts.get("runtimes", {})
+    verdicts = []
+    for variant in variants:
+        if isinstance(variant, (str, Path)):
+            name, wanted = Path(variant).name, RUNTIME_FOR.get(Path(variant).suffix.lower(), ())
+        else:
+            name, wanted = variant
+        have = [r for r in wanted if "version" in runtimes.get(r, {})]
+        if not wanted:
+            reason = "no runtime of this harness runs it"
+        elif not have:
+            reason = "; ".join(f"{r}: {runtimes.get(r, {}).get('missing', 'not on this board')}" for r in wanted)
+        else:
+            reason = f"runs with {have[0]} {runtimes[have[0]]['version']}"
+        verdicts.append({"variant": name, "ok": bool(have), "runtime": have[0] if have else None,
+                         "reason": reason})
+    expected = {"jetson": "l4t", "rpi": "board_model"}.get(spec.options.get("board", "generic"))
+    warnings = []
+    if expected and expected not in facts:
+        warnings.append(f"board: {spec.options['board']} but the board reports no {expected}")
+    # The YAML's capabilities decide what the suites skip: say where they and the board disagree.
+    for runtime in spec.capabilities.runtimes:
+        if runtime in runtimes and "version" not in runtimes[runtime]:
+            warnings.append(f"capabilities.runtimes declares {runtime}, which the board lacks: tests "
+                            f"needing it will fail rather than skip ({runtimes[runtime].get('missing')})")
+    offered = runtimes.get("onnxruntime", {}).get("providers") or []
+    for provider in spec.capabilities.providers:
+        if "version" in runtimes.get("onnxruntime", {}) and provider not in offered:
+            warnings.append(f"capabilities.providers declares {provider}; this onnxruntime offers "
+                            f"{', '.join(offered)}")
+    if facts.get("numpy") is None:
+        warnings.append(f"numpy is missing for {facts.get('python_executable')}: {facts.get('numpy_missing')}")
+    return {"device": spec.name, "facts": facts, "variants": verdicts, "warnings": warnings}
+
+
+def format_check(report: dict) -> str:
+    f = report["facts"]
+    lines = [f"{report['device']}: {f.get('os')} ({f.get('machine')}, kernel {f.get('kernel')})",
+             f"  cpu      {f.get('cpu')} x{f.get('cpu_count')}",
+             f"  memory   {(f.get('mem_total_kb') or 0) // 1024} MiB",
+             f"  python   {f.get('python')} ({f.get('python_executable')})",
+             f"  numpy    {f.get('numpy') or 'MISSING'}"]
+    for name, rt in f.get("runtimes", {}).items():
+        text = rt["version"] if "version" in rt else f"missing ({rt.get('missing')})"
+        if rt.get("providers"):
+            text += "; providers: " + ", ".join(rt["providers"])
+        lines.append(f"  {name:<15}{text}")
+    for key in ("board_model", "l4t", "jetpack", "nvpmodel"):
+        if key in f:
+            lines.append(f"  {key:<9}{f[key]}")
+    if f.get("disk"):
+        lines.append(f"  disk     {f['disk']['free_bytes'] // (1 << 20)} MiB free at {f['disk']['path']}")
+    for v in report["variants"]:
+        lines.append(f"  {'ok  ' if v['ok'] else 'NO  '}{v['variant']}: {v['reason']}")
+    lines += [f"  warning: {w}" for w in report["warnings"]]
+    return "\n".join(lines)
+
+
+def clean(spec) -> dict:
+    """Remove the harness work directory from the board (`harness devices clean NAME`)."""
+    device = SshDevice(spec)
+    device.link.open()
+    try:
+        workdir = device._resolve_workdir()
+        if workdir.rstrip("/") in ("", device.link.home().rstrip("/")) or workdir.count("/") < 2:
+            raise DeviceError(f"{spec.name}: refusing to remove {workdir!r}: not a harness work directory")
+        size = device.link.run(["du", "-sk", workdir], timeout_s=60)
+        freed = int(size.stdout.split()[0]) * 1024 if size.returncode == 0 and size.stdout.split() else 0
+        done = device.link.run(["rm", "-rf", "--", workdir], timeout_s=300)
+        if done.returncode != 0:
+            raise DeviceError(f"{spec.name}: removing {workdir} failed: {done.stderr.strip()}")
+        return {"device": spec.name, "workdir": workdir, "freed_bytes": freed}
+    finally:
+        device.link.close()
+
+
+__all__ = ["SshDevice", "check", "clean", "format_check", "remote_argv"]

@@ -1,0 +1,371 @@
+"""One SSH connection to a board: host-key checked connect, remote commands with
+timeouts, content-addressed uploads. Knows nothing about runners or measurements.
+
+Every remote command is an argv list; ``remote_argv`` quotes every element, because
+paramiko's ``exec_command`` hands one string to the board's shell.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import posixpath
+import select
+import shlex
+import socket
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import paramiko
+
+from ..errors import DeviceError
+
+log = logging.getLogger("harness.devices.ssh")
+
+
+class BoardLost(DeviceError):
+    """The connection dropped (or could not be re-made): the caller may reconnect and retry."""
+
+
+class NoSpace(DeviceError):
+    """The board's disk is full where the harness writes."""
+
+
+def remote_argv(argv) -> str:
+    """The one way a remote command line is built: every element shell-quoted."""
+    return " ".join(shlex.quote(str(a)) for a in argv)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where and how to connect, after the YAML and ~/.ssh/config are merged."""
+
+    alias: str
+    hostname: str
+    port: int = 22
+    user: str | None = None
+    key_files: tuple = ()
+    known_hosts: str = "~/.ssh/known_hosts"
+    jump: "Settings | None" = None
+    connect_timeout_s: float = 10.0
+    # Names of environment variables, never the secrets themselves.
+    password_env: str | None = None
+    passphrase_env: str | None = None
+    use_agent: bool = True
+
+    @property
+    def where(self) -> str:
+        user = f"{self.user}@" if self.user else ""
+        return f"{user}{self.hostname}:{self.port}"
+
+
+def resolve(options: dict, ssh_config: str | None = "~/.ssh/config") -> Settings:
+    """Settings for a board's ``ssh:`` section; the YAML wins over ~/.ssh/config."""
+    config = _load_config(options.get("ssh_config", ssh_config))
+    return _resolve_host(options["host"], options, config)
+
+
+def _load_config(path):
+    if not path:
+        return None
+    path = Path(os.path.expanduser(path))
+    return paramiko.SSHConfig.from_path(str(path)) if path.is_file() else None
+
+
+def _resolve_host(alias: str, options: dict, config, depth: int = 0) -> Settings:
+    user, host, port = None, alias, None
+    # A jump host may be written user@host:port
+    if "@" in host:
+        user, host = host.rsplit("@", 1)
+    if host.count(":") == 1:
+        host, port = host.split(":")
+        port = int(port)
+    entry = config.lookup(host) if config is not None else {}
+    hostname = entry.get("hostname", host)
+    key_files = options.get("key_file") or entry.get("identityfile") or ()
+    if isinstance(key_files, str):
+        key_files = [key_files]
+    jump = options.get("jump") or entry.get("proxyjump")
+    if jump and jump.lower() != "none":
+        if depth > 3 or "," in jump:
+            raise DeviceError(f"{alias}: jump host chains longer than one hop are not supported ({jump!r})")
+        # The jump host shares the known_hosts and keys, nothing else of the board's section.
+        shared = {k: options[k] for k in ("key_file", "known_hosts", "connect_timeout_s",
+                                          "passphrase_env") if k in options}
+        jump_settings = _resolve_host(jump, shared, config, depth + 1)
+    else:
+        jump_settings = None
+    return Settings(
+        alias=alias, hostname=hostname,
+        port=int(options.get("port") or port or entry.get("port", 22)),
+        user=options.get("user") or user or entry.get("user"),
+        key_files=tuple(os.path.expanduser(k) for k in key_files),
+        known_hosts=os.path.expanduser(options.get("known_hosts") or "~/.ssh/known_hosts"),
+        jump=jump_settings,
+        connect_timeout_s=float(options.get("connect_timeout_s", 10.0)),
+        password_env=options.get("password_env"), passphrase_env=options.get("passphrase_env"),
+        use_agent=bool(options.get("use_agent", True)),
+    )
+
+
+def _fingerprint(key) -> str:
+    import base64
+
+    digest = hashlib.sha256(key.asbytes()).digest()
+    return f"{key.get_name()} SHA256:{base64.b64encode(digest).decode().rstrip('=')}"
+
+
+def _known_hosts_name(s: Settings) -> str:
+    return s.hostname if s.port == 22 else f"[{s.hostname}]:{s.port}"
+
+
+def open_client(s: Settings, label: str) -> paramiko.SSHClient:
+    """A connected, authenticated client; every failure is a DeviceError a user can act on."""
+    sock = None
+    jump_client = None
+    if s.jump is not None:
+        jump_client = open_client(s.jump, f"{label} (jump host {s.jump.alias})")
+        try:
+            sock = jump_client.get_transport().open_channel(
+                "direct-tcpip", (s.hostname, s.port), ("127.0.0.1", 0), timeout=s.connect_timeout_s)
+        except (paramiko.SSHException, OSError) as exc:
+            jump_client.close()
+            raise BoardLost(f"{label}: the jump host {s.jump.alias} cannot reach {s.where}: {exc}") from None
+    client = paramiko.SSHClient()
+    if not os.path.isfile(s.known_hosts):
+        raise DeviceError(f"{label}: known_hosts file {s.known_hosts} does not exist; the host key of "
+                          f"{s.where} cannot be verified (add it with: ssh-keyscan -p {s.port} {s.hostname} "
+                          f">> {s.known_hosts}, then check its fingerprint)")
+    client.load_host_keys(s.known_hosts)
+    client.set_missing_host_key_policy(paramiko.RejectPolicy())  # never AutoAdd/Warning
+    password = os.environ.get(s.password_env) if s.password_env else None
+    passphrase = os.environ.get(s.passphrase_env) if s.passphrase_env else None
+    try:
+        client.connect(
+            s.hostname, port=s.port, username=s.user, key_filename=list(s.key_files) or None,
+            password=password, passphrase=passphrase, sock=sock,
+            timeout=s.connect_timeout_s, banner_timeout=s.connect_timeout_s,
+            auth_timeout=s.connect_timeout_s, channel_timeout=s.connect_timeout_s,
+            allow_agent=s.use_agent, look_for_keys=not s.key_files,
+        )
+    except paramiko.BadHostKeyException as exc:
+        client.close()
+        raise DeviceError(
+            f"{label}: the host key of {s.where} has CHANGED: the board offers {_fingerprint(exc.key)}, "
+            f"but {s.known_hosts} has {_fingerprint(exc.expected_key)} for {_known_hosts_name(s)}. "
+            f"Refusing to connect. If the board was re-imaged, verify the new key and replace the entry: "
+            f"ssh-keygen -R '{_known_hosts_name(s)}' -f {s.known_hosts}") from None
+    except paramiko.AuthenticationException as exc:
+        client.close()
+        keys = ", ".join(s.key_files) or "the agent and default keys"
+        raise DeviceError(f"{label}: authentication as {s.user or '(default user)'} on {s.where} failed "
+                          f"with {keys}: {exc}") from None
+    except paramiko.SSHException as exc:
+        client.close()
+        if "not found in known_hosts" in str(exc):
+            raise DeviceError(
+                f"{label}: {_known_hosts_name(s)} is not in {s.known_hosts}; refusing an unknown host key. "
+                f"Add it after checking its fingerprint: ssh-keyscan -p {s.port} {s.hostname} >> {s.known_hosts}"
+            ) from None
+        raise BoardLost(f"{label}: SSH to {s.where} failed: {exc}") from None
+    except socket.timeout:
+        client.close()
+        raise BoardLost(f"{label}: cannot connect to {s.where} within connect_timeout_s="
+                        f"{s.connect_timeout_s:g} s") from None
+    except OSError as exc:  # refused, unreachable, NoValidConnectionsError
+        client.close()
+        raise BoardLost(f"{label}: cannot connect to {s.where}: {exc}") from None
+    client._harness_jump = jump_client  # closed with the client
+    return client
+
+
+@dataclass
+class Completed:
+    argv: list
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@dataclass
+class Link:
+    """A live connection to one board, with the counters the deploy cache is judged by."""
+
+    settings: Settings
+    label: str
+    # Deployed files (runner, probe, models): what the deploy cache saves. Run specs apart.
+    bytes_uploaded: int = 0
+    files_uploaded: int = 0
+    spec_bytes_uploaded: int = 0
+    _client: paramiko.SSHClient | None = field(default=None, repr=False)
+    _sftp: paramiko.SFTPClient | None = field(default=None, repr=False)
+
+    def open(self):
+        self.close()
+        self._client = open_client(self.settings, self.label)
+        self._client.get_transport().set_keepalive(15)
+        return self
+
+    @property
+    def alive(self) -> bool:
+        t = self._client.get_transport() if self._client else None
+        return bool(t and t.is_active())
+
+    def close(self):
+        for thing in (self._sftp, self._client, getattr(self._client, "_harness_jump", None)):
+            if thing is not None:
+                try:
+                    thing.close()
+                except Exception:  # closing a dead link must not hide the real error
+                    pass
+        self._sftp = self._client = None
+
+    # ------------------------------------------------------------- commands
+
+    def run(self, argv, timeout_s: float, what: str | None = None) -> Completed:
+        """Run argv on the board; BoardLost if the link drops, DeviceError on timeout."""
+        what = what or posixpath.basename(str(argv[0]))
+        if not self.alive:
+            raise BoardLost(f"{self.label}: not connected")
+        try:
+            chan = self._client.get_transport().open_session(timeout=self.settings.connect_timeout_s)
+            chan.exec_command(remote_argv(argv))
+        except (paramiko.SSHException, EOFError, OSError) as exc:
+            raise BoardLost(f"{self.label}: cannot start a command: {exc or type(exc).__name__}") from None
+        out, err = bytearray(), bytearray()
+        deadline = time.monotonic() + timeout_s
+        try:
+            while True:
+                if chan.recv_ready():
+                    out += chan.recv(65536)
+                    continue
+                if chan.recv_stderr_ready():
+                    err += chan.recv_stderr(65536)
+                    continue
+                if chan.exit_status_ready():
+                    break
+                if time.monotonic() > deadline:
+                    raise DeviceError(f"{self.label}: {what} did not finish within {timeout_s:g} s")
+                if not self.alive:
+                    break
+                select.select([chan], [], [], 0.2)
+            # Drain what arrived with the exit status.
+            while chan.recv_ready():
+                out += chan.recv(65536)
+            while chan.recv_stderr_ready():
+                err += chan.recv_stderr(65536)
+            code = chan.exit_status if chan.exit_status_ready() else -1
+        except (OSError, EOFError, paramiko.SSHException) as exc:  # socket errors are OSError
+            raise BoardLost(f"{self.label}: the connection dropped: {exc or type(exc).__name__}") from None
+        finally:
+            chan.close()
+        if code == -1 and not self.alive:
+            raise BoardLost(f"{self.label}: the connection to {self.settings.where} dropped while "
+                            f"{what} ran"
+                            + (f"; last stderr: {err.decode(errors='replace')[-500:]}" if err else ""))
+        return Completed(list(argv), code, out.decode(errors="replace"), err.decode(errors="replace"))
+
+    # ------------------------------------------------------------- files
+
+    @property
+    def sftp(self) -> paramiko.SFTPClient:
+        if not self.alive:
+            raise BoardLost(f"{self.label}: not connected")
+        if self._sftp is None:
+            try:
+                self._sftp = self._client.open_sftp()
+                self._sftp.get_channel().settimeout(max(self.settings.connect_timeout_s, 30.0))
+            except (paramiko.SSHException, EOFError, OSError, AttributeError) as exc:
+                raise BoardLost(f"{self.label}: cannot open SFTP: {exc}") from None
+        return self._sftp
+
+    def home(self) -> str:
+        try:
+            return self.sftp.normalize(".")
+        except (OSError, EOFError, paramiko.SSHException) as exc:
+            raise self._lost_or(exc, "cannot resolve the login directory") from None
+
+    def makedirs(self, path: str):
+        parts, current = path.strip("/").split("/"), "/" if path.startswith("/") else ""
+        for part in parts:
+            current = posixpath.join(current, part) if current else part
+            if not self.exists(current):
+                try:
+                    self.sftp.mkdir(current)
+                except (OSError, EOFError, paramiko.SSHException) as exc:
+                    raise self._lost_or(exc, f"cannot create {current}") from None
+
+    def exists(self, path: str, size: int | None = None) -> bool:
+        try:
+            st = self.sftp.stat(path)
+        except FileNotFoundError:
+            return False
+        except (OSError, EOFError, paramiko.SSHException) as exc:
+            raise self._lost_or(exc, f"cannot stat {path}") from None
+        return size is None or st.st_size == size
+
+    def _lost_or(self, exc, doing: str) -> DeviceError:
+        """SFTP reports a dead socket and a refused request both as OSError: tell them apart."""
+        if isinstance(exc, (EOFError, paramiko.SSHException)) or not self.alive:
+            return BoardLost(f"{self.label}: the connection dropped ({doing}): {exc or type(exc).__name__}")
+        return DeviceError(f"{self.label}: {doing} on the board: {exc}")
+
+    def put_bytes(self, data: bytes, remote: str):
+        import io
+
+        self._put(lambda tmp: self.sftp.putfo(io.BytesIO(data), tmp, file_size=len(data)), remote, len(data))
+        self.spec_bytes_uploaded += len(data)
+
+    def put_file(self, local: Path, remote: str):
+        size = Path(local).stat().st_size
+        self._put(lambda tmp: self.sftp.put(str(local), tmp), remote, size)
+        self.bytes_uploaded += size
+        self.files_uploaded += 1
+
+    def _put(self, send, remote: str, size: int):
+        """Upload under a temporary name, then rename: a file present under its final
+        (content-addressed) name is always complete."""
+        tmp = f"{remote}.part-{uuid.uuid4().hex[:8]}"
+        try:
+            send(tmp)
+            self.sftp.posix_rename(tmp, remote)
+        except (EOFError, paramiko.SSHException) as exc:
+            raise BoardLost(f"{self.label}: the connection dropped while uploading {remote}: {exc}") from None
+        except OSError as exc:  # SFTP status errors are IOError; so is a dead socket
+            if not self.alive:
+                raise BoardLost(f"{self.label}: the connection dropped while uploading {remote}: {exc}") from None
+            self._remove_quietly(tmp)
+            free = self.free_bytes(posixpath.dirname(remote))
+            if free is not None and free < size + 4096:
+                raise NoSpace(f"{self.label}: no space left on the board at {posixpath.dirname(remote)}: "
+                              f"{size} bytes to upload, {free} bytes free ({exc})") from None
+            raise DeviceError(f"{self.label}: uploading {remote} failed: {exc}") from None
+
+    def _remove_quietly(self, path):
+        try:
+            self.sftp.remove(path)
+        except (OSError, paramiko.SSHException, EOFError):
+            pass
+
+    def free_bytes(self, directory: str) -> int | None:
+        """Free bytes where `directory` lives (POSIX df), or None if that cannot be told."""
+        try:
+            done = self.run(["df", "-Pk", directory], timeout_s=30)
+            return int(done.stdout.strip().splitlines()[-1].split()[3]) * 1024
+        except (DeviceError, ValueError, IndexError):
+            return None
+
+
+def sha256_of(path: Path, _cache={}) -> str:
+    """Content hash of a local file, memoised per (path, size, mtime)."""
+    st = Path(path).stat()
+    key = (str(Path(path).resolve()), st.st_size, st.st_mtime_ns)
+    if key not in _cache:
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+        _cache[key] = h.hexdigest()
+    return _cache[key]
