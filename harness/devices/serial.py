@@ -270,7 +270,9 @@ class SerialDevice(Device):
         facts = self._board_facts(handle, exported)
 
         # The input: the first held-out sample when there is a dataset, else a fixed pattern.
-        sample = self._inputs(spec, exported, limit=1)[0][0] if spec.get("dataset") else None
+        # (A prebuilt firmware's input quantization is unknown here: no dataset, no accuracy.)
+        labelled = bool(spec.get("dataset")) and exported is not None
+        sample = self._inputs(spec, exported, limit=1)[0][0] if labelled else None
         t = time.perf_counter()
         self._checked(lambda: dut.load(sample if sample is not None else self._pattern(exported)))
         load_ms = (time.perf_counter() - t) * 1e3
@@ -297,7 +299,7 @@ class SerialDevice(Device):
         wall_ns = time.perf_counter_ns() - wall0
         window_end = time.time()
 
-        accuracy = self._accuracy(spec, exported) if spec.get("dataset") else None
+        accuracy = self._accuracy(spec, exported) if labelled else None
         memory = self._memory(firmware, exported)
         total = n * windows
         return {
@@ -367,9 +369,6 @@ class SerialDevice(Device):
             x, y = data["x"], data["y"]
         except Exception as exc:
             raise DeviceError(f"{self.name}: cannot read dataset {spec['dataset']}: {exc}") from None
-        if exported is None:
-            raise DeviceError(f"{self.name}: accuracy on a prebuilt firmware needs the model's input "
-                              "quantization; deploy the .tflite with the reference firmware")
         q = exported.input
         if x[0].size != q["bytes"]:
             raise DeviceError(f"{self.name}: dataset samples have {x[0].size} values, the model input {q['bytes']}")
