@@ -11,12 +11,11 @@ group. The lead's measurement code calls ``open_meters`` once per device and the
 """
 from __future__ import annotations
 
-import importlib
 import time
 from contextlib import contextmanager
-from importlib.metadata import entry_points
 
 from ..errors import ConfigError
+from ..registry import Registry
 from .base import Meter, MeterError, PowerTrace
 from .energy import MIN_SAMPLES, summarize
 from .source import LocalSource, Source
@@ -25,7 +24,7 @@ __all__ = ["meter", "meter_class", "known_meters", "open_meters", "min_window_s"
            "measure_with_meters", "board_source", "Meter", "MeterError", "PowerTrace", "summarize",
            "Source", "LocalSource"]
 
-_BUILTIN = {
+_meters = Registry("harness.meters", {
     "tegrastats": "harness.power.tegrastats:TegrastatsMeter",
     "ina3221": "harness.power.ina3221:Ina3221Meter",
     "rapl": "harness.power.rapl:RaplMeter",
@@ -36,37 +35,11 @@ _BUILTIN = {
     "lpm01a": "harness.power.lpm01a:Lpm01aMeter",
     "joulescope": "harness.power.joulescope:JoulescopeMeter",
     "otii": "harness.power.otii:OtiiMeter",
-}
-_registered: dict = {}
+}, attribute="name")
 
-
-def meter(name: str):
-    """Class decorator: register a Meter subclass under ``name``."""
-    def decorator(cls):
-        cls.name = name
-        _registered[name] = cls
-        return cls
-    return decorator
-
-
-def _plugins() -> dict:
-    return {ep.name: ep for ep in entry_points(group="harness.meters")}
-
-
-def known_meters() -> list:
-    return sorted(set(_BUILTIN) | set(_registered) | set(_plugins()))
-
-
-def meter_class(name: str):
-    if name in _registered:
-        return _registered[name]
-    if name in _BUILTIN:
-        module, attr = _BUILTIN[name].split(":")
-        return getattr(importlib.import_module(module), attr)
-    plugins = _plugins()
-    if name in plugins:
-        return plugins[name].load()
-    raise KeyError(name)
+meter = _meters.register         # class decorator: register a Meter subclass under a name
+known_meters = _meters.names
+meter_class = _meters.get
 
 
 def board_source(spec, device, root: str = "/") -> Source:

@@ -1,0 +1,417 @@
+"""The `serial` kind: a microcontroller running a DUT firmware, driven over a serial port
+with the EEMBC / MLPerf Tiny protocol (harness/mcu/dut.py).
+
+deploy(model.tflite)  export the model to C, build the reference firmware (cached by the
+                      SHA-256 of everything built), flash it (the YAML's `flash` argv
+                      template, skipped when the board already reports that version), or,
+                      for the emulated board, start QEMU with the ELF
+deploy(data.npz)      the labelled set stays on the host; it is sent digit by digit
+run(spec)             MLPerf Tiny's measurement: a first inference, a warmup window, then
+                      `windows` timed windows of `infer N 0`; one latency per window (its
+                      DUT-timed elapsed / N), the median is the result. Returns the same
+                      document as harness/runner.py, plus flash/RAM/stack from the ELF and
+                      the board and `emulated`.
+
+Any MLPerf Tiny-compliant firmware can be measured as a *prebuilt* board: give the YAML
+`firmware: prebuilt` and deploy then only checks the board answers; run() uses just the
+standard commands (`qresults`/`mem`/`version` are optional extensions).
+"""
+from __future__ import annotations
+
+import math
+import platform
+import string
+import subprocess
+import time
+from pathlib import Path
+
+from .. import schema
+from ..errors import ConfigError, DeviceError
+from ..mcu.dut import DutClient, DutError
+from .base import Device
+
+RUNNER_VERSION = "mcu-1"
+DEFAULT_CACHE = Path(".harness-cache") / "mcu"
+PLACEHOLDERS = ("elf", "bin", "hex")
+QEMU_KEYS = ("machine", "binary", "icount_shift", "args")
+KEYS = ("port", "baud", "timeout_s", "chunk_bytes", "windows", "board", "cpu", "cross", "flash",
+        "flash_timeout_s", "boot_timeout_s", "qemu", "cache_dir", "firmware", "interface_board")
+
+
+class SerialDevice(Device):
+    kind = "serial"
+
+    # ------------------------------------------------------------ YAML
+
+    @classmethod
+    def validate_options(cls, options, source):
+        where = "serial"
+        schema.check_keys(source, where, options, KEYS)
+        out = {
+            "port": schema.get(source, where, options, "port", str),
+            "baud": schema.get(source, where, options, "baud", int, 115200, minimum=300, maximum=12000000),
+            "timeout_s": schema.get(source, where, options, "timeout_s", float, 5.0, minimum=0.1),
+            "interface_board": schema.get(source, where, options, "interface_board", bool, False),
+            "windows": schema.get(source, where, options, "windows", int, 5, minimum=1, maximum=100),
+            "board": schema.get(source, where, options, "board", str, "mps2-an385"),
+            "cpu": schema.get(source, where, options, "cpu", str, "cortex-m3"),
+            "cross": schema.get(source, where, options, "cross", str, "arm-none-eabi-"),
+            "flash": schema.get_list(source, where, options, "flash", str, default=()),
+            "flash_timeout_s": schema.get(source, where, options, "flash_timeout_s", float, 120.0, minimum=1.0),
+            "boot_timeout_s": schema.get(source, where, options, "boot_timeout_s", float, 10.0, minimum=0.1),
+            "cache_dir": schema.get(source, where, options, "cache_dir", str, str(DEFAULT_CACHE)),
+            "firmware": schema.get(source, where, options, "firmware", str, "reference",
+                                   choices=("reference", "prebuilt")),
+            "qemu": None,
+        }
+        # 31 bytes (62 hex digits) per `db` chunk direct, 26 through an EEMBC interface board
+        out["chunk_bytes"] = schema.get(source, where, options, "chunk_bytes", int,
+                                        26 if out["interface_board"] else 31, minimum=1, maximum=38)
+        for i, arg in enumerate(out["flash"]):
+            try:
+                names = {name for _, name, _, _ in string.Formatter().parse(arg) if name is not None}
+            except ValueError as exc:
+                raise ConfigError(source, f"serial.flash[{i}]", "an argument with {elf}, {bin} or {hex}",
+                                  arg, str(exc)) from None
+            bad = names - set(PLACEHOLDERS)
+            if bad:
+                raise ConfigError(source, f"serial.flash[{i}]", "placeholders among {elf}, {bin}, {hex}",
+                                  arg, f"unknown {', '.join(sorted(bad))}")
+        if "qemu" in options and options["qemu"] is not None:
+            q = schema.get(source, where, options, "qemu", dict)
+            schema.check_keys(source, "serial.qemu", q, QEMU_KEYS)
+            out["qemu"] = {
+                "machine": schema.get(source, "serial.qemu", q, "machine", str, "mps2-an385",
+                                      choices=("mps2-an385", "mps2-an386", "mps2-an500", "mps2-an505")),
+                "binary": schema.get(source, "serial.qemu", q, "binary", str, "qemu-system-arm"),
+                "icount_shift": schema.get(source, "serial.qemu", q, "icount_shift", int, 0, minimum=0, maximum=10),
+                "args": schema.get_list(source, "serial.qemu", q, "args", str),
+            }
+            if out["flash"]:
+                raise ConfigError(source, "serial.flash", "no flash command for an emulated board",
+                                  out["flash"], "starting QEMU is the flash")
+        elif out["port"] is None:
+            raise ConfigError(source, "serial.port", "a serial port or pyserial URL "
+                              "(/dev/ttyACM0, socket://host:port, rfc2217://host:port)", None,
+                              "it is missing (or give a qemu: section for the emulated board)")
+        if out["interface_board"] and out["qemu"] is not None:
+            raise ConfigError(source, "serial.interface_board", "false for an emulated board", True)
+        if out["firmware"] == "prebuilt" and out["qemu"] is not None:
+            raise ConfigError(source, "serial.firmware", "reference for an emulated board", "prebuilt")
+        return out
+
+    # ------------------------------------------------------------ lifecycle
+
+    def connect(self) -> None:
+        self.options = self.spec.options
+        self.cache_dir = Path(self.options["cache_dir"])
+        self.port = None
+        self.dut: DutClient | None = None
+        self.qemu = None
+        self.firmware = None          # the build now on the board
+        self.boot_ms = None
+        self.facts: dict = {}
+        self._exports: dict = {}      # handle -> (Exported, Firmware or None)
+        self._model_bytes: dict = {}
+
+    def _open(self, url: str, keep_input: bool = False) -> None:
+        import serial  # pyserial
+
+        from ..mcu.qemu import open_keeping_input
+
+        self._close_port()
+        try:
+            if keep_input:  # a boot banner may already be on its way (QEMU starts on connect)
+                self.port = open_keeping_input(url, self.options["timeout_s"], self.options["baud"])
+            else:
+                self.port = serial.serial_for_url(url, baudrate=self.options["baud"],
+                                                  timeout=self.options["timeout_s"])
+        except (serial.SerialException, ValueError, OSError) as exc:
+            raise DeviceError(f"{self.name}: cannot open serial port {url!r}: {exc}") from None
+        self.dut = DutClient(self.port, timeout_s=self.options["timeout_s"],
+                             chunk_bytes=self.options["chunk_bytes"],
+                             interface_board=self.options["interface_board"])
+
+    def _close_port(self):
+        if self.port is not None:
+            try:
+                self.port.close()
+            except Exception:
+                pass
+        self.port, self.dut = None, None
+
+    def close(self) -> None:
+        self._close_port()
+        if getattr(self, "qemu", None) is not None:
+            self.qemu.stop()
+            self.qemu = None
+
+    # ------------------------------------------------------------ deploy = export + build + flash
+
+    def deploy(self, artifact: Path) -> str:
+        artifact = Path(artifact)
+        if not artifact.is_file():
+            raise DeviceError(f"{self.name}: cannot deploy {artifact}: no such file")
+        if artifact.suffix == ".npz":
+            return str(artifact.resolve())  # the labelled set stays on the host
+        if artifact.suffix != ".tflite":
+            raise DeviceError(f"{self.name}: a serial board runs full-int8 .tflite models, not {artifact.name}")
+        if self.options["firmware"] == "prebuilt":
+            self._ensure_link()
+            profile = self.dut.profile()
+            handle = f"prebuilt:{profile['model']}"
+            self._exports[handle] = (None, None)
+            return handle
+        from ..mcu import build, export
+
+        exported = export.export(artifact)
+        firmware = build.build(exported, self.cache_dir, board=self.options["board"], cpu=self.options["cpu"],
+                               baud=self.options["baud"], cross=self.options["cross"])
+        self._flash(firmware)
+        handle = f"mcu:{exported.name}@{firmware.version}"
+        self._exports[handle] = (exported, firmware)
+        self._model_bytes[handle] = artifact.stat().st_size
+        return handle
+
+    def _flash(self, firmware) -> None:
+        if self.firmware is not None and self.firmware.version == firmware.version and self.dut is not None:
+            return  # this session flashed it already
+        if self.options["qemu"] is not None:
+            self._start_qemu(firmware)
+        else:
+            if self._board_version() != firmware.version:
+                self._run_flash(firmware)
+            self._ensure_link(after_reset=True)
+            reported = self._board_version()
+            if reported is not None and reported != firmware.version:
+                raise DeviceError(f"{self.name}: after flashing, the board reports firmware {reported}, "
+                                  f"expected {firmware.version}; check serial.flash")
+        self.firmware = firmware
+
+    def _start_qemu(self, firmware) -> None:
+        from ..mcu.qemu import Qemu
+
+        q = self.options["qemu"]
+        if self.qemu is not None:
+            self._close_port()
+            self.qemu.stop()
+        self.qemu = Qemu(firmware.elf, machine=q["machine"], icount_shift=q["icount_shift"],
+                         extra_args=q["args"], binary=q["binary"])
+        t = time.perf_counter()
+        self._open(self.qemu.start(timeout_s=self.options["boot_timeout_s"] + 10), keep_input=True)
+        self._checked(lambda: self.dut.wait_boot(self.options["boot_timeout_s"]))
+        self.boot_ms = (time.perf_counter() - t) * 1e3
+
+    def _run_flash(self, firmware) -> None:
+        if not self.options["flash"]:
+            raise DeviceError(f"{self.name}: the board runs other firmware and the YAML has no serial.flash "
+                              "command; add one (openocd, st-flash, pyocd, esptool ...)")
+        argv = [arg.format(**firmware.placeholders()) for arg in self.options["flash"]]
+        self._close_port()  # some flashers reset the USB serial device
+        try:
+            proc = subprocess.run(argv, capture_output=True, text=True, timeout=self.options["flash_timeout_s"])
+        except FileNotFoundError:
+            raise DeviceError(f"{self.name}: flash command {argv[0]!r} not found") from None
+        except subprocess.TimeoutExpired:
+            raise DeviceError(f"{self.name}: flashing did not finish in {self.options['flash_timeout_s']:g} s: "
+                              f"{' '.join(argv)}") from None
+        if proc.returncode != 0:
+            tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])
+            raise DeviceError(f"{self.name}: flashing failed with exit code {proc.returncode}: "
+                              f"{' '.join(argv)}\n{tail}")
+
+    def _ensure_link(self, after_reset: bool = False) -> None:
+        """Open the port (again) and make sure the DUT answers `name%`; a boot banner that
+        arrives first (opening the port or flashing resets many boards) is skipped."""
+        if self.dut is None or after_reset:
+            self._open(self.options["port"])
+            self.port.reset_input_buffer()
+            self.facts["name"] = self._checked(lambda: self.dut.sync(self.options["boot_timeout_s"]))
+        else:
+            try:
+                self.facts["name"] = self.dut.name()
+            except DutError:  # a previous exchange failed half-way: get back in step once
+                self.facts["name"] = self._checked(lambda: self.dut.resync(self.options["boot_timeout_s"]))
+
+    def _board_version(self):
+        try:
+            self._ensure_link()
+            lines = self._checked(lambda: self.dut.optional("version"))
+        except DeviceError:
+            return None
+        if not lines:
+            return None
+        line = lines[0]
+        return line[len("m-fw-["):-1] if line.startswith("m-fw-[") else None
+
+    def _checked(self, call):
+        """A DUT exchange; protocol errors name this device too."""
+        try:
+            return call()
+        except DutError as exc:
+            raise DeviceError(f"{self.name}: {exc}") from exc
+
+    # ------------------------------------------------------------ run
+
+    def run(self, spec: dict) -> dict:
+        handle = spec.get("model")
+        if handle not in self._exports:
+            raise DeviceError(f"{self.name}: model {handle!r} was not deployed to this board")
+        exported, firmware = self._exports[handle]
+        if firmware is not None and (self.firmware is None or self.firmware.version != firmware.version):
+            self._flash(firmware)  # another model was flashed since
+        self._ensure_link()
+        dut = self.dut
+        warmup = int(spec.get("warmup", 10))
+        min_iterations = max(int(spec.get("min_iterations", 1)), 1)
+        max_iterations = max(int(spec.get("max_iterations", 1_000_000)), min_iterations)
+        min_duration_s = float(spec.get("min_duration_s", 1.0))
+        windows = self.options["windows"]
+        facts = self._board_facts(handle, exported)
+
+        # The input: the first held-out sample when there is a dataset, else a fixed pattern.
+        # (A prebuilt firmware's input quantization is unknown here: no dataset, no accuracy.)
+        labelled = bool(spec.get("dataset")) and exported is not None
+        sample = self._inputs(spec, exported, limit=1)[0][0] if labelled else None
+        t = time.perf_counter()
+        self._checked(lambda: dut.load(sample if sample is not None else self._pattern(exported)))
+        load_ms = (time.perf_counter() - t) * 1e3
+
+        first = self._checked(lambda: dut.infer(1, 0))
+        per_inference_us = max(first.elapsed_us, 1)
+        warm = None
+        if warmup:
+            warm = self._infer(warmup, per_inference_us)
+            per_inference_us = max(warm.elapsed_us / warmup, 1e-3)
+        # MLPerf Tiny: `windows` windows whose total meets both minimums; median of windows.
+        n = max(math.ceil(min_iterations / windows),
+                math.ceil(min_duration_s * 1e6 / windows / per_inference_us))
+        n = max(1, min(n, max_iterations // windows or 1))
+        latencies, overheads = [], []
+        window_start = time.time()
+        wall0 = time.perf_counter_ns()
+        for _ in range(windows):
+            t = time.perf_counter_ns()
+            w = self._infer(n, per_inference_us)
+            host_ns = time.perf_counter_ns() - t
+            latencies.append(w.elapsed_us * 1000.0 / n)
+            overheads.append(host_ns / 1e6 - w.elapsed_us / 1e3)
+        wall_ns = time.perf_counter_ns() - wall0
+        window_end = time.time()
+
+        accuracy = self._accuracy(spec, exported) if labelled else None
+        memory = self._memory(firmware, exported)
+        total = n * windows
+        return {
+            "ok": True, "schema": 1, "runner_version": RUNNER_VERSION,
+            "host": facts,
+            "runtime": {"name": "mcu-int8" if firmware is not None else "mcu",
+                        "version": firmware.version if firmware is not None else facts.get("firmware")},
+            "numpy_version": None,
+            "settings": {"warmup": warmup, "min_duration_s": min_duration_s, "min_iterations": min_iterations,
+                         "max_iterations": max_iterations, "windows": windows, "inferences_per_window": n,
+                         "baud": self.options["baud"], "threads": 1},
+            "model": {"path": handle, "bytes": self._model_bytes.get(handle),
+                      "const_bytes": exported.const_bytes if exported else None,
+                      "inputs": [self._tensor("input", exported.input)] if exported else [],
+                      "outputs": [self._tensor("output", exported.output)] if exported else []},
+            "timings_ms": {"load": load_ms, "init": self.boot_ms,
+                           "first_inference": first.elapsed_us / 1e3,
+                           "warmup_total": warm.elapsed_us / 1e3 if warm else 0.0},
+            "latencies_ns": latencies,
+            "loop": {"iterations": total, "wall_ns": wall_ns,
+                     "stop_reason": "max_iterations" if n * windows >= max_iterations else "min_duration_and_count",
+                     "windows": windows, "clock": "dut"},
+            "window": {"start_unix_s": window_start, "end_unix_s": window_end},
+            "memory": memory,
+            "accuracy": accuracy,
+            "protocol": {"overhead_ms_per_window": sorted(overheads)[len(overheads) // 2],
+                         "overhead_ms_windows": overheads},
+            "emulated": self.options["qemu"] is not None or self.spec.emulated,
+        }
+
+    def _infer(self, n: int, per_inference_us: float):
+        # a window's deadline: the reply timeout plus ten times its expected duration
+        self.dut.us_per_inference_budget = 10 * per_inference_us + 1
+        return self._checked(lambda: self.dut.infer(n, 0))
+
+    @staticmethod
+    def _tensor(name: str, q: dict) -> dict:
+        return {"name": name, "shape": q["shape"], "dtype": "int8",
+                "quantization": {"scale": q["scale"], "zero_point": q["zero_point"]}}
+
+    @staticmethod
+    def _pattern(exported) -> bytes:
+        size = exported.input["bytes"] if exported else 1
+        return bytes((i * 37) & 0xFF for i in range(size))
+
+    def _board_facts(self, handle, exported) -> dict:
+        dut = self.dut
+        if "profile" not in self.facts:
+            self.facts.update(self._checked(dut.profile))
+            version = self._checked(lambda: dut.optional("version"))
+            self.facts["firmware"] = version[0][len("m-fw-["):-1] if version else None
+        q = self.options["qemu"]
+        return {"hostname": self.facts.get("name"), "name": self.facts.get("name"),
+                "profile": self.facts.get("profile"), "model_id": self.facts.get("model"),
+                "machine": self.options["cpu"], "board": q["machine"] if q else self.options["board"],
+                "system": "qemu" if q else "bare-metal", "port": self.options["port"] or (self.qemu.url if self.qemu else None),
+                "baud": self.options["baud"], "firmware": self.facts.get("firmware"),
+                "cpu": self.options["cpu"], "cpu_count": 1,
+                "clock": "guest time under -icount shift=0 (1 instruction = 1 ns)" if q else "DUT timer"}
+
+    def _inputs(self, spec, exported, limit=None):
+        """The dataset quantized with the model's input scale / zero point, as bytes."""
+        import numpy as np
+
+        try:
+            data = np.load(spec["dataset"])
+            x, y = data["x"], data["y"]
+        except Exception as exc:
+            raise DeviceError(f"{self.name}: cannot read dataset {spec['dataset']}: {exc}") from None
+        q = exported.input
+        if x[0].size != q["bytes"]:
+            raise DeviceError(f"{self.name}: dataset samples have {x[0].size} values, the model input {q['bytes']}")
+        if limit is not None:
+            x, y = x[:limit], y[:limit]
+        xq = np.clip(np.round(x.reshape(len(x), -1) / q["scale"]) + q["zero_point"], -128, 127).astype(np.int8)
+        return [s.tobytes() for s in xq], [int(v) for v in y]
+
+    def _accuracy(self, spec, exported) -> dict:
+        """Held-out samples sent with `db load`, `infer 1 0`; top-1 from the results."""
+        samples, labels = self._inputs(spec, exported)
+        correct = 0
+        for data, label in zip(samples, labels):
+            self._checked(lambda: self.dut.load(data))
+            window = self._checked(lambda: self.dut.infer(1, 0))
+            scores = window.results
+            raw = self._checked(lambda: self.dut.optional("qresults"))
+            if raw:  # exact int8 outputs, when the firmware offers them (no 3-decimal ties)
+                scores = [int(v) for v in raw[0][len("m-qresults-["):-1].split(",")]
+            correct += int(max(range(len(scores)), key=scores.__getitem__) == label)
+        return {"top1": correct / len(labels), "correct": correct, "n": len(labels)}
+
+    def _memory(self, firmware, exported) -> dict:
+        stack = stack_size = None
+        lines = self._checked(lambda: self.dut.optional("mem")) or []
+        for line in lines:
+            if line.startswith("m-stack-used-"):
+                stack = int(line[len("m-stack-used-"):])
+            elif line.startswith("m-stack-size-"):
+                stack_size = int(line[len("m-stack-size-"):])
+        sizes = firmware.sizes if firmware is not None else {}
+        ram = sizes.get("ram_static_bytes")
+        return {"peak_rss_kb": None,
+                "flash_bytes": sizes.get("flash_bytes"),
+                "ram_bytes": ram + stack if ram is not None and stack is not None else ram,
+                "stack_bytes": stack, "stack_region_bytes": stack_size,
+                "arena_bytes": exported.arena_bytes if exported else None,
+                "sections": sizes or None}
+
+    def info(self) -> dict:
+        q = self.options["qemu"] if hasattr(self, "options") else self.spec.options.get("qemu")
+        return {"kind": self.kind, "port": self.spec.options.get("port"), "baud": self.spec.options.get("baud"),
+                "board": (q or {}).get("machine") or self.spec.options.get("board"),
+                "machine": self.spec.options.get("cpu"), "emulated": bool(q) or self.spec.emulated,
+                "dut_name": getattr(self, "facts", {}).get("name"),
+                "controller": platform.node()}

@@ -1,0 +1,1 @@
+"""Microcontrollers: the DUT protocol client, model export, firmware build, QEMU."""
