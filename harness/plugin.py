@@ -20,7 +20,7 @@ import pytest
 from . import zoo
 from .errors import ConfigError, DeviceError, HarnessError, RunnerError
 from .inventory import Inventory
-from .store import DEFAULT_URL, Store
+from .store import DEFAULT_URL, Store, redact
 
 _KEY = pytest.StashKey["HarnessState"]()
 
@@ -220,7 +220,9 @@ def pytest_terminal_summary(terminalreporter, config):
     for line in summary_lines(session.measured):
         terminalreporter.write_line(line)
     if state.report_path and not hasattr(config, "workerinput"):
-        terminalreporter.write_line(f"report: {state.report_path}   store: {state.session.store.url}")
+        terminalreporter.write_line(f"report: {state.report_path}   store: {redact(state.session.store.url)}")
+    for error in state.errors:
+        terminalreporter.write_line(f"harness: report not written: {error}", red=True)
 
 
 def pytest_sessionfinish(session, exitstatus):

@@ -24,7 +24,7 @@ import hashlib
 import json
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -96,12 +96,6 @@ class Variant:
     @property
     def id(self) -> str:
         return f"{self.model}/{self.name}"
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["path"] = str(self.path)
-        d["runtimes"] = list(self.runtimes)
-        return d
 
 
 # ---------------------------------------------------------------- manifests
