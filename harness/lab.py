@@ -20,7 +20,6 @@ from .errors import HarnessError
 from .lease import DEFAULT_TTL_S, DEFAULT_WAIT_S, LeaseManager
 
 _LAB = pytest.StashKey["LabState"]()
-GROUP_PREFIX = "harness-device-"
 
 
 class LabState:
@@ -154,16 +153,6 @@ class XdistHooks:
         node.workerinput["harness_run_id"] = state.session.run_id
         node.workerinput["harness_baseline_run"] = node.config.stash[_LAB].baseline_run
         node.workerinput["harness_group_by_device"] = node.config.option.dist == "loadgroup"
-
-
-@pytest.hookimpl(tryfirst=True)  # before xdist appends the group to the node id
-def pytest_collection_modifyitems(config, items):
-    if not (_is_worker(config) and getattr(config.option, "loadgroup", False)):
-        return  # only workers collect for scheduling; the controller sees their node ids
-    for item in items:
-        callspec = getattr(item, "callspec", None)
-        if callspec is not None and "device_name" in callspec.params:
-            item.add_marker(pytest.mark.xdist_group(GROUP_PREFIX + str(callspec.params["device_name"])))
 
 
 # ------------------------------------------------------------------ gates per test (JUnit)

@@ -110,6 +110,7 @@ def pytest_configure(config):
     config.addinivalue_line(
         "markers", "requires(runtime=None, provider=None, power=None): skip on devices that do not "
                    "declare the capability")
+    config.addinivalue_line("markers", "xdist_group(name): the harness keeps one board's tests on one worker")
     state = HarnessState(config)
     config.stash[_KEY] = state
     from . import benchmark_bridge  # device measurements as pytest-benchmark results
@@ -133,7 +134,11 @@ def _state(config) -> HarnessState:
 def pytest_generate_tests(metafunc):
     state = _state(metafunc.config)
     if "device_name" in metafunc.fixturenames:
-        metafunc.parametrize("device_name", state.device_names, scope="session")
+        # Marked at creation (not in a collection hook, whose order against xdist's varies):
+        # under xdist's loadgroup scheduling all of a board's tests go to one worker.
+        metafunc.parametrize("device_name", [
+            pytest.param(name, marks=pytest.mark.xdist_group(f"harness-device-{name}"))
+            for name in state.device_names], scope="session")
     if "variant_case" in metafunc.fixturenames:
         try:
             pairs = zoo.select(state.manifests, metafunc.config.option.harness_variants)
