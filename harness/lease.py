@@ -50,7 +50,7 @@ class LeaseManager:
         self.holder = holder or default_holder()
         self.run_id = run_id
         self.held: set[str] = set()
-        self.lost: list[str] = []
+        self.lost: set[str] = set()
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._thread: Optional[threading.Thread] = None
@@ -90,9 +90,21 @@ class LeaseManager:
             for device in devices:
                 try:
                     if not self.store.renew_lease(device, self.holder, self.ttl_s, self.run_id):
-                        self.lost.append(device)  # expired under us (a long stall): say so, don't steal
+                        # expired under us (a long stall): another run may hold the board now;
+                        # stop renewing and let check() refuse further measurements on it
+                        with self._lock:
+                            self.lost.add(device)
+                            self.held.discard(device)
                 except Exception:
                     pass  # a store hiccup: the next renewal tries again before the lease lapses
+
+    def check(self, device: str) -> None:
+        """Refuse to measure on a board whose lease lapsed: its numbers could be another
+        run's load, and that other run may be measuring on it right now."""
+        if device in self.lost:
+            raise DeviceError(f"{device}: this run's lease on the board lapsed (not renewed within "
+                              f"{self.ttl_s:.0f} s); another run may be using it, so nothing more is "
+                              f"measured on it in this run")
 
     def release_all(self) -> None:
         self._stop.set()

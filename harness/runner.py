@@ -536,6 +536,13 @@ def main(argv=None):
         result = measure(spec)
     except RunnerFailure as exc:
         result, code = {"ok": False, "schema": SCHEMA, "error": {"type": exc.kind, "message": str(exc)}}, 2
+    except Exception as exc:  # a runtime failing mid-loop, a bad value: still one JSON answer
+        import traceback
+
+        traceback.print_exc()  # the host shows the board's stderr with the error
+        result = {"ok": False, "schema": SCHEMA,
+                  "error": {"type": "Internal", "message": "%s: %s" % (type(exc).__name__, exc)}}
+        code = 2
     text = json.dumps(result)
     if out_path:
         with open(out_path, "w") as f:

@@ -129,7 +129,9 @@ class Session:
         dataset = zoo.dataset_file(manifest, self.cache)
         if dataset is not None:
             run_spec["dataset"] = device.deploy(dataset)
+        self._check_lease(device_name)
         raw, energy = self._run(device, spec, run_spec)
+        self._check_lease(device_name)  # lapsed during the run: the numbers are not this run's alone
         measurement = from_raw(
             raw, device=device_name, variant=variant, emulated=spec.emulated,
             settings={k: v for k, v in run_spec.items() if k not in ("model", "dataset")},
@@ -139,6 +141,10 @@ class Session:
         self._results[key] = measurement
         self.measured.append(measurement)
         return measurement
+
+    def _check_lease(self, device_name: str) -> None:
+        if self.leases is not None:
+            self.leases.check(device_name)
 
     def _run(self, device, spec: DeviceSpec, run_spec: dict):
         """Run once; with power meters declared, bracket the run with them.

@@ -159,3 +159,22 @@ def test_lease_manager_renews_in_the_background(store):
     manager.release_all()
     assert done.is_set() and not manager.lost
     assert store.leases() == []
+
+
+def test_a_lapsed_lease_stops_measuring_on_that_board(store):
+    from harness.errors import DeviceError
+
+    mine = LeaseManager(store, ttl_s=0.6, holder="stalled:1")
+    mine.acquire("pi")
+    # Another run took the board after our lease lapsed (as after a long stall of this process).
+    store.release_lease("pi", "stalled:1")
+    assert store.try_lease("pi", "other:2", ttl_s=60)
+    for _ in range(100):  # the next renewal notices; bounded wait
+        if "pi" in mine.lost:
+            break
+        threading.Event().wait(0.05)
+    with pytest.raises(DeviceError, match="lease on the board lapsed"):
+        mine.check("pi")
+    assert "pi" not in mine.held  # no longer renewed: the other run's lease is left alone
+    mine.release_all()
+    assert [r["holder"] for r in store.leases()] == ["other:2"]

@@ -62,3 +62,11 @@ def test_public_spec_has_no_secret_fields(repo):
     spec = Inventory(repo / "devices").get("local")
     text = json.dumps(spec.public())
     assert "local" in text and "password" not in text
+
+
+def test_thread_pools_follow_the_settings_not_the_controller(monkeypatch):
+    from harness.devices.local import runner_env
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "8")
+    env = runner_env(2)
+    assert env["OMP_NUM_THREADS"] == env["OPENBLAS_NUM_THREADS"] == env["MKL_NUM_THREADS"] == "2"

@@ -194,3 +194,32 @@ def test_a_qemu_that_cannot_start_is_an_error_not_a_hang(tmp_path):
     with pytest.raises(DeviceError, match=r"QEMU exited with \d+ at start"):
         board.start(timeout_s=20)
     assert board.proc is None
+
+
+import pytest as _pytest
+
+
+@_pytest.mark.parametrize("key, value", [
+    ("cpu", "cortex-m3; echo INJECTED #"),
+    ("board", "mps2-an385 $(shell touch /tmp/x)"),
+    ("cross", "arm-none-eabi- ;id"),
+    ("cache_dir", "/tmp/with space"),
+])
+def test_build_variables_refuse_shell_and_make_syntax(tmp_path, key, value):
+    from harness.errors import ConfigError
+    from harness.inventory import parse_device
+
+    data = {"kind": "serial", "serial": {"port": "/dev/ttyACM0", key: value}}
+    with _pytest.raises(ConfigError, match=rf"serial\.{key}: expected"):
+        parse_device(data, tmp_path / "board.yaml", "board")
+
+
+def test_garbled_integer_replies_name_the_command():
+    from harness.devices.serial import _ints
+    from harness.mcu.dut import DutError
+
+    assert _ints("qresults", "m-qresults-[1,-2,3]", "m-qresults-[", "]") == [1, -2, 3]
+    with _pytest.raises(DutError, match="'mem'.*m-stack-used-2x8"):
+        _ints("mem", "m-stack-used-2x8", "m-stack-used-")
+    with _pytest.raises(DutError, match="'qresults'"):
+        _ints("qresults", "m-qresults-[1,2", "m-qresults-[", "]")

@@ -33,3 +33,14 @@ def test_pareto_and_bar_figures():
 def test_no_energy_no_figures():
     df = frame().assign(energy_per_inference_j=math.nan)
     assert energy_figures(df) == []
+
+
+def test_names_are_escaped_in_traces_and_hover_text():
+    evil = '<img src=x onerror="alert(1)">'
+    df = pd.DataFrame([("jetson" + evil, "m" + evil, "v" + evil, 0.95, 1e-3, 0.5e-3)],
+                      columns=["device", "model", "variant", "accuracy",
+                               "energy_per_inference_j", "net_energy_per_inference_j"])
+    pareto, bars = energy_figures(df)
+    text = (pareto.to_json() + bars.to_json()).replace("\\u003c", "<").replace("\\u003e", ">")
+    assert evil not in text and "<img" not in text
+    assert "&lt;img" in text

@@ -101,3 +101,18 @@ def test_one_shot_programs_and_odd_arguments(tmp_path):
 
 def test_clock_offset_of_a_board_on_the_same_clock():
     assert abs(clock_offset_s(LocalLink(), tries=3)) < 0.5
+
+
+def test_board_clock_parsing_busybox_and_failures():
+    from types import SimpleNamespace
+
+    import pytest
+
+    from harness.power.base import MeterError
+    from harness.power.ssh_source import _board_seconds
+
+    done = lambda out, rc=0: SimpleNamespace(stdout=out, stderr="", returncode=rc)
+    assert _board_seconds(done("1700000000.250000000\n")) == 1700000000.25
+    assert _board_seconds(done("1700000000.%N\n")) == 1700000000.0  # BusyBox without %N
+    with pytest.raises(MeterError, match="cannot read the board's clock"):
+        _board_seconds(done("date: invalid format", rc=1))

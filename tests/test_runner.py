@@ -128,7 +128,7 @@ def test_runner_stays_one_python38_file_with_stdlib_numpy_and_runtime_only():
     source = RUNNER.read_text()
     tree = ast.parse(source, feature_version=(3, 8))
     allowed = {"json", "os", "platform", "socket", "sys", "time", "resource", "numpy", "onnxruntime",
-               "ai_edge_litert", "tflite_runtime", "importlib", "__future__"}
+               "ai_edge_litert", "tflite_runtime", "importlib", "traceback", "__future__"}
     imported = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
@@ -143,3 +143,11 @@ def test_timed_loop_counts_and_reasons():
     lat, loop = runner.timed_loop(lambda: calls.append(1), 0.0, 7, 100)
     assert len(lat) == len(calls) == 7 == loop["iterations"]
     assert all(v >= 0 for v in lat)
+
+
+def test_unexpected_failure_is_still_one_json_answer(tmp_path, identity_model):
+    # A non-numeric duration is not checked up front: it fails inside, and must still come
+    # back as a typed JSON error rather than a bare traceback.
+    r = run(tmp_path, {"model": str(identity_model), "min_iterations": 1, "min_duration_s": "soon"},
+            expect_ok=False)
+    assert r["error"]["type"] == "Internal" and "ValueError" in r["error"]["message"]

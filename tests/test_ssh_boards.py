@@ -201,6 +201,18 @@ def test_clean_removes_the_work_directory(ssh_lab, make_board, tiny_onnx):
     done = clean(spec)
     assert done["workdir"] == workdir and done["freed_bytes"] > 0
     assert not (board.home / ".cache" / "edge-harness").exists()
+    assert clean(spec)["freed_bytes"] == 0  # already gone: nothing to do
+
+
+def test_clean_refuses_a_directory_the_harness_did_not_make(ssh_lab, make_board):
+    board = make_board("cleanguard")
+    keep = board.home / "data" / "precious"
+    keep.mkdir(parents=True)
+    (keep / "file").write_text("not the harness's")
+    spec = ssh_lab.spec(board, workdir=str(keep))
+    with pytest.raises(DeviceError, match="not a harness work directory"):
+        clean(spec)
+    assert (keep / "file").exists()
 
 
 def test_jump_host(ssh_lab, fast_board, tiny_onnx):

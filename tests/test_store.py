@@ -39,3 +39,15 @@ def test_password_never_in_errors():
         Store(url)
     assert "s3cret-pw" not in str(info.value)
     assert "lab:***@127.0.0.1" in str(info.value)
+
+
+def test_store_password_never_reaches_stored_provenance(monkeypatch):
+    from harness import provenance
+
+    monkeypatch.setattr("sys.argv", ["pytest", "suites/", "--store", "postgresql+psycopg://ci:S3cret@db/lab",
+                                     "--store=postgresql+psycopg://ci:Other5ecret@db/lab", "--device", "rpi5"])
+    argv = provenance.controller()["argv"]
+    text = " ".join(argv)
+    assert "S3cret" not in text and "Other5ecret" not in text
+    assert "postgresql+psycopg://ci:***@db/lab" in argv
+    assert "--store=postgresql+psycopg://ci:***@db/lab" in argv and "rpi5" in argv

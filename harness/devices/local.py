@@ -37,10 +37,13 @@ def decode_runner_output(device: str, stdout: str, stderr: str, returncode: int)
 
 
 def runner_env(threads: int) -> dict:
-    """Child environment with the BLAS/OpenMP pools pinned like the runtime's own threads."""
+    """Child environment with the BLAS/OpenMP pools pinned like the runtime's own threads.
+
+    Always overridden, never inherited: the stored settings must be what ran, whatever the
+    controller (a CI job, a shell) happens to export."""
     env = dict(os.environ)
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        env.setdefault(var, str(threads))
+        env[var] = str(threads)
     env["PYTHONDONTWRITEBYTECODE"] = "1"
     return env
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import platform
+import re
 import string
 import subprocess
 import time
@@ -64,6 +65,15 @@ class SerialDevice(Device):
                                    choices=("reference", "prebuilt")),
             "qemu": None,
         }
+        # These become make variables, which make expands ($(shell ...)) and pastes into
+        # shell recipes: allow only plain names (and, for the toolchain prefix, a path).
+        for key, pattern, expected in (
+                ("board", r"[A-Za-z0-9._+-]+", "a board name of letters, digits and ._+-"),
+                ("cpu", r"[A-Za-z0-9._+-]+", "a CPU name of letters, digits and ._+-"),
+                ("cross", r"[A-Za-z0-9._+/-]+", "a toolchain prefix (path) of letters, digits and ._+-/"),
+                ("cache_dir", r"[A-Za-z0-9._+/~-]+", "a directory path without spaces or shell characters")):
+            if not re.fullmatch(pattern, out[key]):
+                raise ConfigError(source, f"{where}.{key}", expected, out[key])
         # 31 bytes (62 hex digits) per `db` chunk direct, 26 through an EEMBC interface board
         out["chunk_bytes"] = schema.get(source, where, options, "chunk_bytes", int,
                                         26 if out["interface_board"] else 31, minimum=1, maximum=38)
@@ -387,7 +397,7 @@ class SerialDevice(Device):
             scores = window.results
             raw = self._checked(lambda: self.dut.optional("qresults"))
             if raw:  # exact int8 outputs, when the firmware offers them (no 3-decimal ties)
-                scores = [int(v) for v in raw[0][len("m-qresults-["):-1].split(",")]
+                scores = _ints("qresults", raw[0], "m-qresults-[", "]")
             correct += int(max(range(len(scores)), key=scores.__getitem__) == label)
         return {"top1": correct / len(labels), "correct": correct, "n": len(labels)}
 
@@ -396,9 +406,9 @@ class SerialDevice(Device):
         lines = self._checked(lambda: self.dut.optional("mem")) or []
         for line in lines:
             if line.startswith("m-stack-used-"):
-                stack = int(line[len("m-stack-used-"):])
+                stack = _ints("mem", line, "m-stack-used-")[0]
             elif line.startswith("m-stack-size-"):
-                stack_size = int(line[len("m-stack-size-"):])
+                stack_size = _ints("mem", line, "m-stack-size-")[0]
         sizes = firmware.sizes if firmware is not None else {}
         ram = sizes.get("ram_static_bytes")
         return {"peak_rss_kb": None,
@@ -415,3 +425,12 @@ class SerialDevice(Device):
                 "machine": self.spec.options.get("cpu"), "emulated": bool(q) or self.spec.emulated,
                 "dut_name": getattr(self, "facts", {}).get("name"),
                 "controller": platform.node()}
+
+
+def _ints(command: str, line: str, prefix: str, suffix: str = "") -> list:
+    """Integers of a reply line, checked at the door: a garbled line names the command."""
+    body = line[len(prefix):len(line) - len(suffix)] if line.endswith(suffix) else None
+    try:
+        return [int(v) for v in body.split(",")]
+    except (AttributeError, ValueError):
+        raise DutError(command, f"expected {prefix}<integers>{suffix}", [line]) from None

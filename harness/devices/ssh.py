@@ -328,8 +328,14 @@ def clean(spec) -> dict:
     device.link.open()
     try:
         workdir = device._resolve_workdir()
-        if workdir.rstrip("/") in ("", device.link.home().rstrip("/")) or workdir.count("/") < 2:
-            raise DeviceError(f"{spec.name}: refusing to remove {workdir!r}: not a harness work directory")
+        if device.link.run(["test", "-e", workdir], timeout_s=30).returncode != 0:
+            return {"device": spec.name, "workdir": workdir, "freed_bytes": 0}  # nothing there
+        # Only a directory the harness made (its blobs/ store inside), never a YAML typo like /usr/lib.
+        is_harness = device.link.run(["test", "-d", posixpath.join(workdir, "blobs")], timeout_s=30)
+        if (workdir.rstrip("/") in ("", device.link.home().rstrip("/")) or workdir.count("/") < 2
+                or is_harness.returncode != 0):
+            raise DeviceError(f"{spec.name}: refusing to remove {workdir!r}: not a harness work directory "
+                              f"(no blobs/ inside)")
         size = device.link.run(["du", "-sk", workdir], timeout_s=60)
         freed = int(size.stdout.split()[0]) * 1024 if size.returncode == 0 and size.stdout.split() else 0
         done = device.link.run(["rm", "-rf", "--", workdir], timeout_s=300)

@@ -14,13 +14,12 @@ import posixpath
 import socket
 import time
 
+from ..devices.sshlink import remote_argv  # the one quoting rule
+from .base import MeterError
 from .source import Process, Source
 
 PID_TAG = "harness-pid "
 WRAPPER = 'echo "harness-pid $$"; exec "$@"'
-
-
-from ..devices.sshlink import remote_argv  # noqa: E402  (the one quoting rule)
 
 
 class SshProcess(Process):
@@ -112,6 +111,17 @@ class SshSource(Source):
         return f"ssh {getattr(self.link, 'label', '')}".strip() + (f" (root {self.root})" if self.root != "/" else "")
 
 
+def _board_seconds(done) -> float:
+    """Seconds since the epoch from `date +%s.%N`; BusyBox dates without %N give whole
+    seconds (the offset is then good to a second, which the window length must cover)."""
+    text = done.stdout.strip()
+    whole, _, frac = text.partition(".")
+    if done.returncode != 0 or not whole.isdigit():
+        raise MeterError(f"cannot read the board's clock (`date +%s.%N` exited {done.returncode}: "
+                         f"{text[:80]!r} {done.stderr.strip()[:200]!r})")
+    return float(whole + "." + frac) if frac.isdigit() else float(whole)
+
+
 def clock_offset_s(link, tries: int = 5) -> float:
     """Board clock minus host clock, from the round trip with the smallest delay."""
     best = None
@@ -119,7 +129,7 @@ def clock_offset_s(link, tries: int = 5) -> float:
         t0 = time.time()
         done = link.run(["date", "+%s.%N"], timeout_s=5.0)
         t1 = time.time()
-        board = float(done.stdout.strip())
+        board = _board_seconds(done)
         if best is None or t1 - t0 < best[0]:
             best = (t1 - t0, board - (t0 + t1) / 2.0)
     return best[1]
