@@ -130,9 +130,9 @@ def parse_device(data, source, default_name: str) -> DeviceSpec:
                           settings["max_iterations"])
 
     power = schema.get(source, "", data, "power", list, [])
-    for i, meter in enumerate(power):
-        if not isinstance(meter, dict) or not isinstance(meter.get("meter"), str):
-            raise ConfigError(source, f"power[{i}]", "a mapping with a 'meter' name", meter)
+    from .power import validate_entries
+
+    validate_entries(source, kind, power)
 
     driver = device_class(kind)
     options = driver.validate_options(schema.get(source, "", data, kind, dict, {}), source)

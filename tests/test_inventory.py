@@ -69,3 +69,12 @@ def test_capability_lacks_reason(tmp_path):
     assert "power source 'nvml'" in spec.capabilities.lacks(power="nvml")
     # overrides from the command line keep the rest
     assert spec.with_settings(min_duration_s=0.1, warmup=None).settings["min_duration_s"] == 0.1
+
+
+def test_power_meter_typos_fail_at_load(tmp_path):
+    path = write(tmp_path, "jetson", "kind: local\npower: [{meter: tegrastat}]\n")
+    with pytest.raises(ConfigError, match=r"jetson.yaml: power\[0\].meter: expected one of .*tegrastats"):
+        load_device_file(path)
+    path = write(tmp_path, "jetson", "kind: local\npower: [{meter: tegrastats, interval_ms: fast}]\n")
+    with pytest.raises(ConfigError, match=r"jetson.yaml: power\[0\].interval_ms"):
+        load_device_file(path)

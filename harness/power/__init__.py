@@ -54,23 +54,32 @@ def board_source(spec, device, root: str = "/") -> Source:
                      "(its driver has no meter_source(root)); use a controller-side meter")
 
 
-def open_meters(spec, device=None) -> list:
-    """Validated, constructed (not started) meters for each ``power:`` entry of ``spec``."""
-    meters = []
-    for i, entry in enumerate(spec.power):
+def validate_entries(source, kind: str, entries) -> list:
+    """(meter class, options) for each ``power:`` entry, checked as the device YAML is
+    loaded: a typo in a meter name or option fails before any board is touched."""
+    checked = []
+    for i, entry in enumerate(entries):
         where = f"power[{i}]"
         if not isinstance(entry, dict) or not isinstance(entry.get("meter"), str):
-            raise ConfigError(spec.source, where, "a mapping with a 'meter' name", entry)
+            raise ConfigError(source, where, "a mapping with a 'meter' name", entry)
         name = entry["meter"]
         try:
             cls = meter_class(name)
         except KeyError:
-            raise ConfigError(spec.source, f"{where}.meter", "one of " + ", ".join(known_meters()),
+            raise ConfigError(source, f"{where}.meter", "one of " + ", ".join(known_meters()),
                               name) from None
-        options = cls.validate(entry, spec.source, where)
-        if cls.local_only and spec.kind != "local":
-            raise ConfigError(spec.source, f"{where}.meter", "a meter that can read this kind of device", name,
+        options = cls.validate(entry, source, where)
+        if cls.local_only and kind != "local":
+            raise ConfigError(source, f"{where}.meter", "a meter that can read this kind of device", name,
                               f"{name} reads the controller's own hardware, so only a 'local' device can use it")
+        checked.append((cls, options))
+    return checked
+
+
+def open_meters(spec, device=None) -> list:
+    """Validated, constructed (not started) meters for each ``power:`` entry of ``spec``."""
+    meters = []
+    for cls, options in validate_entries(spec.source, spec.kind, spec.power):
         source = board_source(spec, device, options.get("root") or "/") if cls.on_board else None
         meters.append(cls(options, source=source, label=options.get("label")))
     return meters
