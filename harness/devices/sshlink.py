@@ -133,6 +133,18 @@ def open_client(s: Settings, label: str) -> paramiko.SSHClient:
         except (paramiko.SSHException, OSError) as exc:
             jump_client.close()
             raise BoardLost(f"{label}: the jump host {s.jump.alias} cannot reach {s.where}: {exc}") from None
+    try:
+        client = _connect_target(s, label, sock)
+    except BaseException:
+        if jump_client is not None:
+            jump_client.close()  # a failed target must not leave the jump connection open
+        raise
+    client._harness_jump = jump_client  # closed with the client
+    return client
+
+
+def _connect_target(s, label: str, sock):
+    """The authenticated client of the board itself (through `sock` when jumping)."""
     client = paramiko.SSHClient()
     if not os.path.isfile(s.known_hosts):
         raise DeviceError(f"{label}: known_hosts file {s.known_hosts} does not exist; the host key of "
@@ -177,7 +189,6 @@ def open_client(s: Settings, label: str) -> paramiko.SSHClient:
     except OSError as exc:  # refused, unreachable, NoValidConnectionsError
         client.close()
         raise BoardLost(f"{label}: cannot connect to {s.where}: {exc}") from None
-    client._harness_jump = jump_client  # closed with the client
     return client
 
 
