@@ -36,34 +36,18 @@ def _litert():
     return Interpreter
 
 
-def run_onnx(path: Path, x: np.ndarray) -> np.ndarray:
-    import onnxruntime as ort
+def predict(path: Path, x: np.ndarray) -> np.ndarray:
+    """Outputs for every sample, through the on-device runner's own backends and input
+    feeding (reshape to the model's layout, int8 quantization), as a board computes them.
+    int8 outputs stay quantized: their argmax is the prediction (the scale is positive)."""
+    from harness import runner
 
-    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    shape = sess.get_inputs()[0].shape
-    xs = x.reshape((len(x), *shape[1:]))
-    return np.concatenate([sess.run(["probabilities"], {"input": row[None]})[0] for row in xs])
-
-
-def run_tflite(path: Path, x: np.ndarray) -> np.ndarray:
-    it = _litert()(model_path=str(path))
-    it.allocate_tensors()
-    i, o = it.get_input_details()[0], it.get_output_details()[0]
-    xs = x.reshape((len(x), *i["shape"][1:]))
-    outs = []
-    for row in xs:
-        row = row[None]
-        if i["dtype"] == np.int8:
-            scale, zero = i["quantization"]
-            row = np.clip(np.round(row / scale + zero), -128, 127).astype(np.int8)
-        it.set_tensor(i["index"], row)
-        it.invoke()
-        y = it.get_tensor(o["index"])
-        if o["dtype"] == np.int8:
-            scale, zero = o["quantization"]
-            y = (y.astype(np.float32) - zero) * scale
-        outs.append(y)
-    return np.concatenate(outs)
+    if path.suffix == ".tflite":
+        _litert()
+    backend = runner.make_backend({"model": str(path), "threads": 1})
+    backend.init(backend.load(str(path)))
+    inputs, _ = backend.signature()
+    return np.concatenate([backend.set_and_run(feed)[0] for feed in runner.dataset_feeds(inputs, x)])
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -100,7 +84,7 @@ def test_tflite_signature(kind, mode):
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_onnx_accuracy(kind, test_split):
-    probs = run_onnx(MODELS / f"digits_{kind}.onnx", test_split.x)
+    probs = predict(MODELS / f"digits_{kind}.onnx", test_split.x)
     assert probs.shape == (len(test_split.y), 10)
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
     assert (probs.argmax(1) == test_split.y).mean() > ACCURACY_FLOOR
@@ -109,12 +93,12 @@ def test_onnx_accuracy(kind, test_split):
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("kind", KINDS)
 def test_tflite_accuracy(kind, mode, test_split):
-    probs = run_tflite(MODELS / f"digits_{kind}_{mode}.tflite", test_split.x)
+    probs = predict(MODELS / f"digits_{kind}_{mode}.tflite", test_split.x)
     assert (probs.argmax(1) == test_split.y).mean() > ACCURACY_FLOOR
 
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_onnx_and_tflite_fp32_agree(kind, test_split):
-    p_onnx = run_onnx(MODELS / f"digits_{kind}.onnx", test_split.x).argmax(1)
-    p_tflite = run_tflite(MODELS / f"digits_{kind}_fp32.tflite", test_split.x).argmax(1)
+    p_onnx = predict(MODELS / f"digits_{kind}.onnx", test_split.x).argmax(1)
+    p_tflite = predict(MODELS / f"digits_{kind}_fp32.tflite", test_split.x).argmax(1)
     assert (p_onnx == p_tflite).mean() >= AGREEMENT_FLOOR
