@@ -82,9 +82,7 @@ def test_board_dropping_mid_run_reconnects_and_retries(ssh_lab, make_board, tiny
     device.connect()
     try:
         handle = device.deploy(tiny_onnx)
-        result = {}
-        worker = threading.Thread(target=lambda: result.update(raw=_catch(device.run, run_spec(handle, min_duration_s=30.0, max_iterations=10**9))))
-        worker.start()
+        worker, result = _run_in_background(device, handle, 30.0)
         _wait_for_runner(board)
         ssh_lab.kill_board(board)          # sshd, the session and the runner die at once
         ssh_lab.start_sshd(board)          # the board comes back
@@ -103,9 +101,7 @@ def test_the_runner_orphaned_by_a_dropped_link_is_stopped_before_the_retry(ssh_l
     device.connect()
     try:
         handle = device.deploy(tiny_onnx)
-        result = {}
-        worker = threading.Thread(target=lambda: result.update(raw=_catch(device.run, run_spec(handle, min_duration_s=8.0, max_iterations=10**9))))
-        worker.start()
+        worker, result = _run_in_background(device, handle, 8.0)
         orphan = _wait_for_runner(board)
         ssh_lab.drop_link(board)           # sshd dies; the runner lives on, orphaned
         assert _alive(orphan)
@@ -125,9 +121,7 @@ def test_board_that_stays_down_fails_that_measurement_with_the_reason(ssh_lab, m
     device.connect()
     try:
         handle = device.deploy(tiny_onnx)
-        result = {}
-        worker = threading.Thread(target=lambda: result.update(raw=_catch(device.run, run_spec(handle, min_duration_s=30.0, max_iterations=10**9))))
-        worker.start()
+        worker, result = _run_in_background(device, handle, 30.0)
         _wait_for_runner(board)
         ssh_lab.kill_board(board)
         worker.join(timeout=120)
@@ -260,11 +254,20 @@ def test_no_secret_in_logs_or_public_options(ssh_lab, fast_board, tiny_onnx, cap
 # ----------------------------------------------------------------- helpers
 
 
-def _catch(fn, *args):
-    try:
-        return fn(*args)
-    except Exception as exc:  # handed to the test thread
-        return exc
+def _run_in_background(device, handle, seconds):
+    """A long measurement in a thread, so the test can break the board meanwhile;
+    result["raw"] is the runner's document or the exception the run ended with."""
+    result = {}
+
+    def measure():
+        try:
+            result["raw"] = device.run(run_spec(handle, min_duration_s=seconds, max_iterations=10**9))
+        except Exception as exc:  # handed to the test thread
+            result["raw"] = exc
+
+    worker = threading.Thread(target=measure)
+    worker.start()
+    return worker, result
 
 
 def _wait_for_runner(board, timeout=60, other_than=None):
