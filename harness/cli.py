@@ -173,7 +173,8 @@ def cmd_compare(args) -> int:
     new = store.resolve_run(args.new)
     base = store.resolve_run(args.base, exclude=new)
     result = compare.compare_runs(store.measurements(run_id=base), store.measurements(run_id=new), gates,
-                                  base_run=base, new_run=new)
+                                  base_run=base, new_run=new,
+                                  history=lambda key, metric: store.key_history(key, metric, exclude_run=new))
     if args.save:
         store.save_comparison(result, gates)
     if args.json:

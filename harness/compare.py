@@ -8,12 +8,19 @@ pytest-benchmark's ``--benchmark-compare-fail`` but beyond time:
     memory:5%                                 peak resident set size (or MCU RAM)
     accuracy:0.5pt                            top-1 accuracy drop in percentage points
 
-A change is a regression only when it is BOTH statistically significant (the two runs'
-samples really differ, so a noisy wobble does not fail the night) AND larger than the
-threshold (so a real but tiny change does not either):
+A change is a regression only when it is statistically significant (the two runs really
+differ, so a noisy wobble does not fail the night), larger than the threshold (so a real
+but tiny change does not either) AND, once the store holds enough history for the key,
+larger than the run-to-run noise that key has shown night after night (so a changed
+background load on the lab machine does not either):
 
-- p50: one-sided Mann-Whitney U on the (evenly subsampled) per-inference samples;
-- mean and the upper percentiles: a one-sided bootstrap test on the ratio of the statistic;
+- latency: one-sided Welch t test on the log of the rounds' statistic (each run measured
+  in rounds: the test sees between-round variance, never samples of one window as
+  independent draws); for runs stored without rounds, the within-window tests of the
+  first release, labelled as such: Mann-Whitney U (p50) or a bootstrap of the ratio;
+- history: the change in log space must exceed HISTORY_Z times the robust scale of the
+  key's night-to-night log differences over its last HISTORY_RUNS runs (at least
+  HISTORY_MIN runs; fewer gives the note "insufficient history");
 - accuracy: a one-sided two-proportion z-test on the top-1 counts;
 - energy: one value per run with the meter's relative uncertainty: the change must exceed
   both uncertainties added (without them, the threshold alone decides);
@@ -38,6 +45,9 @@ SCALAR_METRICS = ("energy", "memory")
 ALLOWED = "p50, p90, p95, p99, mean, energy, memory (as N%) and accuracy (as Npt)"
 
 ALPHA = 0.01             # significance level of every test (one-sided)
+HISTORY_MIN = 3          # earlier runs of a key before its run-to-run noise is trusted
+HISTORY_RUNS = 20        # the newest runs that estimate it
+HISTORY_Z = 3.0          # a regression is beyond this many robust scales of that noise
 MAX_SAMPLES = 4000       # per run: evenly spaced order statistics keep tests fast and honest
 BOOTSTRAP_RESAMPLES = 400
 CONFIDENCE = 0.95
@@ -101,6 +111,9 @@ class Verdict:
     significant: Optional[bool] = None    # None: no test possible (one value per run)
     regression: bool = False
     note: str = ""
+    test: str = ""                        # which test decided significance
+    history_runs: int = 0                 # earlier runs of the key the noise came from
+    history_limit: Optional[float] = None  # the relative change the history says is noise
 
     @property
     def name(self) -> str:
@@ -124,6 +137,10 @@ class Verdict:
             test = "beyond the meters' uncertainty" if self.significant else "within the meters' uncertainty"
         else:
             test = f"p={self.p_value:.2g}{'' if self.significant else ' (not significant)'}"
+        if self.test:
+            test += f", {self.test}"
+        if self.history_limit is not None:
+            test += f"; night-to-night noise {100 * self.history_limit:.1f}% over {self.history_runs} runs"
         status = "REGRESSION" if self.regression else "ok"
         return f"{status}: {self.name} {self.gate.metric} {values} ({change}{ci}, {test}; limit {self.gate})" \
                + (f"; {self.note}" if self.note else "")
@@ -133,6 +150,7 @@ class Verdict:
                 "gate": str(self.gate), "metric": self.gate.metric, "base": self.base, "new": self.new,
                 "change": self.change, "ci": list(self.ci) if self.ci else None, "p_value": self.p_value,
                 "significant": self.significant, "regression": self.regression, "note": self.note,
+                "test": self.test, "history_runs": self.history_runs, "history_limit": self.history_limit,
                 "text": self.explain()}
 
 
@@ -216,6 +234,59 @@ def compare_samples(base_ns, new_ns, gate: Gate, key: tuple = ("", "", ""), seed
                    significant, regression=bool(significant and change > gate.threshold))
 
 
+def compare_rounds(base_rounds, new_rounds, gate: Gate, key: tuple = ("", "", "")) -> Verdict:
+    """A latency gate on two runs' per-round values (ms): Welch's one-sided t test on logs."""
+    from scipy.stats import ttest_ind
+
+    b = np.log(np.asarray(base_rounds, dtype=float))
+    n = np.log(np.asarray(new_rounds, dtype=float))
+    diff = float(n.mean() - b.mean())
+    change = math.expm1(diff)
+    if np.ptp(b) == 0 and np.ptp(n) == 0:
+        p = 0.0 if diff > 0 else 1.0   # deterministic (an instruction-counted emulator)
+        low = high = change
+    else:
+        p = float(ttest_ind(n, b, equal_var=False, alternative="greater").pvalue)
+        vb, vn = b.var(ddof=1) / b.size, n.var(ddof=1) / n.size
+        dof = (vb + vn) ** 2 / (vb ** 2 / (b.size - 1) + vn ** 2 / (n.size - 1)) if (vb + vn) > 0 else 1.0
+        from .stats import t_quantile
+
+        half = t_quantile(CONFIDENCE, max(1, int(dof))) * math.sqrt(vb + vn)
+        low, high = math.expm1(diff - half), math.expm1(diff + half)
+    significant = p < ALPHA
+    return Verdict(key, gate, float(np.exp(b.mean())), float(np.exp(n.mean())), change, (low, high), p,
+                   significant, regression=bool(significant and change > gate.threshold),
+                   test=f"Welch t over {b.size} vs {n.size} rounds")
+
+
+def history_limit(values) -> Optional[float]:
+    """The relative change a key's run-to-run noise explains: HISTORY_Z robust scales of its
+    successive log differences (1.4826 x their median absolute value). None: too few runs."""
+    v = [float(x) for x in values if x is not None and x > 0]
+    if len(v) < HISTORY_MIN:
+        return None
+    d = np.abs(np.diff(np.log(v)))
+    return math.expm1(HISTORY_Z * 1.4826 * float(np.median(d)))
+
+
+def apply_history(verdict: Verdict, history) -> Verdict:
+    """Hold a regression to the key's night-to-night noise (None: no history query made)."""
+    if history is None or verdict.change is None:
+        return verdict
+    values = [x for x in history if x is not None and x > 0]
+    verdict.history_runs = len(values)
+    limit = history_limit(values)
+    if limit is None:
+        verdict.note = (verdict.note + "; " if verdict.note else "") + (
+            f"insufficient history ({len(values)} earlier run(s), need {HISTORY_MIN}): within-run test only")
+        return verdict
+    verdict.history_limit = limit
+    if verdict.regression and verdict.change <= limit:
+        verdict.regression = False
+        verdict.note = (verdict.note + "; " if verdict.note else "") + "within the night-to-night noise"
+    return verdict
+
+
 def compare_accuracy(base_acc, base_n, new_acc, new_n, gate: Gate, key: tuple = ("", "", "")) -> Verdict:
     """Accuracy drop in points; one-sided two-proportion z-test on the top-1 counts."""
     if base_acc is None or new_acc is None:
@@ -279,10 +350,23 @@ def _memory(m):
     return None if m.memory.ram_bytes is None else m.memory.ram_bytes / 1024.0
 
 
-def compare_measurement(base, new, gate: Gate) -> Verdict:
+ROUND_STATISTIC = {"p50": "p50", "p90": "p90", "p99": "p99", "mean": "mean"}
+
+
+def compare_measurement(base, new, gate: Gate, history=None) -> Verdict:
+    """One gate on one key. `history`: the statistic's values in earlier runs (oldest
+    first, the baseline among them), or None when the store was not asked."""
     key = measurement_key(new)
     if gate.metric in LATENCY_METRICS:
-        return compare_samples(base.samples_ns, new.samples_ns, gate, key)
+        stat = ROUND_STATISTIC.get(gate.metric)
+        if stat and base.latency.rounds >= 2 and new.latency.rounds >= 2:
+            verdict = compare_rounds(base.latency.round_values(stat), new.latency.round_values(stat), gate, key)
+        else:
+            verdict = compare_samples(base.samples_ns, new.samples_ns, gate, key)
+            verdict.test = "within-window test (a run without rounds)"
+        if not getattr(new, "valid", True):
+            verdict.note = (verdict.note + "; " if verdict.note else "") + "the new measurement is INVALID"
+        return apply_history(verdict, history)
     if gate.metric == "accuracy":
         return compare_accuracy(base.accuracy, base.accuracy_n, new.accuracy, new.accuracy_n, gate, key)
     if gate.metric == "memory":
@@ -318,8 +402,9 @@ class Comparison:
 
 
 def compare_runs(base_measurements, new_measurements, gates: list[Gate],
-                 base_run: str = "", new_run: str = "") -> Comparison:
-    """Pair the runs' measurements by (device, model, variant) and apply every gate."""
+                 base_run: str = "", new_run: str = "", history=None) -> Comparison:
+    """Pair the runs' measurements by (device, model, variant) and apply every gate.
+    `history(key, metric)`: the key's statistic in earlier runs, or None (no store)."""
     base = {measurement_key(m): m for m in base_measurements}  # the last one wins
     result = Comparison(base_run, new_run)
     for m in new_measurements:
@@ -329,5 +414,7 @@ def compare_runs(base_measurements, new_measurements, gates: list[Gate],
                 result.unmatched.append(key)
             continue
         result.verdicts = [v for v in result.verdicts if v.key != key]  # a re-measure replaces
-        result.verdicts += [compare_measurement(base[key], m, gate) for gate in gates]
+        result.verdicts += [compare_measurement(base[key], m, gate,
+                                                history(key, gate.metric) if history else None)
+                            for gate in gates]
     return result

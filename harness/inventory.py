@@ -14,6 +14,7 @@ import yaml
 
 from . import schema
 from .errors import ConfigError
+from .validity import Thresholds
 
 KNOWN_RUNTIMES = ("onnxruntime", "litert", "tflite_runtime", "mcu")
 SETTINGS_DEFAULTS = {
@@ -25,9 +26,13 @@ SETTINGS_DEFAULTS = {
     "max_iterations": 200000,
     "optimization": "all",
     "cpu_arena": True,
+    # Rounds per measurement: each round visits every variant once, in a shuffled order
+    # (docs/measurement.md); the duration and counts above are split over the rounds. A kind
+    # may default otherwise (an MCU's MLPerf windows already are rounds).
+    "rounds": 3,
 }
 TOP_LEVEL = ("name", "kind", "description", "python", "capabilities", "settings", "timeout_s",
-             "power", "tags", "emulated")
+             "power", "tags", "emulated", "validity", "prepare", "restore")
 
 # Used when the inventory directory has no local.yaml (e.g. the harness installed elsewhere).
 BUILTIN_LOCAL = {
@@ -67,6 +72,10 @@ class DeviceSpec:
     tags: tuple = ()
     emulated: bool = False
     options: dict = field(default_factory=dict)  # the kind's own section, checked by its driver
+    validity: Thresholds = field(default_factory=Thresholds)
+    # argv lists run on the device before a campaign (e.g. a performance governor) and after it
+    prepare: tuple = ()
+    restore: tuple = ()
 
     def with_settings(self, **overrides) -> "DeviceSpec":
         merged = dict(self.settings)
@@ -85,6 +94,8 @@ class DeviceSpec:
                              "power": list(self.capabilities.power)},
             "tags": list(self.tags), "emulated": self.emulated,
             "options": device_class(self.kind).public_options(self.options),
+            "validity": self.validity.to_dict(),
+            "prepare": [list(a) for a in self.prepare], "restore": [list(a) for a in self.restore],
         }
 
 
@@ -123,6 +134,11 @@ def parse_device(data, source, default_name: str) -> DeviceSpec:
         else:
             settings[key] = schema.get(source, "settings", raw_settings, key, str, default,
                                        choices=("disable", "basic", "extended", "all"))
+    driver = device_class(kind)
+    if "rounds" not in raw_settings:
+        settings["rounds"] = driver.default_rounds
+    if settings["rounds"] < 1:
+        raise ConfigError(source, "settings.rounds", "an integer >= 1", settings["rounds"])
     if settings["min_iterations"] < 1:
         raise ConfigError(source, "settings.min_iterations", "an integer >= 1", settings["min_iterations"])
     if settings["max_iterations"] < settings["min_iterations"]:
@@ -134,7 +150,6 @@ def parse_device(data, source, default_name: str) -> DeviceSpec:
 
     validate_entries(source, kind, power)
 
-    driver = device_class(kind)
     options = driver.validate_options(schema.get(source, "", data, kind, dict, {}), source)
     return DeviceSpec(
         name=name, kind=kind, source=str(source),
@@ -146,7 +161,21 @@ def parse_device(data, source, default_name: str) -> DeviceSpec:
         tags=tuple(schema.get_list(source, "", data, "tags", str)),
         emulated=schema.get(source, "", data, "emulated", bool, False),
         options=options,
+        validity=Thresholds.parse(source, schema.get(source, "", data, "validity", dict, {})),
+        prepare=_commands(source, data, "prepare"),
+        restore=_commands(source, data, "restore"),
     )
+
+
+def _commands(source, data: dict, key: str) -> tuple:
+    """A list of argv lists (never a shell string: each word is passed as it is)."""
+    out = []
+    for i, argv in enumerate(schema.get(source, "", data, key, list, [])):
+        if not isinstance(argv, list) or not argv or not all(isinstance(w, str) and w for w in argv):
+            raise ConfigError(source, f"{key}[{i}]", "a command as a list of words, e.g. "
+                              "[cpupower, frequency-set, -g, performance]", argv)
+        out.append(tuple(argv))
+    return tuple(out)
 
 
 def load_device_file(path: Path) -> DeviceSpec:

@@ -64,15 +64,15 @@ def _is_xdist_controller(config) -> bool:
 
 def _benchmarking(config) -> bool:
     """This pytest run measures boards (not, say, the harness's own tests under -n)."""
-    from .plugin import _collects_suites
+    from .plugin import collects_suites
 
-    return bool(config.option.harness_devices) or _collects_suites(config)
+    return bool(config.option.harness_devices) or collects_suites(config)
 
 
 def _harness(config):
-    from .plugin import _state
+    from .plugin import harness_state
 
-    return _state(config)
+    return harness_state(config)
 
 
 @pytest.hookimpl(tryfirst=True)  # before harness.plugin validates (and so opens the session)
@@ -131,14 +131,14 @@ def pytest_sessionstart(session):
         hsession = _harness(config).session
         if lab.baseline_ref:
             try:
-                lab.baseline_run = hsession.store.resolve_run(lab.baseline_ref, exclude=hsession._run_id)
+                lab.baseline_run = hsession.store.resolve_run(lab.baseline_ref, exclude=hsession.run_id)
             except HarnessError:
                 if lab.baseline_ref != "latest" or any(r["measurements"] for r in hsession.store.runs()):
                     raise
                 # the lab's first night: nothing to compare with yet, which is no error
                 lab.note = "--baseline latest: no earlier run with measurements; nothing compared"
         if _is_xdist_controller(config):
-            _ = hsession.run_id  # made now, so every worker writes into this one run
+            hsession.start_run()  # now, so every worker writes into this one run
     except HarnessError as exc:
         pytest.exit(f"harness: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
 
@@ -150,12 +150,12 @@ class XdistHooks:
         if not _benchmarking(node.config):
             return
         state = _harness(node.config)
-        node.workerinput["harness_run_id"] = state.session.run_id
+        node.workerinput["harness_run_id"] = state.session.start_run()
         node.workerinput["harness_baseline_run"] = node.config.stash[_LAB].baseline_run
         node.workerinput["harness_group_by_device"] = node.config.option.dist == "loadgroup"
 
 
-# ------------------------------------------------------------------ gates per test (JUnit)
+# ------------------------------------------------------------------ gates (once per key)
 
 
 def _baseline_measurements(config) -> dict:
@@ -167,23 +167,32 @@ def _baseline_measurements(config) -> dict:
     return lab._baseline_by_key
 
 
+def _gate(config, m) -> list:
+    """Every gate on one new measurement, decided once (the test's JUnit properties and the
+    run's verdict read the same answer)."""
+    lab = config.stash[_LAB]
+    key = compare.measurement_key(m)
+    if (key, m.id) not in lab.verdict_cache:
+        base = _baseline_measurements(config).get(key)
+        store = _harness(config).session.store
+        lab.verdict_cache[(key, m.id)] = (
+            [compare.compare_measurement(base, m, g, store.key_history(key, g.metric, exclude_run=m.run_id))
+             for g in lab.gates] if base else [])
+    return lab.verdict_cache[(key, m.id)]
+
+
 def _verdicts_for(item) -> list:
     config = item.config
     lab = config.stash.get(_LAB, None)
-    hsession = _harness(config)._session
+    hsession = _harness(config).existing_session
     callspec = getattr(item, "callspec", None)
     if not lab or not lab.gates or not lab.baseline_run or hsession is None or callspec is None:
         return []
     if "device_name" not in callspec.params or "variant_case" not in callspec.params:
         return []
     manifest, recipe = callspec.params["variant_case"]
-    key = (callspec.params["device_name"], manifest.name, recipe.name)
-    if key not in lab.verdict_cache:
-        new = [m for m in hsession.measured if compare.measurement_key(m) == key]
-        base = _baseline_measurements(config).get(key)
-        lab.verdict_cache[key] = ([compare.compare_measurement(base, new[-1], g) for g in lab.gates]
-                                  if new and base else [])
-    return lab.verdict_cache[key]
+    m = hsession.result(callspec.params["device_name"], manifest, recipe)
+    return _gate(config, m) if m is not None else []
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -210,38 +219,33 @@ def pytest_runtest_makereport(item, call):
 def pytest_sessionfinish(session, exitstatus):
     config = session.config
     lab = config.stash.get(_LAB, None)
-    hsession = _harness(config)._session
+    hsession = _harness(config).existing_session
     if _is_worker(config) or not lab or not lab.gates or not lab.baseline_run or hsession is None:
         return
-    run_id = hsession._run_id
+    run_id = hsession.run_id
     if run_id is None:
         return
     store = hsession.store
-    lab.comparison = compare.compare_runs(store.measurements(run_id=lab.baseline_run),
-                                          store.measurements(run_id=run_id), lab.gates,
-                                          base_run=lab.baseline_run, new_run=run_id)
-    store.save_comparison(lab.comparison, lab.gates)
-    if lab.comparison.regressions and session.exitstatus == pytest.ExitCode.OK:
+    newest = {}
+    for m in store.measurements(run_id=run_id):   # every worker's; a re-measure replaces
+        newest[compare.measurement_key(m)] = m
+    comparison = compare.Comparison(lab.baseline_run, run_id)
+    for key, m in newest.items():
+        if key not in _baseline_measurements(config):
+            comparison.unmatched.append(key)
+        comparison.verdicts += _gate(config, m)
+    lab.comparison = comparison
+    store.save_comparison(comparison, lab.gates)
+    if comparison.regressions and session.exitstatus == pytest.ExitCode.OK:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def pytest_terminal_summary(terminalreporter, config):
-    state = _harness(config)
-    hsession = state._session
+    hsession = _harness(config).existing_session
     lab = config.stash.get(_LAB, None)
-    if _is_xdist_controller(config) and hsession is not None and hsession._run_id:
-        measured = hsession.store.measurements(run_id=hsession._run_id)
-        if measured:  # the workers measured; the controller shows the merged run
-            from .summary import summary_lines
-
-            terminalreporter.section(f"harness measurements (run {hsession._run_id}, all workers)")
-            for line in summary_lines(measured):
-                terminalreporter.write_line(line)
-            if state.report_path:
-                terminalreporter.write_line(f"report: {state.report_path}")
-    if hsession is not None and hsession.leases is not None and hsession._busy:
+    if hsession is not None and hsession.leases is not None and hsession.busy:
         terminalreporter.section("harness leases")
-        for exc in hsession._busy.values():
+        for exc in hsession.busy.values():
             terminalreporter.write_line(f"skipped: {exc}", yellow=True)
     if lab and lab.note:
         terminalreporter.section("harness comparison")
@@ -254,4 +258,3 @@ def pytest_terminal_summary(terminalreporter, config):
         if c.regressions:
             terminalreporter.write_line(f"harness: {len(c.regressions)} regression(s) against baseline "
                                         f"{c.base_run}: failing the session", red=True, bold=True)
-

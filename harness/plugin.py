@@ -21,6 +21,7 @@ from . import zoo
 from .errors import ConfigError, DeviceError, HarnessError, RunnerError
 from .inventory import Inventory
 from .store import DEFAULT_URL, Store, redact
+from .validity import InvalidMeasurement
 
 _KEY = pytest.StashKey["HarnessState"]()
 
@@ -41,8 +42,11 @@ class HarnessState:
         self.store_url = opt.harness_store or _default_store(root)
         self.report_path = opt.harness_report if opt.harness_report is not None else str(root / "reports" / "report.html")
         self.device_names = opt.harness_devices or ["local"]
-        self.overrides = {"min_duration_s": opt.harness_min_duration, "warmup": opt.harness_warmup}
+        self.overrides = {"min_duration_s": opt.harness_min_duration, "warmup": opt.harness_warmup,
+                          "rounds": opt.harness_rounds}
         self._inventory = self._manifests = self._session = None
+        self.selection: list = []
+        self.progress = lambda text: None   # set by the terminal reporter when there is one
         self.errors: list[str] = []
 
     @property
@@ -59,6 +63,7 @@ class HarnessState:
 
     @property
     def session(self):
+        """The harness Session, made (and its store opened) on first use."""
         if self._session is None:
             from .session import Session
 
@@ -68,8 +73,21 @@ class HarnessState:
             self._session = Session(self.inventory, store, self.manifests,
                                     cache=Path(self.config.rootpath) / zoo.DEFAULT_CACHE,
                                     overrides=self.overrides, run_tag=self.config.option.harness_run_tag,
+                                    order_seed=self.config.option.harness_order_seed,
+                                    progress=lambda text: self.progress(text),
                                     **session_options(self.config, store))  # run id, leases (lab CI)
+            self._session.select(self.selection)
         return self._session
+
+    @property
+    def existing_session(self):
+        """The Session if one was made (hooks that must not open a store ask this)."""
+        return self._session
+
+    def select(self, pairs) -> None:
+        self.selection = list(pairs)
+        if self._session is not None:
+            self._session.select(self.selection)
 
     def validate(self):
         """Check devices and manifests before any test runs: a typo fails at once, clearly."""
@@ -103,6 +121,11 @@ def pytest_addoption(parser):
                     help="minimum timed-loop duration per measurement (with the minimum count)")
     group.addoption("--warmup", dest="harness_warmup", type=int, metavar="N",
                     help="untimed inferences before the timed loop")
+    group.addoption("--rounds", dest="harness_rounds", type=int, metavar="R",
+                    help="rounds per measurement: every variant of a device once per round, in a "
+                         "shuffled order (default: the device's settings.rounds, 3 on local and ssh)")
+    group.addoption("--order-seed", dest="harness_order_seed", type=int, metavar="N",
+                    help="seed of the rounds' random order (default: drawn and stored with the run)")
     group.addoption("--run-tag", dest="harness_run_tag", metavar="TAG", help="a label stored with this run")
 
 
@@ -111,28 +134,38 @@ def pytest_configure(config):
         "markers", "requires(runtime=None, provider=None, power=None): skip on devices that do not "
                    "declare the capability")
     config.addinivalue_line("markers", "xdist_group(name): the harness keeps one board's tests on one worker")
+    if config.option.harness_rounds is not None and config.option.harness_rounds < 1:
+        raise pytest.UsageError(f"--rounds: expected an integer >= 1, got {config.option.harness_rounds}")
     state = HarnessState(config)
     config.stash[_KEY] = state
     from . import benchmark_bridge  # device measurements as pytest-benchmark results
 
     benchmark_bridge.configure(config, state)
-    if config.option.harness_devices or _collects_suites(config):
+    if config.option.harness_devices or collects_suites(config):
         try:
             state.validate()
         except HarnessError as exc:
             raise pytest.UsageError(str(exc)) from None
+        reporter = config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None and not hasattr(config, "workerinput"):
+            def progress(text, reporter=reporter):
+                reporter.ensure_newline()
+                reporter.write_line(f"harness: {text}", cyan=True)
+            state.progress = progress
 
 
-def _collects_suites(config) -> bool:
+def collects_suites(config) -> bool:
+    """This pytest run collects the benchmark suites (not, say, the harness's own tests)."""
     return any("suites" in Path(str(a)).parts for a in config.args)
 
 
-def _state(config) -> HarnessState:
+def harness_state(config) -> HarnessState:
+    """The one state object the plugin's modules (harness.lab, the bridge) share."""
     return config.stash[_KEY]
 
 
 def pytest_generate_tests(metafunc):
-    state = _state(metafunc.config)
+    state = harness_state(metafunc.config)
     if "device_name" in metafunc.fixturenames:
         # Marked at creation (not in a collection hook, whose order against xdist's varies):
         # under xdist's loadgroup scheduling all of a board's tests go to one worker.
@@ -144,14 +177,14 @@ def pytest_generate_tests(metafunc):
             pairs = zoo.select(state.manifests, metafunc.config.option.harness_variants)
         except ConfigError as exc:
             raise pytest.UsageError(str(exc)) from None
+        state.select(pairs)   # a device's campaign covers all of them
         metafunc.parametrize("variant_case", pairs, ids=[f"{m.name}/{r.name}" for m, r in pairs],
                              scope="session")
 
 
 @pytest.fixture(scope="session")
 def harness_session(request):
-    state = _state(request.config)
-    yield state.session
+    yield harness_state(request.config).session
 
 
 @pytest.fixture
@@ -198,7 +231,10 @@ def measure(harness_session, variant_case, device_name, variant):
         from .lease import LeaseBusy
 
         try:
-            return harness_session.measure(device_name, manifest, recipe, **settings)
+            m = harness_session.measure(device_name, manifest, recipe, **settings)
+            if not m.valid and harness_session.spec(device_name).validity.remeasure:
+                m = harness_session.remeasure_once(m)   # the device YAML asks for one more try
+            return m
         except LeaseBusy as exc:
             pytest.skip(str(exc))  # another run holds the board: not this run's failure
         except RunnerError as exc:
@@ -213,29 +249,56 @@ def measure(harness_session, variant_case, device_name, variant):
     return _measure
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if call.when == "call" and call.excinfo is not None and call.excinfo.errisinstance(InvalidMeasurement):
+        report.longrepr = str(call.excinfo.value)   # the reasons, not a traceback
+    if call.when != "call" or "device_name" not in item.fixturenames:
+        return
+    callspec = getattr(item, "callspec", None)
+    session = harness_state(item.config).existing_session
+    if session is None or callspec is None or "variant_case" not in callspec.params:
+        return
+    manifest, recipe = callspec.params["variant_case"]
+    m = session.result(callspec.params["device_name"], manifest, recipe)
+    if m is not None:   # JUnit XML <property>: dashboards see which numbers to distrust
+        item.user_properties.append(("harness_validity", "; ".join([m.verdict] + m.validity.get("reasons", []))))
+
+
 @pytest.hookimpl(tryfirst=True)  # before pytest-benchmark, which raises on --benchmark-compare-fail
 def pytest_terminal_summary(terminalreporter, config):
-    state = _state(config)
-    session = state._session
-    if session is None or not session.measured:
+    """The one results table: this process's measurements, or (an xdist controller, whose
+    workers measured) the run's rows from the store."""
+    state = harness_state(config)
+    session = state.existing_session
+    if session is None or hasattr(config, "workerinput"):
         return
-    from .summary import summary_lines
+    measured = session.measured
+    if not measured and session.run_id:
+        measured = session.store.measurements(run_id=session.run_id)
+    if measured:
+        from .summary import summary_lines
 
-    terminalreporter.section("harness measurements")
-    for line in summary_lines(session.measured):
-        terminalreporter.write_line(line)
-    if state.report_path and not hasattr(config, "workerinput"):
-        terminalreporter.write_line(f"report: {state.report_path}   store: {redact(state.session.store.url)}")
+        title = "harness measurements" + (f" (run {session.run_id})" if session.run_id else "")
+        terminalreporter.section(title)
+        for line in summary_lines(measured):
+            terminalreporter.write_line(line, red=line.startswith("INVALID"))
+    for key, exc in session.failures.items():
+        terminalreporter.write_line(f"failed: {key[0]} {key[1]}/{key[2]}: {str(exc).splitlines()[0]}", red=True)
+    if measured and state.report_path:
+        terminalreporter.write_line(f"report: {state.report_path}   store: {redact(session.store.url)}")
     for error in state.errors:
         terminalreporter.write_line(f"harness: report not written: {error}", red=True)
 
 
 def pytest_sessionfinish(session, exitstatus):
-    state = _state(session.config)
-    hsession = state._session
+    state = harness_state(session.config)
+    hsession = state.existing_session
     if hsession is None:
         return
-    run_id = hsession._run_id
+    run_id = hsession.run_id
     hsession.close()
     if run_id and state.report_path and not hasattr(session.config, "workerinput"):
         from .report import write_report

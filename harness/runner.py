@@ -23,6 +23,14 @@ The spec (JSON object):
                      minimum count are reached (MLPerf LoadGen's rule), or max_iterations
     dataset          optional .npz with x (n, ...) and y (n,) for top-1 accuracy
     seed             seed for generated inputs (default 0)
+    round            the campaign round this run is (recorded, default 0)
+
+One run is one ROUND of a measurement: the host runs every variant of a device once per
+round, in a seeded random order, in a fresh runner process each time (harness/session.py).
+Beside the timings the runner records the machine's state at the edges of its timed window
+(load, CPU time of other processes, CPU frequencies and governors, temperatures, cgroup CPU
+quota and throttling, Raspberry Pi throttle bits, Jetson power mode): the host decides
+from them whether the window was disturbed (harness/validity.py).
 
 The timed region of one iteration is exactly one inference call: session.run(feed) for
 onnxruntime, interpreter.invoke() for LiteRT (inputs set before, as TFLite's
@@ -37,8 +45,8 @@ import socket
 import sys
 import time
 
-RUNNER_VERSION = "1"
-SCHEMA = 1
+RUNNER_VERSION = "2"
+SCHEMA = 2  # the document's version: harness/document.py validates it (docs/measurement.md)
 
 _ORT_TYPES = {
     "tensor(float)": "float32", "tensor(float16)": "float16", "tensor(double)": "float64",
@@ -134,6 +142,145 @@ def host_facts():
         "cpu_count": os.cpu_count(),
         "affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
         "mem_total_kb": _mem_total_kb(),
+    }
+
+
+# ---------------------------------------------------------------- machine state
+
+
+def _read(path):
+    try:
+        with open(path) as f:
+            return f.read().strip()
+    except (IOError, OSError):
+        return None
+
+
+def _int_or_none(text):
+    try:
+        return int(text)
+    except (TypeError, ValueError):
+        return None
+
+
+def _cpu_jiffies():
+    """Aggregate CPU time of the whole machine from /proc/stat, in clock ticks."""
+    text = _read("/proc/stat")
+    if not text:
+        return None
+    fields = text.splitlines()[0].split()
+    if not fields or fields[0] != "cpu":
+        return None
+    values = [int(v) for v in fields[1:]]
+    values += [0] * (8 - len(values))
+    user, nice, system, idle, iowait, irq, softirq, steal = values[:8]
+    return {"busy": user + nice + system + irq + softirq, "idle": idle + iowait, "steal": steal}
+
+
+def _cgroup_dirs():
+    """This process's cgroup directories for the CPU controller (v2 unified, or v1 cpu)."""
+    text = _read("/proc/self/cgroup") or ""
+    dirs = []
+    for line in text.splitlines():
+        parts = line.split(":", 2)
+        if len(parts) != 3:
+            continue
+        controllers, path = parts[1].split(","), parts[2]
+        if parts[0] == "0" and parts[1] == "":
+            dirs.append(("v2", "/sys/fs/cgroup" + path))
+        elif "cpu" in controllers:
+            for mount in ("/sys/fs/cgroup/cpu", "/sys/fs/cgroup/cpu,cpuacct", "/sys/fs/cgroup/cpuacct,cpu"):
+                if os.path.isdir(mount + path):
+                    dirs.append(("v1", mount + path))
+                    break
+    return dirs
+
+
+def _cgroup_cpu():
+    for version, path in _cgroup_dirs():
+        stat = {}
+        for line in (_read(os.path.join(path, "cpu.stat")) or "").splitlines():
+            key, _, value = line.partition(" ")
+            stat[key] = _int_or_none(value)
+        if version == "v2":
+            limit = (_read(os.path.join(path, "cpu.max")) or "max").split()
+            quota = None if limit[0] == "max" or len(limit) < 2 else float(limit[0]) / float(limit[1])
+            throttled_s = (stat.get("throttled_usec") or 0) / 1e6
+        else:
+            q = _int_or_none(_read(os.path.join(path, "cpu.cfs_quota_us")))
+            period = _int_or_none(_read(os.path.join(path, "cpu.cfs_period_us")))
+            quota = float(q) / period if q is not None and q > 0 and period else None
+            throttled_s = (stat.get("throttled_time") or 0) / 1e9
+        if quota is not None or stat.get("nr_throttled"):
+            return {"version": version, "quota_cores": quota, "nr_throttled": stat.get("nr_throttled") or 0,
+                    "throttled_s": throttled_s}
+    return None
+
+
+def _cpufreq():
+    base = "/sys/devices/system/cpu"
+    out = {}
+    try:
+        names = sorted(n for n in os.listdir(base) if n.startswith("cpu") and n[3:].isdigit())
+    except OSError:
+        return out
+    for name in names:
+        d = os.path.join(base, name, "cpufreq")
+        cur = _int_or_none(_read(os.path.join(d, "scaling_cur_freq")))
+        if cur is None:
+            continue
+        out[name] = {"cur_khz": cur,
+                     "min_khz": _int_or_none(_read(os.path.join(d, "scaling_min_freq"))),
+                     "max_khz": _int_or_none(_read(os.path.join(d, "scaling_max_freq"))),
+                     "governor": _read(os.path.join(d, "scaling_governor"))}
+    return out
+
+
+def _thermal():
+    base = "/sys/class/thermal"
+    out = {}
+    try:
+        zones = sorted(n for n in os.listdir(base) if n.startswith("thermal_zone"))
+    except OSError:
+        return out
+    for zone in zones:
+        milli = _int_or_none(_read(os.path.join(base, zone, "temp")))
+        if milli is not None:
+            out["%s:%s" % (zone, _read(os.path.join(base, zone, "type")) or "?")] = milli / 1000.0
+    return out
+
+
+def _rpi_throttled():
+    """`vcgencmd get_throttled` bits (under-voltage, frequency capped, throttled) where present."""
+    import subprocess
+
+    for tool in ("/usr/bin/vcgencmd", "/opt/vc/bin/vcgencmd"):
+        if os.path.exists(tool):
+            try:
+                out = subprocess.check_output([tool, "get_throttled"], timeout=5).decode()
+            except Exception:
+                return None
+            return out.strip().partition("=")[2] or None
+    return None
+
+
+def machine_snapshot():
+    """What can disturb a timed window, read from /proc and /sys (all optional)."""
+    loadavg = (_read("/proc/loadavg") or "").split()
+    self_times = os.times()
+    return {
+        "time_unix_s": time.time(),
+        "loadavg": [float(v) for v in loadavg[:3]] if len(loadavg) >= 3 else None,
+        "cpus_online": _read("/sys/devices/system/cpu/online"),
+        "cpu_count": os.cpu_count(),
+        "clock_ticks": os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100,
+        "cpu_jiffies": _cpu_jiffies(),
+        "self_cpu_s": self_times[0] + self_times[1],
+        "cpufreq": _cpufreq(),
+        "thermal_c": _thermal(),
+        "cgroup_cpu": _cgroup_cpu(),
+        "rpi_throttled": _rpi_throttled(),
+        "jetson_power_mode": _read("/var/lib/nvpmodel/status"),
     }
 
 
@@ -464,9 +611,11 @@ def measure(spec):
 
     # Wall-clock edges of the timed window, so a meter on another clock (a host-side power
     # monitor) can align its samples to it.
+    machine_before = machine_snapshot()
     window_start = time.time()
     latencies, loop = timed_loop(infer, min_duration_s, min_iterations, max_iterations)
     window_end = time.time()
+    machine_after = machine_snapshot()
     memory.mark("after_timed")
 
     accuracy = None
@@ -486,6 +635,7 @@ def measure(spec):
             "warmup": warmup, "min_duration_s": min_duration_s, "min_iterations": min_iterations,
             "max_iterations": max_iterations, "optimization": spec.get("optimization", "all"),
             "cpu_arena": bool(spec.get("cpu_arena", True)), "seed": int(spec.get("seed", 0)),
+            "round": int(spec.get("round", 0)),
         },
         "model": {"path": spec["model"], "bytes": os.path.getsize(spec["model"]),
                   "inputs": inputs, "outputs": outputs},
@@ -494,6 +644,7 @@ def measure(spec):
         "latencies_ns": latencies,
         "loop": loop,
         "window": {"start_unix_s": window_start, "end_unix_s": window_end},
+        "machine": {"before": machine_before, "after": machine_after},
         "memory": memory.result(),
         "accuracy": accuracy,
     }

@@ -1,32 +1,56 @@
 """A benchmarking session: devices, variants and measurements, stored as they happen.
 
-One object drives the whole flow of DESIGN.md (deploy -> run spec -> runner -> raw JSON ->
-Measurement -> store) for the pytest plugin and the CLI alike. Devices are opened on
-first use and kept for the session; variants are built once; a measurement of the same
-device, variant and settings is taken once and shared by every suite that asks for it.
+One object drives the whole flow (deploy -> campaign -> runner -> document -> Measurement
+-> store) for the pytest plugin and the CLI alike. Devices are opened on first use and
+kept for the session; variants are built once.
+
+A device's variants are measured together, as a CAMPAIGN (docs/measurement.md): R rounds,
+each visiting every selected variant once in a fresh order drawn from a stored seed, each
+visit a fresh runner process with 1/R of the timed-loop budget. Drift (load, frequency,
+temperature, neighbours) then falls on every variant alike, and the statistics see it as
+between-round variance instead of a difference between variants. The suites still ask for
+one Measurement per (device, variant): the first ask measures the device's whole campaign,
+the others read the result (or the error a variant failed with, remembered).
 """
 from __future__ import annotations
 
 import json
+import math
+import random
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from . import provenance, zoo
+from . import document, provenance, zoo
 from .devices import open_device
-from .errors import DeviceError
+from .errors import DeviceError, HarnessError
 from .inventory import DeviceSpec, Inventory
-from .measurement import Measurement, from_raw
+from .measurement import Measurement, from_rounds
 from .store import Store
 
 # The order in which a .tflite variant picks its interpreter when a device offers several.
 TFLITE_PREFERENCE = ("litert", "tflite_runtime", "mcu")
 
 
+@dataclass
+class _Visit:
+    """One variant's place in a campaign and what its rounds returned so far."""
+    key: tuple
+    manifest: zoo.Manifest
+    recipe: zoo.VariantRecipe
+    variant: zoo.Variant
+    run_spec: dict
+    docs: list = field(default_factory=list)
+    energies: list = field(default_factory=list)
+    positions: list = field(default_factory=list)
+
+
 class Session:
     def __init__(self, inventory: Inventory, store: Store, manifests: list, *,
                  cache: Path = zoo.DEFAULT_CACHE, overrides: Optional[dict] = None,
                  run_tag: Optional[str] = None, run_id: Optional[str] = None,
-                 leases=None, owns_run: Optional[bool] = None, run_settings: Optional[dict] = None):
+                 leases=None, owns_run: Optional[bool] = None, run_settings: Optional[dict] = None,
+                 order_seed: Optional[int] = None, progress=None):
         self.inventory, self.store, self.manifests = inventory, store, manifests
         self.cache = Path(cache)
         self.overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
@@ -36,23 +60,43 @@ class Session:
         self._owns_run = run_id is None if owns_run is None else owns_run
         self.run_settings = dict(run_settings or {})  # stored with the run beside the overrides
         self.leases = leases            # a LeaseManager: a board is locked before it is used
-        self._busy: dict = {}           # device -> the LeaseBusy that said no (asked once)
+        self.busy: dict = {}            # device -> the LeaseBusy that said no (asked once)
+        # The round order's seed: stored on every measurement, so an order can be replayed.
+        self.order_seed = int(order_seed) if order_seed is not None else random.SystemRandom().randrange(2 ** 31)
+        self.progress = progress or (lambda text: None)
+        self.selection: list = []       # (manifest, recipe) pairs a campaign covers
         self._specs: dict[str, DeviceSpec] = {}
         self._devices: dict = {}
         self._variants: dict[str, zoo.Variant] = {}
         self._results: dict[tuple, Measurement] = {}
+        self.failures: dict[tuple, HarnessError] = {}   # a variant that failed: asked once
+        self._campaigns = 0
+        self._remeasured: set = set()
         self.measured: list[Measurement] = []
 
-    # ------------------------------------------------------------ pieces
+    # ------------------------------------------------------------ the run
 
     @property
-    def run_id(self) -> str:
+    def run_id(self) -> Optional[str]:
+        """The run's id, None before start_run()."""
+        return self._run_id
+
+    def start_run(self) -> str:
+        """Open the run in the store (once); measurements are written into it."""
         if self._run_id is None:
-            self._run_id = self.store.start_run(settings={**self.run_settings, **self.overrides},
-                                                tag=self.run_tag)
+            self._run_id = self.store.start_run(
+                settings={**self.run_settings, **self.overrides, "order_seed": self.order_seed},
+                tag=self.run_tag)
             if self.leases is not None:
                 self.leases.run_id = self._run_id  # shown by `harness devices status` from the next renewal
         return self._run_id
+
+    def select(self, pairs) -> None:
+        """The (manifest, recipe) pairs this session measures: a device's campaign covers
+        every one of them its runtimes can run."""
+        self.selection = list(pairs)
+
+    # ------------------------------------------------------------ pieces
 
     def spec(self, name: str) -> DeviceSpec:
         if name not in self._specs:
@@ -70,15 +114,15 @@ class Session:
     def _lease(self, name: str) -> None:
         if self.leases is None:
             return
-        if name in self._busy:
-            raise self._busy[name]
+        if name in self.busy:
+            raise self.busy[name]
         from .lease import LeaseBusy
 
         try:
             self.leases.run_id = self._run_id  # known up front under xdist; shown by `devices status`
             self.leases.acquire(name)
         except LeaseBusy as exc:
-            self._busy[name] = exc
+            self.busy[name] = exc
             raise
 
     def variant(self, manifest: zoo.Manifest, recipe: zoo.VariantRecipe) -> zoo.Variant:
@@ -106,22 +150,83 @@ class Session:
 
     # ------------------------------------------------------------ measuring
 
+    @staticmethod
+    def _key(device_name: str, manifest: zoo.Manifest, recipe: zoo.VariantRecipe, settings: dict) -> tuple:
+        return (device_name, manifest.name, recipe.name, json.dumps(settings, sort_keys=True, default=str))
+
     def measure(self, device_name: str, manifest: zoo.Manifest, recipe: zoo.VariantRecipe,
                 **settings) -> Measurement:
-        key = (device_name, manifest.name, recipe.name, json.dumps(settings, sort_keys=True, default=str))
-        if key in self._results:
-            return self._results[key]
+        """The Measurement of this variant on this device with these settings.
+
+        Without settings the first call measures the device's campaign over the whole
+        selection; with settings (say threads=4) the variant is measured in rounds alone."""
+        key = self._key(device_name, manifest, recipe, settings)
+        if key not in self._results and key not in self.failures:
+            if self.skip_reason(device_name, recipe):
+                raise DeviceError(self.skip_reason(device_name, recipe))
+            cases = [(manifest, recipe)]
+            if not settings:
+                cases += [(m, r) for m, r in self.selection
+                          if (m.name, r.name) != (manifest.name, recipe.name)
+                          and self.skip_reason(device_name, r) is None]
+            self._campaign(device_name, cases, settings)
+        if key in self.failures:
+            raise self.failures[key]
+        return self._results[key]
+
+    def _campaign(self, device_name: str, cases: list, settings: dict) -> None:
         spec = self.spec(device_name)
-        runtime = self.runtime_for(spec, recipe)
-        if runtime is None:
-            raise DeviceError(self.skip_reason(device_name, recipe))
-        variant = self.variant(manifest, recipe)
         device = self.device(device_name)
+        self.start_run()
+        rounds = int(settings.get("rounds") or spec.settings.get("rounds") or 1)
+        visits = self._plan(device_name, device, spec, cases, settings, rounds)
+        if not visits:
+            return
+        self._campaigns += 1
+        campaign_id = f"{self._run_id}:{device_name}:{self._campaigns}"
+        rng = random.Random(f"{self.order_seed}:{device_name}:{self._campaigns}")
+        prepared = self._prepare(device, spec)
+        try:
+            for r in range(rounds):
+                alive = [v for v in visits if v.key not in self.failures]
+                order = rng.sample(alive, len(alive))
+                self.progress(f"{device_name}: round {r + 1}/{rounds}: {len(order)} variant(s) in a shuffled "
+                              f"order (seed {self.order_seed})")
+                for position, visit in enumerate(order):
+                    self._visit(device_name, device, spec, visit, r, rounds, position)
+        finally:
+            restored = self._restore(device, spec)
+        info = {"id": campaign_id, "seed": self.order_seed, "rounds": rounds,
+                "variants": len(visits), "prepare": prepared, "restore": restored}
+        for visit in visits:
+            if visit.key not in self.failures:
+                self._finish(device_name, device, spec, visit, info)
+
+    def _plan(self, device_name, device, spec, cases, settings, rounds) -> list:
+        """Build and deploy every variant of the campaign (a failure is remembered per
+        variant); controls join beside their manifest's variants."""
+        visits, seen = [], set()
+        controls = [(m, zoo.control_recipe(m)) for m in {id(m): m for m, _ in cases}.values()
+                    if m.control and not settings]
+        for manifest, recipe in cases + controls:
+            key = self._key(device_name, manifest, recipe, settings)
+            if key in seen or key in self._results or key in self.failures:
+                continue
+            seen.add(key)
+            try:
+                variant = self.variant(manifest, recipe)
+                visits.append(_Visit(key, manifest, recipe, variant,
+                                     self._run_spec(device, spec, manifest, recipe, variant, settings)))
+            except HarnessError as exc:
+                self.failures[key] = exc
+        return visits
+
+    def _run_spec(self, device, spec, manifest, recipe, variant, settings) -> dict:
         merged = dict(spec.settings)
         merged.update(settings)
         run_spec = {
             "model": device.deploy(variant.path),
-            "runtime": runtime,
+            "runtime": self.runtime_for(spec, recipe),
             "providers": list(merged.pop("providers", None) or spec.capabilities.providers or ["CPUExecutionProvider"]),
             "inputs": zoo.input_spec(manifest),
             **merged,
@@ -129,18 +234,98 @@ class Session:
         dataset = zoo.dataset_file(manifest, self.cache)
         if dataset is not None:
             run_spec["dataset"] = device.deploy(dataset)
+        return run_spec
+
+    @staticmethod
+    def round_spec(run_spec: dict, round_index: int, rounds: int) -> dict:
+        """One round's share of the timed-loop budget: the duration and counts split evenly
+        (so R rounds cost about what one long window did), accuracy on the last round only."""
+        out = dict(run_spec)
+        out.pop("rounds", None)
+        out["round"] = round_index
+        out["min_duration_s"] = float(run_spec.get("min_duration_s", 1.0)) / rounds
+        out["min_iterations"] = max(1, math.ceil(int(run_spec.get("min_iterations", 1)) / rounds))
+        out["max_iterations"] = max(out["min_iterations"], math.ceil(int(run_spec.get("max_iterations", 1)) / rounds))
+        if round_index != rounds - 1:
+            out.pop("dataset", None)
+        return out
+
+    def _visit(self, device_name, device, spec, visit: _Visit, r: int, rounds: int, position: int) -> None:
         self._check_lease(device_name)
-        raw, energy = self._run(device, spec, run_spec)
+        try:
+            raw, energy = self._run(device, spec, self.round_spec(visit.run_spec, r, rounds))
+            doc = document.validate(raw, f"{device_name} {visit.variant.id} round {r + 1}")
+        except HarnessError as exc:
+            self.failures[visit.key] = exc   # the variant's other suites fail fast with it
+            return
+        visit.docs.append(doc)
+        visit.energies.append(energy)
+        visit.positions.append(position)
+
+    def _finish(self, device_name, device, spec, visit: _Visit, campaign: dict) -> None:
         self._check_lease(device_name)  # lapsed during the run: the numbers are not this run's alone
-        measurement = from_raw(
-            raw, device=device_name, variant=variant, emulated=spec.emulated,
-            settings={k: v for k, v in run_spec.items() if k not in ("model", "dataset")},
-            provenance=self._provenance(spec, device, raw, variant), energy=energy)
-        measurement.run_id = self.run_id
+        settings = {k: v for k, v in visit.run_spec.items() if k not in ("model", "dataset")}
+        prov = self._provenance(spec, device, visit.docs[-1], visit.variant)
+        prov["campaign"] = {**campaign, "positions": visit.positions}
+        loops = [d.get("loop") or {} for d in visit.docs]
+        prov["timed_loop"] = {  # the whole measurement's loop: the rounds' loops added up
+            "iterations": sum(int(lp.get("iterations") or 0) for lp in loops),
+            "wall_ns": sum(int(lp.get("wall_ns") or 0) for lp in loops),
+            "stop_reason": next((lp["stop_reason"] for lp in loops if lp.get("stop_reason") == "max_iterations"),
+                                loops[-1].get("stop_reason")),
+            "rounds": loops}
+        measurement = from_rounds(visit.docs, device=device_name, variant=visit.variant, emulated=spec.emulated,
+                                  settings=settings, provenance=prov, energy=_merge_energy(visit.energies),
+                                  thresholds=spec.validity)
+        measurement.run_id = self._run_id
         self.store.save(measurement)  # now: a crash later loses nothing measured before it
-        self._results[key] = measurement
+        self._results[visit.key] = measurement
         self.measured.append(measurement)
-        return measurement
+
+    def result(self, device_name: str, manifest: zoo.Manifest, recipe: zoo.VariantRecipe,
+               **settings) -> Optional[Measurement]:
+        """The measurement if it was taken (never measures)."""
+        return self._results.get(self._key(device_name, manifest, recipe, settings))
+
+    def remeasure_once(self, m: Measurement) -> Measurement:
+        """Measure an invalid result's variant again, once (the device YAML's
+        validity.remeasure): a campaign of that variant alone. The invalid row stays in
+        the store; later asks get the new one, valid or not."""
+        key = next((k for k, v in self._results.items() if v is m), None)
+        if key is None or key in self._remeasured:
+            return m
+        self._remeasured.add(key)
+        manifest = next(x for x in self.manifests if x.name == m.model)
+        recipe = next((r for r in manifest.variants if r.name == m.variant), None) or zoo.control_recipe(manifest)
+        del self._results[key]
+        self.progress(f"{m.device}: {m.variant_id} was invalid ({'; '.join(m.validity.get('reasons', []))}): "
+                      "measuring it once more")
+        self._campaign(m.device, [(manifest, recipe)], json.loads(key[3]))
+        if key in self.failures:
+            raise self.failures[key]
+        return self._results[key]
+
+    def _prepare(self, device, spec: DeviceSpec) -> list:
+        """The YAML's prepare commands (a performance governor, jetson_clocks...): their exit
+        codes and output are stored with every measurement of the campaign."""
+        done = []
+        for argv in spec.prepare:
+            code, out = device.execute(list(argv), timeout_s=min(spec.timeout_s, 120.0))
+            done.append({"argv": list(argv), "exit": code, "output": out[-500:]})
+            if code != 0:
+                raise DeviceError(f"{spec.name}: prepare command {' '.join(argv)!r} failed with exit {code}: "
+                                  f"{out[-300:]}")
+        return done
+
+    def _restore(self, device, spec: DeviceSpec) -> list:
+        done = []
+        for argv in spec.restore:
+            try:
+                code, out = device.execute(list(argv), timeout_s=min(spec.timeout_s, 120.0))
+            except HarnessError as exc:  # restoring must not hide the campaign's results
+                code, out = None, str(exc)
+            done.append({"argv": list(argv), "exit": code, "output": out[-500:]})
+        return done
 
     def _check_lease(self, device_name: str) -> None:
         if self.leases is not None:
@@ -160,9 +345,8 @@ class Session:
         try:
             run_spec["min_duration_s"] = max(float(run_spec.get("min_duration_s", 0)),
                                              power.min_window_s(meters))
-            offset = getattr(device, "clock_offset_s", lambda: 0.0)()
             raw, energies = power.measure_with_meters(meters, lambda: device.run(run_spec),
-                                                      clock_offset_s=offset)
+                                                      clock_offset_s=device.clock_offset_s())
         finally:
             for meter in meters:
                 meter.close()
@@ -196,3 +380,15 @@ class Session:
             self.store.finish_run(self._run_id)
         if self.leases is not None:
             self.leases.release_all()  # after finish_run: the next holder starts after this run ended
+
+
+def _merge_energy(energies: list) -> Optional[dict]:
+    """The round with the median energy per inference stands for the measurement; every
+    round's figure is kept beside it."""
+    measured = [e for e in energies if e and e.get("energy_per_inference_j") is not None]
+    if not measured:
+        return None
+    ordered = sorted(measured, key=lambda e: e["energy_per_inference_j"])
+    chosen = dict(ordered[(len(ordered) - 1) // 2])
+    chosen["rounds_energy_per_inference_j"] = [e["energy_per_inference_j"] for e in measured]
+    return chosen

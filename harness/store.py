@@ -287,6 +287,28 @@ class Store:
         with self.engine.connect() as conn:
             return [dict(row) for row in conn.execute(query).mappings().all()]
 
+    HISTORY_COLUMNS = {"p50": "p50_ms", "p90": "p90_ms", "p99": "p99_ms", "mean": "mean_ms",
+                       "memory": "peak_rss_kb", "energy": "energy_per_inference_j", "accuracy": "accuracy"}
+
+    def key_history(self, key: tuple, metric: str, exclude_run: Optional[str], limit: int = 20) -> Optional[list]:
+        """A (device, model, variant)'s statistic in its newest `limit` runs other than
+        `exclude_run`, oldest first (one value per run: its last measurement); None for a
+        statistic without a column (the gates then do without history)."""
+        column = self.HISTORY_COLUMNS.get(metric)
+        if column is None:
+            return None
+        m, r = measurements, runs
+        query = (sa.select(m.c.run_id, m.c[column]).join(r, r.c.id == m.c.run_id)
+                 .where(m.c.device == key[0], m.c.model == key[1], m.c.variant == key[2])
+                 .order_by(r.c.started_at, m.c.id))
+        if exclude_run is not None:
+            query = query.where(m.c.run_id != exclude_run)
+        per_run: dict = {}
+        with self.engine.connect() as conn:
+            for row in conn.execute(query):
+                per_run[row[0]] = row[1]   # insertion order = run order; the last row of a run wins
+        return list(per_run.values())[-limit:]
+
     # ------------------------------------------------------------ comparisons
 
     def save_comparison(self, comparison, gates: list) -> None:

@@ -8,6 +8,7 @@ A manifest names one base model and the variants to benchmark:
     inputs:                          # optional: fix dynamic dims, dtypes, value ranges
       - {name: input, shape: [1, 1, 8, 8], dtype: float32}
     max_accuracy_drop: 0.03          # optional: what the accuracy suite tolerates vs fp32
+    control: true                    # optional: measure the base twice per round (an A/A pair)
     variants:
       - {name: fp32, technique: fp32}
       - {name: int8-static, technique: int8-static, params: {per_channel: true}}
@@ -37,6 +38,7 @@ from .modelinfo import facts, model_format, sha256_file
 
 DEFAULT_CACHE = Path(".harness-cache")
 RUNTIMES_BY_FORMAT = {"onnx": ("onnxruntime",), "tflite": ("litert", "tflite_runtime")}
+CONTROL_NAME = "control"  # the A/A twin's variant name (harness.decide.CONTROL_VARIANT)
 TRAIN_HOOKS = ("torch",)  # fine-tuning hooks a manifest may name (harness.compress.torch_train)
 
 
@@ -65,6 +67,7 @@ class Manifest:
     max_accuracy_drop: Optional[float] = None
     variants: tuple = ()
     train_hook: Optional[str] = None
+    control: bool = False          # an A/A twin of the base in every campaign (harness.decide)
 
     def recipe(self, name: str) -> VariantRecipe:
         for r in self.variants:
@@ -111,7 +114,8 @@ def load_manifest(path: Path) -> Manifest:
         raise ConfigError(path, "(file)", "valid YAML", None, str(exc)) from None
     src = str(path)
     schema.check_keys(src, "", data, ("name", "description", "base", "dataset", "inputs", "variants",
-                                      "max_accuracy_drop", "train_hook"), required=("name", "base", "variants"))
+                                      "max_accuracy_drop", "train_hook", "control"),
+                        required=("name", "base", "variants"))
     name = schema.get(src, "", data, "name", str, required=True)
     base = path.parent / schema.get(src, "", data, "base", str, required=True)
     dataset = schema.get(src, "", data, "dataset", str, None, choices=sorted(datasets.DATASETS))
@@ -131,6 +135,9 @@ def load_manifest(path: Path) -> Manifest:
         vname = schema.get(src, where, item, "name", str, required=True)
         if vname in seen:
             raise ConfigError(src, f"{where}.name", "a name not used by another variant", vname)
+        if vname == CONTROL_NAME and data.get("control"):
+            raise ConfigError(src, f"{where}.name", f"a name other than {CONTROL_NAME!r} (with control: true "
+                              "the harness adds the base's A/A twin under that name)", vname)
         seen.add(vname)
         file = schema.get(src, where, item, "file", str, None)
         technique = schema.get(src, where, item, "technique", str, None)
@@ -160,7 +167,16 @@ def load_manifest(path: Path) -> Manifest:
                     description=schema.get(src, "", data, "description", str, ""),
                     dataset=dataset, inputs=tuple(inputs), max_accuracy_drop=drop,
                     variants=tuple(recipes),
-                    train_hook=schema.get(src, "", data, "train_hook", str, None, choices=TRAIN_HOOKS))
+                    train_hook=schema.get(src, "", data, "train_hook", str, None, choices=TRAIN_HOOKS),
+                    control=schema.get(src, "", data, "control", bool, False))
+
+
+def control_recipe(manifest: Manifest) -> VariantRecipe:
+    """The base model once more, under its own name: measured in every round beside the
+    manifest's variants, its difference from its byte-identical twin is the false
+    difference this device shows in this run (harness.decide.noise_floor)."""
+    return VariantRecipe(CONTROL_NAME, "fp32", {}, None, RUNTIMES_BY_FORMAT["onnx"],
+                         f"{manifest.source}: control (the base's A/A twin)")
 
 
 def load_manifests(directory: Path) -> list[Manifest]:

@@ -23,6 +23,8 @@ from ..inventory import DeviceSpec
 
 class Device(abc.ABC):
     kind: ClassVar[str] = ""
+    # Rounds per measurement when the YAML sets none (settings.rounds).
+    default_rounds: ClassVar[int] = 3
 
     def __init__(self, spec: DeviceSpec):
         self.spec = spec
@@ -55,6 +57,17 @@ class Device(abc.ABC):
 
     @abc.abstractmethod
     def info(self) -> dict: ...
+
+    def execute(self, argv: list, timeout_s: float = 60.0) -> tuple:
+        """Run one command on the device (the YAML's prepare/restore): (exit code, output).
+        A kind that cannot run commands refuses by name."""
+        from ..errors import DeviceError
+
+        raise DeviceError(f"{self.name}: a {self.kind} device cannot run prepare/restore commands")
+
+    def clock_offset_s(self) -> float:
+        """Device clock minus controller clock, for aligning a meter's samples (0: same clock)."""
+        return 0.0
 
     def close(self) -> None:
         pass

@@ -87,6 +87,15 @@ class LocalDevice(Device):
             raise DeviceError(f"{self.name}: cannot start the runner with python {python!r}: {exc}") from exc
         return decode_runner_output(self.name, proc.stdout, proc.stderr, proc.returncode)
 
+    def execute(self, argv: list, timeout_s: float = 60.0) -> tuple:
+        try:
+            proc = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            raise DeviceError(f"{self.name}: {argv[0]} did not finish within {timeout_s:.0f} s") from None
+        except OSError as exc:
+            raise DeviceError(f"{self.name}: cannot run {argv[0]!r}: {exc}") from None
+        return proc.returncode, (proc.stdout + proc.stderr).strip()
+
     def info(self) -> dict:
         return {"kind": self.kind, "hostname": platform.node(), "machine": platform.machine(),
                 "system": platform.system(), "release": platform.release()}

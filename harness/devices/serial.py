@@ -41,6 +41,7 @@ KEYS = ("port", "baud", "timeout_s", "chunk_bytes", "windows", "board", "cpu", "
 
 class SerialDevice(Device):
     kind = "serial"
+    default_rounds = 1  # MLPerf Tiny's timed windows are the rounds (each a round_sizes entry)
 
     # ------------------------------------------------------------ YAML
 
@@ -329,6 +330,7 @@ class SerialDevice(Device):
                            "first_inference": first.elapsed_us / 1e3,
                            "warmup_total": warm.elapsed_us / 1e3 if warm else 0.0},
             "latencies_ns": latencies,
+            "round_sizes": [1] * len(latencies),  # one value per MLPerf window: each a round
             "loop": {"iterations": total, "wall_ns": wall_ns,
                      "stop_reason": "max_iterations" if n * windows >= max_iterations else "min_duration_and_count",
                      "windows": windows, "clock": "dut"},

@@ -241,6 +241,10 @@ class SshDevice(Device):
 
         return SshSource(self.link, root)
 
+    def execute(self, argv: list, timeout_s: float = 60.0) -> tuple:
+        done = self.link.run(list(argv), timeout_s=timeout_s, what=str(argv[0]))
+        return done.returncode, (done.stdout + done.stderr).strip()
+
     def clock_offset_s(self) -> float:
         """Board clock minus controller clock: the runner stamps its timed window on the
         board's clock, power samples are stamped on the controller's."""

@@ -1,0 +1,137 @@
+"""A validity verdict on every measurement, MLPerf LoadGen style: VALID or INVALID, with reasons.
+
+A measurement is invalid when something the harness did not control disturbed it enough to
+mislead: other processes took cores the runner needed, a CPU changed frequency or the
+firmware throttled during a window, the rounds disagree beyond a limit, the stopping rule
+was not met. The thresholds come from the device YAML's `validity:` section (defaults
+below); the machine figures from harness/machine.py. Pure: plain data in, verdict out.
+
+Notes are facts that qualify a figure without invalidating the measurement (one round:
+drift not measured; a percentile from too few samples). Budgets asked of such a figure
+fail with the note (Measurement.require).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Optional
+
+from . import schema
+from .stats import PERCENTILE_MIN_SAMPLES, LatencyStats, supported
+
+VALID, INVALID = "valid", "invalid"
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    # Cores other processes (and the hypervisor's steal) used beyond what the runner left
+    # idle: on 2 cores with a 1-thread runner, one busy neighbour is no contention, two are.
+    max_contention_cores: float = 0.25
+    # (max - min) / median of the rounds' medians.
+    max_round_spread: float = 0.25
+    # Relative change of any core's frequency between the window's edges.
+    max_freq_change: float = 0.10
+    # Hottest thermal zone during a window (None: not checked).
+    max_temp_c: Optional[float] = None
+    # The smallest relative difference between variants that counts (the noise floor's
+    # lower bound; a control pair can raise it: harness/decide.py).
+    min_effect: float = 0.02
+    # Re-measure an invalid measurement once before a budget test judges it.
+    remeasure: bool = False
+
+    @classmethod
+    def parse(cls, source, mapping: Optional[dict]) -> "Thresholds":
+        """The device YAML's `validity:` section; errors name the file and field."""
+        mapping = mapping or {}
+        names = [f.name for f in fields(cls)]
+        schema.check_keys(source, "validity", mapping, names)
+        values = {}
+        for f in fields(cls):
+            default = getattr(cls, f.name)
+            if f.name == "remeasure":
+                values[f.name] = schema.get(source, "validity", mapping, f.name, bool, default)
+            else:
+                values[f.name] = schema.get(source, "validity", mapping, f.name, float, default, minimum=0.0)
+        return cls(**values)
+
+    def to_dict(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+def assess(latency: LatencyStats, windows: list, loops: list, thresholds: Thresholds = Thresholds(),
+           threads: int = 1, emulated_time: bool = False) -> dict:
+    """The verdict of one measurement from its rounds.
+
+    windows: one harness.machine.window_state per round ({} where not read);
+    loops:   one timed-loop record per round ({"stop_reason": ...}).
+    threads: the cores the runner asked for (its runtime's intra-op threads);
+    emulated_time: guest time of an instruction-counted emulator, which no host load moves.
+    """
+    reasons, notes = [], []
+    for i, loop in enumerate(loops):
+        if (loop or {}).get("stop_reason") == "max_iterations":
+            reasons.append(f"round {i + 1}: the timed loop hit max_iterations before min_duration_s "
+                           "(the stopping rule was not met)")
+            break
+    rounds = latency.round_values("p50")
+    if len(rounds) >= 2:
+        ordered = sorted(rounds)
+        middle = ordered[len(ordered) // 2] if len(ordered) % 2 else 0.5 * (
+            ordered[len(ordered) // 2 - 1] + ordered[len(ordered) // 2])
+        spread = (ordered[-1] - ordered[0]) / middle if middle > 0 else 0.0
+        if spread > thresholds.max_round_spread:
+            reasons.append(f"round medians spread {100 * spread:.0f}% of their median "
+                           f"(limit {100 * thresholds.max_round_spread:.0f}%)")
+    else:
+        notes.append("one round: drift between rounds was not measured")
+    if not emulated_time:
+        reasons += window_reasons(windows, thresholds, threads)
+    for stat in ("p99", "p999"):
+        if not supported(stat, latency.n):
+            notes.append(f"{stat} from {latency.n} samples (needs {PERCENTILE_MIN_SAMPLES[stat]})")
+    return {"verdict": INVALID if reasons else VALID, "reasons": reasons, "notes": notes,
+            "thresholds": thresholds.to_dict()}
+
+
+def _rounds_text(found: dict) -> str:
+    rounds = ", ".join(str(i) for i in found)
+    return f"round{'s' if len(found) > 1 else ''} {rounds}"
+
+
+def window_reasons(windows: list, t: Thresholds, threads: int = 1) -> list:
+    """One reason per kind of disturbance, naming the rounds it hit and the worst value."""
+    contention, freq, throttled, hot = {}, {}, {}, {}
+    for index, w in enumerate(windows, start=1):
+        w = w or {}
+        if w.get("other_cores") is not None and w.get("cpus_online"):
+            # What the runner left free for others: the cores beyond its threads (not
+            # beyond what it got: a starved runner uses less, which is no room for more).
+            free = max(0.0, w["cpus_online"] - max(float(threads), w.get("own_cores") or 0.0))
+            excess = w["other_cores"] + (w.get("steal_cores") or 0.0) - free
+            if excess > t.max_contention_cores:
+                contention[index] = (excess, w["other_cores"], w.get("steal_cores") or 0.0, free)
+        if (w.get("freq_change_max") or 0.0) > t.max_freq_change:
+            freq[index] = w["freq_change_max"]
+        if w.get("rpi_throttled"):
+            throttled[index] = w["rpi_throttled"]
+        if t.max_temp_c is not None and (w.get("temp_max_c") or 0.0) > t.max_temp_c:
+            hot[index] = w["temp_max_c"]
+    out = []
+    if contention:
+        excess, other, steal, free = max(contention.values())
+        out.append(f"{_rounds_text(contention)}: other processes used up to {other:.2f} cores"
+                   + (f" (+{steal:.2f} stolen by the hypervisor)" if steal >= 0.05 else "")
+                   + f" with {free:.2f} left free by the runner: up to {excess:.2f} cores of contention "
+                     f"(limit {t.max_contention_cores:.2f})")
+    if freq:
+        out.append(f"{_rounds_text(freq)}: a CPU's frequency changed up to {100 * max(freq.values()):.0f}% "
+                   f"during the window (limit {100 * t.max_freq_change:.0f}%)")
+    if throttled:
+        flags = sorted({f for v in throttled.values() for f in v})
+        out.append(f"{_rounds_text(throttled)}: the Raspberry Pi firmware reported {', '.join(flags)}")
+    if hot:
+        out.append(f"{_rounds_text(hot)}: up to {max(hot.values()):.0f} C (limit {t.max_temp_c:.0f} C)")
+    return out
+
+
+class InvalidMeasurement(AssertionError):
+    """A budget asked a figure the measurement cannot vouch for; the message says why."""
