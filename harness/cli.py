@@ -51,20 +51,31 @@ def cmd_devices_show(args) -> int:
 
 
 def cmd_devices_check(args) -> int:
+    from .devices import open_device
+    from .machine import stability_hints
+
     spec = _inventory(args).get(args.name)
     if spec.kind != "ssh":
-        from .devices import open_device
-
         with open_device(spec) as device:
             print(json.dumps(device.info(), indent=2))
-        return 0
-    from .devices.ssh import check, format_check
+            snapshot = device.machine_snapshot()
+    else:
+        from .devices.ssh import check, format_check
 
-    models = Path(args.models_dir)
-    variants = [(f"{m.name}/{r.name}", r.runtimes) for m in (zoo.load_manifests(models) if models.is_dir() else [])
-                for r in m.variants]
-    report = check(spec, variants)
-    print(format_check(report))
+        models = Path(args.models_dir)
+        variants = [(f"{m.name}/{r.name}", r.runtimes)
+                    for m in (zoo.load_manifests(models) if models.is_dir() else []) for r in m.variants]
+        print(format_check(check(spec, variants)))
+        with open_device(spec) as device:
+            snapshot = device.machine_snapshot()
+    # what would make this board's numbers unstable (pyperf's `system show`)
+    if snapshot is None:
+        print(f"  stability: {spec.name} reports no machine state")
+    else:
+        hints = stability_hints(snapshot)
+        print("  stability: " + ("nothing found that moves numbers" if not hints else hints[0]))
+        for hint in hints[1:]:
+            print(f"             {hint}")
     return 0
 
 

@@ -132,6 +132,15 @@ def latency_relation(base, other, floor: float, statistic: str = "p50") -> tuple
     return ("faster" if ratio.estimate < 1 else "slower"), ratio
 
 
+def speed_text(relation: str, ratio: Ratio) -> str:
+    """'2.31x faster' / '1.40x slower' / 'tied': a factor above 1 either way."""
+    if relation == "faster":
+        return f"{1 / ratio.estimate:.2f}x faster"
+    if relation == "slower":
+        return f"{ratio.estimate:.2f}x slower"
+    return "tied"
+
+
 def accuracy_relation(a, b) -> str:
     """'better' / 'worse' (b against a) / 'tied' by a two-sided two-proportion test."""
     if a.accuracy is None or b.accuracy is None:
@@ -163,7 +172,9 @@ def _no_worse_and_better(a, b, floor: float, cost: str) -> bool:
         cost_better, cost_worse = ca < cb, ca > cb
     acc = accuracy_relation(b, a)                        # a against b
     if acc == "unknown":
-        return False
+        if a.accuracy is not None or b.accuracy is not None:
+            return False   # one measured, one not: not comparable
+        acc = "tied"       # neither measured (no dataset): the front is over the cost alone
     if cost_worse or acc == "worse":
         return False
     return cost_better or acc == "better"
@@ -171,16 +182,10 @@ def _no_worse_and_better(a, b, floor: float, cost: str) -> bool:
 
 def pareto_front(measurements: Sequence, cost: str = "latency", floor: float = 0.02) -> list[bool]:
     """For each measurement: on the front (no other one dominates it under the tie rules).
-    Measurements without accuracy are never on a front. `cost`: 'latency' or a numeric
-    attribute of the Measurement ('storage_bytes', 'size_bytes')."""
-    out = []
-    for i, m in enumerate(measurements):
-        if m.accuracy is None:
-            out.append(False)
-            continue
-        out.append(not any(j != i and other.accuracy is not None and _no_worse_and_better(other, m, floor, cost)
-                           for j, other in enumerate(measurements)))
-    return out
+    Without accuracy on every point (no dataset) the front is over the cost alone. `cost`:
+    'latency' or a numeric attribute of the Measurement ('storage_bytes', 'size_bytes')."""
+    return [not any(j != i and _no_worse_and_better(other, m, floor, cost) for j, other in enumerate(measurements))
+            for i, m in enumerate(measurements)]
 
 
 def ties_with(measurements: Sequence, floors: dict) -> dict:

@@ -27,6 +27,8 @@ from numbers import Real
 from .errors import DeviceError
 
 SCHEMA_VERSIONS = (1, 2)
+# memory figures the Measurement reads (a kind may add detail beside them, e.g. ELF sections)
+MEMORY_NUMBERS = ("peak_rss_kb", "load_growth_kb", "flash_bytes", "ram_bytes", "arena_bytes")
 CURRENT_SCHEMA = 2
 
 
@@ -72,9 +74,8 @@ def validate(raw, source: str) -> dict:
     for key, value in (raw.get("timings_ms") or {}).items():
         if value is not None and not _number(value):
             raise _fail(source, f"timings_ms.{key}", "a number of milliseconds", value)
-    for key, value in (raw.get("memory") or {}).items():
-        if key in ("hwm_kb", "rss_kb", "stack"):
-            continue
+    for key in MEMORY_NUMBERS:
+        value = (raw.get("memory") or {}).get(key)
         if value is not None and not _number(value):
             raise _fail(source, f"memory.{key}", "a number", value)
     accuracy = raw.get("accuracy")

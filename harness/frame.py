@@ -1,17 +1,54 @@
-"""Measurements as a pandas DataFrame: one row per measurement, plain columns."""
+"""Measurements as a pandas DataFrame: one row per measurement, plain columns.
+
+Beside each measurement's own figures, the decisions of harness.decide within its run,
+device and model: the latency against the model's fp32 (or "tied"), and membership of the
+latency and stored-size Pareto fronts under the tie rules.
+"""
 from __future__ import annotations
 
 import pandas as pd
+
+from . import decide
 
 COLUMNS = ("id", "run_id", "created_at", "device", "model", "variant", "variant_id", "technique",
            "format", "emulated", "n", "mean_ms", "p50_ms", "p90_ms", "p95_ms", "p99_ms", "p999_ms",
            "stddev_ms", "ci_low_ms", "ci_high_ms", "throughput_ips", "accuracy", "host_accuracy",
            "size_bytes", "storage_bytes", "n_params", "macs", "peak_rss_kb", "load_growth_kb",
            "flash_bytes", "ram_bytes", "energy_per_inference_j", "net_energy_per_inference_j",
-           "avg_power_w", "model_sha256")
+           "avg_power_w", "model_sha256", "rounds", "verdict", "validity_reasons", "vs_fp32",
+           "pareto_latency", "pareto_size", "is_control")
+
+
+def decisions(measurements) -> dict:
+    """{id(m): {vs_fp32, pareto_latency, pareto_size}} within each (run, device, model); the
+    A/A control twin is measured for the noise floor and is on no front."""
+    measurements = list(measurements)
+    floors = decide.noise_floor(measurements)
+    groups: dict = {}
+    for m in measurements:
+        groups.setdefault((m.run_id, m.device, m.model), []).append(m)
+    out = {}
+    for (_, device, _), group in groups.items():
+        floor = floors.get(device, 0.02)
+        ranked = [m for m in group if m.variant != decide.CONTROL_VARIANT]
+        reference = next((m for m in ranked if m.technique == "fp32"), None)
+        latency_front = dict(zip(map(id, ranked), decide.pareto_front(ranked, "latency", floor)))
+        size_front = dict(zip(map(id, ranked), decide.pareto_front(ranked, "storage_bytes", floor)))
+        for m in group:
+            if reference is None or m is reference:
+                versus = "reference" if m is reference else None
+            else:
+                relation, ratio = decide.latency_relation(reference, m, floor)
+                versus = "tied" if relation == "tied" else decide.speed_text(relation, ratio)
+            out[id(m)] = {"vs_fp32": versus, "pareto_latency": latency_front.get(id(m), False),
+                          "pareto_size": size_front.get(id(m), False),
+                          "is_control": m.variant == decide.CONTROL_VARIANT}
+    return out
 
 
 def measurements_frame(measurements) -> pd.DataFrame:
+    measurements = list(measurements)
+    decided = decisions(measurements)
     rows = []
     for m in measurements:
         lat, mem, energy = m.latency, m.memory, m.energy or {}
@@ -30,5 +67,8 @@ def measurements_frame(measurements) -> pd.DataFrame:
             "energy_per_inference_j": energy.get("energy_per_inference_j"),
             "net_energy_per_inference_j": energy.get("net_energy_per_inference_j"),
             "avg_power_w": energy.get("avg_power_w"), "model_sha256": m.model_sha256,
+            "rounds": lat.rounds, "verdict": m.verdict,
+            "validity_reasons": "; ".join((m.validity or {}).get("reasons", [])),
+            **decided[id(m)],
         })
     return pd.DataFrame(rows, columns=list(COLUMNS))

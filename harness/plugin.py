@@ -236,15 +236,20 @@ def measure(harness_session, variant_case, device_name, variant):
                 m = harness_session.remeasure_once(m)   # the device YAML asks for one more try
             return m
         except LeaseBusy as exc:
-            pytest.skip(str(exc))  # another run holds the board: not this run's failure
+            skip = str(exc)  # another run holds the board: not this run's failure
         except RunnerError as exc:
-            if exc.error_type in ("RuntimeMissing", "ProviderMissing"):
+            if exc.error_type not in ("RuntimeMissing", "ProviderMissing"):
+                failure = str(exc)
+            else:
                 # The YAML promised a runtime the board does not have: the test cannot
                 # run there, which is a skip with the reason, not a failure of the model.
-                pytest.skip(f"{device_name}: {exc.error_type}: {str(exc).splitlines()[0]}")
-            pytest.fail(str(exc), pytrace=False)
+                skip = f"{device_name}: {exc.error_type}: {str(exc).splitlines()[0]}"
         except DeviceError as exc:
-            pytest.fail(str(exc), pytrace=False)
+            failure = str(exc)
+        # outside the except blocks: the message once, not chained to the error it reports
+        if "skip" in locals():
+            pytest.skip(skip)
+        pytest.fail(failure, pytrace=False)
 
     return _measure
 

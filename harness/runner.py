@@ -7,6 +7,7 @@ Python 3.8 (older Jetson images). Do not import anything from the harness here.
 
     python3 runner.py SPEC.json            # result JSON on stdout
     python3 runner.py SPEC.json --out R.json
+    python3 runner.py --machine            # the machine-state snapshot alone (devices check)
 
 The spec (JSON object):
     model            path of the .onnx or .tflite file (required)
@@ -667,6 +668,9 @@ def evaluate(backend, inputs, dataset_path):
 
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv == ["--machine"]:
+        sys.stdout.write(json.dumps(machine_snapshot()) + "\n")
+        return 0
     out_path = None
     if "--out" in argv:
         i = argv.index("--out")

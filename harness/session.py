@@ -50,7 +50,7 @@ class Session:
                  cache: Path = zoo.DEFAULT_CACHE, overrides: Optional[dict] = None,
                  run_tag: Optional[str] = None, run_id: Optional[str] = None,
                  leases=None, owns_run: Optional[bool] = None, run_settings: Optional[dict] = None,
-                 order_seed: Optional[int] = None, progress=None):
+                 order_seed: Optional[int] = None, progress=None, before_round=None):
         self.inventory, self.store, self.manifests = inventory, store, manifests
         self.cache = Path(cache)
         self.overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
@@ -64,6 +64,9 @@ class Session:
         # The round order's seed: stored on every measurement, so an order can be replayed.
         self.order_seed = int(order_seed) if order_seed is not None else random.SystemRandom().randrange(2 ** 31)
         self.progress = progress or (lambda text: None)
+        # called with (device name, round index) before each round (benchmarks/bench_noise.py
+        # switches a background load there)
+        self.before_round = before_round or (lambda device_name, round_index: None)
         self.selection: list = []       # (manifest, recipe) pairs a campaign covers
         self._specs: dict[str, DeviceSpec] = {}
         self._devices: dict = {}
@@ -192,6 +195,7 @@ class Session:
                 order = rng.sample(alive, len(alive))
                 self.progress(f"{device_name}: round {r + 1}/{rounds}: {len(order)} variant(s) in a shuffled "
                               f"order (seed {self.order_seed})")
+                self.before_round(device_name, r)
                 for position, visit in enumerate(order):
                     self._visit(device_name, device, spec, visit, r, rounds, position)
         finally:

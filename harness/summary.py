@@ -47,7 +47,7 @@ def _against_reference(m, reference, floor) -> str:
     relation, ratio = decide.latency_relation(reference, m, floor)
     if relation == "tied":
         return "tied" + (" (same bytes)" if ratio.identical else "")
-    return f"{1 / ratio.estimate:.2f}x {'faster' if relation == 'faster' else 'slower'}"
+    return decide.speed_text(relation, ratio)
 
 
 def summary_lines(measurements) -> list[str]:

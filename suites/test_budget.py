@@ -12,6 +12,8 @@ Edit BUDGETS for your own product; a variant without a budget is skipped.
 """
 import pytest
 
+from harness.stats import supported
+
 BUDGETS = {
     # model: (p99 latency ms, minimum top-1)
     "digits-cnn": (5.0, 0.95),
@@ -24,9 +26,12 @@ def test_latency_accuracy_budget(measure, variant, device_spec):
         pytest.skip(f"no budget for {variant.model}")
     p99_budget_ms, min_top1 = BUDGETS[variant.model]
     m = measure()
-    p99 = m.require("p99_ms")
-    assert p99 < p99_budget_ms, (
-        f"{variant.id} on {device_spec.name}: p99 {p99:.3f} ms (median over {m.latency.rounds} rounds) "
-        f"over budget {p99_budget_ms} ms")
+    # A microcontroller reports one latency per MLPerf Tiny window (too few for a p99): its
+    # budget is judged, as MLPerf Tiny does, on the median of the windows.
+    statistic = "p99_ms" if supported("p99", m.latency.n) else "p50_ms"
+    value = m.require(statistic)
+    assert value < p99_budget_ms, (
+        f"{variant.id} on {device_spec.name}: {statistic[:-3]} {value:.3f} ms (median over "
+        f"{m.latency.rounds} rounds) over budget {p99_budget_ms} ms")
     if m.accuracy is not None:
         assert m.accuracy >= min_top1, f"{variant.id}: top-1 {m.accuracy:.3f} below {min_top1}"

@@ -15,3 +15,27 @@ def fake_measurement(device="local", model="digits-cnn", variant="fp32", median_
         host_accuracy=accuracy, size_bytes=size_bytes, storage_bytes=size_bytes, n_params=954, macs=11904,
         model_sha256="0" * 64, emulated=emulated, settings={}, provenance={"board": {}}, energy=energy,
         run_id=run_id)
+
+
+def measured_in_rounds(round_medians_ms, *, variant="fp32", device="local", model="digits-cnn", n=400,
+                       spread=0.02, seed=0, sha="0" * 64, campaign="run-1:local:1", run_id="run-1",
+                       accuracy=0.97, settings=None, machine_rounds=None):
+    """A Measurement taken in len(round_medians_ms) rounds of one campaign: round r's samples
+    scatter (lognormal, `spread`) around round_medians_ms[r]."""
+    from harness.validity import Thresholds, assess
+
+    rng = np.random.default_rng(seed)
+    rounds = [(m * rng.lognormal(0.0, spread, n) * 1e6).astype(np.int64) for m in round_medians_ms]
+    samples = np.concatenate(rounds)
+    sizes = [n] * len(rounds)
+    latency = summarize(samples, sizes)
+    windows = machine_rounds or [{}] * len(rounds)
+    return Measurement(
+        device=device, model=model, variant=variant, technique=variant, format="onnx",
+        latency=latency, samples_ns=samples.tolist(), timings_ms={"first_inference": 1.0},
+        memory=Memory(peak_rss_kb=60000, load_growth_kb=1000), accuracy=accuracy, accuracy_n=360,
+        host_accuracy=accuracy, size_bytes=5000, storage_bytes=5000, n_params=954, macs=11904,
+        model_sha256=sha, emulated=False, settings=dict(settings or {"threads": 1}),
+        provenance={"campaign": {"id": campaign}}, run_id=run_id, round_sizes=sizes,
+        machine={"rounds": windows},
+        validity=assess(latency, windows, [{}] * len(rounds), Thresholds()))

@@ -65,6 +65,11 @@ class Device(abc.ABC):
 
         raise DeviceError(f"{self.name}: a {self.kind} device cannot run prepare/restore commands")
 
+    def machine_snapshot(self):
+        """The runner's machine-state snapshot taken on the device now (`harness devices
+        check` turns it into stability hints); None where a kind cannot read one."""
+        return None
+
     def clock_offset_s(self) -> float:
         """Device clock minus controller clock, for aligning a meter's samples (0: same clock)."""
         return 0.0

@@ -241,6 +241,13 @@ class SshDevice(Device):
 
         return SshSource(self.link, root)
 
+    def machine_snapshot(self):
+        done = self.link.run([self.python, self.runner, "--machine"], timeout_s=60, what="the runner")
+        try:
+            return json.loads(done.stdout.strip().splitlines()[-1])
+        except (ValueError, IndexError):
+            return None
+
     def execute(self, argv: list, timeout_s: float = 60.0) -> tuple:
         done = self.link.run(list(argv), timeout_s=timeout_s, what=str(argv[0]))
         return done.returncode, (done.stdout + done.stderr).strip()

@@ -14,9 +14,11 @@ def build_figures(measurements, df) -> list:
     unit, factor = figures.time_unit(df["p50_ms"])
     figs = [
         figures.tradeoff_figure(df.assign(p50=df["p50_ms"] * factor), "p50", f"median latency ({unit})",
-                                "Accuracy vs latency (median), Pareto front per device and model", log_x=True),
-        figures.tradeoff_figure(df.assign(size_kb=df["size_bytes"] / 1024), "size_kb", "model file size (KB)",
-                                "Accuracy vs model size, Pareto front per device and model"),
+                                "Accuracy vs latency (median), Pareto front per device and model "
+                                "(tied variants share the front)", log_x=True, front_column="pareto_latency"),
+        figures.tradeoff_figure(df.assign(size_kb=df["storage_bytes"] / 1024), "size_kb", "stored size (KB)",
+                                "Accuracy vs stored size, Pareto front per device and model",
+                                front_column="pareto_size"),
         figures.percentile_figure(df),
         figures.latency_distribution_figure(measurements),
         figures.memory_figure(df),
@@ -26,6 +28,24 @@ def build_figures(measurements, df) -> list:
 
         figs.extend(energy_figures(df))
     return figs
+
+
+def validity_notes(measurements, df) -> list:
+    """What a reader must know before trusting a number: invalid measurements with their
+    reasons, and each device's noise floor (its A/A control pair where measured)."""
+    from .. import decide
+
+    notes = []
+    invalid = df[df["verdict"] == "invalid"]
+    for row in invalid.itertuples():
+        notes.append(f"INVALID {row.device} {row.variant_id}: {row.validity_reasons}")
+    floors = decide.noise_floor(measurements)
+    for device, floor in sorted(floors.items()):
+        has_control = bool(df[(df["device"] == device) & df["is_control"].astype(bool)].shape[0])
+        notes.append(f"{device}: latency differences under {100 * floor:.1f}% are reported as ties"
+                     + (" (the A/A control pair's false difference or the device's minimum effect, whichever "
+                        "is larger)" if has_control else " (the device's validity.min_effect)"))
+    return notes
 
 
 def write_report(store, out: Path, run_id: Optional[str] = None, title: str = "Edge benchmark report") -> Path:
@@ -48,6 +68,7 @@ def write_report(store, out: Path, run_id: Optional[str] = None, title: str = "E
     if emulated:
         notes.append("Emulated timings (instruction-counted guest time, not a real board): "
                      + ", ".join(emulated))
+    notes += validity_notes(measurements, df)
     figs = build_figures(measurements, df)
     trend = trends.trend_frame(store.trend_rows(), df["device"].unique(), df["variant_id"].unique())
     if trends.has_history(trend):

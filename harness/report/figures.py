@@ -43,19 +43,29 @@ def _label(row) -> str:
     return esc(f"{row['device']}{' (emulated)' if row['emulated'] else ''}")
 
 
-def tradeoff_figure(df: pd.DataFrame, x: str, x_title: str, title: str, log_x: bool = False) -> go.Figure:
+def tradeoff_figure(df: pd.DataFrame, x: str, x_title: str, title: str, log_x: bool = False,
+                    front_column: str | None = None) -> go.Figure:
     """Accuracy against a cost, one colour per device and model, the Pareto front drawn
-    (per device and model: a variant trades against its siblings on the same board)."""
+    (per device and model: a variant trades against its siblings on the same board).
+
+    `front_column`: the front decided under the tie rules (harness.frame: tied variants
+    stay on it together); without it, a plain Pareto of the point estimates."""
     fig = go.Figure()
     data = df.dropna(subset=[x, "accuracy"])
+    if "is_control" in data:
+        data = data[~data["is_control"].astype(bool)]   # the A/A twin is not a choice
     for i, ((device, model), group) in enumerate(data.groupby(["device", "model"], sort=True)):
         colour = PALETTE[i % len(PALETTE)]
         group = group.sort_values(x)
-        front = np.array(pareto_mask(list(group[x]), list(group["accuracy"])))
+        front = (group[front_column].astype(bool).to_numpy() if front_column
+                 else np.array(pareto_mask(list(group[x]), list(group["accuracy"]))))
         name = f"{esc(device)} · {esc(model)}"
         hover = [f"<b>{esc(r.variant)}</b><br>{esc(r.technique)}<br>{esc(device)}"
                  f"{' (emulated)' if r.emulated else ''}<br>{x_title}: {getattr(r, x):.4g}"
-                 f"<br>top-1: {100 * r.accuracy:.2f}%" for r in group.itertuples()]
+                 f"<br>top-1: {100 * r.accuracy:.2f}%"
+                 + (f"<br>vs fp32: {esc(r.vs_fp32)}" if getattr(r, "vs_fp32", None) else "")
+                 + (f"<br><b>{esc(r.verdict).upper()}</b>" if getattr(r, "verdict", "valid") == "invalid" else "")
+                 for r in group.itertuples()]
         fig.add_trace(go.Scatter(
             x=group[x], y=group["accuracy"] * 100, mode="markers", name=name,
             legendgroup=name, hovertext=hover, hoverinfo="text",

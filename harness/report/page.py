@@ -13,7 +13,8 @@ from plotly.offline import get_plotlyjs
 
 TABLE_COLUMNS = (
     ("device", "device", None), ("variant_id", "variant", None), ("technique", "technique", None),
-    ("format", "format", None), ("n", "n", "{:d}"), ("p50_ms", "p50 ms", "{:.4f}"),
+    ("format", "format", None), ("verdict", "verdict", None), ("vs_fp32", "vs fp32", None),
+    ("rounds", "rounds", "{:d}"), ("n", "n", "{:d}"), ("p50_ms", "p50 ms", "{:.4f}"),
     ("p90_ms", "p90 ms", "{:.4f}"), ("p99_ms", "p99 ms", "{:.4f}"), ("ci_low_ms", "median CI low", "{:.4f}"),
     ("ci_high_ms", "median CI high", "{:.4f}"), ("accuracy", "top-1 %", "pct"),
     ("host_accuracy", "host top-1 %", "pct"), ("size_bytes", "size B", "{:d}"),

@@ -1,0 +1,117 @@
+"""A device's campaign on the real `local` kind: every variant once per round, in an order
+drawn from a stored seed; a variant that fails is remembered, the others are measured."""
+import json
+
+import pytest
+
+from harness import zoo
+from harness.errors import RunnerError
+from harness.inventory import Inventory
+from harness.session import Session
+from harness.store import Store
+from tests.conftest import make_onnx
+
+
+def lab(tmp_path, control=False, rounds=3):
+    (tmp_path / "models").mkdir(parents=True)
+    make_onnx(tmp_path / "models" / "base.onnx", op="Relu")
+    make_onnx(tmp_path / "models" / "broken.onnx", op="NoSuchOperator")   # onnxruntime refuses it
+    (tmp_path / "models" / "tiny.yaml").write_text(
+        "name: tiny\nbase: base.onnx\n" + ("control: true\n" if control else "") +
+        "variants:\n  - {name: fp32, technique: fp32}\n  - {name: fp16, technique: fp16}\n"
+        "  - {name: copy, file: base.onnx}\n  - {name: broken, file: broken.onnx}\n")
+    (tmp_path / "devices").mkdir()
+    (tmp_path / "devices" / "local.yaml").write_text(
+        "kind: local\ncapabilities: {runtimes: [onnxruntime]}\n"
+        f"settings: {{min_duration_s: 0.03, min_iterations: 30, warmup: 2, rounds: {rounds}}}\n")
+    return tmp_path
+
+
+def session(path, seed):
+    manifests = zoo.load_manifests(path / "models")
+    s = Session(Inventory(path / "devices"), Store(f"sqlite:///{path / 'store.sqlite'}"), manifests,
+                cache=path / "cache", order_seed=seed)
+    s.select(zoo.select(manifests, None))
+    return s, manifests[0]
+
+
+def orders(measurements) -> list:
+    """The order of each round, rebuilt from the positions stored on the measurements."""
+    rounds = len(measurements[0].provenance["campaign"]["positions"])
+    out = []
+    for r in range(rounds):
+        slots = {m.provenance["campaign"]["positions"][r]: m.variant for m in measurements}
+        out.append([variant for _, variant in sorted(slots.items())])
+    return out
+
+
+def test_one_ask_measures_the_whole_campaign_in_seeded_rounds(tmp_path):
+    path = lab(tmp_path)
+    s, manifest = session(path, seed=11)
+    first = s.measure("local", manifest, manifest.recipe("fp32"))
+    # one ask measured every runnable variant of the device, each in 3 rounds
+    assert {m.variant for m in s.measured} == {"fp32", "fp16", "copy"}
+    for m in s.measured:
+        assert m.latency.rounds == 3 and len(m.round_sizes) == 3
+        assert len(m.provenance["timed_loop"]["rounds"]) == 3
+        assert m.provenance["campaign"]["seed"] == 11 and m.settings["rounds"] == 3
+        # each round got a third of the budget; the whole measurement the full one
+        assert m.provenance["timed_loop"]["iterations"] >= 30
+        assert m.machine["rounds"] and m.validity["verdict"] in ("valid", "invalid")
+    again = s.measure("local", manifest, manifest.recipe("fp32"))
+    assert again is first and len(s.measured) == 3          # read, not measured twice
+    seeded = orders(s.measured)
+    assert all(sorted(o) == ["copy", "fp16", "fp32"] for o in seeded)
+    s.close()
+
+    # the same seed replays the same order; another seed draws another
+    s2, manifest2 = session(lab(tmp_path / "again"), seed=11)
+    s2.measure("local", manifest2, manifest2.recipe("fp32"))
+    assert orders(s2.measured) == seeded
+    s2.close()
+    s3, manifest3 = session(lab(tmp_path / "other"), seed=12)
+    s3.measure("local", manifest3, manifest3.recipe("fp32"))
+    assert orders(s3.measured) != seeded
+    s3.close()
+    stored = Store(f"sqlite:///{path / 'store.sqlite'}")
+    assert json.loads(json.dumps(stored.runs()[0]["settings"]))["order_seed"] == 11
+
+
+def test_a_failing_variant_is_remembered_and_the_others_measured(tmp_path):
+    path = lab(tmp_path, rounds=2)
+    s, manifest = session(path, seed=1)
+    with pytest.raises(RunnerError) as first:
+        s.measure("local", manifest, manifest.recipe("broken"))
+    assert "ModelLoad" in str(first.value)
+    assert {m.variant for m in s.measured} == {"fp32", "fp16", "copy"}   # the campaign went on
+    with pytest.raises(RunnerError) as second:
+        s.measure("local", manifest, manifest.recipe("broken"))
+    assert second.value is first.value                                  # asked once, not re-run
+    s.close()
+
+
+def test_identical_bytes_are_tied_and_a_control_twin_measures_the_noise_floor(tmp_path):
+    from harness import decide
+
+    path = lab(tmp_path, control=True)
+    s, manifest = session(path, seed=5)
+    s.measure("local", manifest, manifest.recipe("fp32"))
+    by_variant = {m.variant: m for m in s.measured}
+    assert decide.CONTROL_VARIANT in by_variant
+    control = by_variant[decide.CONTROL_VARIANT]
+    assert control.model_sha256 == by_variant["fp32"].model_sha256 == by_variant["copy"].model_sha256
+    relation, ratio = decide.latency_relation(by_variant["fp32"], by_variant["copy"], floor=0.02)
+    assert relation == "tied" and ratio.identical and ratio.paired
+    floors = decide.noise_floor(s.measured)
+    assert floors["local"] >= 0.02
+    s.close()
+
+
+def test_round_spec_splits_the_budget():
+    spec = {"model": "m", "min_duration_s": 1.5, "min_iterations": 50, "max_iterations": 1000,
+            "dataset": "d", "rounds": 3}
+    first = Session.round_spec(spec, 0, 3)
+    last = Session.round_spec(spec, 2, 3)
+    assert first["min_duration_s"] == pytest.approx(0.5) and first["min_iterations"] == 17
+    assert first["max_iterations"] == 334 and "dataset" not in first and "rounds" not in first
+    assert last["dataset"] == "d" and last["round"] == 2
