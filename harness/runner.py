@@ -19,7 +19,7 @@ The spec (JSON object):
     cpu_arena        onnxruntime CPU memory arena on/off (default true)
     inputs           [{name, shape, dtype, low, high}] to fix dynamic dimensions or ranges
     warmup           untimed inferences after the first one (default 10)
-    min_duration_s, min_iterations, max_iterations
+    min_duration_s, min_iterations, max_iterations (defaults 1.0, 50, 200000)
                      the timed loop runs until BOTH the minimum duration and the
                      minimum count are reached (MLPerf LoadGen's rule), or max_iterations
     dataset          optional .npz with x (n, ...) and y (n,) for top-1 accuracy
@@ -568,9 +568,11 @@ def measure(spec):
         raise RunnerFailure("BadSpec", "model: expected the path of a .onnx or .tflite file")
     if not os.path.isfile(spec["model"]):
         raise RunnerFailure("ModelLoad", "model file not found: %s" % spec["model"])
+    # the inventory's defaults (harness/inventory.py SETTINGS_DEFAULTS): a spec written by
+    # hand gets what a device YAML without settings gets
     warmup = _int(spec, "warmup", 10)
-    min_iterations = _int(spec, "min_iterations", 10, low=1)
-    max_iterations = _int(spec, "max_iterations", 1000000, low=1)
+    min_iterations = _int(spec, "min_iterations", 50, low=1)
+    max_iterations = _int(spec, "max_iterations", 200000, low=1)
     min_duration_s = float(spec.get("min_duration_s", 1.0))
     if max_iterations < min_iterations:
         raise RunnerFailure("BadSpec", "max_iterations (%d) is below min_iterations (%d)" % (max_iterations, min_iterations))

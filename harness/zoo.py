@@ -23,8 +23,10 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import json
+import os
 import shutil
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
@@ -231,10 +233,10 @@ def host_accuracy(path: Path, dataset_npz: Path, inputs=()) -> float:
         raise ModelError(f"{path}: cannot evaluate on this host: {exc}") from None
 
 
-def _onnx_evaluator(manifest: Manifest, part: str) -> Optional[Callable[[Path], float]]:
+def _onnx_evaluator(manifest: Manifest, part: str, cache: Path) -> Optional[Callable[[Path], float]]:
     if manifest.dataset is None:
         return None
-    npz = dataset_file(manifest, part=part)
+    npz = dataset_file(manifest, cache, part=part)
     return lambda path: host_accuracy(path, npz, manifest.inputs)
 
 
@@ -277,8 +279,10 @@ def build_variant(manifest: Manifest, recipe: VariantRecipe, cache: Path = DEFAU
             meta = json.loads(meta_path.read_text())
             info, storage, build_s = meta["info"], meta["storage_bytes"], meta["build_s"]
         else:
-            info, storage, build_s = _build(manifest, recipe, folder, path)
-            meta_path.write_text(json.dumps({"info": info, "storage_bytes": storage, "build_s": build_s}))
+            info, storage, build_s = _build(manifest, recipe, folder, path, cache)
+            tmp_meta = meta_path.with_suffix(f".{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
+            tmp_meta.write_text(json.dumps({"info": info, "storage_bytes": storage, "build_s": build_s}))
+            tmp_meta.replace(meta_path)  # a concurrent reader never sees half a file
     f = facts(path)
     variant = Variant(
         model=manifest.name, name=recipe.name, technique=recipe.technique, params=dict(recipe.params),
@@ -303,12 +307,13 @@ def _cached_accuracy(variant: Variant, manifest: Manifest, cache: Path) -> Optio
     return top1
 
 
-def _build(manifest: Manifest, recipe: VariantRecipe, folder: Path, out: Path):
+def _build(manifest: Manifest, recipe: VariantRecipe, folder: Path, out: Path, cache: Path):
     from .compress import BuildContext, get_technique
 
     technique = get_technique(recipe.technique)
     folder.mkdir(parents=True, exist_ok=True)
-    tmp_out = out.with_suffix(".partial.onnx")
+    # a name of this process's own: two xdist workers may build the same variant at once
+    tmp_out = out.with_suffix(f".{os.getpid()}-{uuid.uuid4().hex[:8]}.partial.onnx")
     calibration = labels = None
     if manifest.dataset:
         split = datasets.load(manifest.dataset, "calibration")
@@ -317,7 +322,7 @@ def _build(manifest: Manifest, recipe: VariantRecipe, folder: Path, out: Path):
     ctx = BuildContext(base=manifest.base, out=tmp_out, params=dict(recipe.params), source=recipe.where,
                        calibration=calibration, calibration_labels=labels,
                        input_name=input_name, input_shape=input_shape,
-                       evaluate=_onnx_evaluator(manifest, "calibration"), train_hook=_train_hook(manifest))
+                       evaluate=_onnx_evaluator(manifest, "calibration", cache), train_hook=_train_hook(manifest))
     start = time.perf_counter()
     try:
         result = technique.build(ctx)

@@ -107,3 +107,15 @@ def test_variants_run_in_onnxruntime(tmp_path):
         sess = ort.InferenceSession(str(v.path), providers=["CPUExecutionProvider"])
         out = sess.run(None, {"input": np.zeros((1, 1, 8, 8), np.float32)})[0]
         assert out.shape == (1, 10) and abs(float(out.sum()) - 1.0) < 1e-2
+
+
+def test_a_build_writes_only_into_its_own_cache(tmp_path, monkeypatch):
+    # the sensitivity scan's calibration data went to ./.harness-cache whatever the cache was
+    cwd = tmp_path / "elsewhere"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    m = zoo.load_manifest(REPO / "models" / "compression" / "digits_mlp.yaml")
+    variant = zoo.build_variant(m, m.recipe("prune-50"), tmp_path / "cache", evaluate_accuracy=False)
+    assert variant.path.is_file()
+    assert (tmp_path / "cache" / "datasets").is_dir()
+    assert not (cwd / ".harness-cache").exists()

@@ -65,6 +65,11 @@ class Device(abc.ABC):
 
         raise DeviceError(f"{self.name}: a {self.kind} device cannot run prepare/restore commands")
 
+    def meter_source(self, root: str = "/"):
+        """Where on-board power meters read (a harness.power Source), or None: this kind
+        cannot host on-board meters."""
+        return None
+
     def machine_snapshot(self):
         """The runner's machine-state snapshot taken on the device now (`harness devices
         check` turns it into stability hints); None where a kind cannot read one."""

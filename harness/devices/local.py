@@ -87,6 +87,11 @@ class LocalDevice(Device):
             raise DeviceError(f"{self.name}: cannot start the runner with python {python!r}: {exc}") from exc
         return decode_runner_output(self.name, proc.stdout, proc.stderr, proc.returncode)
 
+    def meter_source(self, root: str = "/"):
+        from ..power.source import LocalSource
+
+        return LocalSource(root)
+
     def machine_snapshot(self):
         code, out = self.execute([self.spec.python or sys.executable, str(self.runner), "--machine"])
         return json.loads(out.splitlines()[-1]) if code == 0 and out else None

@@ -43,15 +43,16 @@ meter_class = _meters.get
 
 
 def board_source(spec, device, root: str = "/") -> Source:
-    """The Source an on-board meter reads through: this machine for the local kind, else
-    the device's own ``meter_source(root)`` (an SSH board provides it)."""
-    provider = getattr(device, "meter_source", None)
-    if callable(provider):
-        return provider(root)
-    if spec.kind == "local" or device is None:
+    """The Source an on-board meter reads through: the device's own ``meter_source(root)``
+    (this machine for `local`, the board's connection for `ssh`); this machine when there
+    is no device (a meter checked on its own)."""
+    if device is None:
         return LocalSource(root)
-    raise MeterError(f"{spec.source}: device kind {spec.kind!r} cannot host on-board meters yet "
-                     "(its driver has no meter_source(root)); use a controller-side meter")
+    source = device.meter_source(root)
+    if source is None:
+        raise MeterError(f"{spec.source}: device kind {spec.kind!r} cannot host on-board meters "
+                         "(its driver offers no meter_source); use a controller-side meter")
+    return source
 
 
 def validate_entries(source, kind: str, entries) -> list:
