@@ -289,7 +289,8 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("target", nargs="?", default="reports",
                         help="a reports directory holding harness.sqlite, or a store URL (default: reports)")
     report.add_argument("--out", help="HTML file to write (default: <dir>/report.html)")
-    report.add_argument("--run", default="all", help="a run id, 'latest', a run tag or 'all' (default: all)")
+    report.add_argument("--run", default="latest",
+                        help="a run id, 'latest', a run tag or 'all' (default: latest, the newest run)")
     report.add_argument("--static", choices=("png", "svg"),
                         help="also write every figure as a static image (kaleido + Chromium)")
     report.set_defaults(func=cmd_report)
@@ -304,6 +305,12 @@ def main(argv=None) -> int:
     except HarnessError as exc:
         print(f"harness: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # `harness compare ... | head`: the reader has what it wanted; end quietly
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

@@ -47,6 +47,7 @@ class HarnessState:
         self._inventory = self._manifests = self._session = None
         self.selection: list = []
         self.progress = lambda text: None   # set by the terminal reporter when there is one
+        self.outcomes: dict = {}            # "device|model/variant" -> {"passed": [...], "failed": [...]}
         self.errors: list[str] = []
 
     @property
@@ -138,6 +139,7 @@ def pytest_configure(config):
         raise pytest.UsageError(f"--rounds: expected an integer >= 1, got {config.option.harness_rounds}")
     state = HarnessState(config)
     config.stash[_KEY] = state
+    config.pluginmanager.register(OutcomeRecorder(state), "harness-outcomes")
     from . import benchmark_bridge  # device measurements as pytest-benchmark results
 
     benchmark_bridge.configure(config, state)
@@ -268,8 +270,27 @@ def pytest_runtest_makereport(item, call):
         return
     manifest, recipe = callspec.params["variant_case"]
     m = session.result(callspec.params["device_name"], manifest, recipe)
+    # travels with the report to an xdist controller: the tests' outcomes per variant
+    item.user_properties.append(("harness_case", f"{callspec.params['device_name']}|{manifest.name}/{recipe.name}"))
     if m is not None:   # JUnit XML <property>: dashboards see which numbers to distrust
         item.user_properties.append(("harness_validity", "; ".join([m.verdict] + m.validity.get("reasons", []))))
+
+
+class OutcomeRecorder:
+    """Each test's outcome per device and variant (also an xdist controller's, from its
+    workers' reports), for the decision summary: a variant that failed a test is no
+    recommendation."""
+
+    def __init__(self, state: HarnessState):
+        self.state = state
+
+    def pytest_runtest_logreport(self, report):
+        case = dict(report.user_properties).get("harness_case") if report.when == "call" else None
+        if case is None or not (report.passed or report.failed):
+            return
+        test = report.nodeid.split("::")[-1].split("[")[0]
+        record = self.state.outcomes.setdefault(case, {"passed": [], "failed": []})
+        record["passed" if report.passed else "failed"].append(test)
 
 
 @pytest.hookimpl(tryfirst=True)  # before pytest-benchmark, which raises on --benchmark-compare-fail
@@ -290,6 +311,11 @@ def pytest_terminal_summary(terminalreporter, config):
         terminalreporter.section(title)
         for line in summary_lines(measured):
             terminalreporter.write_line(line, red=line.startswith("INVALID"))
+        from .recommend import recommend
+
+        outcomes = {tuple(case.split("|", 1)): record for case, record in state.outcomes.items()}
+        for rec in recommend(measured, outcomes, {m.name: m for m in state.manifests}):
+            terminalreporter.write_line(rec.reason, green=rec.variant is not None, bold=rec.variant is not None)
     for key, exc in session.failures.items():
         terminalreporter.write_line(f"failed: {key[0]} {key[1]}/{key[2]}: {str(exc).splitlines()[0]}", red=True)
     if measured and state.report_path:
@@ -304,11 +330,12 @@ def pytest_sessionfinish(session, exitstatus):
     if hsession is None:
         return
     run_id = hsession.run_id
-    hsession.close()
+    hsession.close(state.outcomes)
     if run_id and state.report_path and not hasattr(session.config, "workerinput"):
         from .report import write_report
 
         try:
-            write_report(hsession.store, Path(state.report_path), run_id=run_id)
+            write_report(hsession.store, Path(state.report_path), run_id=run_id,
+                         manifests={m.name: m for m in state.manifests})
         except HarnessError as exc:
             state.errors.append(str(exc))

@@ -373,7 +373,8 @@ class Session:
                         "sha256": variant.sha256, "info": variant.info, "path": variant.path.name},
         }
 
-    def close(self):
+    def close(self, outcomes: Optional[dict] = None):
+        """Close devices, finish the run (with the tests' outcomes), release leases."""
         for device in self._devices.values():
             try:
                 device.close()
@@ -381,7 +382,7 @@ class Session:
                 pass  # closing must not hide the run's real result
         self._devices.clear()
         if self._run_id is not None and self._owns_run:
-            self.store.finish_run(self._run_id)
+            self.store.finish_run(self._run_id, outcomes)
         if self.leases is not None:
             self.leases.release_all()  # after finish_run: the next holder starts after this run ended
 

@@ -48,8 +48,42 @@ def validity_notes(measurements, df) -> list:
     return notes
 
 
-def write_report(store, out: Path, run_id: Optional[str] = None, title: str = "Edge benchmark report") -> Path:
-    """Render the measurements of one run (or all runs) from the store into `out`."""
+def decision_html(measurements, outcomes: dict, manifests: Optional[dict]) -> str:
+    """The summary a person reads first: per device and model, what to deploy and why."""
+    import html
+
+    from ..recommend import recommend
+
+    rows = []
+    for rec in recommend(measurements, outcomes, manifests):
+        best = "; ".join(f"{k}: {html.escape(v)}" for k, v in rec.best.items())
+        excluded = "; ".join(f"{html.escape(v)}: {html.escape(w)}" for v, w in sorted(rec.excluded.items()))
+        rows.append(f"<tr><td>{html.escape(rec.device)}</td><td>{html.escape(rec.model)}</td>"
+                    f"<td><b>{html.escape(rec.variant or 'none')}</b></td><td>{html.escape(rec.reason)}</td>"
+                    f"<td>{best}</td><td>{excluded or '–'}</td></tr>")
+    return ("<h2>What to deploy where</h2><table class='verdicts' id='decisions'><thead><tr><th>device</th>"
+            "<th>model</th><th>recommended</th><th>why</th><th>best per objective</th>"
+            "<th>not candidates</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>"
+            "<p class='meta'>The fastest valid variant within the model's accuracy budget that failed no test; "
+            "faster means decided by the paired interval beyond the noise floor (docs/measurement.md), "
+            "otherwise tied, and a tie goes to the smaller stored model.</p>")
+
+
+def _outcomes(store, run_ids) -> dict:
+    """The tests' outcomes stored with the runs, keyed (device, variant id)."""
+    out: dict = {}
+    for run in store.runs():
+        if run["id"] in run_ids:
+            for case, record in (run["settings"].get("outcomes") or {}).items():
+                device, _, variant_id = case.partition("|")
+                out[(device, variant_id)] = record
+    return out
+
+
+def write_report(store, out: Path, run_id: Optional[str] = None, title: str = "Edge benchmark report",
+                 manifests: Optional[dict] = None) -> Path:
+    """Render the measurements of one run (or all runs) from the store into `out`.
+    `manifests` ({name: Manifest}) give the decision summary the accuracy budgets."""
     measurements = store.measurements(run_id=run_id)
     if not measurements:
         scope = f"run {run_id}" if run_id else "the store"
@@ -73,7 +107,9 @@ def write_report(store, out: Path, run_id: Optional[str] = None, title: str = "E
     trend = trends.trend_frame(store.trend_rows(), df["device"].unique(), df["variant_id"].unique())
     if trends.has_history(trend):
         figs.append(trends.trend_figure(trend))
-    sections = [trends.regressions_html(store.comparisons(sorted(set(df["run_id"].dropna()))))]
+    run_ids = sorted(set(df["run_id"].dropna()))
+    sections = [decision_html(measurements, _outcomes(store, set(run_ids)), manifests),
+                trends.regressions_html(store.comparisons(run_ids))]
     return write_page(out, render_page(title, meta, notes, figs, df, sections=sections))
 
 
