@@ -30,7 +30,7 @@ def test_meter_named_in_yaml_reaches_store_and_report(pytester, tmp_path):
         "--report", str(report), "-p", "no:cacheprovider", timeout=300)
     result.assert_outcomes(passed=1)
     [(energy, data)] = sqlite3.connect(tmp_path / "h.sqlite").execute(
-        "select energy_per_inference_j, data from measurements").fetchall()
+        "select energy_per_inference_j, data from measurements where variant = 'fp32'").fetchall()
     stored = json.loads(data)["energy"]
     assert stored["avg_power_w"] > 4.0 and stored["meters"][0]["source"] == "tegrastats"
     assert energy == stored["energy_per_inference_j"] > 0

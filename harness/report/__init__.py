@@ -37,8 +37,18 @@ def validity_notes(measurements, df) -> list:
 
     notes = []
     invalid = df[df["verdict"] == "invalid"]
-    for row in invalid.itertuples():
-        notes.append(f"INVALID {row.device} {row.variant_id}: {row.validity_reasons}")
+    if len(invalid):
+        kinds: dict = {}
+        for text in invalid["validity_reasons"]:
+            for reason in str(text).split("; "):
+                kind = ("contention" if "contention" in reason else "round spread" if "spread" in reason
+                        else "frequency" if "frequency" in reason else "throttling" if "firmware" in reason
+                        else "stopping rule" if "stopping rule" in reason else "temperature")
+                kinds[kind] = kinds.get(kind, 0) + 1
+        notes.append(f"{len(invalid)} of {len(df)} measurements are INVALID ("
+                     + ", ".join(f"{k}: {n}" for k, n in sorted(kinds.items()))
+                     + "): their numbers were disturbed by what the harness did not control; the reasons "
+                       "are listed below the decision summary and in the table's verdict column")
     floors = decide.noise_floor(measurements)
     for device, floor in sorted(floors.items()):
         has_control = bool(df[(df["device"] == device) & df["is_control"].astype(bool)].shape[0])
@@ -57,7 +67,9 @@ def decision_html(measurements, outcomes: dict, manifests: Optional[dict]) -> st
     rows = []
     for rec in recommend(measurements, outcomes, manifests):
         best = "; ".join(f"{k}: {html.escape(v)}" for k, v in rec.best.items())
-        excluded = "; ".join(f"{html.escape(v)}: {html.escape(w)}" for v, w in sorted(rec.excluded.items()))
+        # the short form (the full reasons are in the invalid list and the table)
+        excluded = "; ".join(f"{html.escape(v)}: {html.escape(w.split(':')[0])}"
+                             for v, w in sorted(rec.excluded.items()))
         rows.append(f"<tr><td>{html.escape(rec.device)}</td><td>{html.escape(rec.model)}</td>"
                     f"<td><b>{html.escape(rec.variant or 'none')}</b></td><td>{html.escape(rec.reason)}</td>"
                     f"<td>{best}</td><td>{excluded or '–'}</td></tr>")
@@ -67,6 +79,18 @@ def decision_html(measurements, outcomes: dict, manifests: Optional[dict]) -> st
             "<p class='meta'>The fastest valid variant within the model's accuracy budget that failed no test; "
             "faster means decided by the paired interval beyond the noise floor (docs/measurement.md), "
             "otherwise tied, and a tie goes to the smaller stored model.</p>")
+
+
+def invalid_html(df) -> str:
+    import html
+
+    invalid = df[df["verdict"] == "invalid"]
+    if not len(invalid):
+        return ""
+    items = "".join(f"<li><b>{html.escape(r.device)} {html.escape(r.variant_id)}</b>: "
+                    f"{html.escape(str(r.validity_reasons))}</li>" for r in invalid.itertuples())
+    return (f"<details id='invalid'><summary>{len(invalid)} invalid measurement(s): why</summary>"
+            f"<ul>{items}</ul></details>")
 
 
 def _outcomes(store, run_ids) -> dict:
@@ -108,7 +132,7 @@ def write_report(store, out: Path, run_id: Optional[str] = None, title: str = "E
     if trends.has_history(trend):
         figs.append(trends.trend_figure(trend))
     run_ids = sorted(set(df["run_id"].dropna()))
-    sections = [decision_html(measurements, _outcomes(store, set(run_ids)), manifests),
+    sections = [decision_html(measurements, _outcomes(store, set(run_ids)), manifests), invalid_html(df),
                 trends.regressions_html(store.comparisons(run_ids))]
     return write_page(out, render_page(title, meta, notes, figs, df, sections=sections))
 

@@ -91,15 +91,17 @@ def table_html(df: pd.DataFrame) -> str:
 
 def render_page(title: str, meta_lines: list[str], notes: list[str], figures: list, df: pd.DataFrame,
                 sections: tuple = ()) -> str:
-    """`sections`: extra HTML blocks placed before the figures, already escaped by their maker."""
+    """`sections`: extra HTML blocks placed before the figures, already escaped by their maker;
+    the first (the decision summary) comes before the notes."""
     parts = [
         "<!DOCTYPE html><html><head><meta charset='utf-8'>",
         f"<title>{html.escape(title)}</title><style>{CSS}</style>",
         f"<script type='text/javascript'>{get_plotlyjs()}</script></head><body>",
         f"<h1>{html.escape(title)}</h1>",
         "".join(f"<div class='meta'>{html.escape(line)}</div>" for line in meta_lines),
+        *sections[:1],   # the decision summary first
         "".join(f"<div class='note'>{html.escape(note)}</div>" for note in notes),
-        *sections,
+        *sections[1:],
     ]
     for i, fig in enumerate(figures):
         parts.append(f"<div class='figure' id='figure-{i}'>")
