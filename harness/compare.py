@@ -38,11 +38,13 @@ from typing import Iterable, Optional
 
 import numpy as np
 
+from . import metrics
 from .errors import HarnessError
 
-LATENCY_METRICS = {"p50": 50.0, "p90": 90.0, "p95": 95.0, "p99": 99.0, "mean": None}
-SCALAR_METRICS = ("energy", "memory")
-ALLOWED = "p50, p90, p95, p99, mean, energy, memory (as N%) and accuracy (as Npt)"
+# from the one metrics table (harness/metrics.py)
+LATENCY_METRICS = {m.name: m.percentile for m in metrics.METRICS if m.latency}
+ROUND_STATISTIC = {m.name: m.rounds for m in metrics.METRICS if m.rounds}
+ALLOWED = metrics.allowed_text()
 
 ALPHA = 0.01             # significance level of every test (one-sided)
 HISTORY_MIN = 3          # earlier runs of a key before its run-to-run noise is trusted
@@ -77,12 +79,12 @@ def parse_gate(text: str) -> Gate:
         raise GateError(f"--compare-fail {text!r}: expected METRIC:THRESHOLD such as p50:5% or "
                         f"accuracy:0.5pt; metrics: {ALLOWED}")
     metric, value, unit = match.group(1), float(match.group(2)), match.group(3)
-    if metric not in LATENCY_METRICS and metric not in SCALAR_METRICS and metric != "accuracy":
+    row = metrics.get(metric)
+    if row is None:
         raise GateError(f"--compare-fail {text!r}: unknown metric {metric!r}; metrics: {ALLOWED}")
-    if metric == "accuracy" and unit != "pt":
-        raise GateError(f"--compare-fail {text!r}: accuracy takes percentage points, e.g. accuracy:0.5pt")
-    if metric != "accuracy" and unit != "%":
-        raise GateError(f"--compare-fail {text!r}: {metric} takes a percentage, e.g. {metric}:5%")
+    if unit != row.gate_unit:
+        words = "percentage points, e.g. accuracy:0.5pt" if row.gate_unit == "pt" else f"a percentage, e.g. {metric}:5%"
+        raise GateError(f"--compare-fail {text!r}: {metric} takes {words}")
     if value <= 0:
         raise GateError(f"--compare-fail {text!r}: the threshold must be > 0")
     return Gate(metric, value / 100.0 if unit == "%" else value, unit, f"{metric}:{match.group(2)}{unit}")
@@ -343,16 +345,6 @@ def measurement_key(m) -> tuple:
     return (m.device, m.model, m.variant)
 
 
-def _memory(m):
-    """kB: peak RSS on Linux boards, RAM (data + bss + stack) on an MCU."""
-    if m.memory.peak_rss_kb is not None:
-        return m.memory.peak_rss_kb
-    return None if m.memory.ram_bytes is None else m.memory.ram_bytes / 1024.0
-
-
-ROUND_STATISTIC = {"p50": "p50", "p90": "p90", "p99": "p99", "mean": "mean"}
-
-
 def compare_measurement(base, new, gate: Gate, history=None) -> Verdict:
     """One gate on one key. `history`: the statistic's values in earlier runs (oldest
     first, the baseline among them), or None when the store was not asked."""
@@ -370,7 +362,8 @@ def compare_measurement(base, new, gate: Gate, history=None) -> Verdict:
     if gate.metric == "accuracy":
         return compare_accuracy(base.accuracy, base.accuracy_n, new.accuracy, new.accuracy_n, gate, key)
     if gate.metric == "memory":
-        return compare_scalar(_memory(base), _memory(new), gate, key)
+        memory = metrics.get("memory").of
+        return compare_scalar(memory(base), memory(new), gate, key)
     return compare_energy(base.energy, new.energy, gate, key)
 
 

@@ -15,7 +15,7 @@ from typing import Optional
 
 import pytest
 
-from . import compare
+from . import compare, metrics
 from .errors import HarnessError
 from .lease import DEFAULT_TTL_S, DEFAULT_WAIT_S, LeaseManager
 
@@ -41,7 +41,7 @@ def pytest_addoption(parser):
                          "prefix), 'latest' (the newest earlier run with measurements) or a run tag")
     group.addoption("--compare-fail", dest="harness_compare_fail", action="append", metavar="EXPR",
                     help="fail on a significant regression beyond a threshold (repeatable): "
-                         "p50:5%%, p90:5%%, p99:5%%, mean:5%%, energy:10%%, memory:5%%, accuracy:0.5pt")
+                         + metrics.gate_help().replace("%", "%%"))
     group.addoption("--lease-wait", dest="harness_lease_wait", type=float, default=DEFAULT_WAIT_S,
                     metavar="SECONDS", help="wait this long for a board another run holds, then skip "
                                             f"its tests naming the holder (default {DEFAULT_WAIT_S:.0f})")

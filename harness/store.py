@@ -295,14 +295,14 @@ class Store:
         with self.engine.connect() as conn:
             return [dict(row) for row in conn.execute(query).mappings().all()]
 
-    HISTORY_COLUMNS = {"p50": "p50_ms", "p90": "p90_ms", "p99": "p99_ms", "mean": "mean_ms",
-                       "memory": "peak_rss_kb", "energy": "energy_per_inference_j", "accuracy": "accuracy"}
-
     def key_history(self, key: tuple, metric: str, exclude_run: Optional[str], limit: int = 20) -> Optional[list]:
         """A (device, model, variant)'s statistic in its newest `limit` runs other than
         `exclude_run`, oldest first (one value per run: its last measurement); None for a
         statistic without a column (the gates then do without history)."""
-        column = self.HISTORY_COLUMNS.get(metric)
+        from . import metrics
+
+        row = metrics.get(metric)
+        column = row.column if row is not None else None
         if column is None:
             return None
         m, r = measurements, runs

@@ -113,3 +113,56 @@ def test_energy_gate_uses_the_meters_uncertainty():
     bare = compare.compare_energy({"energy_per_inference_j": 1e-3}, {"energy_per_inference_j": 1.2e-3}, gate)
     assert bare.regression and bare.significant is None
     assert "not compared" in compare.compare_energy(None, base, gate).explain()
+
+
+# ------------------------------------------------------------------ rounds and history
+
+
+def _run(medians, seed, run_id):
+    from fake_measurements import measured_in_rounds
+
+    return measured_in_rounds(medians, seed=seed, run_id=run_id, campaign=f"{run_id}:local:1", spread=0.02)
+
+
+def test_rounds_decide_not_samples():
+    # one round of the new run slowed by a neighbour: thousands of samples say "slower",
+    # the rounds say "one round"
+    base = _run([1.0, 1.01, 0.99], 1, "base")
+    new = _run([1.0, 1.30, 1.0], 2, "new")
+    gate = compare.parse_gate("mean:5%")
+    samples_only = compare.compare_samples(base.samples_ns, new.samples_ns, gate)
+    assert samples_only.regression                       # the first release's verdict
+    verdict = compare.compare_measurement(base, new, gate)
+    assert not verdict.regression and "Welch" in verdict.test
+
+
+def test_an_unchanged_board_under_a_changed_load_is_held_to_its_history():
+    # every round of tonight 15% slower (the lab machine is busier tonight); the key's
+    # history shows nights varying that much
+    gate = compare.parse_gate("p50:10%")
+    base = _run([1.0, 1.0, 1.0], 1, "base")
+    new = _run([1.15, 1.15, 1.15], 2, "new")
+    within = compare.compare_measurement(base, new, gate)
+    assert within.regression and "insufficient history" not in within.note   # no history asked
+    noisy_nights = [1.0, 1.2, 0.95, 1.18, 1.0, 0.9, 1.1, 1.0]
+    held = compare.compare_measurement(base, new, gate, history=noisy_nights)
+    assert not held.regression and "night-to-night" in held.note and held.history_runs == 8
+
+
+def test_a_real_slowdown_beyond_a_quiet_history_is_a_regression():
+    gate = compare.parse_gate("p50:5%")
+    base, new = _run([1.0, 1.0, 1.0], 1, "base"), _run([1.12, 1.12, 1.12], 2, "new")
+    quiet_nights = [1.0, 1.01, 0.99, 1.0, 1.005]
+    verdict = compare.compare_measurement(base, new, gate, history=quiet_nights)
+    assert verdict.regression and verdict.history_limit < 0.05
+
+
+def test_too_little_history_says_so():
+    gate = compare.parse_gate("p50:5%")
+    verdict = compare.compare_measurement(_run([1.0] * 3, 1, "b"), _run([1.2] * 3, 2, "n"), gate, history=[1.0, 1.0])
+    assert verdict.regression and "insufficient history (2 earlier run(s), need 3)" in verdict.note
+
+
+def test_history_limit_is_robust_to_one_wild_night():
+    assert compare.history_limit([1.0, 1.01, 0.99, 3.0, 1.0, 1.0]) < 0.10
+    assert compare.history_limit([1.0, 1.0]) is None
