@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Optional
 
 from . import provenance, zoo
-from .devices import open_device
+from .devices import device_class, open_device  # i15: device_class
 from .errors import DeviceError
 from .inventory import DeviceSpec, Inventory
 from .measurement import Measurement, from_raw
@@ -102,7 +102,8 @@ class Session:
             return (f"{device_name} cannot run {recipe.name}: it needs one of the runtimes "
                     f"{', '.join(recipe.runtimes)}; the device declares "
                     f"{', '.join(spec.capabilities.runtimes) or 'none'}")
-        return None
+        owner = next((m.name for m in self.manifests if recipe in m.variants), "?")  # i15: the device may refuse
+        return device_class(spec.kind).unsupported_reason(spec, f"{owner}/{recipe.name}")  # i15
 
     # ------------------------------------------------------------ measuring
 
@@ -153,7 +154,8 @@ class Session:
         summary is kept under energy["meters"] (e.g. a board rail and an external monitor).
         """
         if not spec.power:
-            return device.run(run_spec), None
+            raw = device.run(run_spec)  # i15: a serial board in energy mode times and meters
+            return raw, raw.get("energy")  # i15: each window itself (serial.energy_monitor)
         from . import power
 
         meters = power.open_meters(spec, device)

@@ -54,8 +54,9 @@ _REFUSALS = (
 class DutError(DeviceError):
     """The DUT answered badly or not at all; names the command and what came back."""
 
-    def __init__(self, command: str, problem: str, received=()):
+    def __init__(self, command: str, problem: str, received=(), port_failed: bool = False):
         self.command, self.problem, self.received = command, problem, list(received)
+        self.port_failed = port_failed  # the port itself failed (not the DUT's reply)
         text = f"DUT command {command!r}: {problem}"
         if self.received:
             shown = [r if isinstance(r, str) else repr(r) for r in self.received[-8:]]
@@ -130,7 +131,7 @@ class DutClient:
             if flush is not None:
                 flush()
         except OSError as exc:  # pyserial's SerialException is an OSError
-            raise DutError(command, f"the serial port failed while sending: {exc}") from None
+            raise DutError(command, f"the serial port failed while sending: {exc}", port_failed=True) from None
         self._wire_bytes += len(data)
 
     def _line(self, command: str, deadline: float, seen: list) -> str:
@@ -205,7 +206,8 @@ class DutClient:
             except OSError as exc:  # the port went away (USB unplugged, socket closed)
                 partial = [bytes(self._buffer)] if self._buffer else []
                 self._buffer.clear()
-                raise DutError(command, f"the serial port failed: {exc}", list(seen) + partial) from None
+                raise DutError(command, f"the serial port failed: {exc}", list(seen) + partial,
+                               port_failed=True) from None
 
     def _drain(self, deadline: float) -> None:
         """Read and drop lines up to the next m-ready, or until the deadline."""
@@ -293,7 +295,7 @@ class DutClient:
                 self.port.timeout = QUIET_S
                 stale = self.port.read(MAX_LINE)
             except OSError as exc:
-                raise DutError("name", f"the serial port failed: {exc}", skipped) from None
+                raise DutError("name", f"the serial port failed: {exc}", skipped, port_failed=True) from None
             if not stale:
                 break
             skipped.append(stale)
