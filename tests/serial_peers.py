@@ -106,6 +106,29 @@ class Lpm01aPeer(PtyPeer):
         self.second_event_after_s = second_event_after_s
         self.garbage_every, self.silent = garbage_every, silent
         self.commands = []
+        self.n = 0                    # samples streamed in this acquisition
+        self.written = 0              # of them, already written to the port
+        self.acquiring = False
+        self._edges = []              # sample indices where a DUT edge ("event 7 fal") goes
+        self._last_edge = None
+        self._edge_lock = threading.Lock()
+
+    def edge(self, after_us=None, timeout=5.0):
+        """The DUT's timestamp pin falls: reported before sample (previous edge + after_us
+        at the sampling rate), or the next samples when after_us is None; returns once the
+        line is written, so sample counts between edges are exact whatever the host's pace."""
+        with self._edge_lock:
+            if not self.acquiring:
+                return
+            if after_us is None or self._last_edge is None:
+                at = self.n + 2
+            else:
+                at = self._last_edge + round(after_us * self.freq / 1e6)
+            self._last_edge = at
+            self._edges.append(at)
+        deadline = time.monotonic() + timeout
+        while self.written < at and time.monotonic() < deadline and not self.stop_flag.is_set():
+            time.sleep(0.001)
 
     def run(self):
         buf = b""
@@ -125,18 +148,26 @@ class Lpm01aPeer(PtyPeer):
                     self.write(f"PowerShield > error {cmd}\r\nError detail: unknown command\r\n")
                     continue
                 if word == "stop" and acquiring:
-                    acquiring = False
+                    acquiring = self.acquiring = False
                     self.write("PowerShield > ack stop\r\nAcquisition completed\r\n")
                     continue
                 self.write(f"PowerShield > ack {cmd}\r\n")
                 if word == "start":
-                    acquiring, n, start, evented = True, 0, time.monotonic(), False
+                    with self._edge_lock:
+                        self._edges, self._last_edge, self.n, self.written = [], None, 0, 0
+                        acquiring = self.acquiring = True
+                    n, start, evented = 0, time.monotonic(), False
             if acquiring:
                 elapsed = time.monotonic() - start
                 lines = []
                 while n / self.freq <= elapsed:
                     n += 1
-                    if not evented and n / self.freq >= self.event_after_s:
+                    with self._edge_lock:
+                        self.n = n
+                        while self._edges and self._edges[0] <= n:
+                            self._edges.pop(0)
+                            lines.append("event 7 fal\r\n")
+                    if self.event_after_s is not None and not evented and n / self.freq >= self.event_after_s:
                         lines.append("event 7 fal\r\n")
                         evented = True
                     if self.second_event_after_s and n == int(self.second_event_after_s * self.freq):
@@ -146,6 +177,7 @@ class Lpm01aPeer(PtyPeer):
                     else:
                         lines.append(encode_value(self.watts / self.freq) + "\r\n")
                 self.write("".join(lines))
+                self.written = n
 
 
 # ---------------------------------------------------------------- MLPerf Tiny DUT peers
@@ -192,10 +224,10 @@ class ReferenceDut:
     def out(self, text: str):
         self._conn.sendall(text.encode())
 
-    def timestamp(self):
+    def timestamp(self, after_us=None):
         if self.energy:  # th_timestamp: a falling edge on the timestamp GPIO, no text
             if self.on_edge is not None:
-                self.on_edge()
+                self.on_edge(after_us)
             return
         self.out(f"m-lap-us-{self.clock_us % 2 ** 32}\r\n")
 
@@ -278,7 +310,7 @@ class ReferenceDut:
             text = str(self.clock_us % 2 ** 32)
             self.out(f"m-lap-us-{text[:1] + text[2:]}\r\n")  # one digit lost on the wire
         else:
-            self.timestamp()
+            self.timestamp(after_us=n * self.us_per_inference)
         self.out("m-infer-done\r\n")
         self.out(self.results + "\r\n")
         self.last_window = (first, self.clock_us % 2 ** 32)

@@ -93,13 +93,13 @@ def test_a_board_that_does_not_acknowledge_the_passthrough_is_refused(peer):
 
 def test_energy_mode_has_no_lap_lines(peer):
     edges = []
-    dut = peer(energy=True, input_size=8, on_edge=lambda: edges.append(1))
+    dut = peer(energy=True, input_size=8, on_edge=lambda after_us: edges.append(after_us))
     client = connect(dut, energy_mode=True)
     assert client.boot_mode == "energy" and len(edges) == 1   # th_timestamp at init
     client.load(bytes(8))
     window = client.infer(3, 0)
     assert window.elapsed_us is None and window.t0_us is None and window.results == [0.194, 0.173]
-    assert len(edges) == 3                                     # the two edges of the window
+    assert edges[1:] == [None, 300]                            # the two edges of the window
     performance = connect(peer(energy=True, input_size=8))
     performance.load(bytes(8))
     with pytest.raises(DutError, match=r"no m-lap-us timestamps.*booted in energy mode: set serial.mode: energy"):

@@ -249,7 +249,10 @@ class SerialDevice(Device):
             self.qemu = None
         if getattr(self, "_monitor", None) is not None:
             monitor, self._monitor = self._monitor, None
-            monitor.close()
+            try:
+                monitor.close()
+            except Exception:  # a monitor unplugged already: closing must not fail the run
+                pass
 
     # ------------------------------------------------------------ deploy = export + build + flash
 
