@@ -33,8 +33,10 @@ def yaml_file(tmp_path, text, name="refboard"):
     ("{port: /dev/ttyACM0, elf: fw.elf}", "serial.elf", "firmware: prebuilt"),
     ("{qemu: {machine: mps2-an385}, firmware: prebuilt, model: {variant: a/b}}", "serial.elf", "it is missing"),
     ("{port: /dev/ttyACM0, mode: energy}", "serial.energy_monitor", "no timing"),
-    ("{port: /dev/ttyACM0, mode: energy, energy_monitor: {meter: joulescope}}", "serial.energy_monitor.meter",
+    ("{port: /dev/ttyACM0, mode: energy, energy_monitor: {meter: otii}}", "serial.energy_monitor.meter",
      "timestamps GPIO edges"),
+    ("{port: /dev/ttyACM0, mode: energy, energy_monitor: {meter: joulescope}}",
+     "serial.energy_monitor.timestamp_input", "the input the DUT's timestamp pin is on"),
     ("{port: /dev/ttyACM0, mode: energy, energy_monitor: {meter: lpm01a, port: /dev/x, events: false}}",
      "serial.energy_monitor.events", "true in energy mode"),
     ("{port: /dev/ttyACM0, mode: energy, energy_monitor: {meter: lpm01a, prot: /dev/x}}",
@@ -143,3 +145,37 @@ def test_energy_mode_without_edges_names_the_wiring(board):
         handle = device.deploy(CNN)
         with pytest.raises(DeviceError, match=r"saw 0 timestamp edge\(s\) during 'infer 1 0', expected 2.*D7"):
             device.run({"model": handle, "warmup": 0, "min_iterations": 5, "min_duration_s": 0.0})
+
+
+def test_a_joulescope_reports_the_timestamp_input_s_falling_edges():
+    """The Joulescope meter with timestamp_input: the GPI rides in current_lsb; its falling
+    edges are events in the LPM01A's format (a fake of the joulescope 1.x device API)."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from harness.power.joulescope import JoulescopeMeter
+
+    level = np.ones(1000, dtype=np.uint8)
+    level[100:150] = 0      # the DUT pulls its timestamp pin low: window start
+    level[600:601] = 0      # and again: window end
+    signals = {"current": np.full(1000, 0.01), "voltage": np.full(1000, 3.0), "current_lsb": level}
+
+    class Device:
+        params = {}
+        stream_buffer = SimpleNamespace(sample_id_range=(0, 1000), samples_get=lambda a, b, fields: {
+            "signals": {f: {"value": signals[f][a:b]} for f in fields}})
+
+        def parameter_set(self, key, value):
+            self.params[key] = value
+
+        open = close = start = stop = lambda self: None
+
+    device = Device()
+    meter = JoulescopeMeter(JoulescopeMeter.validate({"meter": "joulescope", "timestamp_input": "gpi0"}, "x", "m"))
+    meter.js = SimpleNamespace(scan_require_one=lambda config: device)
+    meter.start()
+    trace = meter.stop()
+    assert device.params["current_lsb"] == "gpi0"
+    times = [e["t"] - trace.t[0] for e in trace.extra["events"]]
+    assert times == pytest.approx([0.100, 0.600]) and {e["edge"] for e in trace.extra["events"]} == {"fal"}

@@ -20,7 +20,8 @@ the firmware file (its sizes, and what QEMU runs for an emulated board). run() u
 the standard commands (`qresults`/`mem`/`version` are optional extensions).
 
 Energy mode (`mode: energy`, as MLPerf Tiny's): the DUT prints no timestamps; the energy
-monitor named in `energy_monitor:` (an LPM01A with `events: true`) records the DUT's
+monitor named in `energy_monitor:` (an LPM01A with `events: true`, a Joulescope with
+`timestamp_input: gpi0`) records the DUT's
 timestamp GPIO edges, and each window's time and energy come from the last two edges.
 """
 from __future__ import annotations
@@ -47,7 +48,7 @@ KEYS = ("port", "baud", "timeout_s", "chunk_bytes", "windows", "board", "cpu", "
         "strict", "mode", "energy_monitor", "idle_s", "clock_check", "model", "elf")
 MODEL_KEYS = ("variant", "input_dtype", "dut_model")
 # Meters that report the DUT's timestamp GPIO edges (MLPerf Tiny's energy mode), and how.
-EDGE_METERS = {"lpm01a": "events"}
+EDGE_METERS = {"lpm01a": "events", "joulescope": "timestamp_input"}
 
 
 class SerialDevice(Device):
@@ -173,7 +174,7 @@ class SerialDevice(Device):
         if out["qemu"] is not None:
             raise ConfigError(source, "serial.mode", "performance for an emulated board", "energy",
                               "QEMU has no timestamp GPIO for an energy monitor to see")
-        wanted = ", ".join(f"{name} with {flag}: true" for name, flag in EDGE_METERS.items())
+        wanted = "lpm01a with events: true, joulescope with timestamp_input: gpi0|gpi1"
         if entry is None:
             raise ConfigError(source, where, f"an energy monitor that timestamps the DUT's GPIO ({wanted})",
                               None, "energy mode prints no m-lap-us: without such a monitor there is no timing")
@@ -186,7 +187,8 @@ class SerialDevice(Device):
         checked = cls.validate(entry, source, where)
         flag = EDGE_METERS[entry["meter"]]
         if not checked.get(flag):
-            raise ConfigError(source, f"{where}.{flag}", "true in energy mode", checked.get(flag))
+            expected = "true in energy mode" if flag == "events" else "the input the DUT's timestamp pin is on"
+            raise ConfigError(source, f"{where}.{flag}", expected, checked.get(flag))
         return {"meter": entry["meter"], "options": checked}
 
     @classmethod
@@ -527,7 +529,7 @@ class SerialDevice(Device):
             if len(edges) < 2:
                 raise DeviceError(f"{self.name}: the energy monitor saw {len(edges)} timestamp edge(s) during "
                                   f"'infer {n} 0', expected 2: is the DUT's timestamp pin wired to the "
-                                  f"monitor's event input (LPM01A: D7)?")
+                                  f"monitor's event input (LPM01A: D7, Joulescope: the timestamp_input)?")
             t0, t1 = edges[-2], edges[-1]  # MLPerf Tiny: between the last two edges
             edges_seen.append((t0, t1))
             latencies.append((t1 - t0) * 1e9 / n)
