@@ -41,7 +41,6 @@ def test_the_size_check_message_is_a_clear_error_not_a_measurement(peer):
     client.load(b"\x01")
     with pytest.raises(DutError, match=r"'infer 1 0'.*expects 64 input elements and got 1.*serial\.model"):
         client.infer(1, 0)
-    client.resync()
     client.load(bytes(range(64)))
     window = client.infer(5, 0)
     assert window.elapsed_us == 500 and window.results == [0.194, 0.173]  # the trailing comma skipped
@@ -63,12 +62,36 @@ def test_unprefixed_lines_are_logged_when_tolerant_and_refused_when_strict(peer)
         strict.command("help")
 
 
-def test_lf_only_lines_are_read_when_tolerant_and_named_when_strict(peer):
-    dut = peer(input_size=4)
-    client = connect(dut, strict=True)
+class ScriptedPort:
+    """A pyserial-like port that answers with fixed bytes (no peer thread)."""
+    timeout, in_waiting = 1.0, 0
+
+    def __init__(self, *chunks):
+        self.chunks = iter(chunks)
+
+    def write(self, data):
+        pass
+
+    def read(self, n):
+        return next(self.chunks, b"")
+
+
+@pytest.mark.parametrize("strict", [False, True])
+def test_lf_only_lines_are_read_when_tolerant_and_named_when_strict(strict):
+    client = DutClient(ScriptedPort(b"m-name-dut-[lf]\n", b"m-ready\n"), timeout_s=1.0, strict=strict)
+    if strict:
+        with pytest.raises(DutError, match=r"'name': a line ending LF only"):
+            client.name()
+    else:
+        assert client.name() == "lf"
+
+
+def test_the_size_check_is_named_in_strict_mode_too_and_the_link_stays_in_step(peer):
+    client = connect(peer(input_size=4), strict=True)
     client.load(b"\x00\x01")
-    with pytest.raises(DutError, match=r"LF only"):  # "Input db has 2 elemented, expected 4\n"
+    with pytest.raises(DutError, match=r"expects 4 input elements and got 2"):
         client.infer(1, 0)
+    assert client.name() == "reference"  # the rest of that reply was drained, not taken for this one
 
 
 def test_through_the_interface_board_the_passthrough_acknowledgement_is_read(peer):
@@ -133,16 +156,7 @@ def test_a_dut_window_far_shorter_than_the_host_saw_is_refused():
     lines = iter([b"m-warmup-start-0\r\n", b"m-warmup-done\r\n", b"m-infer-start-5\r\n", b"m-lap-us-1000\r\n",
                   b"m-lap-us-1500\r\n", b"m-infer-done\r\n", b"m-results-[1.000]\r\n", b"m-ready\r\n"])
 
-    class Port:
-        timeout, in_waiting = 1.0, 0
-
-        def write(self, data):
-            pass
-
-        def read(self, n):
-            return next(lines, b"")
-
-    client = DutClient(Port(), timeout_s=1.0, clock_check=True, baud=115200, clock=lambda: next(ticks))
+    client = DutClient(ScriptedPort(*lines), timeout_s=1.0, clock_check=True, baud=115200, clock=lambda: next(ticks))
     with pytest.raises(DutError, match=r"at 0\.500 ms but the host saw 2000\.000 ms around it \(\d+\.\d+ ms of it on "
                                        r"the wire at 115200 baud\)"):
         client.infer(5, 0)

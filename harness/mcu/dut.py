@@ -158,10 +158,9 @@ class DutClient:
             if len(raw) >= MAX_LINE:
                 why = f"a reply line longer than {MAX_LINE} bytes"
             raise DutError(command, f"{why} within {self.timeout_s:g} s", seen + ([raw] if raw else []))
-        if self.strict and not raw.endswith(b"\r\n"):
-            raise DutError(command, "a line ending LF only (strict: the firmware ends lines CR LF)", seen + [raw])
+        crlf = raw.endswith(b"\r\n")
         # as the reference runner reads: CR and NUL dropped, the line ends at LF
-        body = raw[:-1].replace(b"\r", b"").replace(b"\0", b"") if not self.strict else raw[:-2]
+        body = raw[:-2] if self.strict and crlf else raw[:-1].replace(b"\r", b"").replace(b"\0", b"")
         try:
             text = body.decode("ascii")
         except UnicodeDecodeError:
@@ -172,14 +171,17 @@ class DutClient:
             elif self.strict:
                 raise DutError(command, f"a line without the interface board's {RELAY_PREFIX!r} prefix",
                                seen + [raw])
+        for pattern, meaning in _REFUSALS:
+            m = pattern.search(text)
+            if m:
+                self._drain(deadline)  # the rest of the reply must not be taken as the next one's
+                raise DutError(command, meaning.format(*m.groups()), seen + [text])
+        if self.strict and not crlf:
+            raise DutError(command, "a line ending LF only (strict: the firmware ends lines CR LF)", seen + [raw])
         if _LINE.fullmatch(text):
             return text
         if not _PRINTABLE.fullmatch(text):
             raise DutError(command, "garbage: a reply line with control characters", seen + [raw])
-        for pattern, meaning in _REFUSALS:
-            m = pattern.search(text)
-            if m:
-                raise DutError(command, meaning.format(*m.groups()), seen + [text])
         if self.strict:
             raise DutError(command, "garbage: a reply line must be printable ASCII starting m- or e-",
                            seen + [raw])
