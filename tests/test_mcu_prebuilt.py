@@ -179,3 +179,17 @@ def test_a_joulescope_reports_the_timestamp_input_s_falling_edges():
     assert device.params["current_lsb"] == "gpi0"
     times = [e["t"] - trace.t[0] for e in trace.extra["events"]]
     assert times == pytest.approx([0.100, 0.600]) and {e["edge"] for e in trace.extra["events"]} == {"fal"}
+
+
+def test_the_prebuilt_elf_is_found_beside_the_yaml_or_named_when_missing(tmp_path):
+    path = yaml_file(tmp_path, "kind: serial\nserial: {firmware: prebuilt, elf: 'fw dir/firmware.elf', "
+                               "model: {variant: digits-cnn/tflite-int8}, qemu: {machine: mps2-an385}}\n")
+    spec = load_device_file(path)
+    assert spec.options["elf"] == str(tmp_path.resolve() / "fw dir" / "firmware.elf")
+    device = open_device(spec)
+    device.connect()
+    try:
+        with pytest.raises(DeviceError, match=r"refboard: serial\.elf: no such file .*fw dir/firmware\.elf"):
+            device.deploy(CNN)
+    finally:
+        device.close()

@@ -127,7 +127,7 @@ class SerialDevice(Device):
                 raise ConfigError(source, "serial.elf", "no elf for the reference firmware (it is built)",
                                   out["elf"], "give firmware: prebuilt to run your own ELF")
             elf = Path(out["elf"]).expanduser()
-            out["elf"] = str(elf if elf.is_absolute() else Path(source).parent / elf)
+            out["elf"] = str(elf if elf.is_absolute() else Path(source).resolve().parent / elf)
         if prebuilt and out["qemu"] is not None and out["elf"] is None:
             raise ConfigError(source, "serial.elf", "the prebuilt firmware's ELF file for QEMU to run", None,
                               "it is missing")
@@ -288,7 +288,7 @@ class SerialDevice(Device):
         model = self.options["model"]
         try:
             exported = export.export(artifact)
-        except HarnessError as exc:
+        except (HarnessError, ImportError) as exc:  # ImportError: no LiteRT on this host
             raise DeviceError(f"{self.name}: cannot read the input of {model['variant']} from {artifact.name} "
                               f"(serial.model.variant): {exc}") from None
         firmware = self._prebuilt_firmware()
