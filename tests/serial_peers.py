@@ -112,8 +112,9 @@ class Lpm01aPeer(PtyPeer):
         self._edges = []              # sample indices where a DUT edge ("event 7 fal") goes
         self._last_edge = None
         self._edge_lock = threading.Lock()
+        self.missed_edges = 0         # edges the peer could not write in time (a starved thread)
 
-    def edge(self, after_us=None, timeout=5.0):
+    def edge(self, after_us=None, timeout=30.0):
         """The DUT's timestamp pin falls: reported before sample (previous edge + after_us
         at the sampling rate), or the next samples when after_us is None; returns once the
         line is written, so sample counts between edges are exact whatever the host's pace."""
@@ -129,6 +130,8 @@ class Lpm01aPeer(PtyPeer):
         deadline = time.monotonic() + timeout
         while self.written < at and time.monotonic() < deadline and not self.stop_flag.is_set():
             time.sleep(0.001)
+        if self.written < at:
+            self.missed_edges += 1
 
     def run(self):
         buf = b""
@@ -151,12 +154,12 @@ class Lpm01aPeer(PtyPeer):
                     acquiring = self.acquiring = False
                     self.write("PowerShield > ack stop\r\nAcquisition completed\r\n")
                     continue
-                self.write(f"PowerShield > ack {cmd}\r\n")
-                if word == "start":
+                if word == "start":  # acquiring before the ack: an edge right after it is seen
                     with self._edge_lock:
                         self._edges, self._last_edge, self.n, self.written = [], None, 0, 0
                         acquiring = self.acquiring = True
                     n, start, evented = 0, time.monotonic(), False
+                self.write(f"PowerShield > ack {cmd}\r\n")
             if acquiring:
                 elapsed = time.monotonic() - start
                 lines = []
