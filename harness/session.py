@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Optional
 
 from . import document, provenance, zoo
-from .devices import open_device
+from .devices import device_class, open_device
 from .errors import DeviceError, HarnessError
 from .inventory import DeviceSpec, Inventory
 from .measurement import Measurement, from_rounds
@@ -149,7 +149,9 @@ class Session:
             return (f"{device_name} cannot run {recipe.name}: it needs one of the runtimes "
                     f"{', '.join(recipe.runtimes)}; the device declares "
                     f"{', '.join(spec.capabilities.runtimes) or 'none'}")
-        return None
+        # the kind may refuse a variant (a prebuilt MCU firmware holds one model only)
+        owner = next((m.name for m in self.manifests if recipe in m.variants), "?")
+        return device_class(spec.kind).unsupported_reason(spec, f"{owner}/{recipe.name}")
 
     # ------------------------------------------------------------ measuring
 
@@ -342,7 +344,8 @@ class Session:
         summary is kept under energy["meters"] (e.g. a board rail and an external monitor).
         """
         if not spec.power:
-            return device.run(run_spec), None
+            raw = device.run(run_spec)  # a serial board in energy mode meters each window itself
+            return raw, raw.get("energy")
         from . import power
 
         meters = power.open_meters(spec, device)

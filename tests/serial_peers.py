@@ -106,6 +106,32 @@ class Lpm01aPeer(PtyPeer):
         self.second_event_after_s = second_event_after_s
         self.garbage_every, self.silent = garbage_every, silent
         self.commands = []
+        self.n = 0                    # samples streamed in this acquisition
+        self.written = 0              # of them, already written to the port
+        self.acquiring = False
+        self._edges = []              # sample indices where a DUT edge ("event 7 fal") goes
+        self._last_edge = None
+        self._edge_lock = threading.Lock()
+        self.missed_edges = 0         # edges the peer could not write in time (a starved thread)
+
+    def edge(self, after_us=None, timeout=30.0):
+        """The DUT's timestamp pin falls: reported before sample (previous edge + after_us
+        at the sampling rate), or the next samples when after_us is None; returns once the
+        line is written, so sample counts between edges are exact whatever the host's pace."""
+        with self._edge_lock:
+            if not self.acquiring:
+                return
+            if after_us is None or self._last_edge is None:
+                at = self.n + 2
+            else:
+                at = self._last_edge + round(after_us * self.freq / 1e6)
+            self._last_edge = at
+            self._edges.append(at)
+        deadline = time.monotonic() + timeout
+        while self.written < at and time.monotonic() < deadline and not self.stop_flag.is_set():
+            time.sleep(0.001)
+        if self.written < at:
+            self.missed_edges += 1
 
     def run(self):
         buf = b""
@@ -125,18 +151,26 @@ class Lpm01aPeer(PtyPeer):
                     self.write(f"PowerShield > error {cmd}\r\nError detail: unknown command\r\n")
                     continue
                 if word == "stop" and acquiring:
-                    acquiring = False
+                    acquiring = self.acquiring = False
                     self.write("PowerShield > ack stop\r\nAcquisition completed\r\n")
                     continue
+                if word == "start":  # acquiring before the ack: an edge right after it is seen
+                    with self._edge_lock:
+                        self._edges, self._last_edge, self.n, self.written = [], None, 0, 0
+                        acquiring = self.acquiring = True
+                    n, start, evented = 0, time.monotonic(), False
                 self.write(f"PowerShield > ack {cmd}\r\n")
-                if word == "start":
-                    acquiring, n, start, evented = True, 0, time.monotonic(), False
             if acquiring:
                 elapsed = time.monotonic() - start
                 lines = []
                 while n / self.freq <= elapsed:
                     n += 1
-                    if not evented and n / self.freq >= self.event_after_s:
+                    with self._edge_lock:
+                        self.n = n
+                        while self._edges and self._edges[0] <= n:
+                            self._edges.pop(0)
+                            lines.append("event 7 fal\r\n")
+                    if self.event_after_s is not None and not evented and n / self.freq >= self.event_after_s:
                         lines.append("event 7 fal\r\n")
                         evented = True
                     if self.second_event_after_s and n == int(self.second_event_after_s * self.freq):
@@ -146,3 +180,213 @@ class Lpm01aPeer(PtyPeer):
                     else:
                         lines.append(encode_value(self.watts / self.freq) + "\r\n")
                 self.write("".join(lines))
+                self.written = n
+
+
+# ---------------------------------------------------------------- MLPerf Tiny DUT peers
+#
+# Written from the published reference (mlcommons/tiny): benchmark/api/internally_implemented.cpp
+# (ee_serial_command_parser_callback, ee_profile_parse, ee_buffer_parse, ee_infer), the
+# reference submissions' submitter_implemented.cpp (th_timestamp, th_load_tensor's size
+# check, th_results) and the interface board's InterfaceMenu::Passthrough. What they print,
+# byte for byte, is what these peers print: `\r\n` after m- lines, a bare `\n` after the
+# size messages, `m-ready` after every command, `e-[Unknown command: X]` otherwise.
+
+import socket
+
+
+class ReferenceDut:
+    """The reference DUT firmware's serial behaviour, as a socket:// peer.
+
+    ``input_size``: the model's input bytes (th_load_tensor checks the db size against it);
+    ``max_db``: MAX_DB_INPUT_SIZE; ``us_per_inference``: what the timer advances per
+    inference; ``clock_us``: the timer's start (near 2**32 to wrap; printed ``%lu`` of a
+    32-bit counter); ``energy``: energy mode (th_timestamp is a GPIO edge, no text; each
+    edge calls ``on_edge()``); ``results``: th_results' line; ``fault``: None | "drop_digit"
+    (one digit of the second m-lap-us lost on the wire) | "lose_port" (the link dies
+    mid-reply to infer) | "stall" (infer never answers).
+    """
+
+    def __init__(self, input_size=64, max_db=27648, us_per_inference=100, clock_us=5_000_000,
+                 energy=False, results="m-results-[0.194,0.173,]", fault=None, name="reference",
+                 model="vww01", on_edge=None):
+        self.input_size, self.max_db, self.us_per_inference = input_size, max_db, us_per_inference
+        self.clock_us, self.energy, self.results, self.fault = clock_us, energy, results, fault
+        self.name, self.model, self.on_edge = name, model, on_edge
+        self.buffer, self.buff_size, self.buff_pos = bytearray(max_db), 0, 0
+        self.received: list = []
+        self.loaded: list = []          # each complete db load, as bytes
+        self._stop = threading.Event()
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self._server.settimeout(0.1)
+        self.url = f"socket://127.0.0.1:{self._server.getsockname()[1]}"
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    # -- what the firmware prints
+    def out(self, text: str):
+        self._conn.sendall(text.encode())
+
+    def timestamp(self, after_us=None):
+        if self.energy:  # th_timestamp: a falling edge on the timestamp GPIO, no text
+            if self.on_edge is not None:
+                self.on_edge(after_us)
+            return
+        self.out(f"m-lap-us-{self.clock_us % 2 ** 32}\r\n")
+
+    def boot(self):
+        self.out(f"m-timestamp-mode-{'energy' if self.energy else 'performance'}\r\n")
+        self.timestamp()
+        self.out("m-init-done\r\nm-ready\r\n")
+
+    # -- the command parser (ee_serial_command_parser_callback)
+    def handle(self, command: str):
+        words = command.split(" ")
+        tok = words[0]
+        if tok == "name":
+            self.out(f"m-name-dut-[{self.name}]\r\n")
+        elif tok == "timestamp":
+            self.timestamp()
+        elif tok == "profile":
+            self.out("m-profile-[ULPMark for tinyML Firmware V0.0.1]\r\n")
+            self.out(f"m-model-[{self.model}]\r\n")
+        elif tok == "db":
+            self.db(words[1:])
+        elif tok == "infer":
+            n = int(words[1]) if len(words) > 1 else 1
+            w = int(words[2]) if len(words) > 2 else 10
+            if not self.infer(n, w):
+                return
+        elif tok == "results":
+            self.out(self.results + "\r\n")
+        elif tok == "help":  # ee_profile_parse's help text: no m- prefix
+            self.out("ULPMark for tinyML Firmware V0.0.1\r\n\r\n")
+            self.out("help         : Print this information\r\n")
+            self.out("name         : Print the name of the device\r\n")
+            self.out("infer N [W=0]: Load input, execute N inferences after W warmup loops\r\n")
+        else:
+            self.out(f"e-[Unknown command: {tok}]\r\n")
+        self.out("m-ready\r\n")
+
+    def db(self, args):
+        if not args:
+            self.out("e-[Command 'db' requires a subcommand]\r\n")
+        elif args[0] == "load":
+            self.buff_size, self.buff_pos = int(args[1]), 0
+            if self.buff_size > self.max_db:
+                self.out(f"Supplied buffer size {self.buff_size} exceeds maximum of {self.max_db}\n")
+            else:
+                self.out(f"m-[Expecting {self.buff_size} bytes]\r\n")
+        else:
+            digits = args[0]
+            if len(digits) % 2:
+                self.out("e-[Insufficent number of hex digits]\r\n")
+                return
+            for i in range(0, len(digits), 2):
+                self.buffer[self.buff_pos] = int(digits[i:i + 2], 16)
+                self.buff_pos += 1
+                if self.buff_pos == self.buff_size:
+                    self.loaded.append(bytes(self.buffer[:self.buff_size]))
+                    self.out("m-load-done\r\n")
+                    return
+
+    def infer(self, n, w) -> bool:
+        # th_load_tensor: ee_get_buffer copies min(expected, loaded) bytes, then the check
+        loaded = min(self.input_size, self.buff_pos)
+        if loaded != self.input_size:
+            self.out(f"Input db has {loaded} elemented, expected {self.input_size}\n")
+        self.out(f"m-warmup-start-{w}\r\n")
+        self.clock_us += w * self.us_per_inference
+        self.out("m-warmup-done\r\n")
+        self.out(f"m-infer-start-{n}\r\n")
+        if self.fault == "stall":
+            return False
+        first = self.clock_us % 2 ** 32
+        self.timestamp()
+        self.clock_us += n * self.us_per_inference
+        if self.fault == "lose_port":
+            self.out("m-lap-us-12")  # cut off mid-line: the cable is pulled
+            self._conn.shutdown(socket.SHUT_RDWR)
+            self._conn.close()
+            return False
+        if self.fault == "drop_digit" and not self.energy:
+            text = str(self.clock_us % 2 ** 32)
+            self.out(f"m-lap-us-{text[:1] + text[2:]}\r\n")  # one digit lost on the wire
+        else:
+            self.timestamp(after_us=n * self.us_per_inference)
+        self.out("m-infer-done\r\n")
+        self.out(self.results + "\r\n")
+        self.last_window = (first, self.clock_us % 2 ** 32)
+        return True
+
+    # -- transport
+    def _serve(self):
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._server.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            self._conn = conn
+            conn.settimeout(0.05)
+            try:
+                self._session(conn)
+            except OSError:
+                pass
+            finally:
+                conn.close()
+
+    def _session(self, conn):
+        self.boot()
+        pending = b""
+        while not self._stop.is_set():
+            try:
+                data = conn.recv(256)
+            except socket.timeout:
+                continue
+            if not data:
+                return
+            pending += data
+            while b"%" in pending:
+                command, pending = pending.split(b"%", 1)
+                text = command.decode()
+                self.received.append(text)
+                self.dispatch(text)
+                if self.fault == "lose_port" and self._conn.fileno() < 0:
+                    return
+
+    def dispatch(self, text: str):
+        self.handle(text)
+
+    def close(self):
+        self._stop.set()
+        self._server.close()
+        self._thread.join(timeout=5)
+
+
+class InterfaceBoardDut(ReferenceDut):
+    """The same DUT behind an EEMBC interface board (InterfaceMenu.cpp): `dut <cmd>%` is
+    answered `m-dut-passthrough(<cmd>)`, `m-ready`, then every DUT line relayed with the
+    `[dut]: ` prefix; `name%` names the board itself. The board is quiet at boot."""
+
+    def boot(self):
+        pass
+
+    def dispatch(self, text: str):
+        if text == "name":
+            self.out("tinyML Enhanced Interface Board\r\nm-ready\r\n")
+            return
+        if not text.startswith("dut "):
+            self.out(f"e-[Unknown command: {text}]\r\nm-ready\r\n")
+            return
+        command = text[len("dut "):]
+        self.out(f"m-dut-passthrough({command})\r\nm-ready\r\n")
+        relayed, out = [], self.out
+        self.out = relayed.append
+        try:
+            self.handle(command)
+        finally:
+            self.out = out
+        for line in "".join(relayed).splitlines(keepends=True):
+            self.out("[dut]: " + line)

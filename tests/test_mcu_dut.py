@@ -86,8 +86,9 @@ class FakeDut:
     def _lines(self, lines):
         banner = bool(lines) and lines[0].startswith("m-timestamp-mode")
         if self.fault == "interface" and not banner:
-            # an EEMBC interface board: its own m-ready, then the DUT's lines relayed
-            lines = ["m-ready"] + ["[dut]: " + line for line in lines + ["m-ready"]]
+            # an EEMBC interface board: its acknowledgement, then the DUT's lines relayed
+            lines = [f"m-dut-passthrough({self._passthrough})", "m-ready"] + \
+                ["[dut]: " + line for line in lines + ["m-ready"]]
             self._send(b"".join(line.encode() + b"\r\n" for line in lines))
             return
         data = b"".join(line.encode() + b"\r\n" for line in lines + ["m-ready"])
@@ -101,7 +102,7 @@ class FakeDut:
             if not cmd.startswith("dut "):
                 self._send(b"e-[Unknown command: " + cmd.encode() + b"]\r\n")
                 return
-            cmd = cmd[len("dut "):]
+            cmd = self._passthrough = cmd[len("dut "):]
         if f == "stall" and cmd != "name":
             return
         if f == "garbage" and cmd == "profile":

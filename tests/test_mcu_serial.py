@@ -61,25 +61,30 @@ def fake_board(tmp_path):
         dut = FakeDut(fault)
         duts.append(dut)
         dut._opened.set()  # the device opens the port itself
+        # clock_check off: the fake claims DUT times it does not spend (10 us per inference)
         path = write(tmp_path, "fakeboard", f"kind: serial\nserial: {{port: '{dut.url}', timeout_s: 2, "
-                                            f"cache_dir: '{tmp_path / 'cache'}'{extra}}}\n")
+                                            f"clock_check: false, cache_dir: '{tmp_path / 'cache'}'{extra}}}\n")
         return dut, open_device(load_device_file(path))
     yield make
     for dut in duts:
         dut.close()
 
 
+PREBUILT = ", firmware: prebuilt, model: {variant: digits-cnn/tflite-int8}"
+
+
 def test_any_compliant_firmware_is_measured_with_the_standard_commands(fake_board):
-    dut, device = fake_board(", firmware: prebuilt")
+    dut, device = fake_board(PREBUILT)
     device.connect()
     try:
         handle = device.deploy(ROOT / "models" / "digits_cnn_int8.tflite")
-        assert handle == "prebuilt:ic01"
-        raw = device.run({"model": handle, "warmup": 2, "min_iterations": 10, "min_duration_s": 0.0,
-                          "dataset": "/nonexistent.npz"})  # unusable without the model's quantization
+        assert handle == "prebuilt:digits-cnn/tflite-int8"
+        raw = device.run({"model": handle, "warmup": 2, "min_iterations": 10, "min_duration_s": 0.0})
     finally:
         device.close()
     assert raw["ok"] and raw["emulated"] is False and raw["accuracy"] is None
+    assert len(dut.buffer) == 64                          # the declared variant's input size
+    assert raw["runtime"]["name"] == "mcu" and raw["model"]["inputs"][0]["shape"] == [1, 8, 8, 1]
     assert raw["latencies_ns"] == [10_000.0] * 5          # the fake's 10 us per inference
     assert raw["loop"]["iterations"] == 10 and raw["loop"]["windows"] == 5
     assert raw["host"]["name"] == "fake" and raw["host"]["model_id"] == "ic01"
@@ -88,7 +93,7 @@ def test_any_compliant_firmware_is_measured_with_the_standard_commands(fake_boar
 
 
 def test_a_board_behind_an_interface_board(fake_board):
-    dut, device = fake_board(", firmware: prebuilt, interface_board: true", fault="interface")
+    dut, device = fake_board(PREBUILT + ", interface_board: true", fault="interface")
     assert device.spec.options["chunk_bytes"] == 26
     device.connect()
     try:
@@ -101,7 +106,7 @@ def test_a_board_behind_an_interface_board(fake_board):
 
 
 def test_a_board_that_stops_answering_is_a_device_error(fake_board):
-    dut, device = fake_board(", firmware: prebuilt")
+    dut, device = fake_board(PREBUILT)
     device.connect()
     try:
         handle = device.deploy(ROOT / "models" / "digits_cnn_int8.tflite")
@@ -203,7 +208,6 @@ import pytest as _pytest
     ("cpu", "cortex-m3; echo INJECTED #"),
     ("board", "mps2-an385 $(shell touch /tmp/x)"),
     ("cross", "arm-none-eabi- ;id"),
-    ("cache_dir", "/tmp/with space"),
 ])
 def test_build_variables_refuse_shell_and_make_syntax(tmp_path, key, value):
     from harness.errors import ConfigError

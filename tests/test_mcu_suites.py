@@ -29,3 +29,34 @@ def test_the_suites_run_on_the_emulated_board(tmp_path):
     # variants the board cannot run are skipped with the reason, not failed
     assert "qemu-m3 cannot run fp32: it needs one of the runtimes onnxruntime" in out
     assert (tmp_path / "report.html").stat().st_size > 0
+
+
+@pytest.mark.skipif(missing is not None, reason=f"emulated board: {missing}")
+def test_the_suites_run_on_a_prebuilt_elf_in_qemu(tmp_path):
+    """Any firmware as a prebuilt DUT: the project's own firmware, built beforehand and
+    declared `firmware: prebuilt` with the variant it holds, runs in QEMU from its ELF; its
+    numbers go to that variant alone and every other variant is skipped with the reason."""
+    pytest.importorskip("ai_edge_litert")
+    from harness.mcu.export import export
+
+    firmware = fwbuild.build(export(ROOT / "models" / "digits_mlp_int8.tflite"), tmp_path / "fw build")
+    devices = tmp_path / "devices"
+    devices.mkdir()
+    (devices / "qemu-prebuilt.yaml").write_text(
+        "kind: serial\nemulated: true\ncapabilities: {runtimes: [mcu]}\n"
+        "settings: {warmup: 2, min_duration_s: 0.05, min_iterations: 10}\n"
+        f"serial: {{firmware: prebuilt, elf: '{firmware.elf}', model: {{variant: digits-mlp/tflite-int8}},\n"
+        "         qemu: {machine: mps2-an385}}\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "suites/", "--device", "qemu-prebuilt", "--devices-dir", str(devices),
+         "--variants", "digits-*/tflite-int8", "--store", f"sqlite:///{tmp_path / 'store.sqlite'}",
+         "--report", "", "-p", "no:cacheprovider", "-q", "-rs"],
+        cwd=ROOT, capture_output=True, text=True, timeout=600)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-3000:]
+    assert "qemu-prebuilt (emulated)  digits-mlp/tflite-int8" in out
+    table = [line for line in out.splitlines() if line.startswith("qemu-prebuilt ")]
+    assert table and all("digits-mlp/tflite-int8" in line for line in table), table  # one variant only
+    assert ("qemu-prebuilt runs a prebuilt firmware holding digits-mlp/tflite-int8 (serial.model.variant); "
+            "digits-cnn/tflite-int8 is not on it") in out
+    assert " failed" not in out and "measured no accuracy" not in out  # accuracy through the prebuilt DUT

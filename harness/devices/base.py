@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import abc
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Optional
 
 from ..inventory import DeviceSpec
 
@@ -40,6 +40,12 @@ class Device(abc.ABC):
 
         schema.check_keys(source, cls.kind, options, ())
         return options
+
+    @classmethod
+    def unsupported_reason(cls, spec: DeviceSpec, variant_id: str) -> Optional[str]:
+        """Why this device cannot measure the variant ``model/variant`` although it has a
+        runtime for it (e.g. a prebuilt firmware that holds another model), or None."""
+        return None
 
     @classmethod
     def public_options(cls, options: dict) -> dict:

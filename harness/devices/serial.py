@@ -12,9 +12,17 @@ run(spec)             MLPerf Tiny's measurement: a first inference, a warmup win
                       document as harness/runner.py, plus flash/RAM/stack from the ELF and
                       the board and `emulated`.
 
-Any MLPerf Tiny-compliant firmware can be measured as a *prebuilt* board: give the YAML
-`firmware: prebuilt` and deploy then only checks the board answers; run() uses just the
-standard commands (`qresults`/`mem`/`version` are optional extensions).
+Any MLPerf Tiny-compliant firmware can be measured as a *prebuilt* board: the YAML says
+`firmware: prebuilt` and which zoo variant the firmware holds (`model: {variant: m/v}`),
+so inputs are sized and quantized from that variant's .tflite and its numbers are
+attributed to it alone (every other variant is skipped with the reason); `elf:` names
+the firmware file (its sizes, and what QEMU runs for an emulated board). run() uses just
+the standard commands (`qresults`/`mem`/`version` are optional extensions).
+
+Energy mode (`mode: energy`, as MLPerf Tiny's): the DUT prints no timestamps; the energy
+monitor named in `energy_monitor:` (an LPM01A with `events: true`, a Joulescope with
+`timestamp_input: gpi0`) records the DUT's
+timestamp GPIO edges, and each window's time and energy come from the last two edges.
 """
 from __future__ import annotations
 
@@ -27,7 +35,7 @@ import time
 from pathlib import Path
 
 from .. import schema
-from ..errors import ConfigError, DeviceError
+from ..errors import ConfigError, DeviceError, HarnessError
 from ..mcu.dut import DutClient, DutError
 from .base import Device
 
@@ -36,7 +44,11 @@ DEFAULT_CACHE = Path(".harness-cache") / "mcu"
 PLACEHOLDERS = ("elf", "bin", "hex")
 QEMU_KEYS = ("machine", "binary", "icount_shift", "args")
 KEYS = ("port", "baud", "timeout_s", "chunk_bytes", "windows", "board", "cpu", "cross", "flash",
-        "flash_timeout_s", "boot_timeout_s", "qemu", "cache_dir", "firmware", "interface_board")
+        "flash_timeout_s", "boot_timeout_s", "qemu", "cache_dir", "firmware", "interface_board",
+        "strict", "mode", "energy_monitor", "idle_s", "clock_check", "model", "elf")
+MODEL_KEYS = ("variant", "input_dtype", "dut_model")
+# Meters that report the DUT's timestamp GPIO edges (MLPerf Tiny's energy mode), and how.
+EDGE_METERS = {"lpm01a": "events", "joulescope": "timestamp_input"}
 
 
 class SerialDevice(Device):
@@ -71,8 +83,7 @@ class SerialDevice(Device):
         for key, pattern, expected in (
                 ("board", r"[A-Za-z0-9._+-]+", "a board name of letters, digits and ._+-"),
                 ("cpu", r"[A-Za-z0-9._+-]+", "a CPU name of letters, digits and ._+-"),
-                ("cross", r"[A-Za-z0-9._+/-]+", "a toolchain prefix (path) of letters, digits and ._+-/"),
-                ("cache_dir", r"[A-Za-z0-9._+/~-]+", "a directory path without spaces or shell characters")):
+                ("cross", r"[A-Za-z0-9._+/-]+", "a toolchain prefix (path) of letters, digits and ._+-/")):
             if not re.fullmatch(pattern, out[key]):
                 raise ConfigError(source, f"{where}.{key}", expected, out[key])
         # 31 bytes (62 hex digits) per `db` chunk direct, 26 through an EEMBC interface board
@@ -107,9 +118,88 @@ class SerialDevice(Device):
                               "it is missing (or give a qemu: section for the emulated board)")
         if out["interface_board"] and out["qemu"] is not None:
             raise ConfigError(source, "serial.interface_board", "false for an emulated board", True)
-        if out["firmware"] == "prebuilt" and out["qemu"] is not None:
-            raise ConfigError(source, "serial.firmware", "reference for an emulated board", "prebuilt")
+        prebuilt = out["firmware"] == "prebuilt"
+        out["strict"] = schema.get(source, where, options, "strict", bool, not prebuilt)
+        out["clock_check"] = schema.get(source, where, options, "clock_check", bool, out["qemu"] is None)
+        out["model"] = cls._validate_model(options, source, prebuilt)
+        out["elf"] = schema.get(source, where, options, "elf", str, None)
+        if out["elf"] is not None:
+            if not prebuilt:
+                raise ConfigError(source, "serial.elf", "no elf for the reference firmware (it is built)",
+                                  out["elf"], "give firmware: prebuilt to run your own ELF")
+            elf = Path(out["elf"]).expanduser()
+            out["elf"] = str(elf if elf.is_absolute() else Path(source).resolve().parent / elf)
+        if prebuilt and out["qemu"] is not None and out["elf"] is None:
+            raise ConfigError(source, "serial.elf", "the prebuilt firmware's ELF file for QEMU to run", None,
+                              "it is missing")
+        out["mode"] = schema.get(source, where, options, "mode", str, "performance",
+                                 choices=("performance", "energy"))
+        out["idle_s"] = schema.get(source, where, options, "idle_s", float, 2.0, minimum=0.0, maximum=600.0)
+        out["energy_monitor"] = cls._validate_monitor(options, source, out)
         return out
+
+    @staticmethod
+    def _validate_model(options, source, prebuilt):
+        """What a prebuilt firmware holds: the zoo variant (its .tflite sizes and quantizes
+        the input), how the firmware takes the input bytes, and the m-model-[...] to expect."""
+        raw = options.get("model")
+        if raw is None:
+            if prebuilt:
+                raise ConfigError(source, "serial.model", "the model the prebuilt firmware holds, "
+                                  "e.g. {variant: digits-cnn/tflite-int8}", None, "it is missing")
+            return None
+        if not prebuilt:
+            raise ConfigError(source, "serial.model", "no model for the reference firmware (the harness builds "
+                              "each variant into it)", raw, "it is for firmware: prebuilt")
+        model = schema.get(source, "serial", options, "model", dict)
+        schema.check_keys(source, "serial.model", model, MODEL_KEYS)
+        variant = schema.get(source, "serial.model", model, "variant", str, required=True)
+        if not re.fullmatch(r"[^/\s]+/[^/\s]+", variant):
+            raise ConfigError(source, "serial.model.variant", "a variant id model/variant", variant)
+        return {"variant": variant,
+                "input_dtype": schema.get(source, "serial.model", model, "input_dtype", str, "int8",
+                                          choices=("int8", "uint8")),
+                "dut_model": schema.get(source, "serial.model", model, "dut_model", str, None)}
+
+    @staticmethod
+    def _validate_monitor(options, source, out):
+        """Energy mode needs a monitor that timestamps the DUT's GPIO edges; refused here,
+        at load, when there is none."""
+        entry = options.get("energy_monitor")
+        where = "serial.energy_monitor"
+        if out["mode"] != "energy":
+            if entry is not None:
+                raise ConfigError(source, where, "no energy monitor in performance mode", entry,
+                                  "set serial.mode: energy, or name the meter under power:")
+            return None
+        if out["qemu"] is not None:
+            raise ConfigError(source, "serial.mode", "performance for an emulated board", "energy",
+                              "QEMU has no timestamp GPIO for an energy monitor to see")
+        wanted = "lpm01a with events: true, joulescope with timestamp_input: gpi0|gpi1"
+        if entry is None:
+            raise ConfigError(source, where, f"an energy monitor that timestamps the DUT's GPIO ({wanted})",
+                              None, "energy mode prints no m-lap-us: without such a monitor there is no timing")
+        if not isinstance(entry, dict) or entry.get("meter") not in EDGE_METERS:
+            got = entry.get("meter") if isinstance(entry, dict) else entry
+            raise ConfigError(source, f"{where}.meter", f"a meter that timestamps GPIO edges ({wanted})", got)
+        from ..power import meter_class
+
+        cls = meter_class(entry["meter"])
+        checked = cls.validate(entry, source, where)
+        flag = EDGE_METERS[entry["meter"]]
+        if not checked.get(flag):
+            expected = "true in energy mode" if flag == "events" else "the input the DUT's timestamp pin is on"
+            raise ConfigError(source, f"{where}.{flag}", expected, checked.get(flag))
+        return {"meter": entry["meter"], "options": checked}
+
+    @classmethod
+    def unsupported_reason(cls, spec, variant_id: str):
+        """A prebuilt firmware holds one model: every other variant is not on the board."""
+        model = spec.options.get("model")
+        if spec.options.get("firmware") == "prebuilt" and model and model["variant"] != variant_id:
+            return (f"{spec.name} runs a prebuilt firmware holding {model['variant']} (serial.model.variant); "
+                    f"{variant_id} is not on it")
+        return None
 
     # ------------------------------------------------------------ lifecycle
 
@@ -124,6 +214,8 @@ class SerialDevice(Device):
         self.facts: dict = {}
         self._exports: dict = {}      # handle -> (Exported, Firmware or None)
         self._model_bytes: dict = {}
+        self._prebuilt = None         # the prebuilt firmware's Firmware record (ELF, sizes), if any
+        self._monitor = None          # energy mode: the meter that timestamps the DUT's edges
 
     def _open(self, url: str, keep_input: bool = False) -> None:
         import serial  # pyserial
@@ -141,7 +233,9 @@ class SerialDevice(Device):
             raise DeviceError(f"{self.name}: cannot open serial port {url!r}: {exc}") from None
         self.dut = DutClient(self.port, timeout_s=self.options["timeout_s"],
                              chunk_bytes=self.options["chunk_bytes"],
-                             interface_board=self.options["interface_board"])
+                             interface_board=self.options["interface_board"],
+                             strict=self.options["strict"], energy_mode=self.options["mode"] == "energy",
+                             baud=self.options["baud"], clock_check=self.options["clock_check"])
 
     def _close_port(self):
         if self.port is not None:
@@ -156,6 +250,12 @@ class SerialDevice(Device):
         if getattr(self, "qemu", None) is not None:
             self.qemu.stop()
             self.qemu = None
+        if getattr(self, "_monitor", None) is not None:
+            monitor, self._monitor = self._monitor, None
+            try:
+                monitor.close()
+            except Exception:  # a monitor unplugged already: closing must not fail the run
+                pass
 
     # ------------------------------------------------------------ deploy = export + build + flash
 
@@ -168,11 +268,7 @@ class SerialDevice(Device):
         if artifact.suffix != ".tflite":
             raise DeviceError(f"{self.name}: a serial board runs full-int8 .tflite models, not {artifact.name}")
         if self.options["firmware"] == "prebuilt":
-            self._ensure_link()
-            profile = self.dut.profile()
-            handle = f"prebuilt:{profile['model']}"
-            self._exports[handle] = (None, None)
-            return handle
+            return self._deploy_prebuilt(artifact)
         from ..mcu import build, export
 
         exported = export.export(artifact)
@@ -183,6 +279,52 @@ class SerialDevice(Device):
         self._exports[handle] = (exported, firmware)
         self._model_bytes[handle] = artifact.stat().st_size
         return handle
+
+    def _deploy_prebuilt(self, artifact: Path) -> str:
+        """The firmware is already built: learn the input from the declared variant's file,
+        start QEMU with the ELF (emulated) or check the board answers, and check the model
+        the DUT names when the YAML says which it should be."""
+        from ..mcu import export
+
+        model = self.options["model"]
+        try:
+            exported = export.export(artifact)
+        except (HarnessError, ImportError) as exc:  # ImportError: no LiteRT on this host
+            raise DeviceError(f"{self.name}: cannot read the input of {model['variant']} from {artifact.name} "
+                              f"(serial.model.variant): {exc}") from None
+        firmware = self._prebuilt_firmware()
+        if self.options["qemu"] is not None:
+            self._flash(firmware)
+        else:
+            self._ensure_link()
+        profile = self._checked(self.dut.profile)
+        if model["dut_model"] is not None and profile["model"] != model["dut_model"]:
+            raise DeviceError(f"{self.name}: the DUT says it holds model {profile['model']!r}, the YAML's "
+                              f"serial.model.dut_model says {model['dut_model']!r}")
+        handle = f"prebuilt:{model['variant']}"
+        self._exports[handle] = (exported, firmware if self.options["qemu"] is not None else None)
+        self._model_bytes[handle] = artifact.stat().st_size
+        return handle
+
+    def _prebuilt_firmware(self):
+        """A Firmware record for the YAML's ELF (None without one): QEMU runs it, and its
+        sections give flash and RAM."""
+        if self._prebuilt is not None or self.options["elf"] is None:
+            return self._prebuilt
+        import hashlib
+
+        from ..mcu import build
+
+        elf = Path(self.options["elf"])
+        if not elf.is_file():
+            raise DeviceError(f"{self.name}: serial.elf: no such file {elf}")
+        digest = hashlib.sha256(elf.read_bytes()).hexdigest()[:16]
+        try:
+            sizes = build.elf_sizes(elf, self.options["cross"])
+        except DeviceError:  # no ARM binutils here: the run works, memory stays unknown
+            sizes = {}
+        self._prebuilt = build.Firmware(elf=elf, bin=elf, hex=elf, version=digest, sizes=sizes, model={})
+        return self._prebuilt
 
     def _flash(self, firmware) -> None:
         if self.firmware is not None and self.firmware.version == firmware.version and self.dut is not None:
@@ -256,10 +398,13 @@ class SerialDevice(Device):
         return line[len("m-fw-["):-1] if line.startswith("m-fw-[") else None
 
     def _checked(self, call):
-        """A DUT exchange; protocol errors name this device too."""
+        """A DUT exchange; protocol errors name this device too. A port that failed is
+        closed, so the next exchange opens it again (a board plugged back in)."""
         try:
             return call()
         except DutError as exc:
+            if exc.port_failed and self.options["qemu"] is None:
+                self._close_port()
             raise DeviceError(f"{self.name}: {exc}") from exc
 
     # ------------------------------------------------------------ run
@@ -273,74 +418,133 @@ class SerialDevice(Device):
             self._flash(firmware)  # another model was flashed since
         self._ensure_link()
         dut = self.dut
+        prebuilt = self.options["firmware"] == "prebuilt"
+        energy_mode = self.options["mode"] == "energy"
         warmup = int(spec.get("warmup", 10))
         min_iterations = max(int(spec.get("min_iterations", 1)), 1)
         max_iterations = max(int(spec.get("max_iterations", 1_000_000)), min_iterations)
         min_duration_s = float(spec.get("min_duration_s", 1.0))
         windows = self.options["windows"]
         facts = self._board_facts(handle, exported)
+        log_start = len(dut.log)
 
-        # The input: the first held-out sample when there is a dataset, else a fixed pattern.
-        # (A prebuilt firmware's input quantization is unknown here: no dataset, no accuracy.)
-        labelled = bool(spec.get("dataset")) and exported is not None
+        # The input: the first held-out sample when there is a dataset, else a fixed
+        # pattern, both of the size (and quantization) of the model the firmware holds.
+        labelled = bool(spec.get("dataset"))
         sample = self._inputs(spec, exported, limit=1)[0][0] if labelled else None
         t = time.perf_counter()
         self._checked(lambda: dut.load(sample if sample is not None else self._pattern(exported)))
         load_ms = (time.perf_counter() - t) * 1e3
 
         first = self._checked(lambda: dut.infer(1, 0))
-        per_inference_us = max(first.elapsed_us, 1)
+        # energy mode has no DUT time before the monitor's: the host's is an upper bound
+        per_inference_us = max(first.elapsed_us if not energy_mode else first.host_s * 1e6, 1)
         warm = None
         if warmup:
             warm = self._infer(warmup, per_inference_us)
-            per_inference_us = max(warm.elapsed_us / warmup, 1e-3)
+            warm_us = warm.elapsed_us if not energy_mode else warm.host_s * 1e6
+            per_inference_us = max(warm_us / warmup, 1e-3)
         # MLPerf Tiny: `windows` windows whose total meets both minimums; median of windows.
         n = max(math.ceil(min_iterations / windows),
                 math.ceil(min_duration_s * 1e6 / windows / per_inference_us))
         n = max(1, min(n, max_iterations // windows or 1))
-        latencies, overheads = [], []
         window_start = time.time()
         wall0 = time.perf_counter_ns()
-        for _ in range(windows):
-            t = time.perf_counter_ns()
-            w = self._infer(n, per_inference_us)
-            host_ns = time.perf_counter_ns() - t
-            latencies.append(w.elapsed_us * 1000.0 / n)
-            overheads.append(host_ns / 1e6 - w.elapsed_us / 1e3)
+        energy = None
+        if energy_mode:
+            latencies, overheads, energy, (window_start, window_end) = self._energy_windows(n, per_inference_us)
+        else:
+            latencies, overheads = [], []
+            for _ in range(windows):
+                w = self._infer(n, per_inference_us)
+                latencies.append(w.elapsed_us * 1000.0 / n)
+                overheads.append(w.host_s * 1e3 - w.elapsed_us / 1e3)
+            window_end = time.time()
         wall_ns = time.perf_counter_ns() - wall0
-        window_end = time.time()
 
         accuracy = self._accuracy(spec, exported) if labelled else None
-        memory = self._memory(firmware, exported)
+        memory = self._memory(firmware or self._prebuilt, None if prebuilt else exported)
         total = n * windows
-        return {
+        log = dut.log[log_start:]
+        doc = {
             "ok": True, "schema": 1, "runner_version": RUNNER_VERSION,
             "host": facts,
-            "runtime": {"name": "mcu-int8" if firmware is not None else "mcu",
-                        "version": firmware.version if firmware is not None else facts.get("firmware")},
+            "runtime": {"name": "mcu" if prebuilt else "mcu-int8",
+                        "version": facts.get("firmware") or (firmware.version if firmware is not None else None)},
             "numpy_version": None,
             "settings": {"warmup": warmup, "min_duration_s": min_duration_s, "min_iterations": min_iterations,
                          "max_iterations": max_iterations, "windows": windows, "inferences_per_window": n,
-                         "baud": self.options["baud"], "threads": 1},
+                         "baud": self.options["baud"], "threads": 1, "mode": self.options["mode"]},
             "model": {"path": handle, "bytes": self._model_bytes.get(handle),
-                      "const_bytes": exported.const_bytes if exported else None,
-                      "inputs": [self._tensor("input", exported.input)] if exported else [],
-                      "outputs": [self._tensor("output", exported.output)] if exported else []},
+                      "const_bytes": None if prebuilt else exported.const_bytes,
+                      "inputs": [self._tensor("input", exported.input)],
+                      "outputs": [self._tensor("output", exported.output)]},
             "timings_ms": {"load": load_ms, "init": self.boot_ms,
-                           "first_inference": first.elapsed_us / 1e3,
-                           "warmup_total": warm.elapsed_us / 1e3 if warm else 0.0},
+                           "first_inference": first.elapsed_us / 1e3 if not energy_mode else None,
+                           "warmup_total": warm.elapsed_us / 1e3 if warm and not energy_mode else None},
             "latencies_ns": latencies,
             "round_sizes": [1] * len(latencies),  # one value per MLPerf window: each a round
             "loop": {"iterations": total, "wall_ns": wall_ns,
                      "stop_reason": "max_iterations" if n * windows >= max_iterations else "min_duration_and_count",
-                     "windows": windows, "clock": "dut"},
+                     "windows": windows,
+                     "clock": "energy monitor (DUT timestamp edges)" if energy_mode else "dut"},
             "window": {"start_unix_s": window_start, "end_unix_s": window_end},
             "memory": memory,
             "accuracy": accuracy,
-            "protocol": {"overhead_ms_per_window": sorted(overheads)[len(overheads) // 2],
-                         "overhead_ms_windows": overheads},
+            "protocol": {"overhead_ms_per_window": sorted(overheads)[len(overheads) // 2] if overheads else None,
+                         "overhead_ms_windows": overheads, "strict": self.options["strict"],
+                         "log": log},
+            "warnings": [f"the DUT printed {len(log)} line(s) that are not protocol (protocol.log): "
+                         + " | ".join(log[:3])] if log else [],
             "emulated": self.options["qemu"] is not None or self.spec.emulated,
         }
+        if energy is not None:
+            doc["energy"] = energy
+        return doc
+
+    def _energy_windows(self, n: int, per_inference_us: float):
+        """MLPerf Tiny's energy mode: the monitor records each window; the DUT's timestamp
+        pin marks its start and end (two falling edges), whose times give the latency and
+        between which the energy is integrated. Returns the latencies, the host overheads,
+        the energy record (the median window's, every window's per-inference energy beside
+        it) and the host times of the first and last edge."""
+        from ..power import energy as power_energy
+        from ..power import meter_class
+
+        if self._monitor is None:
+            m = self.options["energy_monitor"]
+            self._monitor = meter_class(m["meter"])(m["options"], label=m["options"].get("label") or m["meter"])
+        monitor = self._monitor
+        idle = None
+        if self.options["idle_s"] > 0:
+            monitor.start()
+            time.sleep(self.options["idle_s"])  # the idle baseline: the DUT waits for a command
+            idle = monitor.stop()
+        latencies, overheads, records, edges_seen = [], [], [], []
+        for _ in range(self.options["windows"]):
+            monitor.start()
+            try:
+                w = self._infer(n, per_inference_us)
+            finally:
+                trace = monitor.stop()
+            edges = [e["t"] for e in trace.extra.get("events", []) if e.get("edge") == "fal"]
+            if len(edges) < 2:
+                raise DeviceError(f"{self.name}: the energy monitor saw {len(edges)} timestamp edge(s) during "
+                                  f"'infer {n} 0', expected 2: is the DUT's timestamp pin wired to the "
+                                  f"monitor's event input (LPM01A: D7, Joulescope: the timestamp_input)?")
+            t0, t1 = edges[-2], edges[-1]  # MLPerf Tiny: between the last two edges
+            edges_seen.append((t0, t1))
+            latencies.append((t1 - t0) * 1e9 / n)
+            overheads.append(w.host_s * 1e3 - (t1 - t0) * 1e3)
+            records.append(power_energy.summarize(trace, t0, t1, n, idle))
+        per_inf = [r["energy_per_inference_j"] for r in records]
+        ranked = sorted(range(len(records)), key=lambda i: (per_inf[i] is None, per_inf[i] or 0.0))
+        median = dict(records[ranked[(len(ranked) - 1) // 2]])
+        median["windows_energy_per_inference_j"] = per_inf
+        median["notes"] = list(median.get("notes", [])) + [
+            "MLPerf Tiny energy mode: each window between the DUT's timestamp edges; the median window"]
+        median["meters"] = [dict(median)]
+        return latencies, overheads, median, (edges_seen[0][0], edges_seen[-1][1])
 
     def _infer(self, n: int, per_inference_us: float):
         # a window's deadline: the reply timeout plus ten times its expected duration
@@ -354,8 +558,7 @@ class SerialDevice(Device):
 
     @staticmethod
     def _pattern(exported) -> bytes:
-        size = exported.input["bytes"] if exported else 1
-        return bytes((i * 37) & 0xFF for i in range(size))
+        return bytes((i * 37) & 0xFF for i in range(exported.input["bytes"]))
 
     def _board_facts(self, handle, exported) -> dict:
         dut = self.dut
@@ -387,6 +590,9 @@ class SerialDevice(Device):
         if limit is not None:
             x, y = x[:limit], y[:limit]
         xq = np.clip(np.round(x.reshape(len(x), -1) / q["scale"]) + q["zero_point"], -128, 127).astype(np.int8)
+        model = self.options.get("model") or {}
+        if model.get("input_dtype") == "uint8":  # firmware that subtracts 128 itself (the reference VWW)
+            xq = (xq.astype(np.int16) + 128).astype(np.uint8)
         return [s.tobytes() for s in xq], [int(v) for v in y]
 
     def _accuracy(self, spec, exported) -> dict:

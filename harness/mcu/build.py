@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -52,11 +53,38 @@ def _source_digest(firmware: Path, board: str) -> hashlib._Hash:
     return h
 
 
+# What make may see: every value below is one of these words or a fixed relative name.
+# (make expands `$(...)` in variables from the command line and the environment alike, and
+# a space splits a word, so no path and no name derived from a model file is passed.)
+_WORD = re.compile(r"[A-Za-z0-9._+-]+")
+_CROSS = re.compile(r"[A-Za-z0-9._+/-]+")
+# Environment variables that make reads as make syntax or extra makefiles.
+_MAKE_ENV = ("MAKEFLAGS", "MFLAGS", "GNUMAKEFLAGS", "MAKEFILES", "MAKELEVEL")
+
+
+def _check_word(field: str, value: str, pattern, expected: str) -> None:
+    if not isinstance(value, str) or not pattern.fullmatch(value):
+        raise DeviceError(f"the firmware build: {field}: expected {expected}, got {value!r}")
+
+
+def build_dir_name(exported: Exported, board: str, version: str) -> str:
+    """The cache entry's name: the model's name reduced to a safe slug (it comes from a file
+    name a user chose), the board and the content hash that makes it unique."""
+    slug = re.sub(r"[^A-Za-z0-9._-]", "_", exported.name).lstrip(".")[:48] or "model"
+    return f"{slug}-{board}-{version}"
+
+
 def build(exported: Exported, cache_dir: Path, board: str = "mps2-an385", cpu: str = "cortex-m3",
           baud: int = 115200, firmware_dir: Path = FIRMWARE, cross: str = "arm-none-eabi-") -> Firmware:
+    _check_word("board", board, _WORD, "a board name of letters, digits and ._+-")
+    _check_word("cpu", cpu, _WORD, "a CPU name of letters, digits and ._+-")
+    _check_word("cross", cross, _CROSS, "a toolchain prefix of letters, digits and ._+-/")
+    if not isinstance(baud, int) or isinstance(baud, bool) or baud <= 0:
+        raise DeviceError(f"the firmware build: baud: expected a positive integer, got {baud!r}")
     missing = toolchain_missing(cross)
     if missing:
         raise DeviceError(f"cannot build the MCU firmware: {missing}")
+    firmware_dir = Path(firmware_dir).resolve()
     if not (firmware_dir / "boards" / f"{board}.c").is_file():
         boards = sorted(p.stem for p in (firmware_dir / "boards").glob("*.c"))
         raise DeviceError(f"no firmware board file {board!r} in {firmware_dir / 'boards'}; have {', '.join(boards)}")
@@ -64,25 +92,31 @@ def build(exported: Exported, cache_dir: Path, board: str = "mps2-an385", cpu: s
     h.update(exported.c_source.encode() + exported.h_source.encode())
     h.update(json.dumps([board, cpu, baud, cross]).encode())
     version = h.hexdigest()[:16]
-    out = Path(cache_dir) / f"{exported.name}-{board}-{version}"
+    cache_dir = Path(cache_dir)
+    out = cache_dir / build_dir_name(exported, board, version)
     elf = out / "firmware.elf"
     if not elf.is_file():
         # Built beside the cache entry and renamed into place, so a parallel run (pytest -n)
         # or an interrupted build never leaves a half-written firmware that looks cached.
-        tmp = out.parent / f".{out.name}.{os.getpid()}"
+        tmp = cache_dir / f".{out.name}.{os.getpid()}"
         shutil.rmtree(tmp, ignore_errors=True)
         exported.write(tmp / "model")
-        argv = ["make", "-C", str(firmware_dir), f"BUILD={tmp.resolve()}", f"MODEL_DIR={(tmp / 'model').resolve()}",
-                f"BOARD={board}", f"CPU={cpu}", f"BAUD={baud}", f"FW_VERSION={version}", f"CROSS={cross}"]
+        # make sees `fw` and `model`, never the real paths (which may hold spaces or `$`).
+        (tmp / "fw").symlink_to(firmware_dir, target_is_directory=True)
+        argv = ["make", "-f", "fw/Makefile", "FW=fw", "BUILD=.", "MODEL_DIR=model", f"BOARD={board}",
+                f"CPU={cpu}", f"BAUD={baud}", f"FW_VERSION={version}", f"CROSS={cross}"]
+        env = {k: v for k, v in os.environ.items() if k not in _MAKE_ENV}
         try:
-            proc = subprocess.run(argv, capture_output=True, text=True, timeout=BUILD_TIMEOUT_S)
+            proc = subprocess.run(argv, cwd=tmp, env=env, capture_output=True, text=True,
+                                  timeout=BUILD_TIMEOUT_S)
         except subprocess.TimeoutExpired:
             shutil.rmtree(tmp, ignore_errors=True)
             raise DeviceError(f"the firmware build did not finish in {BUILD_TIMEOUT_S} s") from None
+        (tmp / "fw").unlink()  # the cache holds no link back into the sources
         if proc.returncode != 0:
             shutil.rmtree(tmp, ignore_errors=True)
             tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-20:])
-            raise DeviceError(f"the firmware build failed ({' '.join(argv)}):\n{tail}")
+            raise DeviceError(f"the firmware build failed ({' '.join(argv)} in {tmp}):\n{tail}")
         if out.exists() and not elf.is_file():  # a leftover without a firmware in it
             shutil.rmtree(out, ignore_errors=True)
         try:

@@ -3,6 +3,12 @@
     - meter: joulescope
       sampling_frequency: 1000     # output rate after the instrument's decimation, Hz
       serial_number: null          # pick one instrument when several are attached
+      timestamp_input: null        # gpi0 | gpi1: the DUT's timestamp pin (MLPerf Tiny energy mode)
+
+With ``timestamp_input`` the instrument puts that general-purpose input into the current's
+least significant bit (``current_lsb``), as EEMBC's Joulescope driver for the MLPerf Tiny
+energy runner does; its falling edges become ``trace.extra["events"]`` (``{"t", "edge":
+"fal"}``, the LPM01A meter's format), each at its sample's time.
 
 Streams current and voltage (the package's N x 2 float32 [A, V] data) between start()
 and stop(); power = A x V. Sample k is placed at host time (start() time + k / rate):
@@ -32,6 +38,7 @@ class JoulescopeMeter(Meter):
     OPTIONS = {
         "sampling_frequency": Option(int, 1000, minimum=1, maximum=2_000_000),
         "serial_number": Option(str, None),
+        "timestamp_input": Option(str, None, choices=("gpi0", "gpi1")),
     }
     js = None  # the module; tests inject a fake
 
@@ -55,6 +62,8 @@ class JoulescopeMeter(Meter):
                 device = js.scan_require_one(config="auto")
             device.open()
             device.parameter_set("sampling_frequency", self.options["sampling_frequency"])
+            if self.options["timestamp_input"]:
+                device.parameter_set("current_lsb", self.options["timestamp_input"])
         except RuntimeError as exc:
             raise MeterError(f"{self.label}: {exc}") from None
         self._device = device
@@ -70,13 +79,19 @@ class JoulescopeMeter(Meter):
         dev.stop()
         stopped = time.time()
         start_id, end_id = dev.stream_buffer.sample_id_range
-        data = dev.stream_buffer.samples_get(start_id, end_id, fields=["current", "voltage"])
+        edges = bool(self.options["timestamp_input"])
+        fields = ["current", "voltage"] + (["current_lsb"] if edges else [])
+        data = dev.stream_buffer.samples_get(start_id, end_id, fields=fields)
         amps = data["signals"]["current"]["value"]
         volts = data["signals"]["voltage"]["value"]
         rate = self.nominal_rate_hz
         trace = PowerTrace(source=self.label, nominal_rate_hz=rate, started=self._started, stopped=stopped)
         trace.t = [self._t0 + k / rate for k in range(len(amps))]
         trace.watts = [float(a) * float(v) for a, v in zip(amps, volts)]
+        if edges:
+            level = [int(b) for b in data["signals"]["current_lsb"]["value"]]
+            trace.extra["events"] = [{"t": trace.t[k], "edge": "fal"} for k in range(1, len(level))
+                                     if level[k - 1] and not level[k]]
         trace.notes.append("aligned on the host time of start(): USB start latency is not corrected")
         return trace
 
