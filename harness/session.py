@@ -43,6 +43,7 @@ class _Visit:
     docs: list = field(default_factory=list)
     energies: list = field(default_factory=list)
     positions: list = field(default_factory=list)
+    stored_id: Optional[int] = None   # the store row its rounds so far are written to
 
 
 class Session:
@@ -191,6 +192,8 @@ class Session:
         campaign_id = f"{self._run_id}:{device_name}:{self._campaigns}"
         rng = random.Random(f"{self.order_seed}:{device_name}:{self._campaigns}")
         prepared = self._prepare(device, spec)
+        self._campaign_info = {"id": campaign_id, "seed": self.order_seed, "rounds": rounds,
+                               "variants": len(visits), "prepare": prepared}
         try:
             for r in range(rounds):
                 alive = [v for v in visits if v.key not in self.failures]
@@ -199,14 +202,18 @@ class Session:
                               f"order (seed {self.order_seed})")
                 self.before_round(device_name, r)
                 for position, visit in enumerate(order):
-                    self._visit(device_name, device, spec, visit, r, rounds, position)
+                    if self._visit(device_name, device, spec, visit, r, rounds, position) and r < rounds - 1:
+                        # written now, as far as it got: a crash later loses only the visit in
+                        # flight (the row says how many rounds it holds until the last one)
+                        self._finish(device_name, device, spec, visit, self._campaign_info, final=False)
         finally:
             restored = self._restore(device, spec)
-        info = {"id": campaign_id, "seed": self.order_seed, "rounds": rounds,
-                "variants": len(visits), "prepare": prepared, "restore": restored}
+        info = {**self._campaign_info, "restore": restored}
         for visit in visits:
             if visit.key not in self.failures:
-                self._finish(device_name, device, spec, visit, info)
+                self._finish(device_name, device, spec, visit, info, final=True)
+            elif visit.docs:   # it failed after some rounds: its row says so
+                self._finish(device_name, device, spec, visit, info, final=False, failed=self.failures[visit.key])
 
     def _plan(self, device_name, device, spec, cases, settings, rounds) -> list:
         """Build and deploy every variant of the campaign (a failure is remembered per
@@ -256,20 +263,25 @@ class Session:
             out.pop("dataset", None)
         return out
 
-    def _visit(self, device_name, device, spec, visit: _Visit, r: int, rounds: int, position: int) -> None:
+    def _visit(self, device_name, device, spec, visit: _Visit, r: int, rounds: int, position: int) -> bool:
         self._check_lease(device_name)
         try:
             raw, energy = self._run(device, spec, self.round_spec(visit.run_spec, r, rounds))
             doc = document.validate(raw, f"{device_name} {visit.variant.id} round {r + 1}")
         except HarnessError as exc:
             self.failures[visit.key] = exc   # the variant's other suites fail fast with it
-            return
+            return False
         visit.docs.append(doc)
         visit.energies.append(energy)
         visit.positions.append(position)
+        return True
 
-    def _finish(self, device_name, device, spec, visit: _Visit, campaign: dict) -> None:
-        self._check_lease(device_name)  # lapsed during the run: the numbers are not this run's alone
+    def _finish(self, device_name, device, spec, visit: _Visit, campaign: dict, final: bool,
+                failed: Optional[Exception] = None) -> None:
+        """Write the visit's measurement from its rounds so far; `final`: the campaign ended
+        and this is the result; `failed`: a later round of it failed with this error."""
+        if failed is None:
+            self._check_lease(device_name)  # lapsed during the run: the numbers are not this run's alone
         settings = {k: v for k, v in visit.run_spec.items() if k not in ("model", "dataset")}
         prov = self._provenance(spec, device, visit.docs[-1], visit.variant)
         prov["campaign"] = {**campaign, "positions": visit.positions}
@@ -283,10 +295,22 @@ class Session:
         measurement = from_rounds(visit.docs, device=device_name, variant=visit.variant, emulated=spec.emulated,
                                   settings=settings, provenance=prov, energy=_merge_energy(visit.energies),
                                   thresholds=spec.validity)
+        planned = campaign["rounds"]
+        if len(visit.docs) < planned:
+            measurement.validity["verdict"] = "invalid"
+            if failed is not None:
+                tail = f", then it failed: {str(failed).splitlines()[0]}"
+            elif not final:
+                tail = " so far (the campaign was still running when this was written)"
+            else:
+                tail = ""
+            measurement.validity["reasons"].append(f"incomplete: {len(visit.docs)} of {planned} rounds{tail}")
         measurement.run_id = self._run_id
-        self.store.save(measurement)  # now: a crash later loses nothing measured before it
-        self._results[visit.key] = measurement
-        self.measured.append(measurement)
+        measurement.id = visit.stored_id
+        visit.stored_id = self.store.save(measurement)
+        if final:
+            self._results[visit.key] = measurement
+            self.measured.append(measurement)
 
     def result(self, device_name: str, manifest: zoo.Manifest, recipe: zoo.VariantRecipe,
                **settings) -> Optional[Measurement]:

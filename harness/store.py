@@ -255,8 +255,15 @@ class Store:
     # ------------------------------------------------------------ measurements
 
     def save(self, m: Measurement) -> int:
-        """Commit one measurement now; returns its id."""
+        """Commit one measurement now; returns its id. A measurement already saved (it has
+        an id: a campaign's measurement after another of its rounds) is replaced in place."""
         energy = (m.energy or {}).get("energy_per_inference_j")
+        if m.id is not None:
+            self._write(measurements.update().where(measurements.c.id == m.id).values(
+                n=m.latency.n, mean_ms=m.latency.mean_ms, p50_ms=m.latency.p50_ms, p90_ms=m.latency.p90_ms,
+                p99_ms=m.latency.p99_ms, peak_rss_kb=m.memory.peak_rss_kb, accuracy=m.accuracy,
+                energy_per_inference_j=energy, data=json.dumps(m.to_dict(), default=str)))
+            return m.id
         result = self._write(measurements.insert().values(
             run_id=m.run_id, created_at=m.created_at, device=m.device, model=m.model,
             variant=m.variant, technique=m.technique, format=m.format, model_sha256=m.model_sha256,

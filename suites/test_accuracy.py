@@ -9,7 +9,7 @@ def test_accuracy_matches_host(measure, variant):
     m = measure()
     if m.accuracy is None:
         pytest.skip(f"{variant.model} declares no labelled dataset" if variant.host_accuracy is None
-                    else f"{m.device} measured no accuracy for {variant.id}")  # i15
+                    else f"{m.device} measured no accuracy for {variant.id}")
     if variant.host_accuracy is None:
         pytest.skip("this host cannot run the variant to compare (no interpreter for its format)")
     # Different kernels (e.g. XNNPACK vs reference int8 rounding) may flip a borderline
@@ -22,7 +22,7 @@ def test_accuracy_drop_within_budget(measure, manifest, variant, harness_session
     if manifest.max_accuracy_drop is None or manifest.dataset is None:
         pytest.skip(f"{manifest.name} sets no max_accuracy_drop")
     m = measure()
-    if m.accuracy is None:  # i15: a device that cannot run the dataset
+    if m.accuracy is None:
         pytest.skip(f"{m.device} measured no accuracy for {variant.id}")
     reference = zoo.host_accuracy(manifest.base, zoo.dataset_file(manifest, harness_session.cache), manifest.inputs)
     drop = reference - m.accuracy
