@@ -219,5 +219,36 @@ class Inventory:
         raise ConfigError(where, "--device", "one of " + ", ".join(self.names()), name,
                           f"no such device{hint}")
 
+    def select(self, pattern: str) -> list[str]:
+        """The devices a `--device` word names: a device's name, else every device carrying
+        it as a tag, else every name matching it as a glob (`rpi*`); an error naming the known
+        names and tags, with a "did you mean", when none does."""
+        import fnmatch
+
+        if pattern in self._files or pattern == "local":
+            return [pattern]
+        specs = []
+        for name in self.names():
+            try:
+                specs.append(self.get(name))
+            except ConfigError:
+                continue   # a broken file is reported when it is asked for by name
+        tagged = [s.name for s in specs if pattern in s.tags]
+        if tagged:
+            return tagged
+        globbed = [n for n in self.names() if fnmatch.fnmatchcase(n, pattern)]
+        if globbed:
+            return globbed
+        tags = sorted({t for s in specs for t in s.tags})
+        words = self.names() + tags
+        close = difflib.get_close_matches(pattern, words, n=1)
+        prefixed = [n for n in self.names() if n.startswith(pattern)]
+        hint = (f"; did you mean {close[0]!r}?" if close else
+                f"; did you mean {prefixed[0]!r}?" if prefixed else "")
+        where = self.directory or "<no inventory directory>"
+        raise ConfigError(where, "--device", "a device name, a tag or a glob: names "
+                          + ", ".join(self.names()) + ("; tags " + ", ".join(tags) if tags else ""),
+                          pattern, f"no such device{hint}")
+
     def all(self) -> list[DeviceSpec]:
         return [self.get(n) for n in self.names()]

@@ -41,7 +41,8 @@ class HarnessState:
         self.models_dir = Path(opt.harness_models_dir) if opt.harness_models_dir else root / "models"
         self.store_url = opt.harness_store or _default_store(root)
         self.report_path = opt.harness_report if opt.harness_report is not None else str(root / "reports" / "report.html")
-        self.device_names = opt.harness_devices or ["local"]
+        self.device_words = opt.harness_devices or ["local"]   # names, tags or globs
+        self._device_names = None
         self.overrides = {"min_duration_s": opt.harness_min_duration, "warmup": opt.harness_warmup,
                           "rounds": opt.harness_rounds}
         self._inventory = self._manifests = self._session = None
@@ -49,6 +50,16 @@ class HarnessState:
         self.progress = lambda text: None   # set by the terminal reporter when there is one
         self.outcomes: dict = {}            # "device|model/variant" -> {"passed": [...], "failed": [...]}
         self.errors: list[str] = []
+
+    @property
+    def device_names(self) -> list:
+        """The devices the --device words select (a tag selects every device carrying it)."""
+        if self._device_names is None:
+            names = []
+            for word in self.device_words:
+                names += [n for n in self.inventory.select(word) if n not in names]
+            self._device_names = names
+        return self._device_names
 
     @property
     def inventory(self) -> Inventory:
@@ -107,7 +118,8 @@ def _default_store(root: Path) -> str:
 def pytest_addoption(parser):
     group = parser.getgroup("harness", "edge benchmarking harness")
     group.addoption("--device", action="append", dest="harness_devices", metavar="NAME",
-                    help="device from the inventory to benchmark on (repeatable; default: local)")
+                    help="device from the inventory to benchmark on: a name, a tag (every device "
+                         "carrying it) or a glob (repeatable; default: local)")
     group.addoption("--devices-dir", dest="harness_devices_dir", metavar="DIR",
                     help="inventory directory of device YAML files (default: <rootdir>/devices)")
     group.addoption("--models-dir", dest="harness_models_dir", metavar="DIR",
