@@ -111,7 +111,8 @@ def load_manifest(path: Path) -> Manifest:
         raise ConfigError(path, "(file)", "valid YAML", None, str(exc)) from None
     src = str(path)
     schema.check_keys(src, "", data, ("name", "description", "base", "dataset", "inputs", "variants",
-                                      "max_accuracy_drop", "train_hook"), required=("name", "base", "variants"))
+                                      "max_accuracy_drop", "train_hook", "search"),  # search: harness.search.space
+                      required=("name", "base", "variants"))
     name = schema.get(src, "", data, "name", str, required=True)
     base = path.parent / schema.get(src, "", data, "base", str, required=True)
     dataset = schema.get(src, "", data, "dataset", str, None, choices=sorted(datasets.DATASETS))
