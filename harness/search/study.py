@@ -106,8 +106,8 @@ class TrialOutcome:
 def run_search(spec: SearchSpec, manifest: zoo.Manifest, session, device: str, *, trials: int,
                storage_url: str, study_name: str, worker_trials: Optional[int] = None,
                remeasure: int = DEFAULT_REMEASURE, log: Callable[[str], None] = lambda line: None) -> list:
-    """Run trials until the study holds ``trials`` finished ones (or this worker has run
-    ``worker_trials``); returns this worker's TrialOutcomes."""
+    """Run trials until the study holds ``trials`` finished ones (see ``_finished``) or this
+    worker has run ``worker_trials``; returns this worker's TrialOutcomes."""
     optuna = _optuna()
     if trials < 1:
         raise ConfigError("--trials", "trials", "a positive number of trials", trials)
@@ -144,8 +144,12 @@ def _load_study(optuna, storage, name, spec, manifest, device, seed_offset):
 
 
 def _finished(optuna, study) -> int:
-    done = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
-    return len(study.get_trials(deepcopy=False, states=done))
+    """Trials that count towards the total: measured, excluded, or failed with a reason (a
+    configuration the technique refused, every measurement invalid). A trial a killed worker
+    left behind has no reason and does not count: its configuration is queued again."""
+    states = optuna.trial.TrialState
+    return sum(1 for t in study.get_trials(deepcopy=False, states=(states.COMPLETE, states.PRUNED, states.FAIL))
+               if t.state != states.FAIL or "failed" in t.user_attrs)
 
 
 def _recover_dead_trials(optuna, study) -> None:
@@ -201,6 +205,8 @@ def _one_trial(optuna, study, spec, manifest, session, device, study_name, refer
                  for value in [obj.from_variant(b.metric, variant)] if value is not None]
     except ValueError as exc:
         return _fail(optuna, study, trial, outcome, str(exc))
+    trial.set_user_attr("before_device", {m: obj.from_variant(m, variant)
+                                          for m in ("accuracy", "stored_size", "deployed_size")})
     missed = [b.text for b, v in early if v > 0]
     if missed:
         outcome.state, outcome.feasible, outcome.reasons = "excluded", False, [f"before the device: {t}" for t in missed]
