@@ -74,7 +74,7 @@ def env() -> dict:
 def test_trials_are_measurements_and_a_budget_keeps_trials_off_the_device(tmp_path, cache):
     url = f"sqlite:///{tmp_path / 'h.sqlite'}"
     result = execute(write_manifest(tmp_path), "local", trials=6, store_url=url, study="s1", cache=cache,
-                     overrides=FAST, log=lambda line: None)
+                     overrides=FAST, with_variants=True, log=lambda line: None)
     study = load(url, "s1")
     trials = study.get_trials()
     assert len(trials) == 6
@@ -97,6 +97,8 @@ def test_trials_are_measurements_and_a_budget_keeps_trials_off_the_device(tmp_pa
         assert t.constraints["stored size < 4 KB"] >= 0
     assert Store(url).run(result.run_id)["tag"] == "search:s1"
     assert {t["number"] for t in result.summary["trials"]} == set(range(6))
+    (fp32,) = result.summary["handwritten"]          # measured beside, outside the 4 KB budget
+    assert (fp32["name"], fp32["feasible"], fp32["reasons"]) == ("fp32", False, ["stored size < 4 KB"])
 
 
 class VerdictSession:

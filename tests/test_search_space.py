@@ -167,6 +167,11 @@ def test_summary_compares_the_found_front_with_the_hand_written_variants():
     tie = summarize_search(trials, hand + [{"name": "same", "values": {"accuracy": 0.97, "p50": 0.5}}],
                            ["accuracy", "p50"])
     assert tie["dominating"] == [3]                 # a tie with a hand-written variant still counts
+    lossy = {"name": "lossy", "values": {"accuracy": 0.5, "p50": 0.01}, "feasible": False, "reasons": ["x"]}
+    outside = summarize_search(trials, hand + [lossy], ["accuracy", "p50"])
+    assert outside["dominating"] == [3]             # a variant outside the budgets is shown, not compared
+    assert outside["hypervolume_handwritten"] == pytest.approx(s["hypervolume_handwritten"])
+    assert not outside["handwritten"][-1]["on_front"]
 
 
 def test_report_figures_escape_names_and_show_every_part():

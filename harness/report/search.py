@@ -61,13 +61,20 @@ def front_figure(summary: dict, x: int = 0, y: int = 1) -> go.Figure:
             hoverinfo="text"))
     hand = summary["handwritten"]
     if hand and x is not None:
-        pts = [xy(h["values"]) for h in hand]
-        fig.add_trace(go.Scatter(
-            x=[p[0] for p in pts], y=[p[1] for p in pts], mode="markers+text", name="hand-written variants",
-            text=[esc(h["name"]) for h in hand], textposition="top center",
-            marker=dict(symbol="square", size=10, color="#ff7f0e", line=dict(width=1, color="black")),
-            hovertext=[f"<b>{esc(h['name'])}</b><br>{esc(h.get('technique') or '')}" for h in hand],
-            hoverinfo="text"))
+        for within, name, colour in ((True, "hand-written variants", "#ff7f0e"),
+                                     (False, "hand-written, outside the budgets", "#bbbbbb")):
+            group = [h for h in hand if h.get("feasible", True) == within]
+            if not group:
+                continue
+            pts = [xy(h["values"]) for h in group]
+            fig.add_trace(go.Scatter(
+                x=[p[0] for p in pts], y=[p[1] for p in pts], mode="markers+text", name=name,
+                text=[esc(h["name"]) for h in group], textposition="top center",
+                marker=dict(symbol="square", size=10, color=colour, line=dict(width=1, color="black")),
+                hovertext=[f"<b>{esc(h['name'])}</b><br>{esc(h.get('technique') or '')}"
+                           + (f"<br>misses {esc('; '.join(h.get('reasons') or []))}" if not within else "")
+                           for h in group],
+                hoverinfo="text"))
         front_pts = sorted(xy(h["values"]) for h in hand if h["on_front"])
         fig.add_trace(go.Scatter(x=[p[0] for p in front_pts], y=[p[1] for p in front_pts], mode="lines",
                                  name="hand-written front", line=dict(color="#ff7f0e", dash="dash"),

@@ -68,12 +68,14 @@ def execute(manifest_path: Path, device: str, *, trials: int, store_url: str, st
                                         study_name=name, worker_trials=worker_trials, remeasure=remeasure,
                                         log=log)
         run_id = session.run_id if session.measured else None
+        reference = (study_mod.reference_accuracy(session, manifest) if any(b.drop for b in spec.budgets)
+                     else None)
     finally:
         session.close()
     objectives = [o.name for o in spec.objectives]
     trials_rows = study_mod.trials_data(name, store_url)
     hand = handwritten_points([m for m in store.measurements() if m.device == device and m.model == manifest.name],
-                              objectives)
+                              objectives, spec.budgets, reference)
     return SearchOutcome(name, store_url, outcomes, summarize_search(trials_rows, hand, objectives), run_id)
 
 

@@ -14,23 +14,33 @@ from .objectives import METRICS, from_measurement
 from .space import describe
 
 
-def handwritten_points(measurements, objectives: Sequence[str]) -> list:
-    """{name, values} of the manifest's own variants (measurements that are no search trial)
-    with a value for every objective; the latest measurement of each variant counts."""
+def handwritten_points(measurements, objectives: Sequence[str], budgets: Sequence = (),
+                       reference_accuracy: Optional[float] = None) -> list:
+    """{name, values, feasible, reasons} of the manifest's own variants (measurements that are
+    no search trial) with a value for every objective; the latest measurement of each variant
+    counts. ``feasible``: it meets the search's budgets too (only those are compared)."""
     latest = {}
     for m in measurements:
         if "search" in (m.settings or {}):
             continue
         values = {name: from_measurement(name, m) for name in objectives}
         if all(v is not None for v in values.values()):
+            missed = []
+            for b in budgets:
+                value = from_measurement(b.metric, m)
+                if value is None or (b.drop and reference_accuracy is None) or \
+                        b.violation(value, reference_accuracy) > 0:
+                    missed.append(b.text)
             latest[m.variant] = {"name": m.variant, "technique": m.technique, "values": values,
-                                 "measurement_id": m.id}
+                                 "measurement_id": m.id, "feasible": not missed, "reasons": missed}
     return list(latest.values())
 
 
 def summarize_search(trials: list, handwritten: list, objectives: Sequence[str], margin: float = 0.1) -> dict:
     """The search's figures as data. ``trials``: dicts with number, state, technique, config,
-    values ({objective: canonical value}); ``handwritten``: dicts with name and values."""
+    values ({objective: canonical value}); ``handwritten``: dicts with name and values (and
+    ``feasible``: a hand-written variant that misses the search's budgets is shown but not
+    compared, since no trial outside them counts either)."""
     directions = [METRICS[o].direction for o in objectives]
     trials = sorted(trials, key=lambda t: t["number"])
 
@@ -38,7 +48,7 @@ def summarize_search(trials: list, handwritten: list, objectives: Sequence[str],
         return None if not values else front.to_minimize([values[o] for o in objectives], directions)
 
     feasible = [point(t["values"]) if t["state"] == "feasible" else None for t in trials]
-    hand = [point(h["values"]) for h in handwritten]
+    hand = [point(h["values"]) if h.get("feasible", True) else None for h in handwritten]
     everything = [p for p in feasible + hand if p is not None]
     reference = front.reference_point(everything, margin=margin) if everything else None
     if reference is not None:
@@ -70,7 +80,8 @@ def summarize_search(trials: list, handwritten: list, objectives: Sequence[str],
                                      for t, hv in zip(trials, front.hypervolume_history(feasible, unit_reference))]
     result["hypervolume_found"] = front.hypervolume([feasible[i] for i in found_idx], unit_reference)
     result["hypervolume_handwritten"] = front.hypervolume([hand[i] for i in hand_idx], unit_reference)
-    if hand:
-        result["dominating"] = [trials[i]["number"] for i in found_idx
-                                if all(front.dominates_or_ties(feasible[i], q) for q in hand)]
+    if any(q is not None for q in hand):
+        compared = [q for q in hand if q is not None]
+        result["dominating"] = [trials[i]["number"] for i in found_idx if compared
+                                and all(front.dominates_or_ties(feasible[i], q) for q in compared)]
     return result

@@ -116,7 +116,7 @@ def run_search(spec: SearchSpec, manifest: zoo.Manifest, session, device: str, *
     study = _load_study(optuna, storage, study_name, spec, manifest, device, seed_offset=0)
     _recover_dead_trials(optuna, study)
     study.sampler = make_sampler(spec, seed_offset=len(study.trials))
-    reference = _reference_accuracy(session, manifest) if any(b.drop for b in spec.budgets) else None
+    reference = reference_accuracy(session, manifest) if any(b.drop for b in spec.budgets) else None
     outcomes = []
     while _finished(optuna, study) < trials and (worker_trials is None or len(outcomes) < worker_trials):
         outcome = _one_trial(optuna, study, spec, manifest, session, device, study_name, reference, remeasure)
@@ -177,7 +177,7 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _reference_accuracy(session, manifest) -> Optional[float]:
+def reference_accuracy(session, manifest) -> Optional[float]:
     """The base model's host accuracy: what an accuracy-drop budget drops from."""
     recipe = zoo.VariantRecipe("fp32", "fp32", {}, None, ("onnxruntime",), f"{manifest.source}: search reference")
     return session.variant(manifest, recipe).host_accuracy
