@@ -165,8 +165,12 @@ def test_a_search_killed_between_trials_resumes_with_nothing_lost(tmp_path, cach
     before = load(url, "k").get_trials()
     done_before = [t for t in before if t.state.is_finished()]
     assert len(done_before) >= 2
-    again = subprocess.run(args, capture_output=True, text=True, env=env(), cwd=tmp_path, timeout=600)
+    page = tmp_path / "search.html"
+    again = subprocess.run(args + ["--report", str(page)], capture_output=True, text=True, env=env(), cwd=tmp_path,
+                           timeout=600)
     assert again.returncode == 0, again.stderr
+    html = page.read_text()
+    assert "id='search-front'" in html and "found front" in html and "Hypervolume per trial" in html
     after = load(url, "k").get_trials()
     states = [t.state for t in after]
     assert optuna.trial.TrialState.RUNNING not in states
