@@ -1,6 +1,7 @@
 """Searches on the demo MLP on the `local` device: real builds, real runner subprocesses,
 a real optuna study in the store's SQLite (or a real PostgreSQL), real kill -9."""
 import os
+import platform
 import signal
 import subprocess
 import sys
@@ -194,10 +195,10 @@ def test_a_trial_left_running_by_a_dead_worker_is_failed_and_its_configuration_r
     dead = subprocess.Popen(["true"])
     dead.wait()
     orphan = study.ask()
-    orphan.set_user_attr("worker", f"{study_mod.platform.node()}:{dead.pid}")
+    orphan.set_user_attr("worker", f"{platform.node()}:{dead.pid}")
     spec.sample(orphan)                                            # its configuration, never measured
     alive = study.ask()
-    alive.set_user_attr("worker", f"{study_mod.platform.node()}:{os.getpid()}")   # a live worker's: untouched
+    alive.set_user_attr("worker", f"{platform.node()}:{os.getpid()}")   # a live worker's: untouched
     session = Session(Inventory(ROOT / "devices"), Store(url), [manifest], cache=cache, overrides=FAST)
     try:
         study_mod.run_search(spec, manifest, session, "local", trials=1, storage_url=url, study_name="d")

@@ -31,7 +31,7 @@ import yaml
 
 from .. import schema
 from ..errors import ConfigError
-from .objectives import Budget, parse_budget, parse_objective
+from .objectives import parse_budget, parse_objective
 
 SAMPLERS = ("nsga2", "tpe")
 RANGE_KEYS = ("low", "high", "step", "log", "choices", "per_layer", "layers")
