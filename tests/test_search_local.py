@@ -112,6 +112,9 @@ class VerdictSession:
     def variant(self, manifest, recipe):
         return self.session.variant(manifest, recipe)
 
+    def skip_reason(self, device, recipe):
+        return self.session.skip_reason(device, recipe)
+
     def measure(self, device, manifest, recipe, **settings):
         m = self.session.measure(device, manifest, recipe, **settings)
         if self.left > 0:
@@ -256,3 +259,15 @@ def test_cli_names_a_manifest_without_a_search_section(tmp_path, capsys):
     assert main(["search", str(path), "--device", "local", "--store", f"sqlite:///{tmp_path / 'h.sqlite'}"]) == 2
     err = capsys.readouterr().err
     assert str(path) in err and "search" in err and "docs/search.md" in err
+
+
+def test_a_device_that_cannot_run_onnx_variants_is_refused_before_any_trial(tmp_path, capsys):
+    from harness.cli import main
+
+    url = f"sqlite:///{tmp_path / 'h.sqlite'}"
+    code = main(["--devices-dir", str(ROOT / "devices"), "search", str(write_manifest(tmp_path)), "--device",
+                 "qemu-m3", "--store", url, "--study", "m"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "search on qemu-m3" in err and "onnxruntime" in err
+    assert not [t for t in optuna.get_all_study_summaries(study_mod.open_storage(url))]

@@ -31,6 +31,7 @@ from .space import SearchSpec, describe
 
 STUDY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 DEFAULT_REMEASURE = 2
+SEARCH_RUNTIMES = zoo.RUNTIMES_BY_FORMAT["onnx"]    # technique variants are ONNX models
 
 
 def _optuna():
@@ -112,6 +113,10 @@ def run_search(spec: SearchSpec, manifest: zoo.Manifest, session, device: str, *
     if trials < 1:
         raise ConfigError("--trials", "trials", "a positive number of trials", trials)
     check_study_name(study_name)
+    probe = zoo.VariantRecipe("search", "fp32", {}, None, SEARCH_RUNTIMES, spec.source)
+    cannot = session.skip_reason(device, probe)
+    if cannot:                # e.g. an MCU: searched variants are ONNX models
+        raise HarnessError(f"search on {device}: {cannot}")
     storage = open_storage(storage_url)
     study = _load_study(optuna, storage, study_name, spec, manifest, device, seed_offset=0)
     _recover_dead_trials(optuna, study)
@@ -191,7 +196,7 @@ def _one_trial(optuna, study, spec, manifest, session, device, study_name, refer
     trial.set_user_attr("config", params)
     outcome = TrialOutcome(trial.number, "failed", technique, params)
     recipe = zoo.VariantRecipe(name=f"{study_name}-t{trial.number:04d}", technique=technique, params=params,
-                               file=None, runtimes=("onnxruntime",),
+                               file=None, runtimes=SEARCH_RUNTIMES,
                                where=f"{spec.source}: search trial {trial.number} ({technique})")
     start = time.perf_counter()
     try:
