@@ -63,7 +63,7 @@ def _set_constraints(trial, budgets, violations) -> None:
 
 def make_sampler(spec: SearchSpec, seed_offset: int = 0):
     optuna = _optuna()
-    seed = spec.seed + seed_offset   # a resumed worker does not replay the first worker's draws
+    seed = spec.seed + seed_offset
     if spec.sampler == "tpe":
         return optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(10, spec.population), multivariate=True,
                                           warn_independent_sampling=False)
@@ -120,10 +120,12 @@ def run_search(spec: SearchSpec, manifest: zoo.Manifest, session, device: str, *
     storage = open_storage(storage_url)
     study = _load_study(optuna, storage, study_name, spec, manifest, device, seed_offset=0)
     _recover_dead_trials(optuna, study)
-    study.sampler = make_sampler(spec, seed_offset=len(study.trials))
     reference = reference_accuracy(session, manifest) if any(b.drop for b in spec.budgets) else None
     outcomes = []
     while _finished(optuna, study) < trials and (worker_trials is None or len(outcomes) < worker_trials):
+        # seeded by the study's size: one worker replays the same draws from the same seed;
+        # a resumed worker, or a second one joining later, does not repeat the first's
+        study.sampler = make_sampler(spec, seed_offset=len(study.get_trials(deepcopy=False)))
         outcome = _one_trial(optuna, study, spec, manifest, session, device, study_name, reference, remeasure)
         outcomes.append(outcome)
         log(format_outcome(outcome, spec))
