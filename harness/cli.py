@@ -11,6 +11,7 @@
     harness compare BASE NEW [--compare-fail EXPR...] [--store URL]
     harness export RUN --format json|csv [--out FILE] [--store URL]
     harness devices status [--store URL]           who holds which board, until when
+    harness search MANIFEST --device NAME --trials N [--study NAME] [--store URL] [--report PATH]
 """
 from __future__ import annotations
 
@@ -256,6 +257,21 @@ def _add_lab_parsers(sub, devices_sub) -> None:
     status.set_defaults(func=cmd_devices_status)
 
 
+def cmd_search(args) -> int:
+    """Search the manifest's search: space on one device (harness.search; docs/search.md)."""
+    from .search import cli as search_cli
+
+    return search_cli.run(args)
+
+
+def _add_search_parser(sub) -> None:
+    from .search.cli import add_arguments
+
+    p = sub.add_parser("search", help="search the compression space on a device (optuna, multi-objective)")
+    add_arguments(p)
+    p.set_defaults(func=cmd_search)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="harness", description="Benchmark compressed models on edge devices.")
     parser.add_argument("--version", action="version", version=f"harness {__version__}")
@@ -295,6 +311,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="also write every figure as a static image (kaleido + Chromium)")
     report.set_defaults(func=cmd_report)
     _add_lab_parsers(sub, dsub)
+    _add_search_parser(sub)
     return parser
 
 

@@ -27,7 +27,7 @@ _KEY = pytest.StashKey["HarnessState"]()
 
 # Lab CI (run ids shared by xdist workers, leases, baselines and gates) lives in its own
 # plugin module: see harness/lab.py.
-pytest_plugins = ["harness.lab"]
+pytest_plugins = ["harness.lab", "harness.search.pytest_entry"]
 
 
 class HarnessState:

@@ -116,7 +116,8 @@ def load_manifest(path: Path) -> Manifest:
         raise ConfigError(path, "(file)", "valid YAML", None, str(exc)) from None
     src = str(path)
     schema.check_keys(src, "", data, ("name", "description", "base", "dataset", "inputs", "variants",
-                                      "max_accuracy_drop", "train_hook", "control"),
+                                      "max_accuracy_drop", "train_hook", "control",
+                                      "search"),  # search: read by harness.search.space
                         required=("name", "base", "variants"))
     name = schema.get(src, "", data, "name", str, required=True)
     base = path.parent / schema.get(src, "", data, "base", str, required=True)

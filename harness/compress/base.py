@@ -34,6 +34,21 @@ class BuildContext:
     def param(self, key, types, default=None, **limits):
         return schema.get(self.source, "params", self.params, key, types, default, **limits)
 
+    def layer_param(self, key, layer_names, types, **limits) -> dict:
+        """A per-layer choice ``{layer name: value}`` (e.g. bits or sparsity per layer); {} when
+        absent. Each value is checked like ``param``; a name that is not a weight layer of the
+        base model is refused with the known names."""
+        mapping = schema.get(self.source, "params", self.params, key, dict, {})
+        known = list(layer_names)
+        for name in mapping:
+            if name not in known:
+                from ..errors import ConfigError
+
+                raise ConfigError(self.source, f"params.{key}.{name}",
+                                  "a weight layer of the base model (" + ", ".join(known) + ")", name)
+        return {name: schema.get(self.source, f"params.{key}", mapping, name, types, **limits)
+                for name in mapping}
+
 
 @dataclass
 class BuildResult:

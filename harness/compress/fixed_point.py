@@ -72,7 +72,7 @@ def quantize_weight(model, layer, bits: int) -> dict:
                            name=g.unique_name(model, f"{layer.name}_weight_dq"))
     live = g.set_input(model, layer.node, 1, deq.output[0])
     g.replace_node(model, live, [deq, live])
-    return {"fl": fl, "mse": err, "bits": bits, "weights": int(w.size)}
+    return {"fl": fl, "mse": err, "bits": bits, "weights": int(w.size), "initializer": q_name}
 
 
 def quantize_activation(model, tensor, values, bits: int) -> dict:
@@ -117,7 +117,7 @@ def activation_tensors(model, outputs: bool) -> list:
     return [t for t in tensors if t not in graph_outputs]
 
 
-@technique("fixed-point", params=("weight_bits", "activation_bits", "outputs", "samples"),
+@technique("fixed-point", params=("weight_bits", "activation_bits", "outputs", "samples", "layer_bits"),
            description="Dynamic fixed point: per-layer power-of-two scales for weights and activations, QDQ")
 def build_fixed_point(ctx: BuildContext) -> BuildResult:
     wbits = _bits(ctx, "weight_bits", 8)
@@ -125,10 +125,16 @@ def build_fixed_point(ctx: BuildContext) -> BuildResult:
     samples = ctx.param("samples", int, 200, minimum=1)
     outputs = ctx.param("outputs", bool, True)
     model = g.load(ctx.base)
+    # weight bits per layer (mixed fixed point, e.g. from a search); other layers: weight_bits
+    layer_bits = {l.name: wbits for l in g.weight_layers(model)}
+    for name, bits in ctx.layer_param("layer_bits", layer_bits, int, minimum=2, maximum=32).items():
+        if 16 < bits < 32:
+            raise ConfigError(ctx.source, f"params.layer_bits.{name}", "2..16 bits, or 32 for float", bits)
+        layer_bits[name] = bits
     if abits < 32 and ctx.calibration is None:
         raise ConfigError(ctx.source, "technique", "a model with a dataset for calibration", "fixed-point",
                           "activation fractional lengths need representative inputs")
-    if any(8 < b <= 16 for b in (wbits, abits)):
+    if any(8 < b <= 16 for b in (*layer_bits.values(), abits)):
         from onnx import version_converter
         model = version_converter.convert_version(model, 21)   # int16 QDQ needs opset 21
     facts = {"weights": {}, "activations": {}}
@@ -137,10 +143,13 @@ def build_fixed_point(ctx: BuildContext) -> BuildResult:
         values = g.tensor_values(model, tensors, ctx.calibration[:samples])
         for tensor in tensors:
             facts["activations"][tensor] = quantize_activation(model, tensor, values[tensor], abits)
-    if wbits < 32:
-        for weight in [l.weight for l in g.weight_layers(model)]:
-            layer = next(l for l in g.weight_layers(model) if l.weight == weight)
-            facts["weights"][layer.name] = quantize_weight(model, layer, wbits)
+    stored_bits = {}    # integer initializer -> its bits
+    for weight in [l.weight for l in g.weight_layers(model)]:
+        layer = next(l for l in g.weight_layers(model) if l.weight == weight)
+        if layer_bits[layer.name] < 32:
+            fact = quantize_weight(model, layer, layer_bits[layer.name])
+            facts["weights"][layer.name] = fact
+            stored_bits[fact["initializer"]] = fact["bits"]
     del model.graph.value_info[:]
     g.save(model, ctx.out)
     bits = 0
@@ -148,7 +157,7 @@ def build_fixed_point(ctx: BuildContext) -> BuildResult:
     for t in model.graph.initializer:
         n = int(np.prod(t.dims)) if t.dims else 1
         if t.name in quantized:
-            bits += wbits * n
+            bits += stored_bits.get(t.name, wbits) * n
         elif t.data_type in (1, 10, 11) and t.name not in {n_.input[1] for n_ in model.graph.node
                                                            if n_.op_type in ("QuantizeLinear", "DequantizeLinear", "Clip")}:
             bits += 32 * n

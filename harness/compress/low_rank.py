@@ -132,7 +132,7 @@ def _responses(model, layers, x):
 
 
 @technique("low-rank", params=("energy", "rank", "method", "conv", "fc", "only_if_smaller", "samples",
-                               "fine_tune"),
+                               "fine_tune", "layer_energy"),
            description="Truncated SVD: FC into two FCs, k x k conv into k x k (d' filters) + 1 x 1")
 def build_low_rank(ctx: BuildContext) -> BuildResult:
     energy = ctx.param("energy", float, 0.9, minimum=0.01, maximum=1.0)
@@ -147,6 +147,9 @@ def build_low_rank(ctx: BuildContext) -> BuildResult:
     if method == "response" and ctx.calibration is None:
         raise ConfigError(ctx.source, "params.method", "svd for a model without calibration data", method)
     model = g.load(ctx.base)
+    # energy kept per layer (e.g. from a search); other layers: energy
+    layer_energy = ctx.layer_param("layer_energy", [l.name for l in g.weight_layers(model)], float,
+                                   minimum=0.01, maximum=1.0)
     responses = _responses(model, g.weight_layers(model), ctx.calibration[:samples]) if method == "response" else {}
     facts = {}
     for weight in [l.weight for l in g.weight_layers(model)]:
@@ -166,12 +169,13 @@ def build_low_rank(ctx: BuildContext) -> BuildResult:
             # MatMul's output has no bias in it; Gemm's and Conv's does
             stored_bias = g.get_array(model, layer.bias) if layer.bias is not None else None
             in_output = stored_bias if layer.node.op_type != "MatMul" else None
-            a, b, r, kept, comp = factor_response(matrix, responses[layer.weight], in_output, energy, rank)
+            a, b, r, kept, comp = factor_response(matrix, responses[layer.weight], in_output,
+                                                  layer_energy.get(layer.name, energy), rank)
             bias = comp + (stored_bias if layer.node.op_type == "MatMul" and stored_bias is not None else 0)
             if layer.node.op_type == "MatMul" and layer.bias is None:
                 bias = None          # nowhere to put the mean correction; the factors still hold
         else:
-            a, b, r, kept = factor(matrix, energy, rank)
+            a, b, r, kept = factor(matrix, layer_energy.get(layer.name, energy), rank)
         before, after = matrix.size, a.size + b.size
         fact = {"kind": layer.kind, "rank": r, "full_rank": int(min(matrix.shape)),
                 "energy_kept": round(kept, 5), "params_before": int(before), "params_after": int(after)}

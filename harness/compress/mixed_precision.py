@@ -118,7 +118,7 @@ def choose(sizes: dict, drops: dict, budget_bytes: float) -> dict:
     return chosen
 
 
-@technique("mixed-precision", params=("budget", "samples"),
+@technique("mixed-precision", params=("budget", "samples", "layer_precision"),
            description="Per-layer fp32/fp16/int8 from a sensitivity scan under a size budget")
 def build_mixed_precision(ctx: BuildContext) -> BuildResult:
     budget = ctx.param("budget", float, 0.5, minimum=0.01, maximum=1.0)
@@ -132,13 +132,19 @@ def build_mixed_precision(ctx: BuildContext) -> BuildResult:
     ranges = {n: (float(v.min()), float(v.max())) for n, v in values.items()}
     sizes = {l.name: {p: weight_bytes(model, l, p) for p in PRECISIONS} for l in layers}
     dense = sum(s["fp32"] for s in sizes.values())
-    result = scan(ctx, model, layers, ("fp16", "int8"), lambda m, l, p: lower(m, l, p, ranges))
-    if result is None:      # no scan: every lowering counts the same; the size decides
-        drops, allocation = {n: {"fp32": 0.0, "fp16": 0.0, "int8": 1.0} for n in sizes}, "size-only"
+    # precision per layer given (e.g. by a search): no scan, no budget; other layers stay fp32
+    given = ctx.layer_param("layer_precision", sizes, str, choices=PRECISIONS)
+    if given:
+        drops = {n: {p: None for p in PRECISIONS} for n in sizes}     # not scanned
+        allocation, chosen = "given", {n: given.get(n, "fp32") for n in sizes}
     else:
-        drops = {n: {"fp32": 0.0, **d} for n, d in result[1].items()}
-        allocation = "sensitivity"
-    chosen = choose(sizes, drops, budget * dense)
+        result = scan(ctx, model, layers, ("fp16", "int8"), lambda m, l, p: lower(m, l, p, ranges))
+        if result is None:      # no scan: every lowering counts the same; the size decides
+            drops, allocation = {n: {"fp32": 0.0, "fp16": 0.0, "int8": 1.0} for n in sizes}, "size-only"
+        else:
+            drops = {n: {"fp32": 0.0, **d} for n, d in result[1].items()}
+            allocation = "sensitivity"
+        chosen = choose(sizes, drops, budget * dense)
     if chosen is None:
         smallest = sum(s["int8"] for s in sizes.values()) / dense
         raise ConfigError(ctx.source, "params.budget", f"a budget the all-int8 weights fit (>= {smallest:.3f})",
@@ -152,7 +158,7 @@ def build_mixed_precision(ctx: BuildContext) -> BuildResult:
     others = 4 * sum(g.get_array(model, t.name).size for t in g.load(ctx.base).graph.initializer
                      if t.name not in {l.weight for l in layers} and t.data_type == 1)
     facts = {n: {"precision": chosen[n], "bytes": sizes[n][chosen[n]],
-                 "drop_fp16": round(drops[n]["fp16"], 4), "drop_int8": round(drops[n]["int8"], 4)}
+                 **{f"drop_{p}": None if drops[n][p] is None else round(drops[n][p], 4) for p in ("fp16", "int8")}}
              for n in chosen}
     info = {"budget": budget, "weight_bytes": weights, "weight_ratio": round(weights / dense, 4),
             "allocation": allocation, "layers": facts, "fine_tuned": False, "post_training": True}

@@ -70,13 +70,19 @@ def allocate(sizes: dict, drops: dict, target: float, maximum: float) -> dict:
     return chosen
 
 
-def magnitude_prune(ctx: BuildContext, model, sparsity: float, maximum: float, use_scan: bool):
-    """Prune ``model`` in place to ``sparsity`` overall; returns per-layer facts and the scan mode."""
+def magnitude_prune(ctx: BuildContext, model, sparsity: float, maximum: float, use_scan: bool,
+                    chosen: dict | None = None):
+    """Prune ``model`` in place to ``sparsity`` overall (or to the ``chosen`` per-layer
+    sparsities, e.g. a search's; other layers get ``sparsity``); returns per-layer facts and
+    the allocation mode."""
     layers = g.weight_layers(model)
     sizes = {l.name: g.get_weight(model, l).size for l in layers}
     per_layer = {l.name: sparsity for l in layers}
     mode = "uniform"
-    if use_scan and 0.0 < sparsity:
+    if chosen:
+        per_layer.update(chosen)
+        mode = "per-layer"
+    elif use_scan and 0.0 < sparsity:
         def apply(m, layer, s):
             g.set_weight(m, layer, prune_array(g.get_weight(m, layer), s)[0])
         result = scan(ctx, model, layers, _grid(maximum), apply)
@@ -104,7 +110,8 @@ def mask_projection(model):
     return project
 
 
-@technique("prune-magnitude", params=("sparsity", "max_layer_sparsity", "sensitivity", "fine_tune"),
+@technique("prune-magnitude", params=("sparsity", "max_layer_sparsity", "sensitivity", "fine_tune",
+                                     "layer_sparsity"),
            description="Unstructured magnitude pruning with per-layer thresholds from a sensitivity scan")
 def build_prune_magnitude(ctx: BuildContext) -> BuildResult:
     sparsity = ctx.param("sparsity", float, 0.8, minimum=0.0, maximum=0.99)
@@ -112,8 +119,12 @@ def build_prune_magnitude(ctx: BuildContext) -> BuildResult:
     use_scan = ctx.param("sensitivity", bool, True)
     tune = ctx.param("fine_tune", bool, True)
     model = g.load(ctx.base)
-    facts, mode = magnitude_prune(ctx, model, sparsity, max(maximum, sparsity), use_scan)
-    model, tuning = fine_tune(ctx, model, mask_projection(model), enabled=tune and sparsity > 0)
+    chosen = ctx.layer_param("layer_sparsity", [l.name for l in g.weight_layers(model)], float,
+                             minimum=0.0, maximum=0.99)
+    limit = max([maximum, sparsity, *chosen.values()])   # a chosen sparsity is not capped
+    facts, mode = magnitude_prune(ctx, model, sparsity, limit, use_scan, chosen)
+    pruned = sparsity > 0 or any(v > 0 for v in chosen.values())
+    model, tuning = fine_tune(ctx, model, mask_projection(model), enabled=tune and pruned)
     g.save(model, ctx.out)
     weights = sum(f["weights"] for f in facts.values())
     zeros = sum(f["weights"] * f["sparsity"] for f in facts.values())
