@@ -274,7 +274,7 @@ def pytest_runtest_makereport(item, call):
     report = outcome.get_result()
     if call.when == "call" and call.excinfo is not None and call.excinfo.errisinstance(InvalidMeasurement):
         report.longrepr = str(call.excinfo.value)   # the reasons, not a traceback
-    if call.when != "call" or "device_name" not in item.fixturenames:
+    if call.when != "call" or "device_name" not in getattr(item, "fixturenames", ()):
         return
     callspec = getattr(item, "callspec", None)
     session = harness_state(item.config).existing_session

@@ -22,6 +22,7 @@ from harness.session import Session  # noqa: E402
 from harness.store import Store  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
+BOARDS = ROOT / "tests" / "boards"   # local (a busy host is no invalid measurement) and qemu-m3
 FAST = {"min_duration_s": 0.02, "warmup": 2}
 # fixed point at 8 bits fits 4 KB; fp32 or fp16 layers do not: the budget sorts them before the device
 SEARCH = """search:
@@ -65,7 +66,7 @@ def load(url: str, study: str):
 
 
 def cli(*args) -> list:
-    return [sys.executable, "-m", "harness.cli", "--devices-dir", str(ROOT / "devices"), "search", *args]
+    return [sys.executable, "-m", "harness.cli", "--devices-dir", str(BOARDS), "search", *args]
 
 
 def env() -> dict:
@@ -74,7 +75,7 @@ def env() -> dict:
 
 def test_trials_are_measurements_and_a_budget_keeps_trials_off_the_device(tmp_path, cache):
     url = f"sqlite:///{tmp_path / 'h.sqlite'}"
-    result = execute(write_manifest(tmp_path), "local", trials=6, store_url=url, study="s1", cache=cache,
+    result = execute(write_manifest(tmp_path), "local", devices_dir=BOARDS, trials=6, store_url=url, study="s1", cache=cache,
                      overrides=FAST, with_variants=True, log=lambda line: None)
     study = load(url, "s1")
     trials = study.get_trials()
@@ -130,7 +131,7 @@ def test_an_invalid_measurement_is_remeasured_and_never_told_as_a_number(tmp_pat
                                                 .replace("choices: [4, 8]", "choices: [8]")))
     spec = load_search(manifest)
     store = Store(url)
-    session = Session(Inventory(ROOT / "devices"), store, [manifest], cache=cache, overrides=FAST)
+    session = Session(Inventory(BOARDS), store, [manifest], cache=cache, overrides=FAST)
     try:
         study_mod.run_search(spec, manifest, VerdictSession(session, invalid_first), "local", trials=1,
                              storage_url=url, study_name="v", remeasure=remeasure)
@@ -202,7 +203,7 @@ def test_a_trial_left_running_by_a_dead_worker_is_failed_and_its_configuration_r
     spec.sample(orphan)                                            # its configuration, never measured
     alive = study.ask()
     alive.set_user_attr("worker", f"{platform.node()}:{os.getpid()}")   # a live worker's: untouched
-    session = Session(Inventory(ROOT / "devices"), Store(url), [manifest], cache=cache, overrides=FAST)
+    session = Session(Inventory(BOARDS), Store(url), [manifest], cache=cache, overrides=FAST)
     try:
         study_mod.run_search(spec, manifest, session, "local", trials=1, storage_url=url, study_name="d")
     finally:
@@ -244,7 +245,7 @@ def test_pytest_entry_runs_the_search_as_a_test(tmp_path, cache):
         [sys.executable, "-m", "pytest", str(tmp_path / "tests"), "-p", "harness.search.pytest_entry",
          "-p", "no:cacheprovider", "--search", str(write_manifest(tmp_path)), "--device", "local",
          "--search-trials", "2", "--search-study", "pt", "--store", url, "--min-duration", "0.02",
-         "--devices-dir", str(ROOT / "devices"), "--models-dir", str(ROOT / "models"), "--report", "", "-rA"],
+         "--devices-dir", str(BOARDS), "--models-dir", str(ROOT / "models"), "--report", "", "-rA"],
         capture_output=True, text=True, env=env(), cwd=ROOT, timeout=600)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
     assert "PASSED" in run.stdout and "search[local]" in run.stdout and "front (" in run.stdout
@@ -265,7 +266,7 @@ def test_a_device_that_cannot_run_onnx_variants_is_refused_before_any_trial(tmp_
     from harness.cli import main
 
     url = f"sqlite:///{tmp_path / 'h.sqlite'}"
-    code = main(["--devices-dir", str(ROOT / "devices"), "search", str(write_manifest(tmp_path)), "--device",
+    code = main(["--devices-dir", str(BOARDS), "search", str(write_manifest(tmp_path)), "--device",
                  "qemu-m3", "--store", url, "--study", "m"])
     assert code == 2
     err = capsys.readouterr().err
