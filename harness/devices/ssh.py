@@ -23,6 +23,7 @@ from pathlib import Path
 
 from .. import schema
 from ..errors import ConfigError, DeviceError, RunnerError
+from ..secrets import host_has_password
 from .base import Device
 from .local import RUNNER, decode_runner_output, runner_env
 from .sshlink import BoardLost, Link, remote_argv, resolve, sha256_of
@@ -60,6 +61,12 @@ class SshDevice(Device):
                                   f"put it in an environment variable and name that in {secret}_env")
         schema.check_keys(source, where, options, OPTIONS, required=("host",))
         schema.get(source, where, options, "host", str, required=True)
+        for key in ("host", "jump"):  # user:password@host would be stored, printed and reported
+            value = options.get(key)
+            if isinstance(value, str) and host_has_password(value):
+                raise ConfigError(source, f"{where}.{key}", "[user@]host[:port] without a password", "***",
+                                  "a password in the host is refused: it would be stored and shown; put it "
+                                  "in an environment variable and name that in password_env")
         schema.get(source, where, options, "port", int, minimum=1, maximum=65535)
         for key in ("user", "known_hosts", "ssh_config", "jump", "password_env", "passphrase_env", "workdir"):
             schema.get(source, where, options, key, str)
