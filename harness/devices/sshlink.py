@@ -291,7 +291,7 @@ def _revoked_message(label, s, key, line) -> str:
 def _is_key_error(exc) -> bool:
     text = str(exc).lower()
     return any(w in text for w in ("private key", "deserialize", "passphrase", "encrypted", "decrypt",
-                                   "bad key", "not a valid", "no authentication methods"))
+                                   "bad key", "invalid key", "not a valid", "no authentication methods"))
 
 
 def _auth_message(label, s, password, exc) -> str:
@@ -408,6 +408,18 @@ class Link:
                             f"{what} ran"
                             + (f"; last stderr: {err.decode(errors='replace')[-500:]}" if err else ""))
         return Completed(list(argv), code, out.decode(errors="replace"), err.decode(errors="replace"))
+
+    def start(self, argv) -> paramiko.Channel:
+        """Start argv on the board and return its channel, for a process that lives as long
+        as the connection (the board lock); the caller reads it and closes it."""
+        if not self.alive:
+            raise BoardLost(f"{self.label}: not connected")
+        try:
+            chan = self._client.get_transport().open_session(timeout=self.settings.connect_timeout_s)
+            chan.exec_command(remote_argv(argv))
+        except (paramiko.SSHException, EOFError, OSError) as exc:
+            raise BoardLost(f"{self.label}: cannot start a command: {exc or type(exc).__name__}") from None
+        return chan
 
     # ------------------------------------------------------------- files
 
