@@ -92,8 +92,8 @@ def _terminal_notice(config):
     def say(text: str) -> None:
         reporter = config.pluginmanager.getplugin("terminalreporter")
         capture = config.pluginmanager.getplugin("capturemanager")
-        if reporter is None or capture is None:  # an xdist worker: the log has it
-            return
+        if reporter is None or capture is None or hasattr(config, "workerinput"):
+            return  # an xdist worker's output is not the user's terminal: the log has it
         with capture.global_and_fixture_disabled():
             reporter.write_line(f"harness: {text}", yellow=True)
     return say
