@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from . import __version__
-from .secrets import redact_argv
+from .redaction import redact_argv
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -18,7 +18,7 @@ from sqlalchemy.engine import make_url
 from . import provenance
 from .errors import StoreError
 from .measurement import Measurement
-from .secrets import redact  # noqa: F401 (re-exported: callers import it from here)
+from .redaction import redact  # noqa: F401 (re-exported: callers import it from here)
 
 DEFAULT_URL = "sqlite:///reports/harness.sqlite"
 

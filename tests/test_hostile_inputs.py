@@ -14,7 +14,7 @@ from harness import names, provenance, zoo
 from harness.errors import ConfigError, HarnessError
 from harness.inventory import Inventory, load_device_file
 from harness.report.page import write_page
-from harness.secrets import redact, redact_argv
+from harness.redaction import redact, redact_argv
 from tests.conftest import REPO
 
 BASE = REPO / "models" / "digits_mlp.onnx"

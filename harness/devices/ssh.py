@@ -23,7 +23,7 @@ from pathlib import Path
 
 from .. import schema
 from ..errors import ConfigError, DeviceError, RunnerError
-from ..secrets import host_has_password
+from ..redaction import host_has_password
 from . import boardlock
 from .base import Device
 from .local import RUNNER, decode_runner_output, runner_env
