@@ -26,7 +26,17 @@ from .inventory import Inventory
 
 
 def _inventory(args) -> Inventory:
-    return Inventory(args.devices_dir if Path(args.devices_dir).is_dir() else None)
+    # A --devices-dir given must exist; the default may be missing (the built-in local device).
+    if args.devices_dir is not None:
+        return Inventory(args.devices_dir)
+    return Inventory("devices" if Path("devices").is_dir() else None)
+
+
+def _models_dir(args) -> Path | None:
+    """The manifests directory, None when the default one is missing; a given one must exist."""
+    if args.models_dir is not None:
+        return Path(args.models_dir)
+    return Path("models") if Path("models").is_dir() else None
 
 
 def cmd_devices_list(args) -> int:
@@ -63,9 +73,9 @@ def cmd_devices_check(args) -> int:
     else:
         from .devices.ssh import check, format_check
 
-        models = Path(args.models_dir)
+        models = _models_dir(args)
         variants = [(f"{m.name}/{r.name}", r.runtimes)
-                    for m in (zoo.load_manifests(models) if models.is_dir() else []) for r in m.variants]
+                    for m in (zoo.load_manifests(models) if models else []) for r in m.variants]
         print(format_check(check(spec, variants)))
         with open_device(spec) as device:
             snapshot = device.machine_snapshot()
@@ -95,7 +105,7 @@ def cmd_devices_clean(args) -> int:
 def _manifests(args) -> list:
     if args.manifests:
         return [zoo.load_manifest(Path(p)) for p in args.manifests]
-    return zoo.load_manifests(Path(args.models_dir))
+    return zoo.load_manifests(Path(args.models_dir or "models"))
 
 
 def cmd_variants_list(args) -> int:
@@ -275,8 +285,8 @@ def _add_search_parser(sub) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="harness", description="Benchmark compressed models on edge devices.")
     parser.add_argument("--version", action="version", version=f"harness {__version__}")
-    parser.add_argument("--devices-dir", default="devices", help="inventory directory (default: devices)")
-    parser.add_argument("--models-dir", default="models", help="model manifests directory (default: models)")
+    parser.add_argument("--devices-dir", help="inventory directory (default: devices, when it exists)")
+    parser.add_argument("--models-dir", help="model manifests directory (default: models)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     devices = sub.add_parser("devices", help="the device inventory")

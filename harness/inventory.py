@@ -10,9 +10,7 @@ import difflib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-import yaml
-
-from . import schema
+from . import names, schema, yamlfile
 from .errors import ConfigError
 from .validity import Thresholds
 
@@ -109,6 +107,8 @@ def parse_device(data, source, default_name: str) -> DeviceSpec:
     if kind not in kinds:
         raise ConfigError(source, "kind", "one of " + ", ".join(kinds), kind)
     schema.check_keys(source, "", data, TOP_LEVEL + (kind,), required=("kind",))
+    # The name keys leases, stores, reports and test ids: one safe alphabet (harness.names).
+    names.check_name(source, "name (the file's stem)", default_name)
     name = schema.get(source, "", data, "name", str, default_name)
     if name != default_name:
         raise ConfigError(source, "name", f"the file's stem {default_name!r} (one board, one file)", name)
@@ -180,17 +180,7 @@ def _commands(source, data: dict, key: str) -> tuple:
 
 def load_device_file(path: Path) -> DeviceSpec:
     path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise ConfigError(path, "(file)", "a readable YAML file", None, str(exc)) from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(file)"
-        raise ConfigError(path, where, "valid YAML", None, getattr(exc, "problem", None) or str(exc)) from None
-    return parse_device(data, path, path.stem)
+    return parse_device(yamlfile.load(path), path, path.stem)
 
 
 class Inventory:
@@ -210,7 +200,8 @@ class Inventory:
 
     def get(self, name: str) -> DeviceSpec:
         if name in self._files:
-            return load_device_file(self._files[name])
+            return load_device_file(self._files[name])  # its stem is checked with the file named
+        names.check_name("--device", "NAME", name)
         if name == "local":
             return parse_device(dict(BUILTIN_LOCAL), "<built-in local device>", "local")
         close = difflib.get_close_matches(name, self.names(), n=1)

@@ -4,21 +4,33 @@ the same board at once (labgrid's places, kept in the measurement store).
 A lease expires `ttl_s` after its last renewal. A background thread renews every lease this
 process holds while it lives, so a live run keeps its boards and a crashed (killed) job's
 boards come free by themselves once its leases expire. Needs no server beyond the store.
+
+A lease lives in ONE store: two runs that write to two different stores (two SQLite
+files, or a SQLite file and the lab's PostgreSQL) do not see each other's leases and may
+measure on the same board at once. A lab shares one store URL between its CI jobs.
+
+While a run waits for a board it says so, once when the wait begins and then every
+NOTICE_EVERY_S: who holds the board, until when, and how long it will wait (``notify``;
+the pytest plugin shows it in the terminal, through pytest's capture).
 """
 from __future__ import annotations
 
 import datetime as _dt
+import logging
 import os
 import platform
 import threading
 import time
-from typing import Optional
+from typing import Callable, Optional
 
 from .errors import DeviceError
 
 DEFAULT_TTL_S = 60.0
 DEFAULT_WAIT_S = 120.0
 POLL_S = 1.0
+NOTICE_EVERY_S = 15.0
+
+log = logging.getLogger("harness.lease")
 
 
 class LeaseBusy(DeviceError):
@@ -43,12 +55,14 @@ class LeaseManager:
     """Takes, renews and releases the leases of one pytest process."""
 
     def __init__(self, store, ttl_s: float = DEFAULT_TTL_S, wait_s: float = DEFAULT_WAIT_S,
-                 holder: Optional[str] = None, run_id: Optional[str] = None, poll_s: float = POLL_S):
+                 holder: Optional[str] = None, run_id: Optional[str] = None, poll_s: float = POLL_S,
+                 notify: Optional[Callable[[str], None]] = None):
         if ttl_s <= 0:
             raise ValueError("lease ttl must be > 0")
         self.store, self.ttl_s, self.wait_s, self.poll_s = store, float(ttl_s), float(wait_s), poll_s
         self.holder = holder or default_holder()
         self.run_id = run_id
+        self.notify = notify  # shows a wait to the user (the log always gets it)
         self.held: set[str] = set()
         self.lost: set[str] = set()
         self._stop = threading.Event()
@@ -58,6 +72,7 @@ class LeaseManager:
     def acquire(self, device: str) -> None:
         """Take the device's lease, waiting up to wait_s; LeaseBusy names the holder if not."""
         start = time.monotonic()
+        next_notice = 0.0
         while True:
             try:
                 taken = self.store.try_lease(device, self.holder, self.ttl_s, self.run_id)
@@ -71,10 +86,32 @@ class LeaseManager:
                 return
             waited = time.monotonic() - start
             if waited >= self.wait_s:
-                current = next((r for r in self.store.leases() if r["device"] == device), None)
+                current = self._current(device)
                 raise LeaseBusy(device, current["holder"] if current else "another run",
                                 current["expires_at"] if current else None, waited)
+            if waited >= next_notice:
+                self._tell_waiting(device, waited)
+                next_notice = waited + NOTICE_EVERY_S
             time.sleep(min(self.poll_s, max(0.05, self.wait_s - waited)))
+
+    def _current(self, device: str) -> Optional[dict]:
+        try:
+            return next((r for r in self.store.leases() if r["device"] == device), None)
+        except Exception:  # only for the message: the wait goes on
+            return None
+
+    def _tell_waiting(self, device: str, waited: float) -> None:
+        row = self._current(device)
+        held = (f"held by {row['holder']}" + (f" (run {row['run_id']})" if row.get("run_id") else "")
+                + f" until {_when(row['expires_at'])}, renewed while that run lives") if row else "held by another run"
+        text = (f"{device}: waiting for the board's lease: {held}; waited {waited:.0f} s of "
+                f"{self.wait_s:.0f} s (--lease-wait)")
+        log.warning("%s", text)
+        if self.notify is not None:
+            try:
+                self.notify(text)
+            except Exception:  # a closed terminal must not stop the wait
+                pass
 
     def _start_renewing(self):
         if self._thread is None:

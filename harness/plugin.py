@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from . import zoo
-from .errors import ConfigError, DeviceError, HarnessError, RunnerError
+from . import names, zoo
+from .errors import ConfigError, HarnessError, RunnerError
 from .inventory import Inventory
 from .store import DEFAULT_URL, Store, redact
 from .validity import InvalidMeasurement
@@ -39,6 +39,8 @@ class HarnessState:
         root = Path(config.rootpath)
         self.devices_dir = Path(opt.harness_devices_dir) if opt.harness_devices_dir else root / "devices"
         self.models_dir = Path(opt.harness_models_dir) if opt.harness_models_dir else root / "models"
+        # A directory given on the command line must exist (a typo is a usage error, not a green run)
+        self.dirs_given = {"devices": bool(opt.harness_devices_dir), "models": bool(opt.harness_models_dir)}
         self.store_url = opt.harness_store or _default_store(root)
         self.report_path = opt.harness_report if opt.harness_report is not None else str(root / "reports" / "report.html")
         self.device_words = opt.harness_devices or ["local"]   # names, tags or globs
@@ -64,13 +66,15 @@ class HarnessState:
     @property
     def inventory(self) -> Inventory:
         if self._inventory is None:
-            self._inventory = Inventory(self.devices_dir if self.devices_dir.is_dir() else None)
+            given = self.dirs_given["devices"] or self.devices_dir.is_dir()
+            self._inventory = Inventory(self.devices_dir if given else None)
         return self._inventory
 
     @property
     def manifests(self) -> list:
         if self._manifests is None:
-            self._manifests = zoo.load_manifests(self.models_dir) if self.models_dir.is_dir() else []
+            given = self.dirs_given["models"] or self.models_dir.is_dir()
+            self._manifests = zoo.load_manifests(self.models_dir) if given else []
         return self._manifests
 
     @property
@@ -89,6 +93,8 @@ class HarnessState:
                                     progress=lambda text: self.progress(text),
                                     **session_options(self.config, store))  # run id, leases (lab CI)
             self._session.select(self.selection)
+            if self._session.leases is not None:  # a wait for a board is shown, not silent
+                self._session.leases.notify = _terminal_notice(self.config)
         return self._session
 
     @property
@@ -106,7 +112,21 @@ class HarnessState:
         for name in self.device_names:
             self.inventory.get(name)
         _ = self.manifests
+        if self.config.option.harness_run_tag is not None:
+            names.check_name("--run-tag", "TAG", self.config.option.harness_run_tag)
         _ = self.session.store  # a store that cannot be opened stops the run before any test
+
+
+def _terminal_notice(config):
+    """A line on the terminal now, even from inside a test whose output pytest captures."""
+    def say(text: str) -> None:
+        reporter = config.pluginmanager.getplugin("terminalreporter")
+        capture = config.pluginmanager.getplugin("capturemanager")
+        if reporter is None or capture is None or hasattr(config, "workerinput"):
+            return  # an xdist worker's output is not the user's terminal: the log has it
+        with capture.global_and_fixture_disabled():
+            reporter.write_line(f"harness: {text}", yellow=True)
+    return say
 
 
 def _default_store(root: Path) -> str:
@@ -155,7 +175,8 @@ def pytest_configure(config):
     from . import benchmark_bridge  # device measurements as pytest-benchmark results
 
     benchmark_bridge.configure(config, state)
-    if config.option.harness_devices or collects_suites(config):
+    if (config.option.harness_devices or config.option.harness_devices_dir or config.option.harness_models_dir
+            or config.option.harness_run_tag is not None or collects_suites(config)):
         try:
             state.validate()
         except HarnessError as exc:
@@ -258,7 +279,7 @@ def measure(harness_session, variant_case, device_name, variant):
                 # The YAML promised a runtime the board does not have: the test cannot
                 # run there, which is a skip with the reason, not a failure of the model.
                 skip = f"{device_name}: {exc.error_type}: {str(exc).splitlines()[0]}"
-        except DeviceError as exc:
+        except HarnessError as exc:  # a device fault, a store write that failed (disk full)
             failure = str(exc)
         # outside the except blocks: the message once, not chained to the error it reports
         if "skip" in locals():
@@ -311,29 +332,27 @@ def pytest_terminal_summary(terminalreporter, config):
     workers measured) the run's rows from the store."""
     state = harness_state(config)
     session = state.existing_session
-    if session is None or hasattr(config, "workerinput"):
-        return
-    measured = session.measured
-    if not measured and session.run_id:
-        measured = session.store.measurements(run_id=session.run_id)
-    if measured:
-        from .summary import summary_lines
+    if session is not None and not hasattr(config, "workerinput"):
+        measured = session.measured
+        if not measured and session.run_id:
+            measured = session.store.measurements(run_id=session.run_id)
+        if measured:
+            from .recommend import recommend
+            from .summary import summary_lines
 
-        title = "harness measurements" + (f" (run {session.run_id})" if session.run_id else "")
-        terminalreporter.section(title)
-        for line in summary_lines(measured):
-            terminalreporter.write_line(line, red=line.startswith("INVALID"))
-        from .recommend import recommend
-
-        outcomes = {tuple(case.split("|", 1)): record for case, record in state.outcomes.items()}
-        for rec in recommend(measured, outcomes, {m.name: m for m in state.manifests}):
-            terminalreporter.write_line(rec.reason, green=rec.variant is not None, bold=rec.variant is not None)
-    for key, exc in session.failures.items():
-        terminalreporter.write_line(f"failed: {key[0]} {key[1]}/{key[2]}: {str(exc).splitlines()[0]}", red=True)
-    if measured and state.report_path:
-        terminalreporter.write_line(f"report: {state.report_path}   store: {redact(session.store.url)}")
-    for error in state.errors:
-        terminalreporter.write_line(f"harness: report not written: {error}", red=True)
+            title = "harness measurements" + (f" (run {session.run_id})" if session.run_id else "")
+            terminalreporter.section(title)
+            for line in summary_lines(measured):
+                terminalreporter.write_line(line, red=line.startswith("INVALID"))
+            outcomes = {tuple(case.split("|", 1)): record for case, record in state.outcomes.items()}
+            for rec in recommend(measured, outcomes, {m.name: m for m in state.manifests}):
+                terminalreporter.write_line(rec.reason, green=rec.variant is not None, bold=rec.variant is not None)
+        for key, exc in session.failures.items():
+            terminalreporter.write_line(f"failed: {key[0]} {key[1]}/{key[2]}: {str(exc).splitlines()[0]}", red=True)
+        if measured and state.report_path and not state.errors:
+            terminalreporter.write_line(f"report: {state.report_path}   store: {redact(session.store.url)}")
+    for error in state.errors:  # also when nothing was measured: the run failed, say why
+        terminalreporter.write_line(f"harness: {error}", red=True)
 
 
 def pytest_sessionfinish(session, exitstatus):
@@ -342,12 +361,19 @@ def pytest_sessionfinish(session, exitstatus):
     if hsession is None:
         return
     run_id = hsession.run_id
-    hsession.close(state.outcomes)
+    try:
+        hsession.close(state.outcomes)
+    except HarnessError as exc:  # e.g. the store's disk is full: said after the summary, run failed
+        state.errors.append(str(exc))
+        if session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
     if run_id and state.report_path and not hasattr(session.config, "workerinput"):
-        from .report import write_report
+        from .report import ReportWriteError, write_report
 
         try:
             write_report(hsession.store, Path(state.report_path), run_id=run_id,
                          manifests={m.name: m for m in state.manifests})
-        except HarnessError as exc:
+        except HarnessError as exc:  # shown after the summary table
             state.errors.append(str(exc))
+            if isinstance(exc, ReportWriteError) and session.exitstatus == pytest.ExitCode.OK:
+                session.exitstatus = pytest.ExitCode.TESTS_FAILED  # a report asked for and not written

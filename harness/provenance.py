@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from . import __version__
+from .redaction import redact_argv
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -38,19 +39,8 @@ def controller() -> dict:
         "git_commit": git_commit(),
         "controller_host": platform.node(),
         "controller_python": platform.python_version(),
-        "argv": [os.path.basename(sys.argv[0])] + [_redact_arg(a) for a in sys.argv[1:]],
+        "argv": [os.path.basename(sys.argv[0])] + redact_argv(sys.argv[1:]),  # no passwords stored
     }
-
-
-def _redact_arg(arg: str) -> str:
-    """A command-line argument as it may be stored: a URL (`--store postgresql://u:pw@h/db`
-    or `--store=...`) loses its password."""
-    if "://" not in arg:
-        return arg
-    from .store import redact
-
-    flag, eq, url = arg.partition("=") if arg.startswith("--") else ("", "", arg)
-    return f"{flag}{eq}{redact(url)}"
 
 
 def now() -> str:

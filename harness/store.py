@@ -18,6 +18,7 @@ from sqlalchemy.engine import make_url
 from . import provenance
 from .errors import StoreError
 from .measurement import Measurement
+from .redaction import redact  # noqa: F401 (re-exported: callers import it from here)
 
 DEFAULT_URL = "sqlite:///reports/harness.sqlite"
 
@@ -150,14 +151,6 @@ def migrate(engine, attempts: int = 5) -> int:
                 raise
             time.sleep(0.2 * (attempt + 1))
     return SCHEMA_VERSION
-
-
-def redact(url: str) -> str:
-    """The URL as it may be printed: never with its password."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return "<unparseable store URL>"
 
 
 class Store:

@@ -32,9 +32,8 @@ from pathlib import Path
 from typing import Callable, Optional
 
 import numpy as np
-import yaml
 
-from . import __version__, datasets, schema
+from . import __version__, datasets, names, schema, yamlfile
 from .errors import ConfigError, HarnessError, ModelError
 from .modelinfo import facts, model_format, sha256_file
 
@@ -108,19 +107,16 @@ class Variant:
 
 def load_manifest(path: Path) -> Manifest:
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise ConfigError(path, "(file)", "a readable model manifest", None, str(exc)) from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(path, "(file)", "valid YAML", None, str(exc)) from None
+    data = yamlfile.load(path, "a readable model manifest")
     src = str(path)
     schema.check_keys(src, "", data, ("name", "description", "base", "dataset", "inputs", "variants",
                                       "max_accuracy_drop", "train_hook", "control",
                                       "search"),  # search: read by harness.search.space
                         required=("name", "base", "variants"))
-    name = schema.get(src, "", data, "name", str, required=True)
-    base = path.parent / schema.get(src, "", data, "base", str, required=True)
+    # Names and files become cache paths, C identifiers and report text: checked here, once.
+    name = names.check_name(src, "name", schema.get(src, "", data, "name", str, required=True))
+    base = names.check_model_file(src, "base", schema.get(src, "", data, "base", str, required=True),
+                                     path.parent)
     dataset = schema.get(src, "", data, "dataset", str, None, choices=sorted(datasets.DATASETS))
     inputs = schema.get(src, "", data, "inputs", list, [])
     for i, item in enumerate(inputs):
@@ -135,7 +131,7 @@ def load_manifest(path: Path) -> Manifest:
     for i, item in enumerate(schema.get(src, "", data, "variants", list, required=True)):
         where = f"variants[{i}]"
         schema.check_keys(src, where, item, ("name", "technique", "params", "file", "runtimes"), required=("name",))
-        vname = schema.get(src, where, item, "name", str, required=True)
+        vname = names.check_name(src, f"{where}.name", schema.get(src, where, item, "name", str, required=True))
         if vname in seen:
             raise ConfigError(src, f"{where}.name", "a name not used by another variant", vname)
         if vname == CONTROL_NAME and data.get("control"):
@@ -143,6 +139,8 @@ def load_manifest(path: Path) -> Manifest:
                               "the harness adds the base's A/A twin under that name)", vname)
         seen.add(vname)
         file = schema.get(src, where, item, "file", str, None)
+        if file is not None:
+            names.check_model_file(src, f"{where}.file", file, path.parent)
         technique = schema.get(src, where, item, "technique", str, None)
         if file is None:
             from .compress import techniques
@@ -187,7 +185,11 @@ def load_manifests(directory: Path) -> list[Manifest]:
     if not directory.is_dir():
         raise ConfigError(directory, "--models-dir", "a directory of model manifests", str(directory),
                           "it does not exist")
-    return [load_manifest(p) for p in sorted(directory.glob("*.yaml"))]
+    paths = sorted(directory.glob("*.yaml"))
+    if not paths:  # measuring nothing is not a green run
+        raise ConfigError(directory, "--models-dir", "a directory of model manifests (*.yaml)", str(directory),
+                          "it holds no *.yaml manifest")
+    return [load_manifest(p) for p in paths]
 
 
 def select(manifests: list[Manifest], patterns: list[str] | None) -> list[tuple[Manifest, VariantRecipe]]:
@@ -273,8 +275,9 @@ def build_variant(manifest: Manifest, recipe: VariantRecipe, cache: Path = DEFAU
         if not manifest.base.is_file():
             raise ModelError(f"{manifest.source}: base: model file {manifest.base} not found")
         key = _cache_key(manifest, recipe, sha256_file(manifest.base))
-        folder = cache / "variants" / key
-        path = folder / f"{manifest.name}__{recipe.name}.onnx"
+        # Checked names, and checked again here: nothing derived from a manifest leaves the cache.
+        folder = names.join_inside(cache, "variants", key)
+        path = names.join_inside(folder, f"{manifest.name}__{recipe.name}.onnx")
         meta_path = folder / "meta.json"
         if path.is_file() and meta_path.is_file():
             meta = json.loads(meta_path.read_text())
@@ -296,7 +299,7 @@ def build_variant(manifest: Manifest, recipe: VariantRecipe, cache: Path = DEFAU
 
 
 def _cached_accuracy(variant: Variant, manifest: Manifest, cache: Path) -> Optional[float]:
-    record = cache / "accuracy" / f"{variant.sha256}-{manifest.dataset}.json"
+    record = names.join_inside(cache, "accuracy", f"{variant.sha256}-{manifest.dataset}.json")
     if record.is_file():
         return json.loads(record.read_text())["top1"]
     try:

@@ -23,6 +23,8 @@ from pathlib import Path
 
 from .. import schema
 from ..errors import ConfigError, DeviceError, RunnerError
+from ..redaction import host_has_password
+from . import boardlock
 from .base import Device
 from .local import RUNNER, decode_runner_output, runner_env
 from .sshlink import BoardLost, Link, remote_argv, resolve, sha256_of
@@ -31,8 +33,10 @@ log = logging.getLogger("harness.devices.ssh")
 
 PROBE = Path(__file__).resolve().parent / "probe.py"
 BOARDS = ("generic", "rpi", "jetson")
+DEFAULT_LOCK_WAIT_S = 120.0  # as long as a store lease waits (harness/lease.py)
 OPTIONS = ("host", "port", "user", "key_file", "known_hosts", "ssh_config", "jump", "connect_timeout_s",
-           "password_env", "passphrase_env", "use_agent", "workdir", "retries", "retry_wait_s", "board")
+           "password_env", "passphrase_env", "use_agent", "workdir", "retries", "retry_wait_s", "board",
+           "lock_wait_s")
 # What may appear in the store and reports: where the board is, never how to log in.
 PUBLIC = ("host", "port", "user", "jump", "board", "workdir", "retries", "connect_timeout_s")
 PINNED_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "PYTHONDONTWRITEBYTECODE")
@@ -60,6 +64,12 @@ class SshDevice(Device):
                                   f"put it in an environment variable and name that in {secret}_env")
         schema.check_keys(source, where, options, OPTIONS, required=("host",))
         schema.get(source, where, options, "host", str, required=True)
+        for key in ("host", "jump"):  # user:password@host would be stored, printed and reported
+            value = options.get(key)
+            if isinstance(value, str) and host_has_password(value):
+                raise ConfigError(source, f"{where}.{key}", "[user@]host[:port] without a password", "***",
+                                  "a password in the host is refused: it would be stored and shown; put it "
+                                  "in an environment variable and name that in password_env")
         schema.get(source, where, options, "port", int, minimum=1, maximum=65535)
         for key in ("user", "known_hosts", "ssh_config", "jump", "password_env", "passphrase_env", "workdir"):
             schema.get(source, where, options, key, str)
@@ -68,6 +78,7 @@ class SshDevice(Device):
             schema.get_list(source, where, options, "key_file", str)
         schema.get(source, where, options, "connect_timeout_s", float, minimum=0.1)
         schema.get(source, where, options, "retry_wait_s", float, minimum=0.0)
+        schema.get(source, where, options, "lock_wait_s", float, minimum=0.0)
         schema.get(source, where, options, "retries", int, minimum=0, maximum=20)
         schema.get(source, where, options, "use_agent", bool)
         schema.get(source, where, options, "board", str, choices=BOARDS)
@@ -89,11 +100,13 @@ class SshDevice(Device):
         self.python = spec.python or "python3"
         self.retries = int(o.get("retries", 2))
         self.retry_wait_s = float(o.get("retry_wait_s", 1.0))
+        self.lock_wait_s = float(o.get("lock_wait_s", DEFAULT_LOCK_WAIT_S))
         self.link = Link(self.settings, label=spec.name)
         self.workdir = None  # absolute, resolved on the board at connect
         self.attempts = []   # (attempt, reason) of every lost attempt
         self.stale_killed = 0  # runners of dropped attempts stopped before a retry
         self._facts = None
+        self.board_lock = None  # the channel holding the board lock while connected
 
     # ------------------------------------------------------------- connect
 
@@ -102,6 +115,9 @@ class SshDevice(Device):
         self.workdir = self._resolve_workdir()
         self.link.makedirs(posixpath.join(self.workdir, "blobs"))
         self.link.makedirs(posixpath.join(self.workdir, "runs"))
+        # One run on the board at a time, even runs with different stores (boardlock.py).
+        # Kept: the lock lasts while its channel is open (a collected channel would close).
+        self.board_lock = boardlock.take(self.link, self.python, self.workdir, self.name, self.lock_wait_s)
         self.runner = self._upload_tool(RUNNER, "runner")
 
     def _resolve_workdir(self) -> str:

@@ -143,6 +143,80 @@ def open_client(s: Settings, label: str) -> paramiko.SSHClient:
     return client
 
 
+class _UnknownHostKey(paramiko.SSHException):
+    """The board offered a key known_hosts does not trust for it (carries the key)."""
+
+    def __init__(self, hostname, key):
+        self.hostname, self.key = hostname, key
+        super().__init__(f"{hostname}: host key not found in known_hosts")
+
+
+class _RefuseUnknown(paramiko.MissingHostKeyPolicy):
+    """RejectPolicy that keeps the offered key, so a refusal can say whether it was revoked."""
+
+    def missing_host_key(self, client, hostname, key):
+        raise _UnknownHostKey(hostname, key)
+
+
+@dataclass
+class KnownHosts:
+    """known_hosts as OpenSSH reads it: plain entries, ``@revoked`` keys (never trusted, for
+    any host, even when also listed plainly) and ``@cert-authority`` lines (noted: host
+    certificates are not verified by paramiko, so a board known only through one is refused
+    with that reason)."""
+
+    trusted: list = field(default_factory=list)          # (host pattern, key)
+    revoked: list = field(default_factory=list)          # (line, key)
+    cert_authorities: list = field(default_factory=list)  # (line, host patterns)
+
+    def is_revoked(self, key) -> int | None:
+        """The line that revokes `key`, or None."""
+        blob = key.asbytes()
+        return next((line for line, k in self.revoked if k.asbytes() == blob), None)
+
+
+def read_known_hosts(path: str) -> KnownHosts:
+    known = KnownHosts()
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for number, raw in enumerate(f, 1):
+            line = raw.strip()
+            if not line or line.startswith("#"):
+                continue
+            marker = None
+            if line.startswith("@"):
+                marker, _, line = line.partition(" ")
+                if marker not in ("@revoked", "@cert-authority"):
+                    raise DeviceError(f"{path}: line {number}: unknown known_hosts marker {marker!r} "
+                                      f"(OpenSSH knows @revoked and @cert-authority)")
+            try:
+                entry = paramiko.hostkeys.HostKeyEntry.from_line(line.strip(), lineno=number)
+            except (paramiko.hostkeys.InvalidHostKey, paramiko.SSHException, ValueError) as exc:
+                if marker == "@revoked":  # fail closed: an unreadable revocation hides nothing
+                    raise DeviceError(f"{path}: line {number}: unreadable @revoked entry: {exc}") from None
+                log.warning("%s: line %d: skipping an unreadable known_hosts entry", path, number)
+                continue
+            if entry is None:  # a key type paramiko does not know
+                continue
+            if marker == "@revoked":
+                known.revoked.append((number, entry.key))
+            elif marker == "@cert-authority":
+                known.cert_authorities.append((number, entry.hostnames))
+            else:
+                known.trusted += [(host, entry.key) for host in entry.hostnames]
+    known.trusted = [(h, k) for h, k in known.trusted if known.is_revoked(k) is None]
+    return known
+
+
+def _secret_from_env(label: str, option: str, variable: str | None) -> str | None:
+    if not variable:
+        return None
+    value = os.environ.get(variable)
+    if value is None:
+        raise DeviceError(f"{label}: ssh.{option} names the environment variable {variable}, which is not "
+                          f"set in this environment (export it before the run)")
+    return value
+
+
 def _connect_target(s, label: str, sock):
     """The authenticated client of the board itself (through `sock` when jumping)."""
     client = paramiko.SSHClient()
@@ -150,10 +224,12 @@ def _connect_target(s, label: str, sock):
         raise DeviceError(f"{label}: known_hosts file {s.known_hosts} does not exist; the host key of "
                           f"{s.where} cannot be verified (add it with: ssh-keyscan -p {s.port} {s.hostname} "
                           f">> {s.known_hosts}, then check its fingerprint)")
-    client.load_host_keys(s.known_hosts)
-    client.set_missing_host_key_policy(paramiko.RejectPolicy())  # never AutoAdd/Warning
-    password = os.environ.get(s.password_env) if s.password_env else None
-    passphrase = os.environ.get(s.passphrase_env) if s.passphrase_env else None
+    known = read_known_hosts(s.known_hosts)
+    for host, key in known.trusted:
+        client.get_host_keys().add(host, key.get_name(), key)
+    client.set_missing_host_key_policy(_RefuseUnknown())  # never AutoAdd/Warning
+    password = _secret_from_env(label, "password_env", s.password_env)
+    passphrase = _secret_from_env(label, "passphrase_env", s.passphrase_env)
     try:
         client.connect(
             s.hostname, port=s.port, username=s.user, key_filename=list(s.key_files) or None,
@@ -164,23 +240,37 @@ def _connect_target(s, label: str, sock):
         )
     except paramiko.BadHostKeyException as exc:
         client.close()
+        revoked = known.is_revoked(exc.key)
+        if revoked is not None:
+            raise DeviceError(_revoked_message(label, s, exc.key, revoked)) from None
         raise DeviceError(
             f"{label}: the host key of {s.where} has CHANGED: the board offers {_fingerprint(exc.key)}, "
             f"but {s.known_hosts} has {_fingerprint(exc.expected_key)} for {_known_hosts_name(s)}. "
             f"Refusing to connect. If the board was re-imaged, verify the new key and replace the entry: "
             f"ssh-keygen -R '{_known_hosts_name(s)}' -f {s.known_hosts}") from None
+    except _UnknownHostKey as exc:
+        client.close()
+        revoked = known.is_revoked(exc.key)
+        if revoked is not None:
+            raise DeviceError(_revoked_message(label, s, exc.key, revoked)) from None
+        if known.cert_authorities:
+            lines = ", ".join(str(n) for n, _ in known.cert_authorities)
+            raise DeviceError(
+                f"{label}: {_known_hosts_name(s)} ({_fingerprint(exc.key)}) is not listed in {s.known_hosts}; "
+                f"its @cert-authority line(s) {lines} are not used: the harness (paramiko) does not verify "
+                f"host certificates. List the board's own host key after checking its fingerprint: "
+                f"ssh-keyscan -p {s.port} {s.hostname} >> {s.known_hosts}") from None
+        raise DeviceError(
+            f"{label}: {_known_hosts_name(s)} is not in {s.known_hosts}; refusing an unknown host key "
+            f"({_fingerprint(exc.key)}). Add it after checking its fingerprint: "
+            f"ssh-keyscan -p {s.port} {s.hostname} >> {s.known_hosts}") from None
     except paramiko.AuthenticationException as exc:
         client.close()
-        keys = ", ".join(s.key_files) or "the agent and default keys"
-        raise DeviceError(f"{label}: authentication as {s.user or '(default user)'} on {s.where} failed "
-                          f"with {keys}: {exc}") from None
+        raise DeviceError(_auth_message(label, s, password, exc)) from None
     except paramiko.SSHException as exc:
         client.close()
-        if "not found in known_hosts" in str(exc):
-            raise DeviceError(
-                f"{label}: {_known_hosts_name(s)} is not in {s.known_hosts}; refusing an unknown host key. "
-                f"Add it after checking its fingerprint: ssh-keyscan -p {s.port} {s.hostname} >> {s.known_hosts}"
-            ) from None
+        if _is_key_error(exc):  # a key that cannot be used, no method left: not a lost board
+            raise DeviceError(_auth_message(label, s, password, exc)) from None
         raise BoardLost(f"{label}: SSH to {s.where} failed: {exc}") from None
     except socket.timeout:
         client.close()
@@ -190,6 +280,47 @@ def _connect_target(s, label: str, sock):
         client.close()
         raise BoardLost(f"{label}: cannot connect to {s.where}: {exc}") from None
     return client
+
+
+def _revoked_message(label, s, key, line) -> str:
+    return (f"{label}: {s.where} offers the host key {_fingerprint(key)}, which {s.known_hosts} marks "
+            f"@revoked (line {line}). Refusing to connect: the board may be impersonated, or it still "
+            f"uses a retired key; give it a new host key and list that one")
+
+
+def _is_key_error(exc) -> bool:
+    text = str(exc).lower()
+    return any(w in text for w in ("private key", "deserialize", "passphrase", "encrypted", "decrypt",
+                                   "bad key", "invalid key", "not a valid", "no authentication methods"))
+
+
+def _auth_message(label, s, password, exc) -> str:
+    """Which credentials were tried, named by the YAML fields and variables that hold them."""
+    tried = []
+    if s.key_files:
+        keys = ", ".join(s.key_files)
+        if s.passphrase_env:
+            keys += f" (passphrase from ${s.passphrase_env}, ssh.passphrase_env)"
+        tried.append(f"key file(s) {keys}")
+    elif s.use_agent:
+        tried.append("the agent and the default keys")
+    else:
+        tried.append("the default keys")
+    if s.password_env:
+        tried.append(f"the password from ${s.password_env} (ssh.password_env)")
+    hints = []
+    if isinstance(exc, paramiko.PasswordRequiredException) or "encrypted" in str(exc).lower():
+        hints.append("the key file is encrypted: set ssh.passphrase_env to the name of a variable holding "
+                     "its passphrase" if not s.passphrase_env else
+                     f"check the passphrase in ${s.passphrase_env}")
+    elif s.passphrase_env and _is_key_error(exc):
+        hints.append(f"the key could not be decrypted: check the passphrase in ${s.passphrase_env}")
+    elif s.password_env:
+        hints.append(f"check the password in ${s.password_env}")
+    elif password is None:
+        hints.append("for password login name a variable holding it in ssh.password_env")
+    return (f"{label}: authentication as {s.user or '(default user)'} on {s.where} failed with "
+            f"{' and '.join(tried)}: {exc or type(exc).__name__}" + (f"; {hints[0]}" if hints else ""))
 
 
 @dataclass
@@ -277,6 +408,18 @@ class Link:
                             f"{what} ran"
                             + (f"; last stderr: {err.decode(errors='replace')[-500:]}" if err else ""))
         return Completed(list(argv), code, out.decode(errors="replace"), err.decode(errors="replace"))
+
+    def start(self, argv) -> paramiko.Channel:
+        """Start argv on the board and return its channel, for a process that lives as long
+        as the connection (the board lock); the caller reads it and closes it."""
+        if not self.alive:
+            raise BoardLost(f"{self.label}: not connected")
+        try:
+            chan = self._client.get_transport().open_session(timeout=self.settings.connect_timeout_s)
+            chan.exec_command(remote_argv(argv))
+        except (paramiko.SSHException, EOFError, OSError) as exc:
+            raise BoardLost(f"{self.label}: cannot start a command: {exc or type(exc).__name__}") from None
+        return chan
 
     # ------------------------------------------------------------- files
 

@@ -7,7 +7,7 @@ from typing import Optional
 from ..errors import HarnessError
 from ..frame import measurements_frame
 from . import figures, trends
-from .page import render_page, write_page
+from .page import ReportWriteError, render_page, write_page  # noqa: F401 (ReportWriteError: API)
 
 
 def build_figures(measurements, df) -> list:

@@ -6,10 +6,18 @@ internet, and a report must open anywhere). Every name is HTML-escaped.
 from __future__ import annotations
 
 import html
+import os
+import tempfile
 from pathlib import Path
 
 import pandas as pd
 from plotly.offline import get_plotlyjs
+
+from ..errors import HarnessError
+
+
+class ReportWriteError(HarnessError):
+    """The report could not be written where asked: names the path and the cause."""
 
 TABLE_COLUMNS = (
     ("device", "device", None), ("variant_id", "variant", None), ("technique", "technique", None),
@@ -115,9 +123,29 @@ def render_page(title: str, meta_lines: list[str], notes: list[str], figures: li
 
 
 def write_page(path: Path, text: str) -> Path:
+    """Write the page atomically; any failure (a directory, read-only, disk full, /proc)
+    is a HarnessError naming the path and the cause, and leaves no temporary file."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)  # a reader never sees half a report
+    if path.is_dir():
+        raise ReportWriteError(f"report {path}: not written: it is a directory (give a file name, "
+                           f"e.g. {path / 'report.html'})")
+    tmp = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # A unique name beside the target: a reader never sees half a report, and two
+        # writers never share a temporary file.
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide the report from other users
+        os.replace(tmp, path)
+        tmp = None
+    except OSError as exc:
+        raise ReportWriteError(f"report {path}: not written: {exc.strerror or exc}") from None
+    finally:
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
     return path
