@@ -65,7 +65,7 @@ def test_unknown_device_is_a_usage_error_listing_known_ones(project):
     pytester, args, _ = project
     result = pytester.runpytest_subprocess(*args, "--device", "bx", timeout=120)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*--device: expected one of box, local, got 'bx'*did you mean 'box'*"])
+    result.stderr.fnmatch_lines(["*--device: expected a device name, a tag or a glob: names box, local, got 'bx'*did you mean 'box'*"])
 
 
 def test_variant_filter_and_cli_overrides(project):
