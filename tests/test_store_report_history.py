@@ -1,6 +1,7 @@
 """The report's history view at lab scale: a year of nights aggregates into bands (never a point
 per run), change points are marked where the level moved, the report's run is highlighted."""
 import datetime as dt
+import json
 import re
 
 import numpy as np
@@ -30,43 +31,51 @@ def year(keys, nights=365, step_at=None, seed=0):
 
 
 def traces_of(fig, name):
-    return {t.name: t for t in fig.data if t.name.startswith(name)}
+    return {t["name"]: t for t in fig["data"] if t["name"].startswith(name)}
 
 
 def test_a_year_is_drawn_as_bands_with_the_change_point_and_this_run():
     keys = [("rpi5", "fp32"), ("rpi5", "int8"), ("jetson", "fp32")]
     frame = trends.trend_frame(year(keys, step_at=250), ["rpi5", "jetson"], ["m/fp32", "m/int8"])
     fig = trends.trend_figure(frame, highlight_run="r364")
-    points = sum(len(t.x) for t in fig.data)
+    points = sum(len(t["x"]) for t in fig["data"])
     assert points < 3 * (2 * trends.MAX_BINS + trends.MAX_BINS + 3)  # bins, not 3 x 365 points
     stepped = traces_of(fig, "rpi5 · m/fp32")
-    assert len(stepped["rpi5 · m/fp32"].x) == trends.MAX_BINS
-    assert "band" in " ".join(stepped) and stepped["rpi5 · m/fp32 band"].fill == "toself"
+    assert len(stepped["rpi5 · m/fp32"]["x"]) == trends.MAX_BINS
+    band, line = stepped["rpi5 · m/fp32 band"], stepped["rpi5 · m/fp32"]
+    assert band["fill"] == "toself"
+    high, low = band["y"][:trends.MAX_BINS], band["y"][trends.MAX_BINS:][::-1]
+    assert all(h > m > lo for h, m, lo in zip(high, line["y"], low))  # each bin's range around its median
     marks = stepped["rpi5 · m/fp32 marks"]
-    assert list(marks.marker.symbol) == ["triangle-up", "star"]
+    assert marks["marker"]["symbol"] == ["triangle-up", "star"]
     when_step = (START + dt.timedelta(days=250)).strftime("%Y-%m-%d")
-    assert abs((pd.Timestamp(marks.x[0]) - pd.Timestamp(when_step)).days) <= 2
-    assert "r364" in marks.hovertext[1] and "+1" in marks.hovertext[0]  # about +15 %
+    assert abs((pd.Timestamp(marks["x"][0]) - pd.Timestamp(when_step)).days) <= 2
+    assert "r364" in marks["hovertext"][1] and "+1" in marks["hovertext"][0]  # about +15 %
+    # every run is in exactly one bin: the bins' run counts add up to the year
+    assert sum(c[0] for c in stepped["rpi5 · m/fp32"]["customdata"]) == 365
     # steady series: the star only, no change point
-    assert list(traces_of(fig, "jetson · m/fp32")["jetson · m/fp32 marks"].marker.symbol) == ["star"]
+    assert traces_of(fig, "jetson · m/fp32")["jetson · m/fp32 marks"]["marker"]["symbol"] == ["star"]
+    # it renders as plotly.js reads it (the template resolved, not a name)
+    assert '"type":"log"' in fig.to_html(full_html=False, include_plotlyjs=False).replace(" ", "")
 
 
 def test_a_short_history_keeps_one_point_per_run():
     frame = trends.trend_frame(year([("pi", "fp32")], nights=5), ["pi"], ["m/fp32"])
-    [line] = trends.trend_figure(frame).data
-    assert len(line.x) == 5 and line.mode == "lines+markers"
+    [line] = trends.trend_figure(frame)["data"]
+    assert len(line["x"]) == 5 and line["mode"] == "lines+markers"
+    assert [c[0] for c in line["customdata"]] == ["r000", "r001", "r002", "r003", "r004"]
 
 
 def test_many_series_get_a_device_menu_and_names_are_escaped():
     keys = [(f"board-{b}<i>", f"v{v}") for b in range(3) for v in range(8)]
     frame = trends.trend_frame(year(keys, nights=30), [k[0] for k in keys], [f"m/{k[1]}" for k in keys])
     fig = trends.trend_figure(frame)
-    [menu] = fig.layout.updatemenus
-    assert [b.label for b in menu.buttons] == ["board-0&lt;i&gt;", "board-1&lt;i&gt;", "board-2&lt;i&gt;",
+    [menu] = fig["layout"]["updatemenus"]
+    assert [b["label"] for b in menu["buttons"]] == ["board-0&lt;i&gt;", "board-1&lt;i&gt;", "board-2&lt;i&gt;",
                                                "all devices"]
-    visible = [t.name for t in fig.data if t.visible]
+    visible = [t["name"] for t in fig["data"] if t["visible"]]
     assert len(visible) == 8 and all(n.startswith("board-0&lt;i&gt;") for n in visible)
-    assert "<i>" not in fig.to_json()
+    assert "<i>" not in json.dumps(fig)
 
 
 def test_report_of_the_newest_night_on_a_long_history(tmp_path):
