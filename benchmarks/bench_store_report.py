@@ -164,10 +164,10 @@ def worker_report(args) -> dict:
     from harness.store import Store
 
     store = Store(args.url)
-    t = time.perf_counter()
+    t, cpu = time.perf_counter(), time.process_time()
     path = write_report(store, Path(args.out), run_id=args.run)
-    took = time.perf_counter() - t
-    return {"seconds": took, "html_bytes": path.stat().st_size, "peak_rss_mb": _peak_rss_mb()}
+    took, cpu = time.perf_counter() - t, time.process_time() - cpu
+    return {"seconds": took, "cpu_seconds": cpu, "html_bytes": path.stat().st_size, "peak_rss_mb": _peak_rss_mb()}
 
 
 def worker_export(args) -> dict:
@@ -266,7 +266,7 @@ def bench_backend(label: str, urls: dict, codes: dict, args, tmp: Path) -> None:
         say(f"store {size['database_bytes'] / 1e6:.0f} MB: "
                      f"{size['database_bytes'] / count / 1e3:.1f} kB per measurement, "
                      f"{sample_bytes / (count * args.samples):.2f} bytes per sample (samples' own bytes)")
-        say(f"report (newest run, {args.runs}-run trend) {report['seconds']:.2f} s, "
+        say(f"report (newest run, {args.runs}-run trend) {report['seconds']:.2f} s ({report['cpu_seconds']:.2f} s CPU), "
                      f"HTML {report['html_bytes'] / 1e6:.1f} MB, peak RSS {report['peak_rss_mb']:.0f} MB"
                      + (f", Chromium load {load:.2f} s" if load is not None else ""))
         # today's JSON export always holds the samples (and knows no --samples)

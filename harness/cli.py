@@ -206,11 +206,15 @@ def cmd_export(args) -> int:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = out.with_name(out.name + ".partial")  # a reader never sees half an export
-    if args.format == "parquet":
-        count = export(store, str(partial), args.format, run_id=run_id, samples=args.samples)
-    else:
-        with open(partial, "w", encoding="utf-8", newline="") as stream:
-            count = export(store, stream, args.format, run_id=run_id, samples=args.samples)
+    try:
+        if args.format == "parquet":
+            count = export(store, str(partial), args.format, run_id=run_id, samples=args.samples)
+        else:
+            with open(partial, "w", encoding="utf-8", newline="") as stream:
+                count = export(store, stream, args.format, run_id=run_id, samples=args.samples)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
     partial.replace(out)
     print(f"{scope}: {count} measurements -> {out}", file=sys.stderr)
     return 0

@@ -143,3 +143,22 @@ def test_cli_export_all_and_errors(big_store, tmp_path, capsys):
     assert len(pd.read_csv(out)) == ROWS and not (tmp_path / "e" / "all.csv.partial").exists()
     assert main(["export", "all", "--store", big_store.url, "--format", "parquet"]) == 2
     assert "--out" in capsys.readouterr().err
+
+
+def test_an_export_that_fails_leaves_no_file(big_store, tmp_path, monkeypatch):
+    from harness import export as export_mod
+
+    calls = [0]
+    real = export_mod.measurement_row
+
+    def breaks_midway(m):
+        calls[0] += 1
+        if calls[0] > 300:
+            raise RuntimeError("the store went away")
+        return real(m)
+
+    monkeypatch.setattr(export_mod, "measurement_row", breaks_midway)
+    out = tmp_path / "all.csv"
+    with pytest.raises(RuntimeError, match="went away"):
+        main(["export", "all", "--store", big_store.url, "--format", "csv", "--out", str(out)])
+    assert list(tmp_path.iterdir()) == []  # neither the file nor its partial
