@@ -87,17 +87,21 @@ def test_previous_release_store_migrates_in_place(old_store_url):
     Store(old_store_url).close()  # reopening migrates nothing again
 
 
-def test_a_row_whose_samples_cannot_be_encoded_keeps_them(tmp_path):
+def test_fractional_samples_convert_and_unencodable_ones_stay_in_the_json(tmp_path):
     path = tmp_path / "odd.sqlite"
     shutil.copy(FIXTURE, path)
     engine = sa.create_engine(f"sqlite:///{path}")
     with engine.begin() as conn:
-        data = json.loads(conn.execute(sa.text("SELECT data FROM measurements WHERE id = 5")).scalar())
-        data["samples_ns"] = [1.5, 2.25]  # fractional nanoseconds: no exact integer encoding
-        conn.execute(sa.text("UPDATE measurements SET data = :d WHERE id = 5"), {"d": json.dumps(data)})
+        for row_id, odd in ((5, [1.5, 2.25]), (4, [None, 3])):  # a serial board's averages; a broken row
+            data = json.loads(conn.execute(sa.text(f"SELECT data FROM measurements WHERE id = {row_id}")).scalar())
+            data["samples_ns"] = odd
+            conn.execute(sa.text("UPDATE measurements SET data = :d WHERE id = :i"), {"d": json.dumps(data), "i": row_id})
     engine.dispose()
     store = Store(f"sqlite:///{path}")
+    with store.engine.connect() as conn:
+        blobs = dict(conn.execute(sa.select(store_mod.measurements.c.id, store_mod.measurements.c.samples)).all())
+    assert blobs[5] is not None and blobs[4] is None  # nothing lost: the unencodable row kept its JSON
     back = {m.id: m for m in store.measurements()}
-    assert back[5].samples_ns == [1.5, 2.25]
+    assert back[5].samples_ns == [1.5, 2.25] and back[4].samples_ns == [None, 3]
     assert back[1].samples_ns == fixture_rows()[1]["samples_ns"]
     store.close()

@@ -50,8 +50,15 @@ def test_inputs_the_store_may_see():
     assert samples.decode(samples.encode([1.0, 2e9])) == [1, 2000000000]  # integral floats
 
 
+def test_fractional_nanoseconds_are_kept_exactly():
+    # a serial board's per-inference time is a window's microseconds / its count
+    values = [1234.5 * 1000 / 7, 2e9 / 3, 0.25, 17.0]
+    blob = samples.encode(values)
+    assert blob[:3] == samples.FLOAT_MAGIC and samples.decode(blob) == values
+    assert samples.count(blob) == 4
+
+
 @pytest.mark.parametrize("bad, words", [
-    ([1.5, 2.0], "expected integer nanoseconds"),
     ([2 ** 63], "within int64|exceeds int64|integer nanoseconds"),
     ([[1, 2], [3, 4]], "flat list"),
     (["12"], "integer nanoseconds"),
@@ -81,3 +88,16 @@ def test_latency_samples_are_compact():
     blob = samples.encode(noisy)
     assert len(blob) / noisy.size < 3.0           # JSON text takes ~8.5 bytes per sample
     assert len(blob) < len(zlib.compress(noisy.tobytes(), 1))  # better than plain zlib of the int64s
+
+
+def test_a_serial_boards_fractional_samples_survive_the_store(tmp_path):
+    from harness.store import Store
+    from labci_fakes import fake_measurement
+
+    store = Store(f"sqlite:///{tmp_path / 'h.sqlite'}")
+    m = fake_measurement(n=5)
+    m.samples_ns = [w * 1000.0 / 7 for w in (123457, 123461, 123449, 123470, 123452)]  # us per window / n
+    store.save(m)
+    [back] = store.measurements()
+    assert back.samples_ns == m.samples_ns
+    store.close()
