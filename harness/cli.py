@@ -9,7 +9,9 @@
     harness report [DIR|URL] [--out PATH] [--run ID|latest|all] [--static png|svg]
     harness runs [--store URL]                     run history: id, time, git commit, tag, devices
     harness compare BASE NEW [--compare-fail EXPR...] [--store URL]
-    harness export RUN --format json|csv [--out FILE] [--store URL]
+    harness export RUN|all --format json|csv|parquet [--samples] [--out FILE] [--store URL]
+    harness store stats [--store URL] [--json]     rows, bytes, bytes per sample
+    harness store prune --keep-samples 90d|30 [--dry-run] [--store URL]
     harness devices status [--store URL]           who holds which board, until when
     harness search MANIFEST --device NAME --trials N [--study NAME] [--store URL] [--report PATH]
 """
@@ -17,6 +19,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import re
 import sys
 from pathlib import Path
 
@@ -208,20 +212,80 @@ def cmd_compare(args) -> int:
 
 
 def cmd_export(args) -> int:
+    from .export import export
+
     store = _store(args)
-    run_id = store.resolve_run(args.run)
-    if args.format == "csv":
-        text = store.dataframe(run_id).to_csv(index=False)
-    else:
-        text = json.dumps({"run": store.run(run_id),
-                           "measurements": [m.to_dict() for m in store.measurements(run_id=run_id)]},
-                          indent=1, default=str)
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(text, encoding="utf-8")
-        print(f"run {run_id}: {args.out}", file=sys.stderr)
-    else:
-        sys.stdout.write(text)
+    run_id = None if args.run == "all" else store.resolve_run(args.run)
+    scope = "every run" if run_id is None else f"run {run_id}"
+    if args.format == "parquet" and not args.out:
+        raise HarnessError("--format parquet writes a file: give --out FILE.parquet")
+    if not args.out:
+        try:
+            export(store, sys.stdout, args.format, run_id=run_id, samples=args.samples)
+            sys.stdout.flush()
+        except BrokenPipeError:  # `harness export ... | head`: the reader has all it wanted
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # as the Python docs advise
+        return 0
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_name(out.name + ".partial")  # a reader never sees half an export
+    try:
+        if args.format == "parquet":
+            count = export(store, str(partial), args.format, run_id=run_id, samples=args.samples)
+        else:
+            with open(partial, "w", encoding="utf-8", newline="") as stream:
+                count = export(store, stream, args.format, run_id=run_id, samples=args.samples)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    partial.replace(out)
+    print(f"{scope}: {count} measurements -> {out}", file=sys.stderr)
+    return 0
+
+
+def parse_keep(text: str) -> dict:
+    """`--keep-samples`: a time (90d, 12w, 48h) or a number of newest runs (30, 30runs)."""
+    time = re.fullmatch(r"(\d+(?:\.\d+)?)([hdw])", text.strip())
+    if time:
+        return {"keep_days": float(time.group(1)) * {"h": 1 / 24, "d": 1, "w": 7}[time.group(2)]}
+    count = re.fullmatch(r"(\d+)\s*(?:runs?)?", text.strip())
+    if count:
+        return {"keep_runs": int(count.group(1))}
+    raise HarnessError(f"--keep-samples: expected a time like 90d, 12w or 48h, or a number of runs like "
+                       f"30, got {text!r}")
+
+
+def _mb(n) -> str:
+    return "?" if n is None else f"{n / 1e6:.1f} MB"
+
+
+def cmd_store_stats(args) -> int:
+    from .store import redact
+
+    figures = _store(args).stats()
+    if args.json:
+        print(json.dumps(figures, indent=2))
+        return 0
+    per = figures["bytes_per_sample"]
+    print(f"store {redact(args.store)}: {figures['runs']} runs, {figures['measurements']} measurements "
+          f"({figures['with_samples']} with samples, {figures['pruned']} without)")
+    print(f"samples: {figures['samples']} in {_mb(figures['sample_bytes'])}"
+          + (f" ({per:.2f} bytes per sample)" if per is not None else ""))
+    print(f"everything else (JSON): {_mb(figures['json_chars'])}; database: {_mb(figures['database_bytes'])}")
+    return 0
+
+
+def cmd_store_prune(args) -> int:
+    keep = parse_keep(args.keep_samples)
+    store = _store(args)
+    before = store.stats()["database_bytes"]
+    done = store.prune_samples(**keep, dry_run=args.dry_run)
+    verb = "would drop" if args.dry_run else "dropped"
+    print(f"{verb} the samples of {done['measurements']} measurements in {done['runs']} runs "
+          f"({_mb(done['bytes'])}); every row, summary, verdict and provenance kept")
+    if not args.dry_run and done["measurements"]:
+        store.vacuum()
+        print(f"database: {_mb(before)} -> {_mb(store.stats()['database_bytes'])}")
     return 0
 
 
@@ -257,11 +321,26 @@ def _add_lab_parsers(sub, devices_sub) -> None:
     cmp.add_argument("--json", action="store_true", help="machine-readable output")
     cmp.set_defaults(func=cmd_compare)
 
-    export = with_store(sub.add_parser("export", help="one run's measurements as JSON or CSV"))
-    export.add_argument("run", help="a run id (or unique prefix), 'latest' or a run tag")
-    export.add_argument("--format", choices=("json", "csv"), default="json")
-    export.add_argument("--out", help="file to write (default: stdout)")
+    export = with_store(sub.add_parser("export", help="measurements as JSON, CSV or Parquet, streamed"))
+    export.add_argument("run", help="a run id (or unique prefix), 'latest', a run tag or 'all'")
+    export.add_argument("--format", choices=("json", "csv", "parquet"), default="json",
+                        help="parquet needs pyarrow (the 'export' extra)")
+    export.add_argument("--samples", action="store_true", help="include every per-inference sample")
+    export.add_argument("--out", help="file to write (default: stdout; parquet needs a file)")
     export.set_defaults(func=cmd_export)
+
+    store_parser = sub.add_parser("store", help="the store's size and retention")
+    ssub = store_parser.add_subparsers(dest="action", required=True)
+    stats = with_store(ssub.add_parser("stats", help="rows, bytes and bytes per sample"))
+    stats.add_argument("--json", action="store_true", help="machine-readable output")
+    stats.set_defaults(func=cmd_store_stats)
+    prune = with_store(ssub.add_parser(
+        "prune", help="drop old per-inference samples; keep every summary, verdict and provenance"))
+    prune.add_argument("--keep-samples", required=True, metavar="AGE|RUNS",
+                       help="keep the samples of runs started within AGE (90d, 12w, 48h) or of the "
+                            "newest RUNS runs (30)")
+    prune.add_argument("--dry-run", action="store_true", help="say what would be dropped; change nothing")
+    prune.set_defaults(func=cmd_store_prune)
 
     status = with_store(devices_sub.add_parser("status", help="which board is leased, by whom, until when"))
     status.set_defaults(func=cmd_devices_status)

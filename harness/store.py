@@ -1,11 +1,15 @@
 """Persistence behind a URL: SQLite by default, PostgreSQL for a lab.
 
 Every measurement is committed the moment it exists, so a killed run keeps everything
-finished before it. Key figures are columns (for queries and comparisons); the whole
-Measurement, samples included, is kept as JSON beside them.
+finished before it. Key figures are columns (for trends, gates and tables); the rest of the
+Measurement is JSON beside them, and its per-inference samples are one compact binary blob
+(harness/samples.py) that is decoded only when a statistic or a chart asks for them, and may
+be dropped by retention (`prune_samples`) while every summary, verdict and provenance stays.
 """
 from __future__ import annotations
 
+import copy
+import datetime as _dt
 import json
 import time
 import uuid
@@ -15,7 +19,7 @@ from typing import Optional
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from . import provenance
+from . import provenance, samples as sample_codec
 from .errors import StoreError
 from .measurement import Measurement
 from .redaction import redact  # noqa: F401 (re-exported: callers import it from here)
@@ -56,7 +60,9 @@ measurements = sa.Table(
     sa.Column("accuracy", sa.Float),
     sa.Column("size_bytes", sa.Integer),
     sa.Column("energy_per_inference_j", sa.Float),
-    sa.Column("data", sa.Text, nullable=False),
+    sa.Column("data", sa.Text, nullable=False),      # the Measurement without its samples, as JSON
+    sa.Column("samples", sa.LargeBinary),             # harness/samples.py blob; NULL once pruned
+    sa.Column("verdict", sa.String(16)),              # validity verdict: valid | invalid | NULL
 )
 
 # One row: the schema version this store has been migrated to (see MIGRATIONS).
@@ -110,7 +116,45 @@ def _m3_comparisons_and_key_index(conn):
                          "ON measurements (device, model, variant)"))
 
 
-MIGRATIONS = [_m1_runs_and_measurements, _m2_leases, _m3_comparisons_and_key_index]
+def _m4_binary_samples(conn):
+    """Samples move from the row's JSON to a compact binary column (BLOB / bytea); a `verdict`
+    column. Every existing row converts in place, in batches; a row whose samples cannot be
+    encoded exactly keeps them in its JSON (nothing is lost; readers accept both)."""
+    # run lists (every CLI command, every report) read (run_id, device) from this index alone,
+    # not from a table whose rows now reach into the samples' pages
+    conn.execute(sa.text("CREATE INDEX IF NOT EXISTS ix_measurements_run_device ON measurements (run_id, device)"))
+    have = {c["name"] for c in sa.inspect(conn).get_columns("measurements")}
+    for column in (measurements.c.samples, measurements.c.verdict):
+        if column.name not in have:
+            kind = column.type.compile(dialect=conn.dialect)
+            conn.execute(sa.text(f"ALTER TABLE measurements ADD COLUMN {column.name} {kind}"))
+    update = (measurements.update().where(measurements.c.id == sa.bindparam("row_id"))
+              .values(data=sa.bindparam("new_data"), samples=sa.bindparam("blob"),
+                      verdict=sa.bindparam("new_verdict")))
+    last = -1
+    while True:
+        rows = conn.execute(sa.select(measurements.c.id, measurements.c.data)
+                            .where(measurements.c.id > last).order_by(measurements.c.id).limit(500)).all()
+        if not rows:
+            return
+        last = rows[-1].id
+        changes = []
+        for row in rows:
+            d = json.loads(row.data)
+            if "samples_ns" not in d:
+                continue
+            try:
+                blob = sample_codec.encode(d["samples_ns"] if d["samples_ns"] is not None else [])
+            except sample_codec.SampleCodecError:
+                continue
+            del d["samples_ns"]
+            changes.append({"row_id": row.id, "new_data": json.dumps(d), "blob": blob,
+                            "new_verdict": _verdict(d.get("validity"))})
+        if changes:
+            conn.execute(update, changes)
+
+
+MIGRATIONS = [_m1_runs_and_measurements, _m2_leases, _m3_comparisons_and_key_index, _m4_binary_samples]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -250,12 +294,21 @@ class Store:
     def save(self, m: Measurement) -> int:
         """Commit one measurement now; returns its id. A measurement already saved (it has
         an id: a campaign's measurement after another of its rounds) is replaced in place."""
+        try:
+            blob = sample_codec.encode(m.samples_ns if m.samples_ns is not None else [])
+        except sample_codec.SampleCodecError as exc:
+            raise StoreError(f"store {redact(self.url)}: measurement {m.device}/{m.variant_id}: {exc}") from None
+        light = copy.copy(m)  # the JSON without the samples (asdict would deep-copy every one)
+        light.samples_ns = None
+        data = light.to_dict()
+        del data["samples_ns"]
         energy = (m.energy or {}).get("energy_per_inference_j")
         if m.id is not None:
             self._write(measurements.update().where(measurements.c.id == m.id).values(
                 n=m.latency.n, mean_ms=m.latency.mean_ms, p50_ms=m.latency.p50_ms, p90_ms=m.latency.p90_ms,
                 p99_ms=m.latency.p99_ms, peak_rss_kb=m.memory.peak_rss_kb, accuracy=m.accuracy,
-                energy_per_inference_j=energy, data=json.dumps(m.to_dict(), default=str)))
+                energy_per_inference_j=energy, data=json.dumps(data, default=str), samples=blob,
+                verdict=_verdict(getattr(m, "validity", None))))
             return m.id
         result = self._write(measurements.insert().values(
             run_id=m.run_id, created_at=m.created_at, device=m.device, model=m.model,
@@ -263,37 +316,122 @@ class Store:
             emulated=m.emulated, n=m.latency.n, mean_ms=m.latency.mean_ms, p50_ms=m.latency.p50_ms,
             p90_ms=m.latency.p90_ms, p99_ms=m.latency.p99_ms, peak_rss_kb=m.memory.peak_rss_kb,
             accuracy=m.accuracy, size_bytes=m.size_bytes, energy_per_inference_j=energy,
-            data=json.dumps(m.to_dict(), default=str)))
+            data=json.dumps(data, default=str), samples=blob,
+            verdict=_verdict(getattr(m, "validity", None))))
         m.id = int(result.inserted_primary_key[0])
         return m.id
 
-    def measurements(self, run_id: Optional[str] = None) -> list[Measurement]:
-        query = sa.select(measurements.c.id, measurements.c.run_id, measurements.c.data).order_by(measurements.c.id)
+    def measurements(self, run_id: Optional[str] = None, samples: bool = True) -> list[Measurement]:
+        """The run's (or every run's) measurements, oldest first. `samples=False` leaves
+        `samples_ns` None (nothing decoded); so does a measurement whose samples were pruned."""
+        return list(self.iter_measurements(run_id=run_id, samples=samples))
+
+    def iter_measurements(self, run_id: Optional[str] = None, samples: bool = True, batch: int = 200):
+        """Like measurements(), one at a time: rows are fetched `batch` at a time (a server-side
+        cursor on PostgreSQL), so an export of a year holds one batch in memory, not the year."""
+        columns = [measurements.c.id, measurements.c.run_id, measurements.c.data]
+        if samples:
+            columns.append(measurements.c.samples)
+        query = sa.select(*columns).order_by(measurements.c.id)
         if run_id is not None:
             query = query.where(measurements.c.run_id == run_id)
         with self.engine.connect() as conn:
-            rows = conn.execute(query).all()
-        out = []
-        for row in rows:
-            m = Measurement.from_dict(json.loads(row.data))
-            m.id, m.run_id = row.id, row.run_id
-            out.append(m)
-        return out
+            for row in conn.execution_options(yield_per=batch).execute(query):
+                d = json.loads(row.data)
+                if not samples:
+                    d["samples_ns"] = None
+                elif row.samples is not None:
+                    d["samples_ns"] = sample_codec.decode(row.samples)
+                else:  # pruned (None), or a legacy row that kept its samples in JSON
+                    d["samples_ns"] = d.get("samples_ns")
+                m = Measurement.from_dict(d)
+                m.id, m.run_id = row.id, row.run_id
+                yield m
 
     def dataframe(self, run_id: Optional[str] = None):
         """The run's (or every run's) measurements as a pandas DataFrame, one row each."""
         from .frame import measurements_frame
 
-        return measurements_frame(self.measurements(run_id=run_id))
+        return measurements_frame(self.measurements(run_id=run_id, samples=False))
 
-    def trend_rows(self) -> list[dict]:
-        """Key figures of every measurement with its run's start time (for trends; no JSON)."""
+    def trend_rows(self, devices=None) -> list[dict]:
+        """Key figures of every measurement (of `devices`, if given) with its run's start time,
+        oldest first: for trends and history, read from columns only (no JSON, no samples)."""
         m, r = measurements, runs
         query = (sa.select(m.c.run_id, r.c.started_at, r.c.git_commit, r.c.tag, m.c.device, m.c.model,
-                           m.c.variant, m.c.p50_ms, m.c.p99_ms, m.c.accuracy, m.c.peak_rss_kb)
+                           m.c.variant, m.c.p50_ms, m.c.p99_ms, m.c.accuracy, m.c.peak_rss_kb, m.c.verdict)
                  .join(r, r.c.id == m.c.run_id).order_by(r.c.started_at, m.c.id))
+        if devices is not None:
+            query = query.where(m.c.device.in_(sorted(set(devices))))
         with self.engine.connect() as conn:
-            return [dict(row) for row in conn.execute(query).mappings().all()]
+            result = conn.execute(query)
+            names = list(result.keys())
+            return [dict(zip(names, row)) for row in result.all()]  # plain tuples: a year is 73,000 rows
+
+    # ------------------------------------------------------------ retention
+
+    def prune_samples(self, keep_days: Optional[float] = None, keep_runs: Optional[int] = None,
+                      now: Optional[_dt.datetime] = None, dry_run: bool = False) -> dict:
+        """Drop the per-inference samples of runs started more than `keep_days` before `now`, or
+        of every run but the newest `keep_runs`. Rows, key columns, verdicts, statistics and
+        provenance all stay. (A measurement outside any run goes by its own time, and only
+        with `keep_days`.) Returns what was (or, with dry_run, would be) dropped."""
+        if (keep_days is None) == (keep_runs is None):
+            raise StoreError("prune: give exactly one of a time (e.g. 90d) or a number of runs to keep")
+        m, r = measurements, runs
+        if keep_days is not None:
+            if keep_days < 0:
+                raise StoreError(f"prune: keep time must not be negative, got {keep_days} days")
+            cutoff = ((now or _dt.datetime.now(_dt.timezone.utc)) - _dt.timedelta(days=keep_days)).isoformat()
+            old_runs = sa.select(r.c.id).where(r.c.started_at < cutoff)
+            which = sa.or_(m.c.run_id.in_(old_runs), sa.and_(m.c.run_id.is_(None), m.c.created_at < cutoff))
+        else:
+            if keep_runs < 0:
+                raise StoreError(f"prune: number of runs to keep must not be negative, got {keep_runs}")
+            with self.engine.connect() as conn:
+                newest_first = conn.execute(sa.select(r.c.id).order_by(r.c.started_at.desc(), r.c.id.desc()))
+                old = [row.id for row in newest_first][keep_runs:]
+            which = m.c.run_id.in_(old)
+        which = sa.and_(which, m.c.samples.is_not(None))
+        with self.engine.begin() as conn:
+            found = conn.execute(sa.select(sa.func.count().label("measurements"),
+                                           sa.func.count(sa.distinct(m.c.run_id)).label("runs"),
+                                           sa.func.coalesce(sa.func.sum(sa.func.length(m.c.samples)), 0)
+                                           .label("bytes")).where(which)).one()
+            if not dry_run and found.measurements:
+                conn.execute(m.update().where(which).values(samples=None))
+        return {"runs": found.runs, "measurements": found.measurements, "bytes": int(found.bytes)}
+
+    def vacuum(self) -> None:
+        """Give freed space back: SQLite rewrites the file; PostgreSQL marks it reusable."""
+        with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.exec_driver_sql("VACUUM")
+            if self.engine.dialect.name == "sqlite":
+                conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    def stats(self) -> dict:
+        """Rows and bytes: what `harness store stats` prints."""
+        m = measurements
+        kept = sa.case((m.c.samples.is_not(None), m.c.n), else_=0)
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(
+                sa.func.count().label("measurements"),
+                sa.func.count(m.c.samples).label("with_samples"),
+                sa.func.coalesce(sa.func.sum(kept), 0).label("samples"),
+                sa.func.coalesce(sa.func.sum(sa.func.length(m.c.samples)), 0).label("sample_bytes"),
+                sa.func.coalesce(sa.func.sum(sa.func.length(m.c.data)), 0).label("json_chars"))).one()
+            run_count = conn.execute(sa.select(sa.func.count()).select_from(runs)).scalar()
+            if self.engine.dialect.name == "sqlite":
+                pages = conn.exec_driver_sql("PRAGMA page_count").scalar()
+                total = pages * conn.exec_driver_sql("PRAGMA page_size").scalar()
+            elif self.engine.dialect.name == "postgresql":
+                total = conn.exec_driver_sql("SELECT pg_database_size(current_database())").scalar()
+            else:
+                total = None
+        out = {"runs": run_count, **{k: int(v) for k, v in row._mapping.items()}, "database_bytes": total}
+        out["pruned"] = out["measurements"] - out["with_samples"]
+        out["bytes_per_sample"] = out["sample_bytes"] / out["samples"] if out["samples"] else None
+        return out
 
     def key_history(self, key: tuple, metric: str, exclude_run: Optional[str], limit: int = 20) -> Optional[list]:
         """A (device, model, variant)'s statistic in its newest `limit` runs other than
@@ -402,6 +540,12 @@ def _sqlite_pragmas(dbapi_conn, _record):
     cur.execute("PRAGMA busy_timeout=30000")   # parallel workers wait instead of failing
     cur.execute("PRAGMA foreign_keys=ON")
     cur.close()
+
+
+def _verdict(validity) -> Optional[str]:
+    """The validity verdict for the `verdict` column (None before validity existed)."""
+    verdict = (validity or {}).get("verdict") if isinstance(validity, dict) else None
+    return str(verdict) if verdict is not None else None
 
 
 def _first_line(exc: Exception) -> str:

@@ -57,7 +57,9 @@ def test_export_json_and_csv(store_url, tmp_path, capsys):
     assert main(["export", "latest", "--store", store_url, "--out", str(out)]) == 0
     doc = json.loads(out.read_text())
     assert doc["run"]["tag"] == "tonight" and len(doc["measurements"]) == 2
-    assert len(doc["measurements"][0]["samples_ns"]) == 2000
+    assert "samples_ns" not in doc["measurements"][0]  # samples only when asked for
+    assert main(["export", "latest", "--store", store_url, "--out", str(out), "--samples"]) == 0
+    assert len(json.loads(out.read_text())["measurements"][0]["samples_ns"]) == 2000
 
 
 def test_devices_status(store_url, capsys):

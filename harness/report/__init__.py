@@ -128,9 +128,10 @@ def write_report(store, out: Path, run_id: Optional[str] = None, title: str = "E
                      + ", ".join(emulated))
     notes += validity_notes(measurements, df)
     figs = build_figures(measurements, df)
-    trend = trends.trend_frame(store.trend_rows(), df["device"].unique(), df["variant_id"].unique())
+    trend = trends.trend_frame(store.trend_rows(devices=df["device"].unique()), df["device"].unique(),
+                               df["variant_id"].unique())
     if trends.has_history(trend):
-        figs.append(trends.trend_figure(trend))
+        figs.append(trends.trend_figure(trend, highlight_run=run_id))
     run_ids = sorted(set(df["run_id"].dropna()))
     sections = [decision_html(measurements, _outcomes(store, set(run_ids)), manifests), invalid_html(df),
                 trends.regressions_html(store.comparisons(run_ids))]
@@ -149,9 +150,10 @@ def write_static(store, folder: Path, fmt: str = "png", run_id: Optional[str] = 
                            "chromium)") from None
     df = measurements_frame(measurements)
     figs = build_figures(measurements, df)
-    trend = trends.trend_frame(store.trend_rows(), df["device"].unique(), df["variant_id"].unique())
+    trend = trends.trend_frame(store.trend_rows(devices=df["device"].unique()), df["device"].unique(),
+                               df["variant_id"].unique())
     if trends.has_history(trend):
-        figs.append(trends.trend_figure(trend))
+        figs.append(trends.trend_figure(trend, highlight_run=run_id))
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     paths = [folder / f"figure-{i}.{fmt}" for i in range(len(figs))]

@@ -1,22 +1,33 @@
-"""History across runs: p50 per device and variant over run time, and the regression verdicts.
+"""History across runs: per device and variant, a band of past runs with change points marked
+and the report's run highlighted; and the regression verdicts.
 
-Built from the store's key columns (no per-inference samples), so a lab's long history stays
-cheap to draw. Every user-provided name is escaped.
+Built from the store's key columns (no per-inference samples). A lab's year of nights is
+aggregated, not drawn point by point: each series is cut into at most MAX_BINS bins of
+consecutive runs, each drawn as its range (the band) and median (the line), so the page stays
+small however long the history; change points (harness/changepoints.py) are found on every
+run, before binning. Every user-provided name is escaped.
 """
 from __future__ import annotations
 
 import html
 
+import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
+import plotly.colors
+import plotly.io as pio
 
-from .figures import LAYOUT, esc
+from ..changepoints import change_points
+from .figures import LAYOUT, PALETTE, esc
+
+MAX_BINS = 60            # per series: a history longer than this is drawn as bins of runs
+DEVICE_MENU_SERIES = 20  # more series than this: a menu shows one device at a time
+TREND_COLUMNS = ["run_id", "started_at", "git_commit", "tag", "device", "model", "variant", "p50_ms",
+                 "p99_ms", "accuracy", "peak_rss_kb", "verdict"]
 
 
 def trend_frame(rows: list[dict], devices, variant_ids) -> pd.DataFrame:
     """Rows of store.trend_rows() for the report's devices and variants."""
-    df = pd.DataFrame(rows, columns=["run_id", "started_at", "git_commit", "tag", "device", "model",
-                                     "variant", "p50_ms", "p99_ms", "accuracy", "peak_rss_kb"])
+    df = pd.DataFrame(rows, columns=TREND_COLUMNS)
     if df.empty:
         return df
     df["variant_id"] = df["model"] + "/" + df["variant"]
@@ -29,20 +40,123 @@ def has_history(trend: pd.DataFrame) -> bool:
     return not trend.empty and trend["run_id"].nunique() >= 2
 
 
-def trend_figure(trend: pd.DataFrame) -> go.Figure:
-    fig = go.Figure()
-    trend = trend.assign(when=pd.to_datetime(trend["started_at"], utc=True, format="ISO8601"))
-    for (device, variant_id), group in trend.groupby(["device", "variant_id"], sort=True):
-        group = group.sort_values("when")
-        hover = [f"<b>{esc(device)} · {esc(variant_id)}</b><br>run {esc(r.run_id)}"
-                 f"<br>git {esc((r.git_commit or 'unknown')[:12])}" + (f"<br>tag {esc(r.tag)}" if r.tag else "")
-                 + f"<br>p50 {r.p50_ms:.4g} ms" for r in group.itertuples()]
-        fig.add_trace(go.Scatter(x=group["when"], y=group["p50_ms"], mode="lines+markers",
-                                 name=f"{esc(device)} · {esc(variant_id)}", hovertext=hover, hoverinfo="text"))
-    fig.update_layout(title="Trend: median latency per device and variant across runs",
-                      xaxis_title="run start (UTC)", yaxis_title="p50 latency (ms)", **LAYOUT)
-    fig.update_yaxes(type="log")
-    return fig
+class PlainFigure(dict):
+    """A figure as plotly's plain JSON structure ({"data": [...], "layout": {...}}), rendered
+    without plotly's per-property validation: a lab's 600 trend traces take seconds to build
+    as validated graph objects and milliseconds as plain data. Where the report uses a figure
+    (to_html; plotly.io.write_images takes dicts), this is one."""
+
+    def to_html(self, **options) -> str:
+        return pio.to_html(self, validate=False, **options)
+
+
+def _sig(value: float) -> float:
+    return float(f"{value:.5g}")  # five significant digits: the page carries no noise digits
+
+
+def _fill(colour: str) -> str:
+    red, green, blue = plotly.colors.hex_to_rgb(colour)
+    return f"rgba({red},{green},{blue},0.25)"
+
+
+def series_traces(p50, when, run_ids, gits, tags, name: str, colour: str, highlight_run=None) -> list:
+    """The traces of one device and variant: band, median line, change points and the
+    highlighted run. Arguments: one entry per run with a positive p50, in time order."""
+    n = len(p50)
+    bins = min(n, MAX_BINS)
+    per, extra = divmod(n, bins)  # np.array_split's sizes: `extra` bins hold one more run
+    split = extra * (per + 1)
+    parts = [p50[:split].reshape(extra, per + 1), p50[split:].reshape(bins - extra, per)]
+    low = np.concatenate([part.min(axis=1) for part in parts if part.size])
+    mid = np.concatenate([np.median(part, axis=1) for part in parts if part.size])
+    high = np.concatenate([part.max(axis=1) for part in parts if part.size])
+    firsts = np.concatenate([np.arange(extra) * (per + 1), split + np.arange(bins - extra) * per])
+    lasts = np.append(firsts[1:], n) - 1
+    centres = (firsts + lasts) // 2
+    x = [when[c] for c in centres]
+    label = name.replace("%", "&#37;")  # a name is not a hovertemplate placeholder
+    line = {"type": "scatter", "x": x, "y": [_sig(v) for v in mid], "name": name, "legendgroup": name,
+            "line": {"color": colour, "width": 1.5}}
+    traces = []
+    if per > 1 or extra:  # binned
+        traces.append({"type": "scatter", "x": x + x[::-1], "y": [_sig(v) for v in high] + [_sig(v) for v in low[::-1]],
+                       "fill": "toself", "mode": "lines", "line": {"width": 0}, "fillcolor": _fill(colour),
+                       "hoverinfo": "skip", "legendgroup": name, "showlegend": False, "name": f"{name} band"})
+        line.update(mode="lines", customdata=[[int(b - a + 1), when[a][:10], when[b][:10], _sig(lo), _sig(hi)]
+                                              for a, b, lo, hi in zip(firsts, lasts, low, high)],
+                    hovertemplate=f"<b>{label}</b><br>%{{customdata[0]}} runs %{{customdata[1]}} to "
+                                  "%{customdata[2]}<br>p50 median %{y:.4g} ms, range %{customdata[3]:.4g} "
+                                  "to %{customdata[4]:.4g} ms<extra></extra>")
+    else:
+        line.update(mode="lines+markers", customdata=[[esc(run_ids[i]), esc((gits[i] or "unknown")[:12]),
+                                                       esc(tags[i] or "")] for i in range(n)],
+                    hovertemplate=f"<b>{label}</b><br>run %{{customdata[0]}}<br>git %{{customdata[1]}}"
+                                  "<br>tag %{customdata[2]}<br>p50 %{y:.4g} ms<extra></extra>")
+    traces.append(line)
+    marks_x, marks_y, symbols, texts = [], [], [], []
+
+    def run_text(i):
+        return (f"run {esc(run_ids[i])}<br>git {esc((gits[i] or 'unknown')[:12])}"
+                + (f"<br>tag {esc(tags[i])}" if tags[i] else ""))
+
+    for i in change_points(p50):
+        before, after = np.median(p50[max(0, i - 30):i]), np.median(p50[i:i + 30])
+        marks_x.append(when[i])
+        marks_y.append(_sig(after))
+        symbols.append("triangle-up" if after > before else "triangle-down")
+        texts.append(f"<b>change point · {name}</b><br>{run_text(i)}<br>p50 {before:.4g} -> {after:.4g} ms "
+                     f"({100 * (after / before - 1):+.1f} %)")
+    if highlight_run is not None:
+        for i in (i for i in range(n) if run_ids[i] == highlight_run):
+            marks_x.append(when[i])
+            marks_y.append(_sig(p50[i]))
+            symbols.append("star")
+            texts.append(f"<b>this run · {name}</b><br>{run_text(i)}<br>p50 {p50[i]:.4g} ms")
+    if marks_x:
+        traces.append({"type": "scatter", "x": marks_x, "y": marks_y, "mode": "markers", "legendgroup": name,
+                       "showlegend": False, "name": f"{name} marks", "hovertext": texts, "hoverinfo": "text",
+                       "marker": {"symbol": symbols, "size": 12, "color": colour,
+                                  "line": {"width": 1, "color": "black"}}})
+    return traces
+
+
+def trend_figure(trend: pd.DataFrame, highlight_run=None) -> PlainFigure:
+    trend = trend[trend["p50_ms"].notna() & (trend["p50_ms"] > 0)]
+    trend = (trend.assign(when=pd.to_datetime(trend["started_at"], utc=True, format="ISO8601"))
+             .sort_values(["device", "variant_id", "when"], kind="stable"))
+    # plain Python lists, once: iterating pandas rows costs seconds for a lab's year
+    devices, variant_ids = trend["device"].tolist(), trend["variant_id"].tolist()
+    when = trend["when"].dt.strftime("%Y-%m-%d %H:%M").tolist()
+    run_ids, p50 = trend["run_id"].tolist(), trend["p50_ms"].to_numpy(dtype=float)
+    gits = [g if isinstance(g, str) else None for g in trend["git_commit"].tolist()]
+    tags = [t if isinstance(t, str) else None for t in trend["tag"].tolist()]
+    starts = [i for i in range(len(devices))
+              if i == 0 or (devices[i], variant_ids[i]) != (devices[i - 1], variant_ids[i - 1])]
+    traces, owner, longest = [], [], 0
+    for k, (a, b) in enumerate(zip(starts, starts[1:] + [len(devices)])):
+        made = series_traces(p50[a:b], when[a:b], run_ids[a:b], gits[a:b], tags[a:b],
+                             f"{esc(devices[a])} · {esc(variant_ids[a])}", PALETTE[k % len(PALETTE)], highlight_run)
+        traces += made
+        owner += [devices[a]] * len(made)
+        longest = max(longest, b - a)
+    how = (f"band: range of each bin of runs, line: its median (at most {MAX_BINS} bins per series)"
+           if longest > MAX_BINS else "one point per run")
+    layout = {**LAYOUT, "template": pio.templates[LAYOUT["template"]].to_plotly_json(),
+              "title": {"text": f"Trend: median latency per device and variant across runs<br><sup>{how}; "
+                                "triangles: change points; star: this run</sup>"},
+              "xaxis": {"title": {"text": "run start (UTC)"}, "type": "date"},
+              "yaxis": {"title": {"text": "p50 latency (ms)"}, "type": "log"}}
+    names = sorted(set(devices))
+    if len(starts) > DEVICE_MENU_SERIES and len(names) > 1:
+        # a lab's 200 series in one plot are a blur: show one device at a time
+        buttons = [{"label": esc(d), "method": "restyle", "args": [{"visible": [o == d for o in owner]}]}
+                   for d in names]
+        buttons.append({"label": "all devices", "method": "restyle", "args": [{"visible": [True] * len(owner)}]})
+        for trace, o in zip(traces, owner):
+            trace["visible"] = o == names[0]
+        layout["updatemenus"] = [{"buttons": buttons, "direction": "down", "x": 1.0, "xanchor": "right",
+                                  "y": 1.15, "yanchor": "top"}]
+    return PlainFigure(data=traces, layout=layout)
 
 
 def regressions_html(comparisons: list[dict]) -> str:
