@@ -38,7 +38,7 @@ def test_report_renders_offline_with_every_part(tmp_path):
     # No external script or stylesheet: a lab machine and CI have no internet.
     assert not re.search(r"<script[^>]+src=|<link[^>]+href=[\"']?https?:", page)
     assert page.count("<script type='text/javascript'>") == 1  # plotly.js inline, once
-    for title in ("Accuracy vs latency", "Accuracy vs model size", "Latency percentiles",
+    for title in ("Accuracy vs latency", "Accuracy vs stored size", "Latency percentiles",
                   "Latency distribution", "Memory"):
         assert title in page
     assert page.count("<tr>") == 1 + 8  # header + one row per measurement
