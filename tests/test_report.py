@@ -41,7 +41,10 @@ def test_report_renders_offline_with_every_part(tmp_path):
     for title in ("Accuracy vs latency", "Accuracy vs stored size", "Latency percentiles",
                   "Latency distribution", "Memory"):
         assert title in page
-    assert page.count("<tr>") == 1 + 8  # header + one row per measurement
+    table = page[page.index('id="measurements"'):]
+    assert table.count("<tr>") == 1 + 8  # header + one row per measurement
+    decisions = page[page.index("id='decisions'"):page.index("</table>", page.index("id='decisions'"))]
+    assert decisions.count("<tr>") == 1 + 2  # header + one recommendation per device and model
     assert 'class="sortable"' in page
 
 
