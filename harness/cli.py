@@ -361,11 +361,27 @@ def _add_search_parser(sub) -> None:
     p.set_defaults(func=cmd_search)
 
 
+def _add_common_options(parser, default):
+    parser.add_argument("--devices-dir", default=default, help="inventory directory (default: devices, when it exists)")
+    parser.add_argument("--models-dir", default=default, help="model manifests directory (default: models)")
+
+
+def _common_options_everywhere(parser) -> None:
+    """--devices-dir and --models-dir also after a subcommand (`harness devices check rpi5
+    --devices-dir lab/`), as pytest takes its options anywhere; there they default to
+    SUPPRESS so they never overwrite one given before the subcommand."""
+    for action in parser._actions:   # argparse keeps its subparsers only here
+        if isinstance(action, argparse._SubParsersAction):
+            for subparser in set(action.choices.values()):
+                if not any("--devices-dir" in a.option_strings for a in subparser._actions):
+                    _add_common_options(subparser, default=argparse.SUPPRESS)
+                _common_options_everywhere(subparser)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="harness", description="Benchmark compressed models on edge devices.")
     parser.add_argument("--version", action="version", version=f"harness {__version__}")
-    parser.add_argument("--devices-dir", help="inventory directory (default: devices, when it exists)")
-    parser.add_argument("--models-dir", help="model manifests directory (default: models)")
+    _add_common_options(parser, default=None)
     sub = parser.add_subparsers(dest="command", required=True)
 
     devices = sub.add_parser("devices", help="the device inventory")
@@ -401,6 +417,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.set_defaults(func=cmd_report)
     _add_lab_parsers(sub, dsub)
     _add_search_parser(sub)
+    _common_options_everywhere(parser)
     return parser
 
 

@@ -47,3 +47,13 @@ def test_report_from_a_store_directory(tmp_path, capsys):
     store.save(fake_measurement(run_id=run))
     assert main(["report", str(tmp_path), "--run", "latest"]) == 0
     assert (tmp_path / "report.html").stat().st_size > 1000
+
+
+def test_directory_options_work_after_the_subcommand_too(tmp_path, capsys):
+    from harness.cli import main
+
+    (tmp_path / "box.yaml").write_text("kind: local\ndescription: a box\n")
+    assert main(["devices", "show", "box", "--devices-dir", str(tmp_path)]) == 0
+    assert '"description": "a box"' in capsys.readouterr().out
+    assert main(["--devices-dir", str(tmp_path), "devices", "show", "box"]) == 0   # and before it
+    assert main(["devices", "show", "box", "--devices-dir", str(tmp_path / "typo")]) == 2
