@@ -389,7 +389,7 @@ class Session:
         return {
             "time": provenance.now(),
             "device": spec.public(),
-            "device_info": device.info(),
+            "device_info": self._device_info(device),
             "board": raw.get("host"),
             "runtime": raw.get("runtime"),
             "numpy_version": raw.get("numpy_version"),
@@ -399,6 +399,14 @@ class Session:
             "variant": {"id": variant.id, "technique": variant.technique, "params": variant.params,
                         "sha256": variant.sha256, "info": variant.info, "path": variant.path.name},
         }
+
+    @staticmethod
+    def _device_info(device) -> dict:
+        """The device's facts; a probe that fails now never discards a finished measurement."""
+        try:
+            return device.info()
+        except HarnessError as exc:
+            return {"kind": device.kind, "error": str(exc).splitlines()[0]}
 
     def close(self, outcomes: Optional[dict] = None):
         """Close devices, finish the run (with the tests' outcomes), release leases."""

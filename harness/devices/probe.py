@@ -90,6 +90,36 @@ def _cpu():
     return platform.processor() or platform.machine()
 
 
+def _runtime_isolated(name, timeout_s=120):
+    """_runtime(name) in a child interpreter: a runtime that crashes on import (SIGSEGV under
+    an emulator that shows it the wrong CPU) takes only its child down, and is named with
+    the signal, while the board keeps its other runtimes."""
+    try:
+        proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--runtime", name],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    except OSError as exc:
+        return {"missing": "cannot start %s to import %s: %s" % (sys.executable, name, exc)}
+    try:
+        out, err = proc.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        return {"missing": "importing %s did not finish within %d s" % (name, timeout_s)}
+    if proc.returncode < 0:
+        import signal
+
+        try:
+            signame = signal.Signals(-proc.returncode).name
+        except ValueError:
+            signame = "signal %d" % -proc.returncode
+        return {"missing": "importing %s crashed the interpreter (%s)" % (name, signame), "crashed": signame}
+    try:
+        return json.loads(out.decode().strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        return {"missing": "importing %s printed no answer (exit %d): %s"
+                % (name, proc.returncode, err.decode(errors="replace").strip()[-300:])}
+
+
 def _runtime(name):
     """{'version': ...} or {'missing': why}."""
     try:
@@ -145,7 +175,7 @@ def probe(workdir=None):
         "python": platform.python_version(),
         "python_executable": sys.executable,
         "numpy": numpy_version,
-        "runtimes": dict((name, _runtime(name)) for name in ("onnxruntime", "litert", "tflite_runtime")),
+        "runtimes": dict((name, _runtime_isolated(name)) for name in ("onnxruntime", "litert", "tflite_runtime")),
     }
     if numpy_missing:
         facts["numpy_missing"] = numpy_missing
@@ -167,4 +197,7 @@ def probe(workdir=None):
 
 
 if __name__ == "__main__":
-    print(json.dumps(probe(sys.argv[1] if len(sys.argv) > 1 else None)))
+    if len(sys.argv) == 3 and sys.argv[1] == "--runtime":
+        print(json.dumps(_runtime(sys.argv[2])))
+    else:
+        print(json.dumps(probe(sys.argv[1] if len(sys.argv) > 1 else None)))
