@@ -30,7 +30,11 @@ SETTINGS_DEFAULTS = {
     "rounds": 3,
 }
 TOP_LEVEL = ("name", "kind", "description", "python", "capabilities", "settings", "timeout_s",
-             "power", "tags", "emulated", "validity", "prepare", "restore")
+             "power", "tags", "emulated", "emulation", "validity", "prepare", "restore")
+# what an emulated device's times are: an instruction-counted guest clock (QEMU -icount: no
+# host load moves it) or the wall clock of an emulated CPU (qemu-user: 10-500x slower, and
+# moved by the host's load like any wall clock)
+EMULATIONS = ("guest-time", "wall-clock")
 
 # Used when the inventory directory has no local.yaml (e.g. the harness installed elsewhere).
 BUILTIN_LOCAL = {
@@ -69,6 +73,7 @@ class DeviceSpec:
     power: tuple = ()
     tags: tuple = ()
     emulated: bool = False
+    emulation: str | None = None   # one of EMULATIONS when emulated
     options: dict = field(default_factory=dict)  # the kind's own section, checked by its driver
     validity: Thresholds = field(default_factory=Thresholds)
     # argv lists run on the device before a campaign (e.g. a performance governor) and after it
@@ -90,7 +95,7 @@ class DeviceSpec:
             "capabilities": {"runtimes": list(self.capabilities.runtimes),
                              "providers": list(self.capabilities.providers),
                              "power": list(self.capabilities.power)},
-            "tags": list(self.tags), "emulated": self.emulated,
+            "tags": list(self.tags), "emulated": self.emulated, "emulation": self.emulation,
             "options": device_class(self.kind).public_options(self.options),
             "validity": self.validity.to_dict(),
             "prepare": [list(a) for a in self.prepare], "restore": [list(a) for a in self.restore],
@@ -150,6 +155,7 @@ def parse_device(data, source, default_name: str) -> DeviceSpec:
 
     validate_entries(source, kind, power)
 
+    emulated = bool(schema.get(source, "", data, "emulated", bool, False) or data.get("emulation"))
     options = driver.validate_options(schema.get(source, "", data, kind, dict, {}), source)
     return DeviceSpec(
         name=name, kind=kind, source=str(source),
@@ -159,7 +165,9 @@ def parse_device(data, source, default_name: str) -> DeviceSpec:
         timeout_s=schema.get(source, "", data, "timeout_s", float, 600.0, minimum=1.0),
         power=tuple(power),
         tags=tuple(schema.get_list(source, "", data, "tags", str)),
-        emulated=schema.get(source, "", data, "emulated", bool, False),
+        emulated=emulated,
+        emulation=(schema.get(source, "", data, "emulation", str, None, choices=EMULATIONS)
+                   or (driver.default_emulation if emulated else None)),
         options=options,
         validity=Thresholds.parse(source, schema.get(source, "", data, "validity", dict, {})),
         prepare=_commands(source, data, "prepare"),

@@ -77,8 +77,12 @@ def test_emulated_devices_are_labelled(tmp_path):
     store = Store(f"sqlite:///{tmp_path / 'h.sqlite'}")
     run_id = store.start_run()
     store.save(fake_measurement(device="qemu-m3", run_id=run_id, emulated=True))
+    arm = fake_measurement(device="arm64-qemu-user", run_id=run_id, emulated=True)
+    arm.provenance["device"] = {"emulation": "wall-clock"}
+    store.save(arm)
     page = write_report(store, tmp_path / "r.html", run_id=run_id).read_text()
-    assert "Emulated timings" in page and "qemu-m3 (emulated)" in page
+    assert "Emulated devices (instruction-counted guest time" in page and "qemu-m3 (emulated)" in page
+    assert "wall-clock time of an emulated CPU" in page and "arm64-qemu-user" in page
 
 
 def test_empty_store_is_a_clear_error(tmp_path):

@@ -25,6 +25,8 @@ class Device(abc.ABC):
     kind: ClassVar[str] = ""
     # Rounds per measurement when the YAML sets none (settings.rounds).
     default_rounds: ClassVar[int] = 3
+    # What an `emulated: true` device's times are when its YAML says no `emulation:`.
+    default_emulation: ClassVar[str] = "wall-clock"
 
     def __init__(self, spec: DeviceSpec):
         self.spec = spec

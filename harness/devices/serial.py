@@ -54,6 +54,7 @@ EDGE_METERS = {"lpm01a": "events", "joulescope": "timestamp_input"}
 class SerialDevice(Device):
     kind = "serial"
     default_rounds = 1  # MLPerf Tiny's timed windows are the rounds (each a round_sizes entry)
+    default_emulation = "guest-time"  # QEMU with -icount: instruction-counted guest time
 
     # ------------------------------------------------------------ YAML
 

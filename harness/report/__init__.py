@@ -122,10 +122,17 @@ def write_report(store, out: Path, run_id: Optional[str] = None, title: str = "E
     meta.append(f"{len(df)} measurements on {df['device'].nunique()} device(s): "
                 + ", ".join(sorted(df["device"].unique())))
     notes = []
-    emulated = sorted(df.loc[df["emulated"].astype(bool), "device"].unique())
-    if emulated:
-        notes.append("Emulated timings (instruction-counted guest time, not a real board): "
-                     + ", ".join(emulated))
+    kinds = {}
+    for m in measurements:
+        if m.emulated:
+            kind = ((m.provenance or {}).get("device") or {}).get("emulation") or "guest-time"
+            kinds.setdefault(kind, set()).add(m.device)
+    for kind, devices in sorted(kinds.items()):
+        what = ("instruction-counted guest time: no host load moves it, but it is not a real board's"
+                if kind == "guest-time" else
+                "wall-clock time of an emulated CPU: many times slower than the real board and moved by the "
+                "host's load")
+        notes.append(f"Emulated devices ({what}): " + ", ".join(sorted(devices)))
     notes += validity_notes(measurements, df)
     figs = build_figures(measurements, df)
     trend = trends.trend_frame(store.trend_rows(devices=df["device"].unique()), df["device"].unique(),
