@@ -137,7 +137,7 @@ def pytest_generate_tests(metafunc):
         # Marked at creation (not in a collection hook, whose order against xdist's varies):
         # under xdist's loadgroup scheduling all of a board's tests go to one worker.
         metafunc.parametrize("device_name", [
-            pytest.param(name, marks=pytest.mark.xdist_group(f"harness-device-{name}"))
+            pytest.param(name, marks=() if _pooled(state, name) else pytest.mark.xdist_group(f"harness-device-{name}"))
             for name in state.device_names], scope="session")
     if "variant_case" in metafunc.fixturenames:
         try:
@@ -146,6 +146,14 @@ def pytest_generate_tests(metafunc):
             raise pytest.UsageError(str(exc)) from None
         metafunc.parametrize("variant_case", pairs, ids=[f"{m.name}/{r.name}" for m, r in pairs],
                              scope="session")
+
+
+def _pooled(state, name) -> bool:
+    """A device that is a pool of boards (labgrid tags): every xdist worker takes its own board."""
+    from .devices import device_class
+
+    spec = state.inventory.get(name)
+    return bool(getattr(device_class(spec.kind), "spreads_over_workers", lambda options: False)(spec.options))
 
 
 @pytest.fixture(scope="session")
