@@ -129,3 +129,151 @@ def test_a_free_place_becomes_an_ssh_board_and_is_released(lg_lab, make_board, t
         device.close()
     assert lg_lab.acquired_by("lg-free") is None
     assert "free" not in lg_lab.client("reservations")
+
+
+def _places_measured(store) -> dict:
+    rows = Store(store).measurements()
+    return {m.variant_id: m.provenance["device_info"].get("place") for m in rows}
+
+
+def test_two_places_with_one_tag_share_the_suites_under_xdist(lg_lab, make_board, tmp_path):
+    boards = [make_board("lgpool"), make_board("lgpool")]
+    for i, board in enumerate(boards):
+        lg_lab.add_place(f"lg-pool-{i}", board, {"board": "pool"})
+    devices = tmp_path / "devices"
+    lg_lab.device_yaml("pool", boards[0], devices_dir=devices, tags={"board": "pool"})
+    store = f"sqlite:///{tmp_path / 'store.sqlite'}"
+    proc = _run(lg_lab, _suites(lg_lab, devices, store, "pool", "-n", "2"))
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-4000:]
+    rows = Store(store).measurements()
+    assert {m.device for m in rows} == {"pool"} and len({m.run_id for m in rows}) == 1
+    # each worker reserved its own place; every row says which place measured it
+    assert {m.provenance["device_info"]["place"] for m in rows} == {"lg-pool-0", "lg-pool-1"}, out[-3000:]
+    hosts = {m.provenance["device_info"]["place"]: m.provenance["device_info"]["host"] for m in rows}
+    assert hosts == {"lg-pool-0": boards[0].address, "lg-pool-1": boards[1].address}
+    assert not Store(store).leases()  # labgrid locked the boards, not the store
+    assert lg_lab.acquired_by("lg-pool-0") is None and lg_lab.acquired_by("lg-pool-1") is None
+
+
+def test_a_place_held_by_someone_else_is_waited_for_then_measured(lg_lab, make_board, tmp_path):
+    board = make_board("lgheld")
+    lg_lab.add_place("lg-held", board, {"board": "held"})
+    lg_lab.client("-p", "lg-held", "acquire", user="alice")
+    devices = tmp_path / "devices"
+    lg_lab.device_yaml("held", board, devices_dir=devices, tags={"board": "held"})
+    store = f"sqlite:///{tmp_path / 'store.sqlite'}"
+    child = subprocess.Popen(_suites(lg_lab, devices, store, "held", "-s"), cwd=ROOT, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True, start_new_session=True,  # no terminal
+                             env={**lg_lab.env(), "PYTHONPATH": str(ROOT)})
+    try:
+        deadline = time.monotonic() + 120
+        while "state: waiting" not in lg_lab.client("reservations"):  # the run queued behind alice
+            assert time.monotonic() < deadline and child.poll() is None, "the run never waited"
+            time.sleep(0.2)
+        assert lg_lab.acquired_by("lg-held").endswith("/alice")
+        lg_lab.client("-p", "lg-held", "release", user="alice")
+        out, _ = child.communicate(timeout=600)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    assert child.returncode == 0, out[-4000:]
+    assert "harness: held: waiting for a place with board=held" in out and "lg-held held by" in out and "/alice" in out
+    assert set(_places_measured(store).values()) == {"lg-held"}
+
+
+def test_a_reservation_that_times_out_names_the_place_and_its_holder(lg_lab, make_board, tmp_path):
+    board = make_board("lgbusy")
+    lg_lab.add_place("lg-busy", board, {"board": "busy"})
+    lg_lab.client("-p", "lg-busy", "acquire", user="bob")
+    devices = tmp_path / "devices"
+    lg_lab.device_yaml("busy", board, devices_dir=devices, tags={"board": "busy"}, reserve_timeout_s=1.0)
+    store = f"sqlite:///{tmp_path / 'store.sqlite'}"
+    try:
+        proc = _run(lg_lab, _suites(lg_lab, devices, store, "busy", "-s"), start_new_session=True)
+    finally:
+        lg_lab.client("-p", "lg-busy", "release", user="bob")
+    out = proc.stdout + proc.stderr
+    assert "(labgrid.reserve_timeout_s=1) for a place with board=busy on" in out, out[-3000:]
+    assert "in vain: lg-busy held by" in out and "/bob" in out
+    assert not Store(store).measurements()
+    assert proc.returncode == 0 and " skipped" in out and "passed" not in out and "failed" not in out
+    assert out.count("waiting for a place with board=busy") == 1  # the first test waited, the rest skip at once
+    assert "state: waiting" not in lg_lab.client("reservations")     # the reservation was cancelled
+
+
+def test_a_killed_run_leaves_its_place_to_the_next_run_of_the_same_user(lg_lab, make_board, tmp_path):
+    board = make_board("lgkill")
+    lg_lab.add_place("lg-kill", board, {"board": "kill"})
+    devices = tmp_path / "devices"
+    lg_lab.device_yaml("kill", board, devices_dir=devices, tags={"board": "kill"}, reserve_timeout_s=20.0)
+    store = f"sqlite:///{tmp_path / 'store.sqlite'}"
+    child = subprocess.Popen(_suites(lg_lab, devices, store, "kill", variants=("digits-mlp/*",)), cwd=ROOT,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+                             env={**lg_lab.env(), "PYTHONPATH": str(ROOT)})
+    try:
+        deadline = time.monotonic() + 300
+        while lg_lab.acquired_by("lg-kill") is None:
+            assert time.monotonic() < deadline and child.poll() is None, "the run never acquired the place"
+            time.sleep(0.2)
+    finally:
+        os.killpg(child.pid, signal.SIGKILL)  # the run and its labgrid bridge, at once
+        child.wait(timeout=30)
+    holder = lg_lab.acquired_by("lg-kill")
+    assert holder is not None  # nobody released it: labgrid keeps a place until told
+    proc = _run(lg_lab, _suites(lg_lab, devices, f"sqlite:///{tmp_path / 'next.sqlite'}", "kill"))
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-4000:]
+    assert "released labgrid place lg-kill, left acquired by a killed run" in out
+    assert set(_places_measured(f"sqlite:///{tmp_path / 'next.sqlite'}").values()) == {"lg-kill"}
+    assert lg_lab.acquired_by("lg-kill") is None
+
+
+def test_a_place_acquired_by_hand_is_not_taken_for_a_killed_run(lg_lab, make_board, tmp_path, monkeypatch):
+    """Same user, no lock file: someone ran `labgrid-client acquire`; the harness waits, never steals."""
+    board = make_board("lghand")
+    lg_lab.add_place("lg-hand", board, {"board": "hand"})
+    lg_lab.client("-p", "lg-hand", "acquire")  # this very user, by hand
+    devices = tmp_path / "devices"
+    lg_lab.device_yaml("hand", board, devices_dir=devices, tags={"board": "hand"}, reserve_timeout_s=0.5)
+    try:
+        proc = _run(lg_lab, _suites(lg_lab, devices, f"sqlite:///{tmp_path / 's.sqlite'}", "hand"))
+        assert "came free within" in proc.stdout + proc.stderr
+        assert lg_lab.acquired_by("lg-hand") is not None
+    finally:
+        lg_lab.client("-p", "lg-hand", "release")
+
+
+def test_a_board_whose_host_key_changed_behind_the_place_is_refused(lg_lab, ssh_lab, make_board, tmp_path):
+    board = make_board("lgkey")
+    lg_lab.add_place("lg-key", board, {"board": "key"})
+    # the place now reaches a board whose key is not the one known_hosts has for it
+    known = Path(ssh_lab.known_hosts)
+    forged = tmp_path / "forged"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(forged)], check=True)
+    original = known.read_text()
+    fake = open(f"{forged}.pub").read().split()
+    known.write_text(original.replace(board.host_key_line, f"[{board.address}]:2222 {fake[0]} {fake[1]}"))
+    devices = tmp_path / "devices"
+    lg_lab.device_yaml("key", board, devices_dir=devices, tags={"board": "key"})
+    try:
+        proc = _run(lg_lab, _suites(lg_lab, devices, f"sqlite:///{tmp_path / 's.sqlite'}", "key"))
+    finally:
+        known.write_text(original)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1 and "has CHANGED" in out and "Refusing to connect" in out, out[-3000:]
+    assert lg_lab.acquired_by("lg-key") is None  # a place the run cannot use is given back at once
+
+
+def test_harness_devices_lists_the_coordinators_places_and_holders(lg_lab, make_board, tmp_path):
+    board = make_board("lglist")
+    lg_lab.add_place("lg-list-a", board, {"board": "list", "site": "b2"})
+    lg_lab.client("-p", "lg-list-a", "acquire", user="carol")
+    devices = tmp_path / "devices"
+    lg_lab.device_yaml("listed", board, devices_dir=devices, tags={"board": "list"})
+    try:
+        proc = _run(lg_lab, [sys.executable, "-m", "harness.cli", "--devices-dir", str(devices), "devices"])
+    finally:
+        lg_lab.client("-p", "lg-list-a", "release", user="carol")
+    assert "listed" in proc.stdout and "labgrid" in proc.stdout, proc.stdout + proc.stderr
+    assert "place lg-list-a  [board=list site=b2]  held by" in proc.stdout and "/carol" in proc.stdout

@@ -266,12 +266,12 @@ class LabgridDevice(Device):
         wanted = _describe_filter(self.filters)
         res = self.bridge.call("reserve", filters=self.filters, prio=self.priority)
         self.token = res["token"]
-        start = last_notice = self.clock()
+        start, last_notice = self.clock(), None
         while res["state"] == "waiting":
             waited = self.clock() - start
             if waited >= self.reserve_timeout_s:
                 raise self._timed_out(wanted, waited)
-            if waited == 0 or self.clock() - last_notice >= NOTICE_EVERY_S:
+            if last_notice is None or self.clock() - last_notice >= NOTICE_EVERY_S:
                 last_notice = self.clock()
                 self.notify(f"{self.name}: waiting for {wanted} on {self.coordinator} (reservation {self.token}, "
                             f"priority {self.priority:g}): {self._who(wanted)}; waited {waited:.0f} s of "
@@ -307,8 +307,8 @@ class LabgridDevice(Device):
     def _timed_out(self, wanted: str, waited: float) -> PlaceBusy:
         who = self._who(wanted)
         self._cancel()
-        exc = PlaceBusy(self.name, f"{self.name}: no labgrid {wanted} came free within {waited:.0f} s "
-                                   f"(labgrid.reserve_timeout_s={self.reserve_timeout_s:g}): {who}")
+        exc = PlaceBusy(self.name, f"{self.name}: waited {waited:.0f} s (labgrid.reserve_timeout_s="
+                                   f"{self.reserve_timeout_s:g}) for {wanted} on {self.coordinator}, in vain: {who}")
         _busy[self.name] = exc
         return exc
 
@@ -434,8 +434,16 @@ def _inner_options(source, kind: str, options: dict, extra: dict) -> dict:
 
 
 def _tell(message: str) -> None:
-    """Waiting is shown on the terminal even while pytest captures output."""
+    """Waiting is shown on the user's terminal even while pytest captures output (which
+    redirects the stderr file descriptor, not the terminal); without one, on stderr (seen
+    with `pytest -s`, and in the test's captured log)."""
     log.warning("%s", message)
+    try:
+        with open("/dev/tty", "w") as tty:
+            tty.write(f"harness: {message}\n")
+            return
+    except OSError:  # no controlling terminal (CI)
+        pass
     stream = sys.__stderr__
     if stream is not None:
         stream.write(f"harness: {message}\n")
