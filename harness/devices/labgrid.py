@@ -229,11 +229,13 @@ class LabgridDevice(Device):
         self.power_port: Optional[str] = None
         self.power_cycles = 0
         self.recovered: list[str] = []  # places a killed run had left acquired, released here
-        self.waited_s = 0.0
+        self.waited_s = 0.0   # waiting for the reservation to be allocated
+        self.acquire_s = 0.0  # connect() until the place was acquired (bridge, reserve, wait, acquire)
 
     def connect(self) -> None:
         if self.name in _busy:
             raise _busy[self.name]
+        start = self.clock()
         self.bridge = open_bridge(self.coordinator, self.spec.options.get("python"), self.name)
         if self.spec.options.get("request_timeout_s"):
             self.bridge.timeout_s = float(self.spec.options["request_timeout_s"])
@@ -241,6 +243,7 @@ class LabgridDevice(Device):
             self.user = self.bridge.call("hello")["user"]
             self._recover_killed_runs()
             self._reserve_and_acquire()
+            self.acquire_s = self.clock() - start
             self.resources = self.bridge.call("resources", place=self.place)
             self.inner = self._inner_device()
             self._connect_inner()
@@ -458,11 +461,10 @@ def place_lines(spec, timeout_s: float = 20.0) -> list[str]:
     o = spec.options
     device = LabgridDevice(spec)
     try:
-        bridge = open_bridge(device.coordinator, o.get("python"), spec.name)
+        bridge = open_bridge(device.coordinator, o.get("python"), spec.name, timeout_s=timeout_s)
     except DeviceError as exc:
         return [f"  {exc}"]
     try:
-        bridge.timeout_s = timeout_s
         places = matching(bridge.call("places"), device.filters)
         reservations = bridge.call("reservations")
     except DeviceError as exc:

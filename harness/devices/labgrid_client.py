@@ -124,8 +124,9 @@ class Bridge:
                 self._proc.wait(timeout=5)
 
 
-def open_bridge(coordinator: str, python: Optional[str], label: str) -> Bridge:
-    bridge = Bridge(coordinator, python, label)
+def open_bridge(coordinator: str, python: Optional[str], label: str,
+                timeout_s: float = REQUEST_TIMEOUT_S) -> Bridge:
+    bridge = Bridge(coordinator, python, label, timeout_s)
     try:
         bridge.call("hello")
     except BaseException:
