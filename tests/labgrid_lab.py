@@ -88,12 +88,13 @@ class LabgridLab:
             raise RuntimeError(f"labgrid-client {' '.join(args)}: {done.stdout}{done.stderr}")
         return done.stdout + done.stderr
 
-    def export_board(self, board, exporter: str | None = None):
-        """One exporter per board, publishing its sshd as a NetworkService."""
+    def export_board(self, board, exporter: str | None = None, extra: dict | None = None):
+        """One exporter per board, publishing its sshd as a NetworkService (and `extra`
+        resources of the same group, e.g. a NetworkPowerPort)."""
         exporter = exporter or f"exp-{board.name}"
         config = self.root / f"{exporter}.yaml"
         config.write_text(yaml.safe_dump({board.name: {"NetworkService": {
-            "address": board.address, "username": board.user, "port": 2222}}}))
+            "address": board.address, "username": board.user, "port": 2222}, **(extra or {})}}))
         self._start([self.bin / "labgrid-exporter", "-c", self.coordinator, "-n", exporter, config], exporter)
         deadline = time.monotonic() + 30
         while board.name not in self.client("resources"):
@@ -103,10 +104,10 @@ class LabgridLab:
             time.sleep(0.2)
         return exporter
 
-    def add_place(self, place: str, board, tags: dict):
-        exporter = self.export_board(board)
+    def add_place(self, place: str, board, tags: dict, extra: dict | None = None):
+        exporter = self.export_board(board, extra=extra)
         self.client("-p", place, "create")
-        self.client("-p", place, "add-match", f"{exporter}/{board.name}/NetworkService")
+        self.client("-p", place, "add-match", f"{exporter}/{board.name}/*")
         self.client("-p", place, "set-tags", *[f"{k}={v}" for k, v in tags.items()])
         return place
 
