@@ -144,8 +144,12 @@ def pytest_generate_tests(metafunc):
             pairs = zoo.select(state.manifests, metafunc.config.option.harness_variants)
         except ConfigError as exc:
             raise pytest.UsageError(str(exc)) from None
-        metafunc.parametrize("variant_case", pairs, ids=[f"{m.name}/{r.name}" for m, r in pairs],
-                             scope="session")
+        # Only pools of boards (labgrid tags): a variant's tests stay on one worker, so it is
+        # measured once, on one place, and the other workers measure other variants.
+        pooled = all(_pooled(state, name) for name in state.device_names)
+        metafunc.parametrize("variant_case", [
+            pytest.param((m, r), marks=pytest.mark.xdist_group(f"harness-variant-{m.name}/{r.name}") if pooled else ())
+            for m, r in pairs], ids=[f"{m.name}/{r.name}" for m, r in pairs], scope="session")
 
 
 def _pooled(state, name) -> bool:

@@ -150,6 +150,8 @@ def test_two_places_with_one_tag_share_the_suites_under_xdist(lg_lab, make_board
     assert {m.device for m in rows} == {"pool"} and len({m.run_id for m in rows}) == 1
     # each worker reserved its own place; every row says which place measured it
     assert {m.provenance["device_info"]["place"] for m in rows} == {"lg-pool-0", "lg-pool-1"}, out[-3000:]
+    # a variant's suites stay on one worker: each variant is measured once, on one place
+    assert sorted(m.variant_id for m in rows) == ["digits-mlp/fp16", "digits-mlp/fp32"]
     hosts = {m.provenance["device_info"]["place"]: m.provenance["device_info"]["host"] for m in rows}
     assert hosts == {"lg-pool-0": boards[0].address, "lg-pool-1": boards[1].address}
     assert not Store(store).leases()  # labgrid locked the boards, not the store
