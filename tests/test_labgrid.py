@@ -79,6 +79,45 @@ def test_without_labgrid_the_error_says_how_to_install(tmp_path, monkeypatch):
         labgrid_client.labgrid_python()
 
 
+def test_place_filters_and_holders_read_as_labgrid_schedules():
+    from harness.devices.labgrid import holders, matching
+
+    places = [{"name": "a", "tags": {"board": "rpi5", "site": "b2"}, "acquired": "h1/alice", "reservation": None},
+              {"name": "b", "tags": {"board": "rpi5"}, "acquired": None, "reservation": "T1"},
+              {"name": "c", "tags": {"board": "jetson"}, "acquired": None, "reservation": None}]
+    assert [p["name"] for p in matching(places, {"board": "rpi5"})] == ["a", "b"]
+    assert [p["name"] for p in matching(places, {"board": "rpi5", "site": "b2"})] == ["a"]
+    assert [p["name"] for p in matching(places, {"name": "c"})] == ["c"]  # labgrid's name= filter
+    text = holders(matching(places, {"board": "rpi5"}), [{"token": "T1", "owner": "h2/bob", "prio": 5.0}], "h1/me")
+    assert text == "a held by h1/alice, b reserved by h2/bob (priority 5)"
+    assert holders([], [], "me") == "no such place on the coordinator"
+
+
+def test_a_place_lock_tells_a_live_run_from_a_killed_one(tmp_path, monkeypatch):
+    """The lock file is flock()ed by the run that holds the place; the kernel drops the lock
+    when that process dies, however it dies."""
+    from harness.devices.labgrid import PlaceLock
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    lock = PlaceLock("127.0.0.1:20408", "../rpi5-a")
+    assert lock.path.parent.parent == tmp_path / "edge-harness" / "labgrid"  # a name never leaves its directory
+    assert not lock.left_by_killed_run()  # no file: acquired by hand, not by a harness run
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import fcntl, sys, time; from harness.devices.labgrid import PlaceLock\n"
+        "lock = PlaceLock('127.0.0.1:20408', '../rpi5-a'); assert lock.take(); print('held', flush=True)\n"
+        "time.sleep(600)")], stdout=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "XDG_CACHE_HOME": str(tmp_path)})
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert not PlaceLock("127.0.0.1:20408", "../rpi5-a").left_by_killed_run()  # a live run holds it
+    finally:
+        holder.kill()
+        holder.wait(timeout=30)
+    assert lock.path.exists()  # SIGKILL: nobody removed it
+    assert PlaceLock("127.0.0.1:20408", "../rpi5-a").left_by_killed_run()
+    assert not lock.path.exists()
+
+
 # ------------------------------------------------------------------ a real lab
 
 
