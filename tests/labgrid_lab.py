@@ -104,6 +104,19 @@ class LabgridLab:
             time.sleep(0.2)
         return exporter
 
+    def export_group(self, group: str, resources: dict) -> str:
+        """An exporter publishing one group of resources as given (e.g. a NetworkSerialPort)."""
+        exporter = f"exp-{group}"
+        config = self.root / f"{exporter}.yaml"
+        config.write_text(yaml.safe_dump({group: resources}))
+        self._start([self.bin / "labgrid-exporter", "-c", self.coordinator, "-n", exporter, config], exporter)
+        deadline = time.monotonic() + 30
+        while f"{exporter}/{group}" not in self.client("resources"):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"exporter {exporter} did not register")
+            time.sleep(0.2)
+        return exporter
+
     def add_place(self, place: str, board, tags: dict, extra: dict | None = None):
         exporter = self.export_board(board, extra=extra)
         self.client("-p", place, "create")

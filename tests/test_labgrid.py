@@ -403,3 +403,43 @@ def test_ctrl_c_releases_the_place(lg_lab, make_board, tmp_path):
     assert child.returncode == 2 and "KeyboardInterrupt" in out, out[-3000:]
     assert lg_lab.acquired_by("lg-int") is None
     assert "board=int" not in lg_lab.client("reservations")  # and its reservation is gone
+
+
+def test_a_network_serial_port_becomes_the_serial_kinds_port(lg_lab, tmp_path, monkeypatch):
+    """An MCU place: its NetworkSerialPort (raw TCP) is the serial kind's socket:// port. The
+    DUT is the MLPerf Tiny stand-in of tests/test_mcu_dut.py on a TCP socket."""
+    import yaml
+
+    from test_mcu_dut import FakeDut
+
+    from harness.devices import open_device
+
+    dut = FakeDut()
+    dut._opened.set()
+    port = int(dut.url.rsplit(":", 1)[1])
+    exporter = lg_lab.export_group("mcu1", {"NetworkSerialPort": {
+        "host": "127.0.0.1", "port": port, "speed": 115200, "protocol": "raw"}})
+    lg_lab.client("-p", "lg-mcu", "create")
+    lg_lab.client("-p", "lg-mcu", "add-match", f"{exporter}/mcu1/*")
+    lg_lab.client("-p", "lg-mcu", "set-tags", "board=mcu")
+    devices = tmp_path / "devices"
+    devices.mkdir()
+    (devices / "mcu.yaml").write_text(yaml.safe_dump({
+        "kind": "labgrid", "capabilities": {"runtimes": ["mcu"]},
+        "labgrid": {"coordinator": lg_lab.coordinator, "tags": {"board": "mcu"}, "poll_s": 0.2,
+                    "serial": {"firmware": "prebuilt", "timeout_s": 2.0, "cache_dir": str(tmp_path / "cache")}}}))
+    for key in ("XDG_CACHE_HOME", "HARNESS_LABGRID_PYTHON"):
+        monkeypatch.setenv(key, lg_lab.env()[key])
+    device = open_device(Inventory(devices).get("mcu"))
+    device.connect()
+    try:
+        handle = device.deploy(ROOT / "models" / "digits_cnn_int8.tflite")
+        raw = device.run({"model": handle, "warmup": 2, "min_iterations": 10, "min_duration_s": 0.0})
+        info = device.info()
+    finally:
+        device.close()
+        dut.close()
+    assert handle == "prebuilt:ic01" and raw["ok"] and raw["latencies_ns"] == [10_000.0] * 5
+    assert info["place"] == "lg-mcu" and info["inner_kind"] == "serial"
+    assert device.spec.options["serial"]["firmware"] == "prebuilt"
+    assert lg_lab.acquired_by("lg-mcu") is None
