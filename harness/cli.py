@@ -45,16 +45,22 @@ def _models_dir(args) -> Path | None:
 
 def cmd_devices_list(args) -> int:
     inv = _inventory(args)
-    rows = []
+    rows, places = [], {}
     for name in inv.names():
         try:
             spec = inv.get(name)
             rows.append((name, spec.kind, ",".join(spec.capabilities.runtimes), spec.description))
+            if spec.kind == "labgrid":  # the coordinator's matching places, their tags and holders
+                from .devices.labgrid import place_lines
+
+                places[name] = place_lines(spec)
         except HarnessError as exc:
             rows.append((name, "INVALID", "", str(exc)))
     width = max(len(r[0]) for r in rows)
     for name, kind, runtimes, text in rows:
         print(f"{name.ljust(width)}  {kind:8}  {runtimes:30}  {text}")
+        for line in places.get(name, []):
+            print(line)
     return 1 if any(r[1] == "INVALID" for r in rows) else 0
 
 

@@ -47,6 +47,20 @@ def _when(epoch: float) -> str:
     return _dt.datetime.fromtimestamp(epoch, _dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+# Boards another scheduler locks (a labgrid place is acquired through its coordinator):
+# name -> that scheduler. No store lease is taken for them, so the two never lock one board
+# twice; the lease table stays for every other board.
+_deferred: dict[str, str] = {}
+
+
+def defer_to(device: str, scheduler: str) -> None:
+    _deferred[device] = scheduler
+
+
+def deferred(device: str) -> Optional[str]:
+    return _deferred.get(device)
+
+
 def default_holder() -> str:
     return f"{platform.node()}:{os.getpid()}"
 
@@ -71,6 +85,8 @@ class LeaseManager:
 
     def acquire(self, device: str) -> None:
         """Take the device's lease, waiting up to wait_s; LeaseBusy names the holder if not."""
+        if device in _deferred:
+            return  # locked by its own scheduler (labgrid) when the device connects
         start = time.monotonic()
         next_notice = 0.0
         while True:

@@ -205,16 +205,28 @@ def pytest_generate_tests(metafunc):
         # Marked at creation (not in a collection hook, whose order against xdist's varies):
         # under xdist's loadgroup scheduling all of a board's tests go to one worker.
         metafunc.parametrize("device_name", [
-            pytest.param(name, marks=pytest.mark.xdist_group(f"harness-device-{name}"))
+            pytest.param(name, marks=() if _pooled(state, name) else pytest.mark.xdist_group(f"harness-device-{name}"))
             for name in state.device_names], scope="session")
     if "variant_case" in metafunc.fixturenames:
         try:
             pairs = zoo.select(state.manifests, metafunc.config.option.harness_variants)
         except ConfigError as exc:
             raise pytest.UsageError(str(exc)) from None
-        state.select(pairs)   # a device's campaign covers all of them
-        metafunc.parametrize("variant_case", pairs, ids=[f"{m.name}/{r.name}" for m, r in pairs],
-                             scope="session")
+        state.select(pairs)   # a device's campaign covers all of them (a pool's: one each)
+        # Only pools of boards (labgrid tags): a variant's tests stay on one worker, so it is
+        # measured once, on one place, and the other workers measure other variants.
+        pooled = all(_pooled(state, name) for name in state.device_names)
+        metafunc.parametrize("variant_case", [
+            pytest.param((m, r), marks=pytest.mark.xdist_group(f"harness-variant-{m.name}/{r.name}") if pooled else ())
+            for m, r in pairs], ids=[f"{m.name}/{r.name}" for m, r in pairs], scope="session")
+
+
+def _pooled(state, name) -> bool:
+    """A device that is a pool of boards (labgrid tags): every xdist worker takes its own board."""
+    from .devices import device_class
+
+    spec = state.inventory.get(name)
+    return device_class(spec.kind).spreads_over_workers(spec.options)
 
 
 @pytest.fixture(scope="session")

@@ -171,7 +171,10 @@ class Session:
             if self.skip_reason(device_name, recipe):
                 raise DeviceError(self.skip_reason(device_name, recipe))
             cases = [(manifest, recipe)]
-            if not settings:
+            spec = self.spec(device_name)
+            # a pool's variants are spread over several boards: no board sees the others,
+            # so each variant is a campaign of its own (compared unpaired: harness.decide)
+            if not settings and not device_class(spec.kind).spreads_over_workers(spec.options):
                 cases += [(m, r) for m, r in self.selection
                           if (m.name, r.name) != (manifest.name, recipe.name)
                           and self.skip_reason(device_name, r) is None]

@@ -11,6 +11,7 @@ _kinds = Registry("harness.devices", {
     "local": "harness.devices.local:LocalDevice",
     "ssh": "harness.devices.ssh:SshDevice",
     "serial": "harness.devices.serial:SerialDevice",
+    "labgrid": "harness.devices.labgrid:LabgridDevice",
 }, attribute="kind")
 
 register = _kinds.register

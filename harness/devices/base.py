@@ -50,6 +50,12 @@ class Device(abc.ABC):
         return None
 
     @classmethod
+    def spreads_over_workers(cls, options: dict) -> bool:
+        """A pool of identical boards (labgrid tags): each xdist worker takes its own board
+        and measures its own variants, one campaign per variant."""
+        return False
+
+    @classmethod
     def public_options(cls, options: dict) -> dict:
         """The kind's options as they may appear in the store and reports (no secrets)."""
         return dict(options)
