@@ -52,6 +52,7 @@ class Measurement:
     created_at: str = field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).isoformat())
     run_id: Optional[str] = None
     id: Optional[int] = None
+    agreement: Optional[dict] = None   # outputs vs the base model (harness.agreement), host-side
 
     @property
     def variant_id(self) -> str:
@@ -65,6 +66,9 @@ class Measurement:
         d = dict(d)
         d["latency"] = LatencyStats(**d["latency"])
         d["memory"] = Memory(**d["memory"])
+        if d.get("agreement") is not None:
+            from .agreement import Agreement
+            d["agreement"] = Agreement(d["agreement"])
         return cls(**d)
 
 
@@ -88,4 +92,5 @@ def from_raw(raw: dict, *, device: str, variant, emulated: bool, settings: dict,
         n_params=variant.n_params, macs=variant.macs, model_sha256=variant.sha256,
         emulated=bool(raw.get("emulated", emulated)), settings=settings, provenance=provenance,
         energy=energy,
+        agreement=getattr(variant, "agreement", None),
     )

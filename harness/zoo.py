@@ -47,6 +47,9 @@ from .modelinfo import facts, model_format, sha256_file
 DEFAULT_CACHE = Path(".harness-cache")
 RUNTIMES_BY_FORMAT = {"onnx": ("onnxruntime",), "tflite": ("litert", "tflite_runtime")}
 TRAIN_HOOKS = ("torch",)  # fine-tuning hooks a manifest may name (harness.compress.torch_train)
+# techniques that need representative inputs: without a dataset or a calibration .npz they
+# get inputs generated from the signature (said in the table); low-rank stays data-free then
+CALIBRATED = ("int8-static", "fixed-point", "mixed-precision")
 DTYPES = ("float32", "float16", "float64", "int8", "uint8", "int16", "int32", "int64", "bool")
 
 
@@ -506,10 +509,12 @@ def _build(manifest: Manifest, recipe: VariantRecipe, folder: Path, out: Path):
         split = datasets.load(manifest.dataset, "calibration")
         calibration, labels = split.x, split.y
     feeds, feeds_source = None, ""
-    if recipe.technique == "int8-static" or manifest.calibration is not None:
+    if recipe.technique in CALIBRATED or manifest.calibration is not None:
         feeds, feeds_source = probe_feeds(manifest, "calibration")
-        if manifest.calibration is not None and len(feeds[0]) == 1:
-            calibration = np.stack([next(iter(f.values())) for f in feeds]).astype(np.float32)
+        single = len(feeds[0]) == 1 and next(iter(feeds[0].values())).dtype.kind == "f"
+        if calibration is None and single:
+            # samples along the batch axis: (N, ...) when the model's batch is 1
+            calibration = np.concatenate([next(iter(f.values())) for f in feeds]).astype(np.float32)
     input_name, input_shape = _base_input(manifest)
     ctx = BuildContext(base=manifest.base if recipe.technique == "fp32" else normal_path, out=tmp_out,
                        params=dict(recipe.params), source=recipe.where,

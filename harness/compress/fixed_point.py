@@ -22,6 +22,8 @@ from . import onnx_graph as g
 from . import technique
 from .base import BuildContext, BuildResult
 
+NEEDS_INPUTS = "representative inputs (a dataset, a calibration: .npz, or one float input to generate them for)"
+
 FL_RANGE = range(-16, 33)
 
 
@@ -125,8 +127,9 @@ def build_fixed_point(ctx: BuildContext) -> BuildResult:
     samples = ctx.param("samples", int, 200, minimum=1)
     outputs = ctx.param("outputs", bool, True)
     model = g.load(ctx.base)
+    g.require_layers(model, "fixed-point")
     if abits < 32 and ctx.calibration is None:
-        raise ConfigError(ctx.source, "technique", "a model with a dataset for calibration", "fixed-point",
+        raise ConfigError(ctx.source, "technique", NEEDS_INPUTS, "fixed-point",
                           "activation fractional lengths need representative inputs")
     if any(8 < b <= 16 for b in (wbits, abits)):
         from onnx import version_converter

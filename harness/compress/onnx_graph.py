@@ -469,7 +469,10 @@ def tensor_values(model, names, x: np.ndarray) -> dict:
     wanted = list(names)
     collected = {n: [] for n in wanted}
     for i in range(len(x)):
-        values = sess.run(wanted, {inp.name: x[i:i + 1].reshape(shape).astype(np.float32)})
+        sample = x[i:i + 1]
+        if sample.size == int(np.prod(shape)):      # flat samples take the model's own shape
+            sample = sample.reshape(shape)
+        values = sess.run(wanted, {inp.name: sample.astype(np.float32)})
         for n, v in zip(wanted, values):
             collected[n].append(np.asarray(v).ravel())
     return {n: np.concatenate(v) for n, v in collected.items()}

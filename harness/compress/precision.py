@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import warnings
 from typing import Optional
 
 import numpy as np
@@ -55,8 +56,11 @@ def build_fp16(ctx: BuildContext) -> BuildResult:
     for _ in range(MAX_BLOCK_ROUNDS):
         source = onnx.ModelProto()
         source.CopyFrom(base)
-        model = float16.convert_float_to_float16(source, keep_io_types=keep_io, op_block_list=blocked_ops,
-                                                 node_block_list=kept)
+        with warnings.catch_warnings(record=True) as caught:    # one line per clipped number otherwise
+            warnings.simplefilter("always")
+            model = float16.convert_float_to_float16(source, keep_io_types=keep_io, op_block_list=blocked_ops,
+                                                     node_block_list=kept)
+        clipped = sum("truncated" in str(w.message) for w in caught)
         problem = _load_error(model)
         if problem is None:
             break
@@ -68,7 +72,26 @@ def build_fp16(ctx: BuildContext) -> BuildResult:
         raise ModelError(f"{ctx.source}: fp16: onnxruntime cannot load the float16 graph even with "
                          f"{', '.join(kept) or 'the default block list'} kept in float32: {problem[:400]}")
     onnx.save(model, str(ctx.out))
-    return BuildResult(ctx.out, {"bits": 16, "keep_io_types": keep_io, "kept_fp32_nodes": kept})
+    return BuildResult(ctx.out, {"bits": 16, "keep_io_types": keep_io, "kept_fp32_nodes": kept,
+                                 "values_clipped_to_fp16_range": clipped})
+
+
+def _at_least_opset(ctx, version: int):
+    """The base, converted to opset ``version`` when it is older (written next to the output)."""
+    model = g.load(ctx.base)
+    current = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), version)
+    if current >= version:
+        return ctx.base
+    from onnx import version_converter
+
+    try:
+        model = version_converter.convert_version(model, version)
+    except Exception as exc:
+        raise ModelError(f"{ctx.source}: the base's opset {current} cannot be raised to {version}, "
+                         f"which int8 QDQ needs: {exc}") from None
+    path = ctx.out.with_name(ctx.out.stem + f".opset{version}.onnx")
+    onnx.save(model, str(path))
+    return path
 
 
 QUANTIZED_OPS = ("DynamicQuantizeLinear", "MatMulInteger", "ConvInteger", "DequantizeLinear",
@@ -94,7 +117,7 @@ def build_int8_dynamic(ctx: BuildContext) -> BuildResult:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     per_channel = ctx.param("per_channel", bool, False)
-    quantize_dynamic(str(ctx.base), str(ctx.out), weight_type=QuantType.QInt8, per_channel=per_channel)
+    quantize_dynamic(str(_at_least_opset(ctx, 13)), str(ctx.out), weight_type=QuantType.QInt8, per_channel=per_channel)
     _require_quantized(ctx, ctx.out, "int8-dynamic")
     return BuildResult(ctx.out, {"bits": 8, "per_channel": per_channel, "activations": "dynamic"})
 
@@ -128,7 +151,8 @@ def build_int8_static(ctx: BuildContext) -> BuildResult:
         raise ConfigError(ctx.source, "technique", "representative inputs (a dataset, calibration: "
                           "an .npz, or generated ones)", "int8-static", "none were given")
     feeds = feeds[:samples]
-    quantize_static(str(ctx.base), str(ctx.out), _Calibration(feeds), quant_format=QuantFormat.QDQ,
+    source = _at_least_opset(ctx, 13)      # per-channel DequantizeLinear (axis) needs opset 13
+    quantize_static(str(source), str(ctx.out), _Calibration(feeds), quant_format=QuantFormat.QDQ,
                     activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
                     per_channel=per_channel, calibrate_method=methods[method])
     _require_quantized(ctx, ctx.out, "int8-static")

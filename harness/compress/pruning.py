@@ -112,6 +112,7 @@ def build_prune_magnitude(ctx: BuildContext) -> BuildResult:
     use_scan = ctx.param("sensitivity", bool, True)
     tune = ctx.param("fine_tune", bool, True)
     model = g.load(ctx.base)
+    g.require_layers(model, "prune-magnitude")
     facts, mode = magnitude_prune(ctx, model, sparsity, max(maximum, sparsity), use_scan)
     model, tuning = fine_tune(ctx, model, mask_projection(model), enabled=tune and sparsity > 0)
     g.save(model, ctx.out)

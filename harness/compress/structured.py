@@ -135,6 +135,7 @@ def build_prune_structured(ctx: BuildContext) -> BuildResult:
     ratio = ctx.param("ratio", float, 0.5, minimum=0.0, maximum=0.95)
     tune = ctx.param("fine_tune", bool, True)
     model = g.load(ctx.base)
+    g.require_layers(model, "prune-structured")
     before = g.count_params(model)["params"]
     facts = prune_channels(model, ratio)
 
