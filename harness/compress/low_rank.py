@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 from onnx import helper
 
-from ..errors import ConfigError
+from ..errors import ConfigError, ModelError
 from . import onnx_graph as g
 from . import technique
 from .base import BuildContext, BuildResult
@@ -187,6 +187,9 @@ def build_low_rank(ctx: BuildContext) -> BuildResult:
         facts[layer.name] = fact
     del model.graph.value_info[:]
     factored = any(f["factorized"] for f in facts.values())
+    if not factored:
+        raise ModelError(f"{ctx.source}: low-rank: no layer's factors at energy {energy} are smaller than "
+                         f"the layer itself ({len(facts)} layers tried); nothing to change")
     model, tuning = fine_tune(ctx, model, lambda weights: {}, enabled=tune and factored)
     g.save(model, ctx.out)
     info = {"energy": energy, "rank": rank, "method": method, "layers": facts, **tuning}
