@@ -37,6 +37,10 @@ REFUSED = {
     ("magika", "prune-structured"): r"no layer's channels can be removed",
     ("magika", "low-rank"): r"no layer's factors at energy 0.95 are smaller",
 }
+# on generated noise the text detector's probabilities are ~1e-5: cosine would measure noise,
+# so its budget is absolute (probabilities). fp16 met it only once nodes reading constants
+# beyond float16's range stayed float32 (before: max |err| 1.0).
+ABSOLUTE = {"ppocrv4-det": 1e-4}
 # the heavy detector and recognizer run a subset at a small fixed shape
 SUBSET = {"ppocrv4-det": ("fp16", "int8-dynamic", "prune-magnitude"),
           "ppocrv4-rec": ("fp16", "int8-dynamic", "prune-magnitude")}
@@ -92,7 +96,10 @@ def test_technique_changes_the_model_or_refuses_by_name(built, model, technique)
     a = variant.agreement
     assert a.n == 3 and a.source.startswith("generated, seed 0")
     assert all(e["finite"] for e in a["outputs"].values())
-    assert a.cosine_min >= budget, f"{model}/{technique}: {a}"
+    if model in ABSOLUTE:
+        assert a.max_abs <= ABSOLUTE[model], f"{model}/{technique}: {a}"
+    else:
+        assert a.cosine_min >= budget, f"{model}/{technique}: {a}"
     # same network, same counts: only the graph-changing techniques may change MACs
     if technique not in ("low-rank", "prune-structured"):
         assert variant.macs == base.macs and variant.n_params == base.n_params

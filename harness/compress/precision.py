@@ -32,6 +32,21 @@ def _load_error(model) -> Optional[str]:
 
 
 MAX_BLOCK_ROUNDS = 8
+FP16_MAX = 65504.0            # the largest finite float16
+FP16_TINY = 5.96e-08          # the smallest positive (subnormal) float16
+
+
+def _out_of_fp16_range(model) -> list:
+    """Names of the nodes that read a float32 initializer with a value float16 cannot hold."""
+    from onnx import numpy_helper
+
+    beyond = set()
+    for t in model.graph.initializer:
+        if t.data_type == onnx.TensorProto.FLOAT:
+            a = np.abs(numpy_helper.to_array(t))
+            if a.size and a.max() > FP16_MAX:
+                beyond.add(t.name)
+    return [n.name for n in model.graph.node if n.name and any(i in beyond for i in n.input)]
 
 
 @technique("fp16", params=("keep_io_types", "op_block_list"),
@@ -52,14 +67,18 @@ def build_fp16(ctx: BuildContext) -> BuildResult:
     if already:
         raise ModelError(f"{ctx.source}: fp16: the base model is already float16 "
                          f"({', '.join(already[:5])}{' ...' if len(already) > 5 else ''}); nothing to convert")
-    kept, problem = [], None
+    # a node reading a constant beyond float16's range stays float32: clipped, it changes the result
+    # (PP-OCRv4 det: a BatchNormalization variance of 9.8e7 turned every output to 0 or 1)
+    kept = _out_of_fp16_range(base)
+    problem = None
     for _ in range(MAX_BLOCK_ROUNDS):
         source = onnx.ModelProto()
         source.CopyFrom(base)
         with warnings.catch_warnings(record=True) as caught:    # one line per clipped number otherwise
             warnings.simplefilter("always")
             model = float16.convert_float_to_float16(source, keep_io_types=keep_io, op_block_list=blocked_ops,
-                                                     node_block_list=kept)
+                                                     node_block_list=kept, min_positive_val=FP16_TINY,
+                                                     max_finite_val=FP16_MAX)
         clipped = sum("truncated" in str(w.message) for w in caught)
         problem = _load_error(model)
         if problem is None:
