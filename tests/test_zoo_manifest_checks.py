@@ -87,3 +87,18 @@ def test_a_failing_build_names_the_variant(tmp_path):
     m = zoo.load_manifest(path)
     with pytest.raises(ConfigError, match=r"variants\[0\] \(n, ternary\): params\.threshold: expected a finite"):
         zoo.build_variant(m, m.variants[0], tmp_path / "cache")
+
+
+@pytest.mark.parametrize("variant,bits", [("fixed-point-8", 8), ("fixed-point-6", 6)])
+def test_no_weight_ratio_above_its_bit_width_ceiling(tmp_path, variant, bits):
+    # the old ratio (fp32 file with its graph / weight-only storage) gave 5.28x for 8 bits.
+    # mutation checked: variant_table's weight ratio on size_bytes -> 5.28x > 4
+    from harness.modelinfo import facts
+    from harness.variant_table import Reference, variant_table
+
+    m = zoo.load_manifest(REPO / "models" / "compression" / "digits_cnn.yaml")
+    v = zoo.build_variant(m, m.recipe(variant), tmp_path, evaluate_accuracy=False)
+    base = facts(m.base, m.input_shapes)
+    assert 1 < base.weight_bytes / v.weight_bytes <= 32 / bits
+    row = variant_table([(v, Reference(base.size_bytes, base.weight_bytes))])[2]
+    assert f"{base.weight_bytes / v.weight_bytes:.2f}x" in row
