@@ -47,6 +47,8 @@ from .modelinfo import facts, model_format, sha256_file
 DEFAULT_CACHE = Path(".harness-cache")
 RUNTIMES_BY_FORMAT = {"onnx": ("onnxruntime",), "tflite": ("litert", "tflite_runtime")}
 TRAIN_HOOKS = ("torch",)  # fine-tuning hooks a manifest may name (harness.compress.torch_train)
+# bump when what a cached build holds changes (2: normal form, checks, agreement in meta.json)
+BUILD_FORMAT = 2
 # techniques that need representative inputs: without a dataset or a calibration .npz they
 # get inputs generated from the signature (said in the table); low-rank stays data-free then
 CALIBRATED = ("int8-static", "fixed-point", "mixed-precision")
@@ -354,7 +356,8 @@ def _cache_key(manifest: Manifest, recipe: VariantRecipe, base_sha: str) -> str:
     # A fine-tuned variant is another model than the post-training one of the same recipe.
     hook = manifest.train_hook if _train_hook(manifest) is not None else None
     blob = json.dumps({"base": base_sha, "technique": recipe.technique, "params": recipe.params,
-                       "train_hook": hook, "harness": __version__}, sort_keys=True)
+                       "train_hook": hook, "harness": __version__,
+                       "build": BUILD_FORMAT}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
 
 
