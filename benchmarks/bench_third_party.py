@@ -27,8 +27,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-import yaml  # noqa: E402
-
 import thirdparty  # noqa: E402
 from harness import zoo  # noqa: E402
 from harness.errors import HarnessError  # noqa: E402
@@ -44,15 +42,8 @@ TECHNIQUES = [
 
 
 def manifest(folder: Path, model: str) -> Path:
-    inputs = [dict(i) for i in thirdparty.INPUTS[model]]
-    if model in SHAPES:
-        inputs[0]["shape"] = SHAPES[model]
     variants = [{"name": t, "technique": t, **({"params": p} if p else {})} for t, p in TECHNIQUES]
-    path = thirdparty.manifest(folder, model, variants, samples=8)
-    data = yaml.safe_load(path.read_text())
-    data["inputs"] = inputs
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-    return path
+    return thirdparty.manifest(folder, model, variants, samples=8, first_shape=SHAPES.get(model))
 
 
 def p50_ms(variant, inputs) -> float:

@@ -56,16 +56,10 @@ def built(tmp_path_factory):
     def get(model, technique):
         if (model, technique) not in results:
             folder = tmp_path_factory.mktemp(model)
-            inputs = [dict(i) for i in thirdparty.INPUTS[model]]
-            if model in SMALL:
-                inputs[0]["shape"] = SMALL[model]
-            thirdparty.INPUTS_OVERRIDE = None
             variants = [{"name": "fp32", "technique": "fp32"},
                         {"name": technique, "technique": technique, "params": TECHNIQUES[technique][0]}]
-            path = thirdparty.manifest(folder, model, variants, samples=3)
-            text = path.read_text()
-            manifest = zoo.load_manifest(path)
-            manifest = zoo.Manifest(**{**manifest.__dict__, "inputs": tuple(inputs)}) if model in SMALL else manifest
+            manifest = zoo.load_manifest(thirdparty.manifest(folder, model, variants, samples=3,
+                                                             first_shape=SMALL.get(model)))
             try:
                 results[(model, technique)] = zoo.build_variant(manifest, manifest.recipe(technique),
                                                                 folder / "cache", evaluate_accuracy=False)
@@ -73,7 +67,6 @@ def built(tmp_path_factory):
                 results[(model, technique)] = exc
             results[(model, "fp32")] = zoo.build_variant(manifest, manifest.recipe("fp32"), folder / "cache",
                                                          evaluate_accuracy=False)
-            assert text
         return results[(model, technique)], results[(model, "fp32")]
     return get
 

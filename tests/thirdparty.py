@@ -73,16 +73,20 @@ def model_file(name: str) -> Path:
     return out
 
 
-def manifest(folder: Path, name: str, variants: list, samples: int = 4, extra: str = "") -> Path:
+def manifest(folder: Path, name: str, variants: list, samples: int = 4, extra: str = "",
+             first_shape=None) -> Path:
     """A manifest for ``name`` in ``folder``, the model copied next to it (manifests name files
-    relative to themselves)."""
+    relative to themselves); ``first_shape`` replaces the first input's fixed shape."""
     import yaml
 
     source = model_file(name)
     base = folder / f"{name}.onnx"
     if not base.exists():
         shutil.copyfile(source, base)
-    data = {"name": name, "base": base.name, "inputs": INPUTS[name], "agreement": {"samples": samples},
+    inputs = [dict(i) for i in INPUTS[name]]
+    if first_shape is not None:
+        inputs[0]["shape"] = list(first_shape)
+    data = {"name": name, "base": base.name, "inputs": inputs, "agreement": {"samples": samples},
             "variants": variants}
     path = folder / f"{name}.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False) + extra)
