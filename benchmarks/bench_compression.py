@@ -94,6 +94,7 @@ def bench(manifest_path: Path, fine_tune: bool, folder: Path):
                      "technique": recipe.technique, "params": recipe.params,
                      "file_bytes": stats["file_bytes"],
                      "storage_bytes": result.storage_bytes or stats["file_bytes"],
+                     "weight_bytes": result.storage_bytes or stats["weight_bytes"],
                      "n_params": stats["params"], "nonzero": stats["nonzero_params"],
                      "macs": stats["macs"], "sparse_macs": stats["sparse_macs"], "top1": top1,
                      "build_s": build_s, "latency_us": latency_us(result.path, test_x),
@@ -101,7 +102,9 @@ def bench(manifest_path: Path, fine_tune: bool, folder: Path):
                      "info": result.info})
     ref = next(r for r in rows if r["technique"] == "fp32")
     for r in rows:
-        r["ratio"] = ref["file_bytes"] / r["storage_bytes"]
+        # one definition of each ratio (harness/variant_table.py): weights vs weights, file vs file
+        r["weight_ratio"] = ref["weight_bytes"] / r["weight_bytes"]
+        r["file_ratio"] = ref["file_bytes"] / r["file_bytes"]
         r["delta"] = 100 * (r["top1"] - ref["top1"])
     return rows
 
@@ -166,15 +169,15 @@ def speed(folder: Path, markdown: bool) -> list[str]:
 
 
 def table(rows, markdown: bool) -> list[str]:
-    header = ["model", "variant", "technique", "parameters", "file B", "storage B", "ratio",
+    header = ["model", "variant", "technique", "parameters", "weights B", "weight ratio", "file B", "file ratio",
               "params (non-zero)", "MACs (sparse)", "top-1 %", "Δ pt", "latency µs", "build s", "training"]
     body = []
     for r in rows:
         params = ", ".join(f"{k}={v}" for k, v in sorted(r["params"].items()))
         nz = f"{r['n_params']}" + (f" ({r['nonzero']})" if r["nonzero"] != r["n_params"] else "")
         macs = f"{r['macs']}" + (f" ({r['sparse_macs']})" if r["sparse_macs"] != r["macs"] else "")
-        body.append([r["model"], r["variant"], r["technique"], params, str(r["file_bytes"]),
-                     str(r["storage_bytes"]), f"{r['ratio']:.2f}x", nz, macs, f"{100 * r['top1']:.2f}",
+        body.append([r["model"], r["variant"], r["technique"], params, str(r["weight_bytes"]),
+                     f"{r['weight_ratio']:.2f}x", str(r["file_bytes"]), f"{r['file_ratio']:.2f}x", nz, macs, f"{100 * r['top1']:.2f}",
                      f"{r['delta']:+.2f}", f"{r['latency_us']:.1f}", f"{r['build_s']:.2f}", r["training"]])
     if markdown:
         line = lambda cells: "| " + " | ".join(cells) + " |"

@@ -127,22 +127,33 @@ def cmd_variants_list(args) -> int:
 
 
 def cmd_variants_build(args) -> int:
+    """Build every variant of every manifest; a failure is a row with its reason, never a stop."""
     from tqdm import tqdm
 
-    from .variant_table import variant_table
+    from .modelinfo import facts
+    from .variant_table import Failure, Reference, variant_table
 
-    built = []
+    built, failed = [], 0
     for manifest in _manifests(args):
-        reference = None
+        rows = []
         for recipe in tqdm(manifest.variants, desc=manifest.name, unit="variant", file=sys.stderr,
                            disable=args.quiet):
-            variant = zoo.build_variant(manifest, recipe, Path(args.cache))
-            if recipe.technique == "fp32" and reference is None:
-                reference = variant
-            built.append((variant, reference))
+            try:
+                rows.append(zoo.build_variant(manifest, recipe, Path(args.cache)))
+            except HarnessError as exc:
+                rows.append(Failure(manifest.name, recipe.name, recipe.technique, str(exc)))
+                failed += 1
+        try:
+            base = facts(manifest.base, manifest.input_shapes)
+        except HarnessError:
+            base = None
+        fp32 = next((v for v in rows if not isinstance(v, Failure) and v.technique == "fp32"), None)
+        reference = None if base is None else Reference(
+            base.size_bytes, base.weight_bytes, fp32.host_accuracy if fp32 else None)
+        built += [(v, reference) for v in rows]
     for line in variant_table(built):
         print(line)
-    return 0
+    return 1 if failed else 0
 
 
 def cmd_report(args) -> int:

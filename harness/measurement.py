@@ -58,6 +58,7 @@ class Measurement:
     round_sizes: list = field(default_factory=list)   # samples_ns split into rounds, in order
     machine: dict = field(default_factory=dict)       # {"rounds": [window state per round]}
     validity: dict = field(default_factory=dict)      # {"verdict", "reasons", "notes", "thresholds"}
+    agreement: Optional[dict] = None   # outputs vs the base model (harness.agreement), host-side
 
     @property
     def variant_id(self) -> str:
@@ -100,6 +101,9 @@ class Measurement:
         d = dict(d)
         d["latency"] = LatencyStats.from_dict(d["latency"])
         d["memory"] = Memory(**d["memory"])
+        if d.get("agreement") is not None:
+            from .agreement import Agreement
+            d["agreement"] = Agreement(d["agreement"])
         return cls(**d)
 
 
@@ -149,6 +153,7 @@ def from_rounds(rounds: list, *, device: str, variant, emulated: bool, settings:
         provenance=provenance, energy=energy, round_sizes=sizes, machine={"rounds": windows},
         validity=assess(latency, windows, loops, thresholds, threads=int(settings.get("threads", 1) or 1),
                         emulated_time=emulated_time),
+        agreement=getattr(variant, "agreement", None),
     )
 
 

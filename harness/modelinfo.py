@@ -1,13 +1,18 @@
 """Facts about a model file without running it: format, SHA-256, parameters, MACs.
 
-MACs count multiply-accumulates of Conv/Gemm/MatMul-like operators for one inference
-(batch 1), the usual figure in compression papers.
+MACs count multiply-accumulates of Conv/ConvTranspose/Gemm/MatMul-like operators for one
+inference at the manifest's fixed input shapes (other dynamic dimensions 1), the usual
+figure in compression papers. ``macs`` is None when shape inference cannot know the
+shapes of some such operator (``macs_unknown`` names them): an unknown is never shown as 0.
+Weight bytes are the parameters as stored (int8 1 byte, fp16 2, fp32 4), the numerator and
+denominator of the weight ratio; the file size is the deployable file's.
 """
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 
@@ -22,7 +27,9 @@ class ModelFacts:
     sha256: str
     size_bytes: int
     params: int
-    macs: int
+    macs: Optional[int]
+    weight_bytes: int = 0
+    macs_unknown: tuple = ()
 
 
 def sha256_file(path: Path) -> str:
@@ -40,23 +47,31 @@ def model_format(path: Path) -> str:
     return fmt
 
 
-def facts(path: Path) -> ModelFacts:
+def facts(path: Path, input_shapes: Optional[dict] = None) -> ModelFacts:
+    """``input_shapes``: {input name: shape} from the manifest (ONNX; TFLite shapes are fixed)."""
     path = Path(path)
     if not path.is_file():
         raise ModelError(f"{path}: model file not found")
     fmt = model_format(path)
-    params, macs = (_onnx_counts if fmt == "onnx" else _tflite_counts)(path)
-    return ModelFacts(fmt, sha256_file(path), path.stat().st_size, params, macs)
+    if fmt == "onnx":
+        params, macs, weight_bytes, unknown = _onnx_counts(path, input_shapes)
+    else:
+        params, macs = _tflite_counts(path)
+        weight_bytes, unknown = 0, ()
+    return ModelFacts(fmt, sha256_file(path), path.stat().st_size, params, macs, weight_bytes, unknown)
 
 
-def _onnx_counts(path: Path) -> tuple[int, int]:
-    from .compress.onnx_graph import count_macs, count_params, load
+def _onnx_counts(path: Path, input_shapes):
+    from .compress.onnx_graph import count_macs, count_params, load, weight_bytes
 
     model = load(path)
     try:
-        return count_params(model)["params"], count_macs(model)["macs"]
+        macs = count_macs(model, input_shapes)
+        return (count_params(model)["params"], None if macs["unknown"] else macs["macs"],
+                weight_bytes(model), tuple(macs["unknown"]))
     except Exception as exc:  # shape inference rejects malformed graphs
-        raise ModelError(f"{path}: not a readable ONNX model: {exc}") from None
+        raise ModelError(f"{path}: shape inference failed at the manifest's input shapes "
+                         f"{input_shapes or {}}: {exc}") from None
 
 
 def _tflite_counts(path: Path) -> tuple[int, int]:

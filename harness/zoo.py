@@ -9,6 +9,9 @@ A manifest names one base model and the variants to benchmark:
       - {name: input, shape: [1, 1, 8, 8], dtype: float32}
     max_accuracy_drop: 0.03          # optional: what the accuracy suite tolerates vs fp32
     control: true                    # optional: measure the base twice per round (an A/A pair)
+    min_cosine: 0.99                 # optional: the agreement suite's budget (every output, every input)
+    calibration: calib.npz           # optional: int8-static calibrates on these (one array per input)
+    agreement: {samples: 16, inputs: probe.npz}   # optional: what agreement compares on
     variants:
       - {name: fp32, technique: fp32}
       - {name: int8-static, technique: int8-static, params: {per_channel: true}}
@@ -16,7 +19,10 @@ A manifest names one base model and the variants to benchmark:
          runtimes: [litert, tflite_runtime, mcu]}
 
 Technique variants are built from the base by harness.compress and cached by content
-(base SHA-256 + technique + parameters), so an unchanged variant is never rebuilt.
+(base SHA-256 + technique + parameters), so an unchanged variant is never rebuilt. Every
+technique starts from the base's normal form (harness.compress.normalize); a variant counts
+as built only when it passes onnx.checker (full), loads in onnxruntime and, unless it is
+fp32, differs from the base; its output agreement with the base is computed right then.
 """
 from __future__ import annotations
 
@@ -24,6 +30,7 @@ import fnmatch
 import hashlib
 import json
 import os
+import math
 import shutil
 import time
 import uuid
@@ -34,6 +41,8 @@ from typing import Callable, Optional
 import numpy as np
 
 from . import __version__, datasets, names, schema, yamlfile
+from . import agreement as agreement_lib
+from .agreement import Agreement
 from .errors import ConfigError, HarnessError, ModelError
 from .modelinfo import facts, model_format, sha256_file
 
@@ -41,6 +50,12 @@ DEFAULT_CACHE = Path(".harness-cache")
 RUNTIMES_BY_FORMAT = {"onnx": ("onnxruntime",), "tflite": ("litert", "tflite_runtime")}
 CONTROL_NAME = "control"  # the A/A twin's variant name (harness.decide.CONTROL_VARIANT)
 TRAIN_HOOKS = ("torch",)  # fine-tuning hooks a manifest may name (harness.compress.torch_train)
+# bump when what a cached build holds changes (2: normal form, checks, agreement in meta.json)
+BUILD_FORMAT = 2
+# techniques that need representative inputs: without a dataset or a calibration .npz they
+# get inputs generated from the signature (said in the table); low-rank stays data-free then
+CALIBRATED = ("int8-static", "fixed-point", "mixed-precision")
+DTYPES = ("float32", "float16", "float64", "int8", "uint8", "int16", "int32", "int64", "bool")
 
 
 @dataclass(frozen=True)
@@ -69,6 +84,15 @@ class Manifest:
     variants: tuple = ()
     train_hook: Optional[str] = None
     control: bool = False          # an A/A twin of the base in every campaign (harness.decide)
+    min_cosine: Optional[float] = None           # the agreement suite's budget
+    calibration: Optional[Path] = None           # user .npz for int8-static
+    agreement_samples: int = 16
+    agreement_inputs: Optional[Path] = None      # user .npz agreement runs on
+
+    @property
+    def input_shapes(self) -> dict:
+        """{input name: fixed shape} from ``inputs:``; what every count is computed at."""
+        return {i["name"]: list(i["shape"]) for i in self.inputs if i.get("shape")}
 
     def recipe(self, name: str) -> VariantRecipe:
         for r in self.variants:
@@ -96,6 +120,9 @@ class Variant:
     info: dict = field(default_factory=dict)
     host_accuracy: Optional[float] = None
     build_s: float = 0.0
+    weight_bytes: int = 0            # the parameters as stored (the stored form when it differs)
+    agreement: Optional[dict] = None  # outputs against the base (harness.agreement)
+    macs_unknown: tuple = ()         # operators whose MACs shape inference cannot know
 
     @property
     def id(self) -> str:
@@ -111,7 +138,8 @@ def load_manifest(path: Path) -> Manifest:
     src = str(path)
     schema.check_keys(src, "", data, ("name", "description", "base", "dataset", "inputs", "variants",
                                       "max_accuracy_drop", "train_hook", "control",
-                                      "search"),  # search: read by harness.search.space
+                                      "search",  # search: read by harness.search.space
+                                      "min_cosine", "calibration", "agreement"),
                         required=("name", "base", "variants"))
     # Names and files become cache paths, C identifiers and report text: checked here, once.
     name = names.check_name(src, "name", schema.get(src, "", data, "name", str, required=True))
@@ -125,8 +153,8 @@ def load_manifest(path: Path) -> Manifest:
         shape = schema.get(src, where, item, "shape", list, None)
         if shape is not None and not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape):
             raise ConfigError(src, f"{where}.shape", "a list of positive integers", shape)
-        schema.get(src, where, item, "dtype", str, None,
-                   choices=("float32", "float16", "float64", "int8", "uint8", "int16", "int32", "int64", "bool"))
+        schema.get(src, where, item, "dtype", str, None, choices=DTYPES)
+        _check_range(src, where, item)
     recipes, seen = [], set()
     for i, item in enumerate(schema.get(src, "", data, "variants", list, required=True)):
         where = f"variants[{i}]"
@@ -163,13 +191,104 @@ def load_manifest(path: Path) -> Manifest:
                                          default=RUNTIMES_BY_FORMAT[fmt]))
         recipes.append(VariantRecipe(vname, technique or "prebuilt", params, file, runtimes,
                                      f"{src}: {where} ({vname}, {technique or 'file'})"))
-    drop = schema.get(src, "", data, "max_accuracy_drop", float, None, minimum=0.0, maximum=1.0)
-    return Manifest(name=name, source=path, base=base,
-                    description=schema.get(src, "", data, "description", str, ""),
-                    dataset=dataset, inputs=tuple(inputs), max_accuracy_drop=drop,
-                    variants=tuple(recipes),
-                    train_hook=schema.get(src, "", data, "train_hook", str, None, choices=TRAIN_HOOKS),
-                    control=schema.get(src, "", data, "control", bool, False))
+    drop = _finite(src, "max_accuracy_drop",
+                   schema.get(src, "", data, "max_accuracy_drop", float, None, minimum=0.0, maximum=1.0))
+    manifest = Manifest(name=name, source=path, base=base,
+                        description=schema.get(src, "", data, "description", str, ""),
+                        dataset=dataset, inputs=tuple(inputs), max_accuracy_drop=drop,
+                        variants=tuple(recipes),
+                        train_hook=schema.get(src, "", data, "train_hook", str, None, choices=TRAIN_HOOKS),
+                        control=schema.get(src, "", data, "control", bool, False),
+                        **_agreement_fields(path, data))
+    _check_against_model(manifest)
+    return manifest
+
+
+def _finite(src, field_name, value):
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(src, field_name, "a finite number", value)
+    return value
+
+
+def _check_range(src, where, item) -> None:
+    """``low``/``high`` of an input: finite numbers with low <= high."""
+    for key in ("low", "high"):
+        if key in item:
+            value = item[key]
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ConfigError(src, f"{where}.{key}", "a finite number", value)
+    if "low" in item and "high" in item and item["low"] > item["high"]:
+        raise ConfigError(src, f"{where}.high", f"a number >= low ({item['low']})", item["high"])
+    if item.get("dtype") in ("int8", "uint8", "int16", "int32", "int64"):
+        for key in ("low", "high"):
+            if key in item and float(item[key]) != int(item[key]):
+                raise ConfigError(src, f"{where}.{key}", f"an integer for dtype {item['dtype']}", item[key])
+
+
+def _agreement_fields(path: Path, data: dict) -> dict:
+    src = str(path)
+    min_cosine = _finite(src, "min_cosine", schema.get(src, "", data, "min_cosine", float, None,
+                                                       minimum=-1.0, maximum=1.0))
+    calibration = schema.get(src, "", data, "calibration", str, None)
+    block = schema.get(src, "", data, "agreement", dict, {})
+    schema.check_keys(src, "agreement", block, ("samples", "inputs"))
+    samples = schema.get(src, "agreement", block, "samples", int, 16, minimum=1, maximum=100000)
+    inputs = schema.get(src, "agreement", block, "inputs", str, None)
+    files = {}
+    for field_name, name in (("calibration", calibration), ("agreement.inputs", inputs)):
+        if name is None:
+            files[field_name] = None
+            continue
+        file = path.parent / name
+        if file.suffix != ".npz" or not file.is_file():
+            raise ConfigError(src, field_name, "an existing .npz file next to the manifest", name)
+        files[field_name] = file
+    return {"min_cosine": min_cosine, "calibration": files["calibration"], "agreement_samples": samples,
+            "agreement_inputs": files["agreement.inputs"]}
+
+
+def _model_input_names(base: Path) -> Optional[list]:
+    """Names of the base model's inputs, or None when this host cannot read them."""
+    if not base.is_file():
+        return None
+    if model_format(base) == "onnx":
+        import onnx
+
+        try:
+            model = onnx.load(str(base), load_external_data=False)
+        except Exception as exc:
+            raise ModelError(f"{base}: not a readable ONNX model: {exc}") from None
+        inits = {t.name for t in model.graph.initializer}
+        return [i.name for i in model.graph.input if i.name not in inits]
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        return None
+    try:
+        return [d["name"] for d in Interpreter(model_path=str(base)).get_input_details()]
+    except Exception as exc:
+        raise ModelError(f"{base}: not a readable TFLite model: {exc}") from None
+
+
+def _check_against_model(manifest: Manifest) -> None:
+    """What a manifest says about its base must be true of the base: input names, formats."""
+    src = str(manifest.source)
+    names = _model_input_names(manifest.base)
+    if names is not None:
+        for i, item in enumerate(manifest.inputs):
+            if item["name"] not in names:
+                raise ConfigError(src, f"inputs[{i}].name", "an input of " + manifest.base.name
+                                  + " (" + ", ".join(names) + ")", item["name"])
+    base_format = model_format(manifest.base)
+    from .compress import techniques
+
+    known = techniques()
+    for i, recipe in enumerate(manifest.variants):
+        if recipe.file is None and base_format not in known[recipe.technique].formats:
+            raise ConfigError(src, f"variants[{i}].technique",
+                              f"a technique that accepts a {base_format} base ({recipe.name}: "
+                              f"{recipe.technique} accepts {', '.join(known[recipe.technique].formats)})",
+                              recipe.technique)
 
 
 def control_recipe(manifest: Manifest) -> VariantRecipe:
@@ -258,19 +377,27 @@ def _cache_key(manifest: Manifest, recipe: VariantRecipe, base_sha: str) -> str:
     # A fine-tuned variant is another model than the post-training one of the same recipe.
     hook = manifest.train_hook if _train_hook(manifest) is not None else None
     blob = json.dumps({"base": base_sha, "technique": recipe.technique, "params": recipe.params,
-                       "train_hook": hook, "harness": __version__}, sort_keys=True)
+                       "train_hook": hook, "harness": __version__,
+                       "build": BUILD_FORMAT}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
 
 
 def build_variant(manifest: Manifest, recipe: VariantRecipe, cache: Path = DEFAULT_CACHE,
                   evaluate_accuracy: bool = True) -> Variant:
-    """Build (or fetch from the cache) one variant and describe it."""
+    """Build (or fetch from the cache) one variant, check it, compare it with its base, describe it.
+
+    Raises HarnessError (ConfigError / ModelError) naming the manifest and the variant when
+    the technique refuses the model, changes nothing, or writes a model that fails the
+    checker or onnxruntime.
+    """
     cache = Path(cache)
     if recipe.file:
         path = manifest.source.parent / recipe.file
         if not path.is_file():
             raise ModelError(f"{recipe.where}: file: model file {path} not found")
-        info, storage, build_s = {"prebuilt": True}, None, 0.0
+        info, storage, build_s, agreement = {"prebuilt": True}, None, 0.0, None
+        if recipe.format == "onnx" and model_format(manifest.base) == "onnx" and manifest.base.is_file():
+            agreement = _agreement(manifest, path, recipe)
     else:
         if not manifest.base.is_file():
             raise ModelError(f"{manifest.source}: base: model file {manifest.base} not found")
@@ -281,18 +408,23 @@ def build_variant(manifest: Manifest, recipe: VariantRecipe, cache: Path = DEFAU
         meta_path = folder / "meta.json"
         if path.is_file() and meta_path.is_file():
             meta = json.loads(meta_path.read_text())
-            info, storage, build_s = meta["info"], meta["storage_bytes"], meta["build_s"]
+            info, storage, build_s, agreement = (meta["info"], meta["storage_bytes"], meta["build_s"],
+                                                 meta.get("agreement"))
         else:
             info, storage, build_s = _build(manifest, recipe, folder, path, cache)
+            agreement = _agreement(manifest, path, recipe)
             tmp_meta = meta_path.with_suffix(f".{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
-            tmp_meta.write_text(json.dumps({"info": info, "storage_bytes": storage, "build_s": build_s}))
+            tmp_meta.write_text(json.dumps({"info": info, "storage_bytes": storage, "build_s": build_s,
+                                            "agreement": agreement}))
             tmp_meta.replace(meta_path)  # a concurrent reader never sees half a file
-    f = facts(path)
+    f = facts(path, manifest.input_shapes)
     variant = Variant(
         model=manifest.name, name=recipe.name, technique=recipe.technique, params=dict(recipe.params),
         format=f.format, path=path, sha256=f.sha256, size_bytes=f.size_bytes,
         storage_bytes=storage or f.size_bytes, n_params=f.params, macs=f.macs,
-        runtimes=recipe.runtimes, info=info, build_s=build_s)
+        runtimes=recipe.runtimes, info=info, build_s=build_s,
+        weight_bytes=storage or f.weight_bytes, macs_unknown=f.macs_unknown,
+        agreement=None if agreement is None else Agreement(agreement))
     if evaluate_accuracy and manifest.dataset:
         variant.host_accuracy = _cached_accuracy(variant, manifest, cache)
     return variant
@@ -311,33 +443,135 @@ def _cached_accuracy(variant: Variant, manifest: Manifest, cache: Path) -> Optio
     return top1
 
 
+# ---------------------------------------------------------------- inputs for agreement and calibration
+
+
+def probe_feeds(manifest: Manifest, purpose: str = "agreement") -> tuple[list, str]:
+    """Feeds ({input: array}) and where they come from, for ``agreement`` or ``calibration``.
+
+    Agreement: ``agreement.inputs`` (.npz), else the dataset's test split, else generated from
+    the signature within the manifest's ranges. Calibration: ``calibration`` (.npz), else the
+    dataset's calibration split, else generated (another seed than agreement's).
+    """
+    inputs = agreement_lib.signature(manifest.base)
+    for item in inputs:
+        override = next((i for i in manifest.inputs if i["name"] == item["name"]), {})
+        item["shape"] = override.get("shape") or item["shape"]
+        item["dtype"] = override.get("dtype") or item["dtype"]
+    n = manifest.agreement_samples
+    if purpose == "agreement":
+        npz, part, seed = manifest.agreement_inputs, "test", 0
+    else:
+        npz, part, seed, n = manifest.calibration, "calibration", 1, max(n, 32)
+    if npz is not None:
+        return agreement_lib.npz_feeds(npz, inputs, None if purpose != "agreement" else n,
+                                       where="calibration" if purpose != "agreement" else "agreement.inputs")
+    if manifest.dataset:
+        from . import runner
+
+        split = datasets.load(manifest.dataset, part)
+        if purpose != "agreement":
+            n = len(split.x)      # calibration takes the whole calibration split (params.samples limits)
+        shaped = [dict(i, shape=[d if isinstance(d, int) and d > 0 else 1 for d in i["shape"]]) for i in inputs]
+        try:
+            feeds = runner.dataset_feeds(shaped, split.x[:n])
+        except runner.RunnerFailure as exc:
+            raise ConfigError(manifest.source, "dataset", "samples that fit the model's input", manifest.dataset,
+                              str(exc)) from None
+        return feeds, f"dataset {manifest.dataset} ({part} split, {len(feeds)} samples)"
+    return agreement_lib.generated_feeds(inputs, manifest.inputs, n, seed)
+
+
+def _agreement(manifest: Manifest, path: Path, recipe: VariantRecipe) -> dict:
+    feeds, source = probe_feeds(manifest, "agreement")
+    try:
+        return dict(agreement_lib.compare(manifest.base, path, feeds, source))
+    except HarnessError as exc:
+        raise ModelError(f"{recipe.where}: agreement with the base: {exc}") from None
+
+
+# ---------------------------------------------------------------- building
+
+
+def verify_built(path: Path, normal_base, technique: str, where: str) -> None:
+    """A variant counts as built only if it is valid ONNX (full check), loads in onnxruntime
+    and, unless it is meant to be the base, differs from the base's normal form."""
+    import onnx
+
+    from .compress import normalize
+    from .compress import onnx_graph as g
+
+    try:
+        onnx.checker.check_model(str(path), full_check=True)
+    except Exception as exc:
+        raise ModelError(f"{where}: the built model fails onnx.checker: {str(exc)[:400]}") from None
+    try:
+        g.session(str(path))
+    except Exception as exc:  # onnxruntime raises several private exception types
+        raise ModelError(f"{where}: onnxruntime cannot load the built model: {str(exc)[:400]}") from None
+    if technique != "fp32" and normalize.same_graph(g.load(path), normal_base):
+        raise ModelError(f"{where}: technique {technique!r} changed nothing in the model "
+                         "(same nodes, same weights as the base)")
+
+
 def _build(manifest: Manifest, recipe: VariantRecipe, folder: Path, out: Path, cache: Path):
-    from .compress import BuildContext, get_technique
+    import onnx
+
+    from .compress import BuildContext, get_technique, normalize
+    from .compress import onnx_graph as g
 
     technique = get_technique(recipe.technique)
     folder.mkdir(parents=True, exist_ok=True)
-    # a name of this process's own: two xdist workers may build the same variant at once
-    tmp_out = out.with_suffix(f".{os.getpid()}-{uuid.uuid4().hex[:8]}.partial.onnx")
+    # names of this process's own: two xdist workers may build the same variant at once
+    unique = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    tmp_out = out.with_suffix(f".{unique}.partial.onnx")
+    base = g.load(manifest.base)
+    form = normalize.normalize(base)
+    half = normalize.float16_base(base)
+    if half and recipe.technique != "fp32":
+        raise ModelError(f"{recipe.where}: the base is already float16 ({', '.join(half[:5])}); "
+                         "the techniques start from a float32 model")
+    normal_path = folder / f"base-normal.{unique}.onnx"
+    onnx.save(base, str(normal_path))
     calibration = labels = None
-    if manifest.dataset:
+    if manifest.dataset and manifest.calibration is None:
         split = datasets.load(manifest.dataset, "calibration")
         calibration, labels = split.x, split.y
+    feeds, feeds_source = None, ""
+    if recipe.technique in CALIBRATED or manifest.calibration is not None:
+        feeds, feeds_source = probe_feeds(manifest, "calibration")
+        single = len(feeds[0]) == 1 and next(iter(feeds[0].values())).dtype.kind == "f"
+        if calibration is None and single:
+            # samples along the batch axis: (N, ...) when the model's batch is 1
+            calibration = np.concatenate([next(iter(f.values())) for f in feeds]).astype(np.float32)
     input_name, input_shape = _base_input(manifest)
-    ctx = BuildContext(base=manifest.base, out=tmp_out, params=dict(recipe.params), source=recipe.where,
+    ctx = BuildContext(base=manifest.base if recipe.technique == "fp32" else normal_path, out=tmp_out,
+                       params=dict(recipe.params), source=recipe.where,
                        calibration=calibration, calibration_labels=labels,
                        input_name=input_name, input_shape=input_shape,
-                       evaluate=_onnx_evaluator(manifest, "calibration", cache), train_hook=_train_hook(manifest))
+                       evaluate=_onnx_evaluator(manifest, "calibration", cache), train_hook=_train_hook(manifest),
+                       calibration_feeds=feeds, calibration_source=feeds_source,
+                       input_shapes=manifest.input_shapes)
     start = time.perf_counter()
     try:
         result = technique.build(ctx)
+    except ModelError as exc:
+        text = str(exc)
+        raise ModelError(text if text.startswith(recipe.where) else f"{recipe.where}: {text}") from None
     except HarnessError:
         raise
     except Exception as exc:
-        raise ModelError(f"{recipe.where}: technique {recipe.technique!r} failed: {exc}") from exc
+        raise ModelError(f"{recipe.where}: technique {recipe.technique!r} failed: "
+                         f"{type(exc).__name__}: {exc}") from exc
     build_s = time.perf_counter() - start
+    verify_built(result.path, base, recipe.technique, recipe.where)
     Path(result.path).replace(out)  # atomic: a half-written variant is never cached
+    normal_path.unlink()
     info = dict(result.info)
     info.setdefault("post_training", ctx.train_hook is None)
+    info["normal_form"] = form.as_info()
+    if feeds_source:
+        info.setdefault("calibration", feeds_source)
     return info, result.storage_bytes, build_s
 
 

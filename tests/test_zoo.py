@@ -96,7 +96,7 @@ def test_missing_and_corrupt_model_files(tmp_path):
     with pytest.raises(ModelError, match=r"variants\[1\] \(t, file\): file: model file .*gone.tflite not found"):
         zoo.build_variant(m, m.variants[1], tmp_path)
     (tmp_path / "gone.onnx").write_bytes(b"not a model")
-    with pytest.raises(ModelError, match="gone.onnx: not a readable ONNX model"):
+    with pytest.raises(ModelError, match="gone.onnx: cannot read the ONNX model"):
         zoo.build_variant(m, m.variants[0], tmp_path)
 
 

@@ -7,6 +7,7 @@ storage size). Parameters come from a model manifest and are checked through
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
@@ -14,6 +15,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from .. import schema
+from ..errors import ConfigError
 
 
 @dataclass
@@ -30,9 +32,16 @@ class BuildContext:
     evaluate: Optional[Callable[[Path], float]] = None
     # the manifest's training hook, if the model has one (fine-tuning); None = post-training
     train_hook: Optional[Callable] = None
+    # representative feeds {input name: array} for every input (user .npz, dataset or generated)
+    calibration_feeds: Optional[list] = None
+    calibration_source: str = ""     # where they came from, shown in the compression table
+    input_shapes: Optional[dict] = None   # {input name: the manifest's fixed shape}
 
     def param(self, key, types, default=None, **limits):
-        return schema.get(self.source, "params", self.params, key, types, default, **limits)
+        value = schema.get(self.source, "params", self.params, key, types, default, **limits)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(self.source, f"params.{key}", "a finite number", value)
+        return value
 
     def layer_param(self, key, layer_names, types, **limits) -> dict:
         """A per-layer choice ``{layer name: value}`` (e.g. bits or sparsity per layer); {} when

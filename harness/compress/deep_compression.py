@@ -113,7 +113,13 @@ def decode_layer(enc: EncodedLayer) -> np.ndarray:
 def cluster_layer(w: np.ndarray, bits: int, iterations: int):
     """k-means on the non-zero weights; returns (shared weights, codebook, labels)."""
     nonzero = w.ravel() != 0
-    codebook, labels = kmeans_1d(w.ravel()[nonzero], 1 << min(bits, 24), iterations)
+    values = w.ravel()[nonzero]
+    codebook, labels = kmeans_1d(values, 1 << min(bits, 24), iterations)
+    # a centroid of exactly 0 (members of both signs) would merge its weights into the pruned
+    # zeros; it takes its member nearest zero instead, which is a non-zero weight
+    for k in np.flatnonzero(codebook == 0):
+        members = values[labels == k]
+        codebook[k] = members[np.argmin(np.abs(members))]
     shared = np.zeros(w.size, dtype=np.float32)
     shared[nonzero] = codebook[labels]
     return shared.reshape(w.shape), codebook, labels
@@ -154,6 +160,7 @@ def build_deep_compression(ctx: BuildContext) -> BuildResult:
     tune = ctx.param("fine_tune", bool, True)
 
     model = g.load(ctx.base)
+    g.require_layers(model, "deep-compression")
     dense_bytes = g.dense_weight_bytes(model)
     facts, mode = magnitude_prune(ctx, model, sparsity, max(maximum, sparsity), use_scan)
     model, tuned_pruning = fine_tune(ctx, model, mask_projection(model), enabled=tune and sparsity > 0)

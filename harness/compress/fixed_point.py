@@ -22,6 +22,8 @@ from . import onnx_graph as g
 from . import technique
 from .base import BuildContext, BuildResult
 
+NEEDS_INPUTS = "representative inputs (a dataset, a calibration: .npz, or one float input to generate them for)"
+
 FL_RANGE = range(-16, 33)
 
 
@@ -125,6 +127,7 @@ def build_fixed_point(ctx: BuildContext) -> BuildResult:
     samples = ctx.param("samples", int, 200, minimum=1)
     outputs = ctx.param("outputs", bool, True)
     model = g.load(ctx.base)
+    g.require_layers(model, "fixed-point")
     # weight bits per layer (mixed fixed point, e.g. from a search); other layers: weight_bits
     layer_bits = {l.name: wbits for l in g.weight_layers(model)}
     for name, bits in ctx.layer_param("layer_bits", layer_bits, int, minimum=2, maximum=32).items():
@@ -132,7 +135,7 @@ def build_fixed_point(ctx: BuildContext) -> BuildResult:
             raise ConfigError(ctx.source, f"params.layer_bits.{name}", "2..16 bits, or 32 for float", bits)
         layer_bits[name] = bits
     if abits < 32 and ctx.calibration is None:
-        raise ConfigError(ctx.source, "technique", "a model with a dataset for calibration", "fixed-point",
+        raise ConfigError(ctx.source, "technique", NEEDS_INPUTS, "fixed-point",
                           "activation fractional lengths need representative inputs")
     if any(8 < b <= 16 for b in (*layer_bits.values(), abits)):
         from onnx import version_converter

@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 from onnx import helper
 
-from ..errors import ConfigError
+from ..errors import ConfigError, ModelError
 from . import onnx_graph as g
 from . import technique
 from .base import BuildContext, BuildResult
@@ -102,18 +102,18 @@ def _split_fc(model, layer, a, b, bias=None):
 
 def _split_conv(model, layer, a, b, w_shape, bias=None):
     node = layer.node
-    d, c, kh, kw = w_shape
+    d, c, kernel = w_shape[0], w_shape[1], list(w_shape[2:])     # 1-D, 2-D or 3-D convolutions
     r = a.shape[0]
     mid = g.unique_name(model, f"{layer.name}_lowrank")
     a_name, b_name = g.unique_name(model, f"{layer.weight}_A"), g.unique_name(model, f"{layer.weight}_B")
-    g.set_array(model, a_name, a.reshape(r, c, kh, kw))
-    g.set_array(model, b_name, b.reshape(d, r, 1, 1))
+    g.set_array(model, a_name, a.reshape([r, c] + kernel))
+    g.set_array(model, b_name, b.reshape([d, r] + [1] * len(kernel)))
     spatial = [a_ for a_ in node.attribute if a_.name in ("strides", "pads", "dilations", "auto_pad",
                                                           "kernel_shape")]
     first = helper.make_node("Conv", [node.input[0], a_name], [mid], name=mid + "_kxk")
     first.attribute.extend(spatial)
     second = helper.make_node("Conv", [mid, b_name] + list(node.input[2:]), list(node.output),
-                              name=mid + "_1x1", kernel_shape=[1, 1])
+                              name=mid + "_1x1", kernel_shape=[1] * len(kernel))
     _set_bias(model, layer, node, second, bias)
     g.replace_node(model, node, [first, second])
 
@@ -147,6 +147,7 @@ def build_low_rank(ctx: BuildContext) -> BuildResult:
     if method == "response" and ctx.calibration is None:
         raise ConfigError(ctx.source, "params.method", "svd for a model without calibration data", method)
     model = g.load(ctx.base)
+    g.require_layers(model, "low-rank")
     # energy kept per layer (e.g. from a search); other layers: energy
     layer_energy = ctx.layer_param("layer_energy", [l.name for l in g.weight_layers(model)], float,
                                    minimum=0.01, maximum=1.0)
@@ -190,6 +191,9 @@ def build_low_rank(ctx: BuildContext) -> BuildResult:
         facts[layer.name] = fact
     del model.graph.value_info[:]
     factored = any(f["factorized"] for f in facts.values())
+    if not factored:
+        raise ModelError(f"{ctx.source}: low-rank: no layer's factors at energy {energy} are smaller than "
+                         f"the layer itself ({len(facts)} layers tried); nothing to change")
     model, tuning = fine_tune(ctx, model, lambda weights: {}, enabled=tune and factored)
     g.save(model, ctx.out)
     info = {"energy": energy, "rank": rank, "method": method, "layers": facts, **tuning}

@@ -22,6 +22,8 @@ from ..errors import ConfigError
 from . import onnx_graph as g
 from . import technique
 from .base import BuildContext, BuildResult
+
+NEEDS_INPUTS = "representative inputs (a dataset, a calibration: .npz, or one float input to generate them for)"
 from .sensitivity import scan
 
 PRECISIONS = ("fp32", "fp16", "int8")
@@ -124,10 +126,10 @@ def build_mixed_precision(ctx: BuildContext) -> BuildResult:
     budget = ctx.param("budget", float, 0.5, minimum=0.01, maximum=1.0)
     samples = ctx.param("samples", int, 200, minimum=1)
     if ctx.calibration is None:
-        raise ConfigError(ctx.source, "technique", "a model with a dataset for calibration",
+        raise ConfigError(ctx.source, "technique", NEEDS_INPUTS,
                           "mixed-precision", "int8 activation ranges need representative inputs")
     model = g.load(ctx.base)
-    layers = g.weight_layers(model)
+    layers = g.require_layers(model, "mixed-precision")
     values = g.tensor_values(model, sorted({l.node.input[0] for l in layers}), ctx.calibration[:samples])
     ranges = {n: (float(v.min()), float(v.max())) for n, v in values.items()}
     sizes = {l.name: {p: weight_bytes(model, l, p) for p in PRECISIONS} for l in layers}

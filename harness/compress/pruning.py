@@ -119,6 +119,7 @@ def build_prune_magnitude(ctx: BuildContext) -> BuildResult:
     use_scan = ctx.param("sensitivity", bool, True)
     tune = ctx.param("fine_tune", bool, True)
     model = g.load(ctx.base)
+    g.require_layers(model, "prune-magnitude")
     chosen = ctx.layer_param("layer_sparsity", [l.name for l in g.weight_layers(model)], float,
                              minimum=0.0, maximum=0.99)
     limit = max([maximum, sparsity, *chosen.values()])   # a chosen sparsity is not capped

@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 import onnx
 
+from ..errors import ModelError
 from . import onnx_graph as g
 from . import technique
 from .base import BuildContext, BuildResult
@@ -135,8 +136,13 @@ def build_prune_structured(ctx: BuildContext) -> BuildResult:
     ratio = ctx.param("ratio", float, 0.5, minimum=0.0, maximum=0.95)
     tune = ctx.param("fine_tune", bool, True)
     model = g.load(ctx.base)
+    g.require_layers(model, "prune-structured")
     before = g.count_params(model)["params"]
     facts = prune_channels(model, ratio)
+    if not any(f["kept"] < f["channels"] for f in facts.values()) and ratio > 0:
+        raise ModelError(f"{ctx.source}: prune-structured: no layer's channels can be removed "
+                         f"({len(facts)} layers feed another weight layer through channel-wise operators only"
+                         f"{'' if facts else '; none does'}); nothing to change")
 
     def project(weights):        # the shapes are the constraint; nothing to re-apply
         return {}

@@ -43,7 +43,7 @@ def build_ternary(ctx: BuildContext) -> BuildResult:
     keep = ctx.param("keep_first_last", bool, True)
     tune = ctx.param("fine_tune", bool, True)
     model = g.load(ctx.base)
-    layers = g.weight_layers(model)
+    layers = g.require_layers(model, "ternary")
     chosen = layers[1:-1] if keep and len(layers) > 2 else ([] if keep else layers)
     facts, ts = {}, {}
     for layer in layers:
