@@ -95,7 +95,7 @@ def run(args) -> int:
     if args.trials < 1:
         raise ConfigError("--trials", "trials", "a positive number", args.trials)
     result = execute(Path(args.manifest), args.device, trials=args.trials, store_url=args.store, study=args.study,
-                     devices_dir=Path(args.devices_dir), cache=Path(args.cache), overrides=overrides,
+                     devices_dir=Path(args.devices_dir or "devices"), cache=Path(args.cache), overrides=overrides,
                      worker_trials=args.worker_trials, with_variants=args.with_variants,
                      remeasure=args.remeasure, log=lambda line: print(line, flush=True))
     for line in front_lines(result.summary):
