@@ -13,7 +13,6 @@ against an instrument here (none attached).
 from __future__ import annotations
 
 import importlib
-import time
 
 from . import meter
 from .base import Meter, MeterError, Option, PowerTrace
@@ -61,14 +60,14 @@ class JoulescopeMeter(Meter):
 
     def start(self):
         self._open()
-        self._t0 = time.time()
+        self._t0 = self.clock.time()
         self._device.start()
         self._started = self._t0
 
     def stop(self) -> PowerTrace:
         dev = self._device
         dev.stop()
-        stopped = time.time()
+        stopped = self.clock.time()
         start_id, end_id = dev.stream_buffer.sample_id_range
         data = dev.stream_buffer.samples_get(start_id, end_id, fields=["current", "voltage"])
         amps = data["signals"]["current"]["value"]
