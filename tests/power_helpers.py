@@ -75,7 +75,7 @@ class VirtualClock:
                 if not self._cond.wait_for(self._settled, PATIENCE_S):
                     raise AssertionError(f"{self._meters} meter thread(s) never came back to wait "
                                          f"({len(self._deadlines)} waiting)")
-                nxt = min(self._deadlines.values())
+                nxt = min(self._deadlines.values(), default=float("inf"))
                 if nxt > target:
                     self._now = target
                     return
