@@ -1,10 +1,11 @@
 """The local kind drives the runner exactly as a board does: a fresh process per run."""
 import json
+import sys
 
 import pytest
 
 from harness.devices import open_device
-from harness.errors import DeviceError, RunnerError
+from harness.errors import ConfigError, DeviceError, RunnerError
 from harness.inventory import Inventory, parse_device
 
 
@@ -14,13 +15,21 @@ def local(tmp_path, **extra):
 
 
 def test_each_run_is_a_fresh_process(tmp_path, identity_model):
-    with local(tmp_path) as dev:
+    # The interpreter is a wrapper that logs its pid and execs the real one (same pid): a
+    # document can only come back through a process the device started for that run.
+    pids = tmp_path / "pids"
+    wrapper = tmp_path / "python-wrapper"
+    wrapper.write_text(f'#!/bin/sh\necho $$ >> "{pids}"\nexec "{sys.executable}" "$@"\n')
+    wrapper.chmod(0o755)
+    with local(tmp_path, python=str(wrapper)) as dev:
         handle = dev.deploy(identity_model)
         spec = {"model": handle, "min_iterations": 1, "min_duration_s": 0}
-        a, b = dev.run(spec), dev.run(spec)
-    # A fresh interpreter each time: the import phase is paid by both runs.
-    assert a["timings_ms"]["import"] > 0 and b["timings_ms"]["import"] > 0
-    assert a["memory"]["rss_kb"]["start"] < a["memory"]["peak_rss_kb"]
+        a = dev.run(spec)
+        after_first = pids.read_text().split()
+        b = dev.run(spec)
+    started = pids.read_text().split()
+    assert len(after_first) == 1 and len(started) == 2 and started[0] != started[1]
+    assert a["ok"] and b["ok"]
 
 
 def test_runner_failure_carries_stderr_and_type(tmp_path, identity_model):
@@ -58,10 +67,24 @@ def test_timeout_is_enforced(tmp_path, identity_model):
             dev.run({"model": str(identity_model)})
 
 
-def test_public_spec_has_no_secret_fields(repo):
-    spec = Inventory(repo / "devices").get("local")
-    text = json.dumps(spec.public())
-    assert "local" in text and "password" not in text
+def test_public_spec_has_no_secret_fields(repo, tmp_path):
+    # A board with every piece of login material set, beside the repository's inventory.
+    marked = parse_device({"kind": "ssh", "ssh": {
+        "host": "10.0.0.9", "user": "pi", "key_file": [str(tmp_path / "KEYFILE-SECRET")],
+        "password_env": "PASSWORD-ENV-SECRET", "passphrase_env": "PASSPHRASE-ENV-SECRET",
+        "known_hosts": str(tmp_path / "KNOWN-HOSTS-SECRET"), "ssh_config": str(tmp_path / "CONFIG-SECRET"),
+        "use_agent": False}}, tmp_path / "pi.yaml", "pi")
+    assert marked.options["password_env"] == "PASSWORD-ENV-SECRET"  # it was read...
+    for spec in [*Inventory(repo / "devices").all(), marked]:
+        text = json.dumps(spec.public())
+        assert spec.name in text and "SECRET" not in text  # ...and never published
+        for field in ("key_file", "password_env", "passphrase_env", "known_hosts", "ssh_config"):
+            assert field not in text, (spec.name, field)
+    assert "10.0.0.9" in json.dumps(marked.public())  # where the board is may be shown
+    # A local device file cannot carry one at all, and the refusal does not repeat it.
+    with pytest.raises(ConfigError) as info:
+        parse_device({"kind": "local", "local": {"password": "hunter2"}}, tmp_path / "l.yaml", "l")
+    assert "local.password" in str(info.value) and "hunter2" not in str(info.value)
 
 
 def test_thread_pools_follow_the_settings_not_the_controller(monkeypatch):

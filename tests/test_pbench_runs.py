@@ -10,7 +10,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -148,8 +147,8 @@ def test_compare_fail_catches_a_slower_variant_under_the_same_name(tmp_path):
 
     saved = sorted(p.name for p in (tmp_path / ".benchmarks").rglob("*.json"))
     assert [name[:4] for name in saved] == ["0001", "0002", "0003"]
-    cli = shutil.which("pytest-benchmark") or "pytest-benchmark"
-    table = _ok(_run([cli, "compare", "0001", "0003", "--group-by=group", "--columns=min,median,max,rounds"],
+    # This interpreter's copy (python -m), never whichever pytest-benchmark is first on PATH.
+    table = _ok(_run([sys.executable, "-m", "pytest_benchmark", "compare", "0001", "0003", "--group-by=group", "--columns=min,median,max,rounds"],
                      cwd=tmp_path))
     assert "test_device[local-probe/fp32]" in table.stdout
     assert "local" in table.stdout

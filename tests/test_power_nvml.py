@@ -1,13 +1,12 @@
 """The NVML meter's logic against an injected fake pynvml (the real one needs a GPU)."""
 import threading
-import time
 from types import SimpleNamespace
 
 import pytest
 
 from harness.power import MeterError, open_meters
 from harness.power.energy import summarize
-from power_helpers import record, spec_with
+from power_helpers import VirtualClock, record_polls, spec_with
 
 
 class NVMLError(Exception):
@@ -15,11 +14,12 @@ class NVMLError(Exception):
 
 
 class FakeNvml:
-    """A GPU drawing ``watts``; the energy counter integrates it in real time."""
+    """A GPU drawing ``watts``; the energy counter integrates it on ``clock`` (the meter's)."""
 
-    def __init__(self, watts=150.0, counter=True, arch=8):
+    def __init__(self, watts=150.0, counter=True, arch=8, clock=None):
         self.watts, self.counter, self.arch = watts, counter, arch
-        self.t0 = time.time()
+        self.clock = clock or VirtualClock()
+        self.t0 = self.clock.time()
         self.init = self.shutdown = 0
 
     def nvmlInit(self):
@@ -45,7 +45,7 @@ class FakeNvml:
     def nvmlDeviceGetTotalEnergyConsumption(self, h):
         if not self.counter:
             raise NVMLError("Not Supported")
-        return int(1_000_000 + (time.time() - self.t0) * self.watts * 1000)
+        return int(1_000_000 + (self.clock.time() - self.t0) * self.watts * 1000)
 
     def nvmlDeviceGetPowerUsage(self, h):
         return int(self.watts * 1000)
@@ -55,7 +55,8 @@ class FakeNvml:
 
 
 def nvml_meter(fake, **opts):
-    (m,) = open_meters(spec_with([dict({"meter": "nvml", "interval_ms": 10}, **opts)]), None)
+    clock = fake.clock if fake is not None else None
+    (m,) = open_meters(spec_with([dict({"meter": "nvml", "interval_ms": 10}, **opts)]), None, clock=clock)
     m.nvml = fake
     return m
 
@@ -63,11 +64,12 @@ def nvml_meter(fake, **opts):
 def test_counter_mode_differences_the_energy_counter():
     fake = FakeNvml(watts=150.0)
     m = nvml_meter(fake)
-    trace = record(m, 0.4)
+    trace = record_polls(m, fake.clock, 0.405)
     m.close()
     assert trace.method == "counter" and trace.resolution_j == 1e-3
+    assert len(trace.t) == 41 + 1
     out = summarize(trace, trace.t[2], trace.t[-2], 100)
-    assert out["avg_power_w"] == pytest.approx(150.0, rel=0.05)
+    assert out["avg_power_w"] == pytest.approx(150.0, rel=1e-3)
     assert out["extra"]["gpu_memory_used_peak_bytes"] == 2 << 30
     assert out["extra"]["gpu_name"] == "Fake GPU" and out["extra"]["driver_version"] == "999.1"
     assert fake.shutdown == 1
@@ -76,8 +78,8 @@ def test_counter_mode_differences_the_energy_counter():
 def test_auto_falls_back_to_power_sampling_with_averaging_noted():
     fake = FakeNvml(watts=75.0, counter=False)
     m = nvml_meter(fake)
-    trace = record(m, 0.3)
-    assert trace.method == "trapezoid" and trace.averaging_s == 1.0
+    trace = record_polls(m, fake.clock, 0.305)
+    assert trace.method == "trapezoid" and len(trace.watts) == 31 + 1 and trace.averaging_s == 1.0
     assert all(w == 75.0 for w in trace.watts)
     assert any("unavailable" in n for n in trace.notes)
 

@@ -6,7 +6,7 @@ import pytest
 from harness.power import (Meter, MeterError, PowerTrace, board_source, known_meters, measure_with_meters,
                            meter, min_window_s, open_meters)
 from harness.power.base import Option
-from power_helpers import spec_with
+from power_helpers import VirtualClock, spec_with
 
 
 @meter("test_const")
@@ -18,13 +18,11 @@ class ConstMeter(Meter):
     log = []
 
     def start(self):
-        import time
-        self.t0 = time.time()
+        self.t0 = self.clock.time()
         self.log.append("start")
 
     def stop(self):
-        import time
-        t1 = time.time()
+        t1 = self.clock.time()
         n = int((t1 - self.t0) * 100) + 2
         self.log.append("stop")
         return PowerTrace(source=self.label, t=[self.t0 + i / 100 for i in range(n)],
@@ -75,18 +73,20 @@ def test_a_meter_that_fails_to_start_stops_the_ones_already_started(tmp_path):
 
 
 def test_measure_with_meters_summarizes_each_meter():
-    import time
-    meters = open_meters(spec_with([{"meter": "test_const", "watts": 2.0}]), None)
+    clock = VirtualClock(meters=0)  # the meter synthesises its samples: nobody waits
+    meters = open_meters(spec_with([{"meter": "test_const", "watts": 2.0}]), None, clock=clock)
+    began = clock.time()
 
     def run():
-        time.sleep(0.05)
-        t0 = time.time()
-        time.sleep(0.3)
-        return {"window": {"start_unix_s": t0, "end_unix_s": time.time()}, "loop": {"iterations": 30}}
+        clock.advance(0.05)
+        t0 = clock.time()
+        clock.advance(0.3)
+        return {"window": {"start_unix_s": t0, "end_unix_s": clock.time()}, "loop": {"iterations": 30}}
 
     raw, (e,) = measure_with_meters(meters, run, idle_s=0.2)
+    assert raw["window"]["start_unix_s"] - began == pytest.approx(0.25, abs=1e-6)  # after the idle 0.2 s
     assert e["avg_power_w"] == pytest.approx(2.0) and e["net_energy_per_inference_j"] == pytest.approx(0.0)
-    assert e["energy_per_inference_j"] == pytest.approx(2.0 * (raw["window"]["end_unix_s"] - raw["window"]["start_unix_s"]) / 30)
+    assert e["energy_per_inference_j"] == pytest.approx(2.0 * 0.3 / 30, rel=1e-5)
 
 
 def test_defaults_survive_validation():

@@ -5,7 +5,6 @@ import os
 import select
 import socket
 import subprocess
-import time
 from types import SimpleNamespace
 
 import pytest
@@ -13,7 +12,7 @@ import pytest
 from harness.power import open_meters
 from harness.power.energy import summarize
 from harness.power.ssh_source import SshSource, clock_offset_s
-from power_helpers import fake, record, spec_with
+from power_helpers import ArrivalClock, VirtualClock, fake, record_lines, record_polls, spec_with
 
 
 class LocalChannel:
@@ -80,9 +79,10 @@ def test_tegrastats_on_a_board_is_stopped_by_pid(tmp_path):
     spec = spec_with([{"meter": "tegrastats", "interval_ms": 20,
                        "command": fake("tegrastats") + ["--model", "tx2", "--watts", "3.5"]}])
     device = SimpleNamespace(meter_source=lambda root: SshSource(link, root))
-    (m,) = open_meters(spec, device)
-    trace = record(m, 0.5)
-    assert len(trace.t) >= 5 and all(w == pytest.approx(3.5) for w in trace.watts)
+    clock = ArrivalClock()
+    (m,) = open_meters(spec, device, clock=clock)
+    trace = record_lines(m, clock, 8)
+    assert len(trace.t) >= 8 and all(w == pytest.approx(3.5) for w in trace.watts)
     assert trace.bad_lines == 0  # the PID handshake line is not data
     chan = link.channels[-1]
     assert chan.exit_status_ready() and not getattr(chan, "leaked", False)
@@ -94,9 +94,11 @@ def test_one_shot_programs_and_odd_arguments(tmp_path):
     assert src.run(["printf", "%s|", "a b", "$(id)", "'q'"]) == "a b|$(id)|'q'|"
     with pytest.raises(OSError, match="exited with"):
         src.run(["sh", "-c", "exit 3"])
+    clock = VirtualClock()
     (m,) = open_meters(spec_with([{"meter": "vcgencmd", "interval_ms": 50, "command": fake("vcgencmd")}]),
-                       SimpleNamespace(meter_source=lambda root: SshSource(LocalLink(), root)))
-    assert record(m, 0.2).watts
+                       SimpleNamespace(meter_source=lambda root: SshSource(LocalLink(), root)), clock=clock)
+    trace = record_polls(m, clock, 0.105)  # calls at 0, 50, 100 ms and at stop
+    assert len(trace.watts) == 3 + 1 and trace.bad_lines == 0
 
 
 def test_clock_offset_of_a_board_on_the_same_clock():

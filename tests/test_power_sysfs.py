@@ -12,7 +12,7 @@ from harness.errors import ConfigError
 from harness.power import MeterError, open_meters
 from harness.power.energy import summarize
 from harness.power.source import LocalSource
-from power_helpers import record, spec_with
+from power_helpers import VirtualClock, record_polls, spec_with
 
 
 def write(root: Path, rel: str, text) -> Path:
@@ -42,31 +42,36 @@ def new_ina3221(root, rails, chip="1-0040"):
     write(root, f"{d}/curr7_input", 999)
 
 
-def one(power, tmp_path):
-    (m,) = open_meters(spec_with([dict(power, root=str(tmp_path))]), None)
+def one(power, tmp_path, clock=None):
+    (m,) = open_meters(spec_with([dict(power, root=str(tmp_path))]), None, clock=clock)
     return m
+
+
+def polled(power, tmp_path, seconds):
+    """A trace of ``seconds`` of virtual time: a read at every interval, whatever the load."""
+    clock = VirtualClock()
+    return record_polls(one(power, tmp_path, clock), clock, seconds)
 
 
 def test_ina3221_old_iio_layout_uses_the_input_rail(tmp_path):
     old_ina3221(tmp_path, [("POM_5V_IN", 4000), ("POM_5V_GPU", 1000), ("POM_5V_CPU", 500)])
-    m = one({"meter": "ina3221", "interval_ms": 10}, tmp_path)
-    trace = record(m, 0.3)
-    assert trace.watts and all(w == pytest.approx(4.0) for w in trace.watts)
+    trace = polled({"meter": "ina3221", "interval_ms": 10}, tmp_path, 0.305)
+    assert len(trace.watts) == 31 + 1  # 0, 10, ..., 300 ms and the read at stop
+    assert all(w == pytest.approx(4.0) for w in trace.watts)
     assert set(trace.rails) == {"POM_5V_IN", "POM_5V_GPU", "POM_5V_CPU"}
 
 
 def test_ina3221_new_hwmon_layout_sums_rails_and_skips_nc_and_in7(tmp_path):
     new_ina3221(tmp_path, [("VDD_GPU_SOC", 5000, 600), ("VDD_CPU_CV", 5000, 200), ("NC", 5000, 900)])
-    m = one({"meter": "ina3221", "interval_ms": 10, "layout": "hwmon"}, tmp_path)
-    trace = record(m, 0.3)
+    trace = polled({"meter": "ina3221", "interval_ms": 10, "layout": "hwmon"}, tmp_path, 0.305)
     assert set(trace.rails) == {"VDD_GPU_SOC", "VDD_CPU_CV"}
     assert all(w == pytest.approx(4.0) for w in trace.watts)
 
 
 def test_ina3221_new_layout_with_vdd_in_takes_it_as_total(tmp_path):
     new_ina3221(tmp_path, [("VDD_IN", 5000, 1000), ("VDD_CPU_GPU_CV", 5000, 200), ("VDD_SOC", 5000, 300)])
-    m = one({"meter": "ina3221", "interval_ms": 10}, tmp_path)
-    assert all(w == pytest.approx(5.0) for w in record(m, 0.2).watts)
+    trace = polled({"meter": "ina3221", "interval_ms": 10}, tmp_path, 0.205)
+    assert trace.watts and all(w == pytest.approx(5.0) for w in trace.watts)
 
 
 def test_ina3221_absent_is_a_clear_error(tmp_path):
@@ -102,9 +107,8 @@ def test_rapl_counts_wrap_around_per_domain(tmp_path):
 
 def test_rapl_trace_is_a_counter_trace(tmp_path):
     rapl_tree(tmp_path, [("intel-rapl:0", "package-0", 1000, 262_143_328_850)])
-    m = one({"meter": "rapl", "interval_ms": 10}, tmp_path)
-    trace = record(m, 0.2)
-    assert trace.method == "counter" and len(trace.joules) == len(trace.t) >= 3
+    trace = polled({"meter": "rapl", "interval_ms": 10}, tmp_path, 0.205)
+    assert trace.method == "counter" and len(trace.joules) == len(trace.t) == 21 + 1
     out = summarize(trace, trace.t[0], trace.t[-1], 10)
     assert out["method"] == "counter" and out["energy_j"] == 0.0
 
@@ -163,9 +167,8 @@ def hwmon_tree(root, sensors):
 
 def test_hwmon_ina2xx_power_and_vi(tmp_path):
     hwmon_tree(tmp_path, [("hwmon1", "ina226", 5000, 400, 2_000_000), ("hwmon2", "ina219", 3300, 100, None)])
-    m = one({"meter": "ina2xx", "interval_ms": 10}, tmp_path)
-    trace = record(m, 0.2)
-    assert all(w == pytest.approx(2.0 + 0.33) for w in trace.watts)
+    trace = polled({"meter": "ina2xx", "interval_ms": 10}, tmp_path, 0.205)
+    assert trace.watts and all(w == pytest.approx(2.0 + 0.33) for w in trace.watts)
     assert set(trace.rails) == {"hwmon1", "hwmon2"}
     assert trace.extra["sensors"] == {"hwmon1": "power", "hwmon2": "vi"}
     assert trace.averaging_s == pytest.approx(0.002)
@@ -183,17 +186,25 @@ def test_hwmon_without_ina_chip_is_a_clear_error(tmp_path):
 
 def test_a_sysfs_file_that_vanishes_mid_window_leaves_a_gap(tmp_path):
     hwmon_tree(tmp_path, [("hwmon1", "ina226", 5000, 400, 2_000_000)])
-    m = one({"meter": "ina2xx", "interval_ms": 10}, tmp_path)
+    clock = VirtualClock()
+    m = one({"meter": "ina2xx", "interval_ms": 10}, tmp_path, clock)
     m.max_consecutive_errors = 10_000
-    import time
     m.start()
-    time.sleep(0.3)
+    t0 = clock.time()
+    clock.advance(0.305)  # reads at 0, 10, ..., 300 ms
     (tmp_path / "sys/class/hwmon/hwmon1/power1_input").unlink()
-    time.sleep(0.4)
+    clock.advance(0.4)    # reads at 310, ..., 700 ms fail; so does the one at stop (705)
     trace = m.stop()
-    assert trace.gaps and any("FileNotFoundError" in n for n in trace.notes)
-    out = summarize(trace, trace.started + 0.05, trace.stopped, 100)
-    assert out["energy_per_inference_j"] is None and 0 < out["coverage"] < 0.8
+    assert trace.started == t0 and trace.stopped - t0 == pytest.approx(0.705, abs=1e-6)
+    assert len(trace.t) == 31 and trace.t[-1] - t0 == pytest.approx(0.3, abs=1e-6)
+    assert [(a - t0, b - t0) for a, b in trace.gaps] == [(pytest.approx(0.31, abs=1e-6),
+                                                           pytest.approx(0.705, abs=1e-6))]
+    assert any("FileNotFoundError" in n for n in trace.notes)
+    assert any(n.startswith("final read failed") for n in trace.notes)
+    out = summarize(trace, trace.started, trace.stopped, 100)
+    assert out["energy_per_inference_j"] is None
+    assert out["coverage"] == pytest.approx(0.3 / 0.705, abs=1e-5)
+    assert len(out["meter_gaps"]) == 1
 
 
 def test_bad_options_name_file_field_value_and_allowed(tmp_path):

@@ -1,12 +1,13 @@
-"""tegrastats: every known line format, and the meter against the fake program."""
-import time
+"""tegrastats: every known line format, and the meter against the fake program.
 
+The fake program is real (a process, a pipe, lines in the real format); the meter stamps
+lines with an ArrivalClock, so a test waits for a number of lines instead of sleeping."""
 import pytest
 
 from harness.power import measure_with_meters, open_meters
 from harness.power.energy import summarize
 from harness.power.tegrastats import parse_line, total_mw
-from power_helpers import fake, record, spec_with
+from power_helpers import ArrivalClock, VirtualClock, fake, record_lines, spec_with
 
 LINES = {
     "nano": ("RAM 1234/3956MB (lfb 1x4MB) SWAP 0/1978MB (cached 0MB) CPU [5%@102,off,off,3%@102] "
@@ -48,55 +49,75 @@ def test_jp7_uses_the_current_value_and_a_named_total():
     assert total_mw({"A": 1, "B": 2}, include=["B"]) == 2
 
 
+def tegrastats(clock, *args):
+    spec = spec_with([{"meter": "tegrastats", "interval_ms": 20, "command": fake("tegrastats") + list(args)}])
+    (m,) = open_meters(spec, None, clock=clock)
+    return m
+
+
 @pytest.mark.parametrize("model,watts", [("orin-nx", 5.0), ("xavier", 7.2), ("nano", 2.5)])
 def test_meter_against_the_fake_program(model, watts):
-    spec = spec_with([{"meter": "tegrastats", "interval_ms": 20,
-                       "command": fake("tegrastats") + ["--model", model, "--watts", str(watts)]}])
-    (m,) = open_meters(spec, None)
-    trace = record(m, 0.6)
-    assert len(trace.t) >= 5 and trace.bad_lines == 0
+    clock = ArrivalClock(step=0.02)
+    trace = record_lines(tegrastats(clock, "--model", model, "--watts", str(watts)), clock, 8)
+    assert len(trace.t) >= 8 and trace.bad_lines == 0
     assert all(w == pytest.approx(watts, abs=0.002) for w in trace.watts)
     out = summarize(trace, trace.t[1], trace.t[-2], 10)
     assert out["avg_power_w"] == pytest.approx(watts, abs=0.002)
-    assert out["source"] == "tegrastats"
+    assert out["source"] == "tegrastats" and out["coverage"] == 1.0
 
 
 def test_garbage_lines_are_counted_not_dropped_silently():
-    spec = spec_with([{"meter": "tegrastats", "interval_ms": 20,
-                       "command": fake("tegrastats") + ["--garbage-every", "3"]}])
-    (m,) = open_meters(spec, None)
-    trace = record(m, 0.5)
-    assert trace.bad_lines >= 2
-    assert any("unparsable" in n for n in trace.notes)
+    clock = ArrivalClock()
+    trace = record_lines(tegrastats(clock, "--garbage-every", "3", "--count", "9"), clock, 9)
+    assert trace.bad_lines == 3 and len(trace.t) == 6
+    assert sum("unparsable" in n for n in trace.notes) == 3
 
 
 def test_a_program_that_dies_mid_window_leaves_a_gap():
-    spec = spec_with([{"meter": "tegrastats", "interval_ms": 20,
-                       "command": fake("tegrastats") + ["--die-after", "5"]}])
-    (m,) = open_meters(spec, None)
-    trace = record(m, 0.6)
+    clock = ArrivalClock(step=0.02)
+    m = tegrastats(clock, "--die-after", "5")
+    t0 = clock.time()
+    trace = record_lines(m, clock, 5 + 1)  # five lines, then the end of the stream
+    # Stamps: started t0+.02, lines .04-.12, the stream's end .14, stopped .16.
     assert len(trace.t) == 5
     assert any("ended" in n for n in trace.notes)
+    assert [(a - t0, b - t0) for a, b in trace.gaps] == [(pytest.approx(0.14, abs=1e-6),
+                                                           pytest.approx(0.16, abs=1e-6))]
     out = summarize(trace, trace.t[0], trace.stopped, 100)
-    assert out["energy_per_inference_j"] is None and out["coverage"] < 0.9 and out["gaps"]
+    assert out["energy_per_inference_j"] is None and out["gaps"] and out["meter_gaps"]
+    assert out["coverage"] == pytest.approx(0.08 / 0.12, abs=1e-5)
 
 
-def test_measure_with_meters_runs_idle_then_window():
-    spec = spec_with([{"meter": "tegrastats", "interval_ms": 20,
-                       "command": fake("tegrastats") + ["--watts", "4.0"]}])
-    meters = open_meters(spec, None)
+def test_measure_with_meters_runs_idle_then_window(tmp_path):
+    # A polling meter on a virtual clock: the idle baseline and the window last exactly
+    # what they say, and every 10 ms of them holds a reading.
+    hw = tmp_path / "sys/class/hwmon/hwmon1"
+    hw.mkdir(parents=True)
+    for name, text in (("name", "ina226"), ("in1_input", "5000"), ("curr1_input", "800"),
+                       ("power1_input", "4000000")):
+        (hw / name).write_text(text + "\n")
+    clock = VirtualClock()
+    meters = open_meters(spec_with([{"meter": "ina2xx", "interval_ms": 10, "root": str(tmp_path)}]), None,
+                         clock=clock)
+    marks = {}
 
     def run():
-        time.sleep(0.15)
-        start = time.time()
-        time.sleep(0.5)
-        return {"window": {"start_unix_s": start, "end_unix_s": time.time()}, "loop": {"iterations": 50}}
+        clock.advance(0.155)
+        start = clock.time()
+        clock.advance(0.5)
+        marks["window"] = (start, clock.time())
+        return {"window": {"start_unix_s": start, "end_unix_s": clock.time()}, "loop": {"iterations": 50}}
 
+    t_idle = clock.time()
     raw, (energy,) = measure_with_meters(meters, run, idle_s=0.4)
+    assert marks["window"][0] - t_idle == pytest.approx(0.4 + 0.155, abs=1e-6)  # idle came first
     assert raw["loop"]["iterations"] == 50
-    assert energy["avg_power_w"] == pytest.approx(4.0, abs=0.01)
-    assert energy["idle_power_w"] == pytest.approx(4.0, abs=0.01)
-    assert energy["net_energy_per_inference_j"] == pytest.approx(0.0, abs=1e-3)
+    # reads at 10 ms steps from the window's start + 5 ms, and the one at stop, on its end
+    assert energy["n_samples"] == 50 + 1 and energy["coverage"] == pytest.approx(1.0)
+    assert energy["avg_power_w"] == pytest.approx(4.0)
+    assert energy["idle_power_w"] == pytest.approx(4.0)
+    assert energy["energy_per_inference_j"] == pytest.approx(4.0 * 0.5 / 50, rel=1e-5)
+    assert energy["net_energy_per_inference_j"] == pytest.approx(0.0, abs=1e-6)
 
 
 def test_missing_program_is_a_clear_error():

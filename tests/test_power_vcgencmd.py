@@ -7,7 +7,7 @@ import pytest
 
 from harness.power import MeterError, open_meters
 from harness.power.vcgencmd import parse_pmic
-from power_helpers import FAKES, fake, record, spec_with
+from power_helpers import FAKES, VirtualClock, fake, record_polls, spec_with
 
 
 def expected_watts():
@@ -25,9 +25,12 @@ def test_parse_real_lines():
 
 
 def test_meter_against_the_fake_program():
-    (m,) = open_meters(spec_with([{"meter": "vcgencmd", "interval_ms": 20, "command": fake("vcgencmd")}]), None)
-    trace = record(m, 0.4)
-    assert len(trace.t) >= 3 and trace.bad_lines == 0
+    clock = VirtualClock()
+    (m,) = open_meters(spec_with([{"meter": "vcgencmd", "interval_ms": 20, "command": fake("vcgencmd")}]), None,
+                       clock=clock)
+    trace = record_polls(m, clock, 0.105)  # a call at 0, 20, ..., 100 ms and one at stop
+    assert len(trace.t) == 6 + 1 and trace.bad_lines == 0
+    assert [round(b - a, 6) for a, b in zip(trace.t, trace.t[1:])] == [0.02] * 5 + [0.005]
     assert all(w == pytest.approx(expected_watts(), rel=1e-6) for w in trace.watts)
     assert "VDD_CORE" in trace.rails and "EXT5V" not in trace.rails
 

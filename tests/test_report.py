@@ -1,6 +1,7 @@
 """The HTML report: offline, escaped, the Pareto front right."""
 import json
 import re
+from html.parser import HTMLParser
 
 from harness.frame import measurements_frame
 from harness.report import write_report
@@ -61,16 +62,73 @@ def test_front_points_in_the_latency_figure(tmp_path):
     assert sorted(round(v, 1) for v in front.y) == [96.9, 97.5]
 
 
+class Parsed(HTMLParser):
+    """Tags, attributes and text as a browser's parser sees them (script bodies apart)."""
+
+    def __init__(self, text):
+        super().__init__(convert_charrefs=True)
+        self.tags, self.text, self._script = [], [], False
+        self.feed(text)
+        self.close()
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+        self._script = tag == "script"
+
+    def handle_endtag(self, tag):
+        self._script = self._script and tag != "script"
+
+    def handle_data(self, data):
+        if not self._script:
+            self.text.append(data)
+
+
+def figure_strings(page):
+    """Every string of every figure's data and layout, JSON-decoded (plotly writes '<' as
+    \\u003c, so only the decoded text says what the browser will render)."""
+    decoder, out = json.JSONDecoder(), []
+
+    def walk(value):
+        if isinstance(value, str):
+            out.append(value)
+        elif isinstance(value, dict):
+            for v in value.values():
+                walk(v)
+        elif isinstance(value, list):
+            for v in value:
+                walk(v)
+
+    calls = list(re.finditer(r'Plotly\.newPlot\(\s*"plot-\d+",\s*', page))
+    for call in calls:
+        data, end = decoder.raw_decode(page, call.end())
+        layout, _ = decoder.raw_decode(page, re.compile(r",\s*").match(page, end).end())
+        walk(data)
+        walk(layout)
+    return calls, out
+
+
 def test_every_name_is_escaped(tmp_path):
     store = Store(f"sqlite:///{tmp_path / 'h.sqlite'}")
     run_id = store.start_run()
     store.save(fake_measurement(device=EVIL, model=f"m{EVIL}", variant=f"v{EVIL}", run_id=run_id))
     page = write_report(store, tmp_path / "r.html", run_id=run_id).read_text()
-    assert EVIL not in page
-    assert "&lt;img src=x" in page
-    # Also inside the figures' JSON, names are escaped before plotly renders them as HTML.
-    figure_json = re.findall(r"Plotly\.newPlot\(\s*\"plot-0\",\s*(\[.*?\]),\s*\{", page, re.S)
-    assert figure_json and "<img" not in figure_json[0]
+    parsed = Parsed(page)
+    # The page's own markup: the names are text, never an element or an attribute.
+    assert not [tag for tag, _ in parsed.tags if tag == "img"]
+    assert not [name for _, attrs in parsed.tags for name in attrs if name.startswith("on")]
+    assert any(EVIL in text for text in parsed.text)  # shown as the literal name
+    for _, attrs in parsed.tags:  # a quoted attribute holds the whole name, never a piece
+        assert all(EVIL in v for v in attrs.values() if v and "img" in v), attrs
+    # Inside the figures plotly renders hover texts, names and titles as HTML: decoded, they
+    # hold the name as escaped text, so rendering them shows it and creates no element.
+    calls, strings = figure_strings(page)
+    assert len(calls) >= 4
+    named = [s for s in strings if "img" in s]
+    assert named, "the figures do not carry the names at all"
+    for s in named:
+        inner = Parsed(s)
+        assert not [tag for tag, _ in inner.tags if tag == "img"], s
+        assert EVIL in "".join(inner.text), s
 
 
 def test_emulated_devices_are_labelled(tmp_path):

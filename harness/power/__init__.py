@@ -11,12 +11,12 @@ group. The lead's measurement code calls ``open_meters`` once per device and the
 """
 from __future__ import annotations
 
-import time
 from contextlib import contextmanager
 
 from ..errors import ConfigError
 from ..registry import Registry
 from .base import Meter, MeterError, PowerTrace
+from .clock import Clock
 from .energy import MIN_SAMPLES, summarize
 from .source import LocalSource, Source
 
@@ -77,12 +77,16 @@ def validate_entries(source, kind: str, entries) -> list:
     return checked
 
 
-def open_meters(spec, device=None) -> list:
-    """Validated, constructed (not started) meters for each ``power:`` entry of ``spec``."""
+def open_meters(spec, device=None, clock: Clock | None = None) -> list:
+    """Validated, constructed (not started) meters for each ``power:`` entry of ``spec``;
+    ``clock`` (default: the machine's) stamps their samples and times their reads."""
     meters = []
     for cls, options in validate_entries(spec.source, spec.kind, spec.power):
         source = board_source(spec, device, options.get("root") or "/") if cls.on_board else None
-        meters.append(cls(options, source=source, label=options.get("label")))
+        m = cls(options, source=source, label=options.get("label"))
+        if clock is not None:
+            m.clock = clock
+        meters.append(m)
     return meters
 
 
@@ -120,7 +124,8 @@ def measure_with_meters(meters, run_callable, idle_s: float | None = None, clock
     document with ``window`` and ``loop``), ``energies`` one summarize() dict per meter.
     ``idle_s`` defaults to the longer of 2 s and min_window_s(meters). ``clock_offset_s``
     (board clock minus host clock; see ssh_source.clock_offset_s) moves the runner's window
-    onto the meters' clock for boards whose clock is not the controller's.
+    onto the meters' clock for boards whose clock is not the controller's. The idle
+    baseline lasts ``idle_s`` on the first meter's clock (the one open_meters was given).
     """
     if not meters:
         return run_callable(), []
@@ -128,7 +133,7 @@ def measure_with_meters(meters, run_callable, idle_s: float | None = None, clock
         idle_s = max(2.0, min_window_s(meters))
     idle_traces, run_traces = [], []
     with _recording(meters, idle_traces):
-        time.sleep(idle_s)
+        meters[0].clock.sleep(idle_s)
     with _recording(meters, run_traces):
         raw = run_callable()
     window = raw["window"]

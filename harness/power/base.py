@@ -7,19 +7,20 @@
 Two helpers cover most meters: ``PollingMeter`` calls ``read()`` on a background thread
 at a fixed period (sysfs files, counters, one-shot programs), ``LineStreamMeter`` reads
 lines from a streaming program or port on a background thread (tegrastats, serial).
-Every wait has a timeout; stop() always ends the thread and the process.
+Every wait has a timeout; stop() always ends the thread and the process. Stamps and the
+waits between reads come from the meter's ``clock`` (harness/power/clock.py).
 """
 from __future__ import annotations
 
 import math
 import threading
-import time
 from dataclasses import dataclass, field
 from typing import ClassVar
 
 from .. import schema
 from ..errors import ConfigError, HarnessError
 from . import energy
+from .clock import SYSTEM_CLOCK, Clock
 
 
 class MeterError(HarnessError):
@@ -79,6 +80,8 @@ class Meter:
     local_only: ClassVar[bool] = False  # reads this machine's hardware in-process (NVML)
     OPTIONS: ClassVar[dict] = {}
     nominal_rate_hz: float | None = None
+    # Stamps and waits; open_meters replaces it with the clock it is given (a test's own).
+    clock: Clock = SYSTEM_CLOCK
 
     def __init__(self, options: dict, source=None, label: str | None = None):
         self.options = options
@@ -164,7 +167,7 @@ class PollingMeter(Meter):
             raise MeterError(f"{self.label}: start() called twice without stop()")
         self.probe()
         self._trace = self.new_trace()
-        self._trace.started = time.time()
+        self._trace.started = self.clock.time()
         self._stop.clear()
         self._thread = threading.Thread(target=self._loop, name=f"meter-{self.label}", daemon=True)
         self._thread.start()
@@ -173,9 +176,10 @@ class PollingMeter(Meter):
         trace = self._trace
         errors = 0
         failing_since = None
-        next_t = time.monotonic()
+        clock = self.clock
+        next_t = clock.monotonic()
         while not self._stop.is_set():
-            before = time.time()
+            before = clock.time()
             try:
                 value, rails = self.read()
             except Exception as exc:  # a meter must not die silently: note it, leave a gap
@@ -186,23 +190,23 @@ class PollingMeter(Meter):
                     trace.notes.append(message)
                 if errors >= self.max_consecutive_errors:
                     trace.notes.append(f"gave up after {errors} consecutive failed reads")
-                    trace.gaps.append((failing_since, time.time()))
+                    trace.gaps.append((failing_since, clock.time()))
                     return
             else:
-                now = (before + time.time()) / 2.0  # the middle of the read
+                now = (before + clock.time()) / 2.0  # the middle of the read
                 if failing_since is not None:
                     trace.gaps.append((failing_since, now))
                     failing_since = None
                 errors = 0
                 self._append(trace, now, value, rails)
             next_t += self.interval_s
-            delay = next_t - time.monotonic()
+            delay = next_t - clock.monotonic()
             if delay < 0:  # fell behind: do not burst to catch up
-                next_t = time.monotonic()
+                next_t = clock.monotonic()
                 delay = 0
-            self._stop.wait(delay)
+            clock.wait(self._stop, delay)
         if failing_since is not None:
-            trace.gaps.append((failing_since, time.time()))
+            trace.gaps.append((failing_since, clock.time()))
 
     def _append(self, trace, now, value, rails):
         trace.t.append(now)
@@ -226,12 +230,12 @@ class PollingMeter(Meter):
             # A last reading at stop, so the window's end (just before) is bracketed: a
             # counter needs it, and sampled power gets its edge.
             try:
-                before = time.time()
+                before = self.clock.time()
                 value, rails = self.read()
-                self._append(trace, (before + time.time()) / 2.0, value, rails)
+                self._append(trace, (before + self.clock.time()) / 2.0, value, rails)
             except Exception as exc:
                 trace.notes.append(f"final read failed: {type(exc).__name__}: {exc}")
-        trace.stopped = time.time()
+        trace.stopped = self.clock.time()
         self.finish(trace)
         return trace
 
@@ -262,6 +266,7 @@ class LineStreamMeter(Meter):
         self._thread = None
         self._stream = None
         self._halt = threading.Event()
+        self._went_silent = None
 
     def new_trace(self) -> PowerTrace:
         return PowerTrace(source=self.label, method=self.method, nominal_rate_hz=self.nominal_rate_hz)
@@ -278,7 +283,8 @@ class LineStreamMeter(Meter):
         self._trace = self.new_trace()
         self._halt.clear()
         self._stream = self.open_stream()
-        self._trace.started = time.time()
+        self._trace.started = self.clock.time()
+        self._went_silent = None  # when the stream ended or died before stop()
         self._thread = threading.Thread(target=self._loop, name=f"meter-{self.label}", daemon=True)
         self._thread.start()
 
@@ -290,6 +296,7 @@ class LineStreamMeter(Meter):
             except Exception as exc:  # the stream died (closed at stop, or the peer vanished)
                 if not self._halt.is_set():
                     trace.notes.append(f"stream failed: {type(exc).__name__}: {exc}")
+                    self._went_silent = self.clock.time()
                 break
             if isinstance(line, bytes):
                 line = line.decode("ascii", "replace")
@@ -297,14 +304,15 @@ class LineStreamMeter(Meter):
                 if self.stream_ended(stream):
                     if not self._halt.is_set():
                         trace.notes.append("the stream ended before stop()")
+                        self._went_silent = self.clock.time()
                     break
                 continue
             if self._halt.is_set():
                 break  # output after stop() (e.g. a shell's "Terminated") is not data
-            now = time.time()
             text = line.strip()
             if not text:
                 continue
+            now = self.clock.time()  # one stamp per line, on arrival
             try:
                 ok = self.parse(text, now, trace)
             except (ValueError, IndexError):
@@ -332,7 +340,9 @@ class LineStreamMeter(Meter):
                 self.close_stream(self._stream)
             self._stream = None
         trace = self._trace
-        trace.stopped = time.time()
+        trace.stopped = self.clock.time()
+        if self._went_silent is not None:  # the meter itself reports the silence to the end
+            trace.gaps.append((self._went_silent, trace.stopped))
         if trace.bad_lines > self.keep_bad:
             trace.notes.append(f"{trace.bad_lines} unparsable lines in all")
         self.finish(trace)

@@ -19,7 +19,6 @@ against an instrument here (none attached).
 from __future__ import annotations
 
 import importlib
-import time
 
 from . import meter
 from .base import Meter, MeterError, Option, PowerTrace
@@ -70,14 +69,14 @@ class JoulescopeMeter(Meter):
 
     def start(self):
         self._open()
-        self._t0 = time.time()
+        self._t0 = self.clock.time()
         self._device.start()
         self._started = self._t0
 
     def stop(self) -> PowerTrace:
         dev = self._device
         dev.stop()
-        stopped = time.time()
+        stopped = self.clock.time()
         start_id, end_id = dev.stream_buffer.sample_id_range
         edges = bool(self.options["timestamp_input"])
         fields = ["current", "voltage"] + (["current_lsb"] if edges else [])

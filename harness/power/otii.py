@@ -14,7 +14,6 @@ against an instrument here.
 """
 from __future__ import annotations
 
-import time
 
 from . import meter
 from .base import Meter, MeterError, Option, PowerTrace
@@ -60,12 +59,12 @@ class OtiiMeter(Meter):
 
     def start(self):
         self._open()
-        self._t0 = time.time()
+        self._t0 = self.clock.time()
         self._project.start_recording()
 
     def stop(self) -> PowerTrace:
         self._project.stop_recording()
-        stopped = time.time()
+        stopped = self.clock.time()
         rec = self._project.get_last_recording()
         ch = self.options["channel"]
         n = rec.get_channel_data_count(self._arc.id, ch)
