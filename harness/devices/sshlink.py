@@ -369,13 +369,7 @@ class Link:
     def run(self, argv, timeout_s: float, what: str | None = None) -> Completed:
         """Run argv on the board; BoardLost if the link drops, DeviceError on timeout."""
         what = what or posixpath.basename(str(argv[0]))
-        if not self.alive:
-            raise BoardLost(f"{self.label}: not connected")
-        try:
-            chan = self._client.get_transport().open_session(timeout=self.settings.connect_timeout_s)
-            chan.exec_command(remote_argv(argv))
-        except (paramiko.SSHException, EOFError, OSError) as exc:
-            raise BoardLost(f"{self.label}: cannot start a command: {exc or type(exc).__name__}") from None
+        chan = self.start(argv)
         out, err = bytearray(), bytearray()
         deadline = time.monotonic() + timeout_s
         try:
