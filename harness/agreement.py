@@ -170,6 +170,10 @@ def compare(base: Path, variant: Path, feeds: list[dict], source: str) -> Agreem
     base_sess, variant_sess = _session(base), _session(variant)
     names, base_values = _outputs(base_sess, feeds)
     vnames, variant_values = _outputs(variant_sess, feeds)
+    if set(vnames) != set(names) and len(vnames) == len(names):
+        # a converted or hand-made file may name its outputs otherwise: pair them in order
+        source += f"; outputs paired by position ({', '.join(f'{a}={b}' for a, b in zip(names, vnames))})"
+        vnames = names
     return compare_outputs(dict(zip(names, base_values)), dict(zip(vnames, variant_values)), source)
 
 

@@ -68,3 +68,26 @@ def test_compare_runs_both_models_on_the_same_inputs(tmp_path):
     a = compare(base, variant, feeds, source)
     assert a.cosine_min == pytest.approx(1.0) and a.max_abs > 0.1 and a.n == 4
     assert a["cosine_min"] == a.cosine_min
+
+
+def test_outputs_named_otherwise_are_paired_in_order(tmp_path):
+    import onnx
+    import onnx.helper as oh
+
+    from harness import agreement
+
+    def model(path, out_name):
+        x = oh.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 4])
+        y = oh.make_tensor_value_info(out_name, onnx.TensorProto.FLOAT, [1, 4])
+        m = oh.make_model(oh.make_graph([oh.make_node("Relu", ["x"], [out_name])], "g", [x], [y]),
+                          opset_imports=[oh.make_opsetid("", 17)])
+        m.ir_version = 8
+        onnx.save(m, str(path))
+        return path
+
+    import numpy as np
+
+    feeds = [{"x": np.array([[1.0, -2.0, 3.0, 0.5]], dtype=np.float32)}]
+    result = agreement.compare(model(tmp_path / "a.onnx", "probs"), model(tmp_path / "b.onnx", "Identity:0"),
+                               feeds, "one probe")
+    assert result.cosine_min == 1.0 and "paired by position (probs=Identity:0)" in result.source
