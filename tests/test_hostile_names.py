@@ -199,10 +199,10 @@ def test_run_tags(pytester, tmp_path, tag):
         assert "--run-tag" in str(exc), exc
         event("refused at --run-tag")
     else:
-        from harness.plugin import _state  # the plugin's state: its session stores the tag
+        from harness.plugin import harness_state  # the plugin's state: its session stores the tag
 
-        session = _state(config).session
-        run_id = session.run_id
+        session = harness_state(config).session
+        run_id = session.start_run()
         assert session.store.run(run_id)["tag"] == tag
         event("worked end to end")
         session.close()

@@ -46,7 +46,7 @@ def test_on_board_meters_need_a_board_source():
     spec = spec_with([{"meter": "rapl"}])
     ssh_spec = SimpleNamespace(kind="ssh", source="devices/pi.yaml", power=spec.power)
     with pytest.raises(MeterError, match="meter_source"):
-        open_meters(ssh_spec, SimpleNamespace())
+        open_meters(ssh_spec, SimpleNamespace(meter_source=lambda root: None))   # a kind without one
     sentinel = object()
     assert board_source(ssh_spec, SimpleNamespace(meter_source=lambda root: sentinel)) is sentinel
 
@@ -103,4 +103,4 @@ def test_nvml_only_on_the_local_kind():
 
     ssh_spec = SimpleNamespace(kind="ssh", source="devices/gpu-box.yaml", power=({"meter": "nvml"},))
     with pytest.raises(ConfigError, match=r"power\[0\]\.meter.*only a 'local' device"):
-        open_meters(ssh_spec, SimpleNamespace())
+        open_meters(ssh_spec, SimpleNamespace(meter_source=lambda root: None))   # a kind without one
