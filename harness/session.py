@@ -173,22 +173,24 @@ class Session:
             cases = [(manifest, recipe)]
             spec = self.spec(device_name)
             # a pool's variants are spread over several boards: no board sees the others,
-            # so each variant is a campaign of its own (compared unpaired: harness.decide)
-            if not settings and not device_class(spec.kind).spreads_over_workers(spec.options):
+            # so each variant is a campaign of its own (compared unpaired: harness.decide),
+            # without A/A controls (their twins are measured elsewhere)
+            pooled = device_class(spec.kind).spreads_over_workers(spec.options)
+            if not settings and not pooled:
                 cases += [(m, r) for m, r in self.selection
                           if (m.name, r.name) != (manifest.name, recipe.name)
                           and self.skip_reason(device_name, r) is None]
-            self._campaign(device_name, cases, settings)
+            self._campaign(device_name, cases, settings, controls=not settings and not pooled)
         if key in self.failures:
             raise self.failures[key]
         return self._results[key]
 
-    def _campaign(self, device_name: str, cases: list, settings: dict) -> None:
+    def _campaign(self, device_name: str, cases: list, settings: dict, controls: bool = False) -> None:
         spec = self.spec(device_name)
         device = self.device(device_name)
         self.start_run()
         rounds = int(settings.get("rounds") or spec.settings.get("rounds") or 1)
-        visits = self._plan(device_name, device, spec, cases, settings, rounds)
+        visits = self._plan(device_name, device, spec, cases, settings, controls)
         if not visits:
             return
         self._campaigns += 1
@@ -218,13 +220,13 @@ class Session:
             elif visit.docs:   # it failed after some rounds: its row says so
                 self._finish(device_name, device, spec, visit, info, final=False, failed=self.failures[visit.key])
 
-    def _plan(self, device_name, device, spec, cases, settings, rounds) -> list:
+    def _plan(self, device_name, device, spec, cases, settings, controls: bool) -> list:
         """Build and deploy every variant of the campaign (a failure is remembered per
-        variant); controls join beside their manifest's variants."""
+        variant); with `controls`, a manifest's A/A twin joins beside its variants."""
         visits, seen = [], set()
-        controls = [(m, zoo.control_recipe(m)) for m in {id(m): m for m, _ in cases}.values()
-                    if m.control and not settings]
-        for manifest, recipe in cases + controls:
+        twins = [(m, zoo.control_recipe(m)) for m in {id(m): m for m, _ in cases}.values()
+                 if m.control and controls]
+        for manifest, recipe in cases + twins:
             key = self._key(device_name, manifest, recipe, settings)
             if key in seen or key in self._results or key in self.failures:
                 continue

@@ -427,7 +427,8 @@ def test_a_network_serial_port_becomes_the_serial_kinds_port(lg_lab, tmp_path, m
     (devices / "mcu.yaml").write_text(yaml.safe_dump({
         "kind": "labgrid", "capabilities": {"runtimes": ["mcu"]},
         "labgrid": {"coordinator": lg_lab.coordinator, "tags": {"board": "mcu"}, "poll_s": 0.2,
-                    "serial": {"firmware": "prebuilt", "timeout_s": 2.0, "cache_dir": str(tmp_path / "cache")}}}))
+                    "serial": {"firmware": "prebuilt", "model": {"variant": "digits-cnn/tflite-int8"},
+                               "timeout_s": 2.0, "cache_dir": str(tmp_path / "cache")}}}))
     for key in ("XDG_CACHE_HOME", "HARNESS_LABGRID_PYTHON"):
         monkeypatch.setenv(key, lg_lab.env()[key])
     device = open_device(Inventory(devices).get("mcu"))
@@ -439,7 +440,7 @@ def test_a_network_serial_port_becomes_the_serial_kinds_port(lg_lab, tmp_path, m
     finally:
         device.close()
         dut.close()
-    assert handle == "prebuilt:ic01" and raw["ok"] and raw["latencies_ns"] == [10_000.0] * 5
+    assert handle == "prebuilt:digits-cnn/tflite-int8" and raw["ok"] and raw["latencies_ns"] == [10_000.0] * 5
     assert info["place"] == "lg-mcu" and info["inner_kind"] == "serial"
     assert device.spec.options["serial"]["firmware"] == "prebuilt"
     assert lg_lab.acquired_by("lg-mcu") is None
