@@ -41,6 +41,7 @@ BUILTIN_LOCAL = {
     "kind": "local",
     "description": "This machine, the runner in a fresh subprocess per measurement",
     "capabilities": {"runtimes": ["onnxruntime", "litert"], "providers": ["CPUExecutionProvider"]},
+    "validity": {"remeasure": True},   # as devices/local.yaml: one more try before a budget judges
 }
 
 

@@ -422,7 +422,8 @@ class Session:
                 pass  # closing must not hide the run's real result
         self._devices.clear()
         if self._run_id is not None and self._owns_run:
-            self.store.finish_run(self._run_id, outcomes)
+            failed = {f"{k[0]}|{k[1]}/{k[2]}": str(e).splitlines()[0] for k, e in self.failures.items()}
+            self.store.finish_run(self._run_id, outcomes, failed)
         if self.leases is not None:
             self.leases.release_all()  # after finish_run: the next holder starts after this run ended
 

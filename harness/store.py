@@ -234,15 +234,16 @@ class Store:
             harness_version=ctl["harness_version"], tag=tag, settings=json.dumps(settings or {})))
         return run_id
 
-    def finish_run(self, run_id: str, outcomes: Optional[dict] = None) -> None:
+    def finish_run(self, run_id: str, outcomes: Optional[dict] = None, failed: Optional[dict] = None) -> None:
         """Close the run; `outcomes` ({"device|model/variant": {"passed": [...], "failed":
-        [...]}}, the tests' verdicts) join its settings so a report rebuilt later has them."""
+        [...]}}, the tests' verdicts) and `failed` ({"device|model/variant": error}, variants
+        that could not be measured) join its settings so a report rebuilt later has them."""
         values = {"finished_at": provenance.now()}
-        if outcomes:
+        if outcomes or failed:
             with self.engine.connect() as conn:
                 row = conn.execute(sa.select(runs.c.settings).where(runs.c.id == run_id)).first()
             settings = json.loads(row.settings or "{}") if row else {}
-            values["settings"] = json.dumps({**settings, "outcomes": outcomes})
+            values["settings"] = json.dumps({**settings, "outcomes": outcomes or {}, "failed": failed or {}})
         self._write(runs.update().where(runs.c.id == run_id).values(**values))
 
     def runs(self) -> list[dict]:

@@ -116,3 +116,16 @@ def test_round_spec_splits_the_budget():
     assert first["min_duration_s"] == pytest.approx(0.5) and first["min_iterations"] == 17
     assert first["max_iterations"] == 334 and "dataset" not in first and "rounds" not in first
     assert last["dataset"] == "d" and last["round"] == 2
+
+
+def test_a_variant_that_could_not_be_measured_is_listed_in_the_report(tmp_path):
+    from harness.report import write_report
+
+    path = lab(tmp_path, rounds=1)
+    s, manifest = session(path, seed=1)
+    s.measure("local", manifest, manifest.recipe("fp32"))
+    s.close()
+    page = write_report(s.store, tmp_path / "r.html", run_id=s.run_id).read_text()
+    listed = page[page.index("<h2>Not measured</h2>"):]
+    assert "local tiny/broken" in listed and "NoSuchOperator" in listed
+    assert "nothing to plot: no measurement here has a top-1 accuracy" in page   # the manifest has no dataset

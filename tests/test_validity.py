@@ -83,7 +83,8 @@ def test_temperature_limit_only_when_set():
 
 
 def test_round_spread_and_stopping_rule():
-    assert "spread" in verdict([{}] * 3, rounds=(1.0, 1.5, 1.0))["reasons"][0]
+    assert "spread" in verdict([{}] * 3, rounds=(1.0, 1.8, 1.0))["reasons"][0]
+    assert verdict([{}] * 3, rounds=(1.0, 1.3, 1.0))["verdict"] == "valid"   # within 50%
     v = verdict([{}] * 3, loops=[{"stop_reason": "max_iterations"}, {}, {}])
     assert v["verdict"] == "invalid" and "stopping rule" in v["reasons"][0]
 

@@ -93,6 +93,21 @@ def invalid_html(df) -> str:
             f"<ul>{items}</ul></details>")
 
 
+def failed_html(store, run_ids) -> str:
+    """Variants a run could not measure (a build refused, a runner error), with the reason."""
+    import html
+
+    items = []
+    for run in store.runs():
+        if run["id"] in run_ids:
+            for case, error in sorted((run["settings"].get("failed") or {}).items()):
+                device, _, variant_id = case.partition("|")
+                items.append(f"<li><b>{html.escape(device)} {html.escape(variant_id)}</b>: {html.escape(error)}</li>")
+    if not items:
+        return ""
+    return (f"<h2>Not measured</h2><ul id='failed'>{''.join(items)}</ul>")
+
+
 def _outcomes(store, run_ids) -> dict:
     """The tests' outcomes stored with the runs, keyed (device, variant id)."""
     out: dict = {}
@@ -141,6 +156,7 @@ def write_report(store, out: Path, run_id: Optional[str] = None, title: str = "E
         figs.append(trends.trend_figure(trend, highlight_run=run_id))
     run_ids = sorted(set(df["run_id"].dropna()))
     sections = [decision_html(measurements, _outcomes(store, set(run_ids)), manifests), invalid_html(df),
+                failed_html(store, set(run_ids)),
                 trends.regressions_html(store.comparisons(run_ids))]
     return write_page(out, render_page(title, meta, notes, figs, df, sections=sections))
 

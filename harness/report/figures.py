@@ -76,6 +76,11 @@ def tradeoff_figure(df: pd.DataFrame, x: str, x_title: str, title: str, log_x: b
             x=fx[x], y=fx["accuracy"] * 100, mode="lines", name=f"Pareto front · {name}",
             legendgroup=name, line=dict(dash="dash", width=1.5, color=colour), hoverinfo="skip",
             showlegend=True))
+    if data.empty:
+        # an empty chart says why, rather than showing bare axes
+        fig.add_annotation(text="nothing to plot: no measurement here has a top-1 accuracy (the manifests "
+                                "declare no labelled dataset); see the agreement column and the table",
+                           showarrow=False, xref="paper", yref="paper", x=0.5, y=0.5)
     fig.update_layout(title=title, xaxis_title=x_title, yaxis_title="top-1 accuracy (%)", **LAYOUT)
     if log_x:
         fig.update_xaxes(type="log")
