@@ -83,10 +83,12 @@ def test_temperature_limit_only_when_set():
 
 
 def test_round_spread_and_stopping_rule():
-    assert "spread" in verdict([{}] * 3, rounds=(1.0, 1.8, 1.0))["reasons"][0]
-    assert verdict([{}] * 3, rounds=(1.0, 1.3, 1.0))["verdict"] == "valid"   # within 50%
+    assert "spread" in verdict([{}] * 3, rounds=(1.0, 2.5, 1.0))["reasons"][0]
+    assert verdict([{}] * 3, rounds=(1.0, 1.8, 1.0))["verdict"] == "valid"   # within 100%
+    # a sub-microsecond model's processes differ by tens of percent: not a disturbance
+    assert verdict([{}] * 3, rounds=(0.0006, 0.0011, 0.0006))["verdict"] == "valid"
     v = verdict([{}] * 3, loops=[{"stop_reason": "max_iterations"}, {}, {}])
-    assert v["verdict"] == "invalid" and "stopping rule" in v["reasons"][0]
+    assert v["verdict"] == "valid" and any("max_iterations" in n for n in v["notes"])
 
 
 def test_percentiles_from_too_few_samples_are_noted_and_refused_by_require():
