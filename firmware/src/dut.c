@@ -3,7 +3,14 @@
  * Extensions the harness uses, answered "e-[Unknown command: ...]" by other firmware:
  *   qresults%  -> m-qresults-[q0,q1,...]  the raw int8 outputs (for bit-exact checks)
  *   mem%       -> m-stack-used-N, m-stack-size-N, m-arena-bytes-N
- *   version%   -> m-fw-[FW_VERSION] */
+ *   version%   -> m-fw-[FW_VERSION]
+ *   opprof N%  -> per-operator CPU cycles over N inferences of the loaded input:
+ *                 m-opprof-start-N, m-opprof-hz-<cycles per s>, m-opprof-probe-<cycles of N
+ *                 empty timed regions>, m-opprof-total-<cycles of N whole inferences>,
+ *                 m-opprof-op-<i>-<TFLite op type>-<cycles of N runs of op i> per operator,
+ *                 m-opprof-pass-<cycles of the profiled inferences>, m-opprof-done
+ *   peak N%    -> the engine's conv inner kernel over a fixed buffer, N passes:
+ *                 m-peak-macs-<MACs>, m-peak-cycles-<cycles>, m-peak-hz-<cycles per s> */
 #include <stdint.h>
 #include <string.h>
 
@@ -159,6 +166,64 @@ static void cmd_mem(void)
     put("m-arena-bytes-"); put_u64(eng_model.arena_bytes); put("\r\n");
 }
 
+static void put_field(const char *prefix, uint64_t v) { put(prefix); put_u64(v); put("\r\n"); }
+
+/* Each operator is timed in place, one per inference: the operators before and after it
+ * run untimed, so it sees the arena (and any cache) as a plain inference leaves it, and
+ * only two clock reads are added to that inference. The host subtracts the cost of a
+ * clock read (the probe) from each operator and divides by N. */
+static void cmd_opprof(char *arg)
+{
+    uint32_t n;
+    if (!parse_u32(arg, &n) || n == 0) { line("e-[opprof: bad inference count]"); return; }
+    memcpy(arena + eng_model.input, db, eng_model.input_bytes);
+    put_field("m-opprof-start-", n);
+    put_field("m-opprof-hz-", board_cpu_hz());
+    uint64_t probe = 0;
+    for (uint32_t r = 0; r < n; r++) {
+        uint64_t t0 = board_time_cycles();
+        probe += board_time_cycles() - t0;
+    }
+    put_field("m-opprof-probe-", probe);
+    uint64_t t0 = board_time_cycles();
+    for (uint32_t r = 0; r < n; r++) eng_run(&eng_model, arena);
+    put_field("m-opprof-total-", board_time_cycles() - t0);
+    uint64_t pass = 0;
+    for (int k = 0; k < eng_model.n_ops; k++) {
+        uint64_t cycles = 0, start = board_time_cycles();
+        for (uint32_t r = 0; r < n; r++) {
+            for (int i = 0; i < k; i++) eng_run_op(&eng_model, arena, i);
+            uint64_t t = board_time_cycles();
+            eng_run_op(&eng_model, arena, k);
+            cycles += board_time_cycles() - t;
+            for (int i = k + 1; i < eng_model.n_ops; i++) eng_run_op(&eng_model, arena, i);
+        }
+        pass += board_time_cycles() - start;  /* the printing below is not the profiler's cost */
+        put("m-opprof-op-"); put_u64((uint64_t)k); board_putc('-');
+        put(eng_kind_name(eng_model.ops[k].kind)); board_putc('-'); put_u64(cycles); put("\r\n");
+    }
+    put_field("m-opprof-pass-", pass);
+    line("m-opprof-done");
+}
+
+/* The compute peak: the engine's own MAC loop over a fixed buffer in flash (where the
+ * weights live), long enough that the per-pass call is a small part of it. */
+#define PEAK_BYTES 256
+static const int8_t peak_data[PEAK_BYTES] = {[0 ... PEAK_BYTES - 1] = 3};
+static volatile int32_t peak_sink;
+
+static void cmd_peak(char *arg)
+{
+    uint32_t n;
+    if (!parse_u32(arg, &n) || n == 0) { line("e-[peak: bad pass count]"); return; }
+    uint64_t t0 = board_time_cycles();
+    peak_sink = eng_kernel_loop(peak_data, peak_data, PEAK_BYTES, 1, n);
+    uint64_t cycles = board_time_cycles() - t0;
+    put_field("m-peak-macs-", (uint64_t)n * PEAK_BYTES);
+    put_field("m-peak-cycles-", cycles);
+    put_field("m-peak-hz-", board_cpu_hz());
+}
+
 static void dispatch(char *cmd)
 {
     char *arg = strchr(cmd, ' ');
@@ -175,6 +240,8 @@ static void dispatch(char *cmd)
     else if (strcmp(cmd, "qresults") == 0) results(1);
     else if (strcmp(cmd, "mem") == 0) cmd_mem();
     else if (strcmp(cmd, "version") == 0) { put("m-fw-["); put(FW_VERSION); line("]"); }
+    else if (strcmp(cmd, "opprof") == 0) cmd_opprof(arg);
+    else if (strcmp(cmd, "peak") == 0) cmd_peak(arg);
     else if (cmd[0]) { put("e-[Unknown command: "); put(cmd); line("]"); }
     line("m-ready");
 }

@@ -40,4 +40,8 @@ extern const eng_model_t eng_model;  /* defined by the generated model.c */
 
 int32_t eng_requantize(int32_t acc, int32_t mult, int shift, int rounding);
 void eng_run(const eng_model_t *model, int8_t *arena);
+void eng_run_op(const eng_model_t *model, int8_t *arena, int i);  /* operator i alone */
+const char *eng_kind_name(int kind);  /* TFLite's name of an eng_kind */
+/* `reps` passes of conv's inner loop over n int8 pairs (the `peak%` loop) */
+int32_t eng_kernel_loop(const int8_t *x, const int8_t *w, int n, int32_t in_offset, uint32_t reps);
 #endif

@@ -53,24 +53,29 @@ void (*const vectors[16 + 32])(void) = {
 #define RELOAD 0xFFFFFFu  /* 24 bits: one interrupt per 2^24 cycles, a negligible load */
 
 static volatile uint32_t wraps;
-static uint32_t cycles_per_us;
+static uint32_t cycles_per_us, hz;
 
 void SysTick_Handler(void) { wraps++; }
 
 void systick_start(uint32_t cpu_hz)
 {
     cycles_per_us = cpu_hz / 1000000u;
+    hz = cpu_hz;
     SYST_RVR = RELOAD;
     SYST_CVR = 0;
     SYST_CSR = 7;  /* processor clock, interrupt, enable */
 }
 
-uint64_t board_time_us(void)
+uint64_t board_time_cycles(void)
 {
     uint32_t w, v;
     do {  /* a wrap between the two reads shows as a changed count: read again */
         w = wraps;
         v = SYST_CVR;
     } while (w != wraps);
-    return (((uint64_t)w << 24) + (RELOAD - v)) / cycles_per_us;
+    return ((uint64_t)w << 24) + (RELOAD - v);
 }
+
+uint64_t board_time_us(void) { return board_time_cycles() / cycles_per_us; }
+
+uint32_t board_cpu_hz(void) { return hz; }

@@ -421,10 +421,10 @@ class DutClient:
         return parse_results("results", self._expect("results", lines, r"m-results-\[(.*)\]",
                                                      "m-results-[...]").group(1), lines)
 
-    def optional(self, command: str) -> list[str] | None:
+    def optional(self, command: str, timeout_s: float | None = None) -> list[str] | None:
         """A firmware-specific command; None when the DUT answers ``Unknown command``."""
         try:
-            return self.command(command)
+            return self.command(command, timeout_s=timeout_s)
         except DutError as exc:
             if exc.received and str(exc.received[-1]).startswith("e-[Unknown command"):
                 return None
