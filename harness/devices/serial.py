@@ -215,6 +215,7 @@ class SerialDevice(Device):
         self.facts: dict = {}
         self._exports: dict = {}      # handle -> (Exported, Firmware or None)
         self._model_bytes: dict = {}
+        self._model_paths: dict = {}  # handle -> the .tflite (profile: operator names)
         self._prebuilt = None         # the prebuilt firmware's Firmware record (ELF, sizes), if any
         self._monitor = None          # energy mode: the meter that timestamps the DUT's edges
 
@@ -279,6 +280,7 @@ class SerialDevice(Device):
         handle = f"mcu:{exported.name}@{firmware.version}"
         self._exports[handle] = (exported, firmware)
         self._model_bytes[handle] = artifact.stat().st_size
+        self._model_paths[handle] = artifact
         return handle
 
     def _deploy_prebuilt(self, artifact: Path) -> str:
@@ -305,6 +307,7 @@ class SerialDevice(Device):
         handle = f"prebuilt:{model['variant']}"
         self._exports[handle] = (exported, firmware if self.options["qemu"] is not None else None)
         self._model_bytes[handle] = artifact.stat().st_size
+        self._model_paths[handle] = artifact
         return handle
 
     def _prebuilt_firmware(self):
@@ -626,6 +629,51 @@ class SerialDevice(Device):
                 "stack_bytes": stack, "stack_region_bytes": stack_size,
                 "arena_bytes": exported.arena_bytes if exported else None,
                 "sections": sizes or None}
+
+    # ------------------------------------------------------------ profile (issue 20)
+
+    def profile(self, spec: dict) -> dict:
+        """A per-operator profile of ``spec["model"]`` (a separate pass, never inside run()'s
+        windows): the firmware's ``opprof`` over ``spec["profile_runs"]`` inferences of the
+        run's input, aligned to the model's operators (harness/mcu/profile.py); ``{"offered":
+        False, "reason"}`` from firmware without the command."""
+        from ..mcu import profile as mcu_profile
+
+        exported = self._ready(spec.get("model"))
+        sample = self._inputs(spec, exported, limit=1)[0][0] if spec.get("dataset") else self._pattern(exported)
+        self._checked(lambda: self.dut.load(sample))
+        first = self._checked(lambda: self.dut.infer(1, 0))
+        per_inference_us = first.elapsed_us if first.elapsed_us is not None else first.host_s * 1e6
+        layers = mcu_profile.layers(self._model_paths[spec["model"]])
+        runs = int(spec.get("profile_runs", mcu_profile.DEFAULT_RUNS))
+        return self._checked(lambda: mcu_profile.profile(self.dut, layers, runs, max(per_inference_us, 1.0),
+                                                         self._emulation()))
+
+    def peak(self, spec: dict) -> dict:
+        """The board's compute peak (MAC/s) from the firmware's kernel loop, on the firmware
+        that holds ``spec["model"]``; ``{"offered": False, ...}`` from other firmware."""
+        from ..mcu import profile as mcu_profile
+
+        self._ready(spec.get("model"))
+        passes = int(spec.get("peak_passes", mcu_profile.DEFAULT_PEAK_PASSES))
+        return self._checked(lambda: mcu_profile.peak(self.dut, passes, self._emulation()))
+
+    def _ready(self, handle):
+        """The board runs the firmware holding ``handle`` and answers; its Exported."""
+        if handle not in self._exports:
+            raise DeviceError(f"{self.name}: model {handle!r} was not deployed to this board")
+        exported, firmware = self._exports[handle]
+        if firmware is not None and (self.firmware is None or self.firmware.version != firmware.version):
+            self._flash(firmware)
+        self._ensure_link()
+        return exported
+
+    def _emulation(self):
+        """How the DUT's clock relates to a real chip's: "guest-time" under QEMU's -icount."""
+        q = self.options["qemu"]
+        if q is not None:
+            return "guest-time" if q["icount_shift"] is not None else "wall-clock"
+        return self.spec.emulation if self.spec.emulated else False
 
     def info(self) -> dict:
         q = self.options["qemu"] if hasattr(self, "options") else self.spec.options.get("qemu")
