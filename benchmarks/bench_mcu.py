@@ -21,6 +21,11 @@ protocol      host-side cost of one `infer N 0` window outside the inferences: h
               intercept a is the fixed cost of the command, its 8 reply lines and their
               parsing (QEMU serial over TCP, so it includes the emulator's latency). Also
               the round trip of `name%` and of `db load` of one 64-byte input (3 chunks).
+per-op       the firmware's `opprof 100` (harness/mcu/profile.py): each operator's share of
+              the inference, its time in guest microseconds (= thousands of instructions), the
+              coverage (operators' sum / whole inference) and the profiler's overhead (a
+              profiled inference vs a plain one); and `peak 1000`, conv's int8 MAC loop, as
+              guest MAC/s (emulated: instructions, not a real chip's cycles).
 Needs qemu-system-arm and gcc-arm-none-eabi + libnewlib-arm-none-eabi (.ci/install.d/mcu.sh).
 """
 from __future__ import annotations
@@ -35,12 +40,14 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from harness.mcu import build as fwbuild  # noqa: E402
+from harness.mcu import profile as mcu_profile  # noqa: E402
 from harness.mcu import qemu  # noqa: E402
 from harness.mcu.dut import DutClient  # noqa: E402
 from harness.mcu.export import export  # noqa: E402
 
 N_TIMED = 1000      # inferences in the instruction-count window
 REPEATS = 25        # protocol measurements are medians of this many
+N_PROFILED = 100    # inferences per operator in the per-op profile
 
 
 def host_ms(call) -> float:
@@ -63,6 +70,9 @@ def bench(model: Path, cache: Path) -> dict:
         first = dut.infer(1, 0)
         window = dut.infer(N_TIMED, 0)
         stack = int(next(x for x in dut.command("mem") if x.startswith("m-stack-used-")).rsplit("-", 1)[1])
+        profile = mcu_profile.profile(dut, mcu_profile.layers(model), runs=N_PROFILED,
+                                      us_per_inference=window.elapsed_us / N_TIMED, emulated="guest-time")
+        peak = mcu_profile.peak(dut, emulated="guest-time")
         # enough extra inferences for ~20 ms of guest time, so the slope is not noise
         k = min(max(int(20e6 * N_TIMED / max(window.elapsed_us * 1000, 1)), 50), 5000)
         one = [host_ms(lambda: dut.infer(1, 0)) for _ in range(REPEATS)]
@@ -88,6 +98,7 @@ def bench(model: Path, cache: Path) -> dict:
         "guest_per_host": window.elapsed_us / 1e6 / window.host_s,
         "name_ms": statistics.median(name), "name_min_ms": min(name),
         "load_ms": statistics.median(load), "load_min_ms": min(load),
+        "profile": profile, "peak": peak,
     }
 
 
@@ -117,6 +128,19 @@ def main(argv: list[str]) -> int:
     for r in rows:
         print(f"{r['model']:24} {r['window_overhead_ms']:8.2f} ({r['window_overhead_min_ms']:.2f}) ms "
               f"{r['name_ms']:8.2f} ({r['name_min_ms']:.2f}) ms {r['load_ms']:8.2f} ({r['load_min_ms']:.2f}) ms")
+    print()
+    print(f"Per-operator profile (`opprof {N_PROFILED}`), guest microseconds per inference, and the kernel-loop peak:")
+    for r in rows:
+        p, pk = r["profile"], r["peak"]
+        print(f"{r['model']}: whole inference {p['total_us']:.2f} us, operators sum to {p['coverage']:.2%} of it, "
+              f"profiler overhead {p['overhead']:+.3%}; peak {pk['macs_per_s'] / 1e6:.1f} M MAC/s (guest time)")
+        for k, op in enumerate(p["ops"]):
+            print(f"  {k:2} {op['op_type']:18} {op['shapes']:22} {op['time_us']:9.2f} us {op['time_us'] / p['total_us']:7.1%}")
+        by_type: dict = {}
+        for op in p["ops"]:
+            by_type[op["op_type"]] = by_type.get(op["op_type"], 0.0) + op["time_us"]
+        top = sorted(by_type.items(), key=lambda kv: -kv[1])[:3]
+        print("  top op types: " + ", ".join(f"{t} {v / p['total_us']:.1%}" for t, v in top))
     print()
     print("Guest time / host time over the 1000-inference window (-icount shift=0 is not real time,")
     print("so the DUT-vs-host clock check, serial.clock_check, is off for emulated boards):")
