@@ -38,14 +38,14 @@ def test_report_renders_offline_with_every_part(tmp_path):
     page = write_report(store, tmp_path / "r.html", run_id=run_id).read_text()
     # No external script or stylesheet: a lab machine and CI have no internet.
     assert not re.search(r"<script[^>]+src=|<link[^>]+href=[\"']?https?:", page)
-    assert page.count("<script type='text/javascript'>") == 1  # plotly.js inline, once
-    for title in ("Accuracy vs latency", "Accuracy vs stored size", "Latency percentiles",
-                  "Latency distribution", "Memory"):
+    assert page.count("id='plotly-gz'") == 1  # plotly.js inline, once
+    for title in ("Accuracy vs median latency", "Accuracy vs stored size", "Latency percentiles",
+                  "Latency distribution", "Memory on Linux devices"):
         assert title in page
-    table = page[page.index('id="measurements"'):]
-    assert table.count("<tr>") == 1 + 8  # header + one row per measurement
+    table = page[page.index('id="measurements"'):page.index("</table>", page.index('id="measurements"'))]
+    assert table.count("<tr") == 1 + 8  # header + one row per measurement
     decisions = page[page.index("id='decisions'"):page.index("</table>", page.index("id='decisions'"))]
-    assert decisions.count("<tr>") == 1 + 2  # header + one recommendation per device and model
+    assert decisions.count("<tr class='decision'") == 2  # one recommendation per device and model
     assert 'class="sortable"' in page
 
 
@@ -56,10 +56,15 @@ def test_front_points_in_the_latency_figure(tmp_path):
 
     fig = figures.tradeoff_figure(df, "p50_ms", "median latency (ms)", "t")
     front = [t for t in fig.data if t.mode == "lines"][0]
+    points = [t for t in fig.data if t.mode == "markers+text"][0]
     # int8 (fastest) and fp32 (most accurate at lower latency than fp16) are the front;
     # fp16 is dominated by fp32 (same accuracy, slower) and slow-bad by everything.
-    assert len(front.x) == 2
-    assert sorted(round(v, 1) for v in front.y) == [96.9, 97.5]
+    assert [s for s, t in zip(points.marker.symbol, points.text) if s == "diamond"] == ["diamond"] * 2
+    assert {t for s, t in zip(points.marker.symbol, points.text) if s == "diamond"} == {"int8", "fp32"}
+    # a step: up from below int8, across to fp32's cost, up to fp32, across to the slowest cost
+    assert front.line.shape == "hv"
+    assert [round(v, 1) for v in front.y] == [round(96.9 - 0.25, 1), 96.9, 97.5, 97.5]
+    assert front.x[1] == front.x[0] and front.x[-1] == max(points.x)
 
 
 class Parsed(HTMLParser):
@@ -98,12 +103,11 @@ def figure_strings(page):
             for v in value:
                 walk(v)
 
-    calls = list(re.finditer(r'Plotly\.newPlot\(\s*"plot-\d+",\s*', page))
+    calls = list(re.finditer(r"<script type='application/json' class='plot-spec' data-div='plot-\d+'>", page))
     for call in calls:
-        data, end = decoder.raw_decode(page, call.end())
-        layout, _ = decoder.raw_decode(page, re.compile(r",\s*").match(page, end).end())
-        walk(data)
-        walk(layout)
+        spec, _ = decoder.raw_decode(page, call.end())
+        walk(spec["data"])
+        walk(spec["layout"])
     return calls, out
 
 
