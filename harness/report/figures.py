@@ -34,7 +34,9 @@ PALETTE = plotly.colors.qualitative.Plotly
 
 
 def esc(value) -> str:
-    return html.escape(str(value), quote=True)
+    """A name as plotly text: '<' and '&' escaped, so no tag forms; quotes left as they are
+    (plotly's pseudo-HTML would show '&quot;' literally, and no attribute can open)."""
+    return html.escape(str(value), quote=False)
 
 
 def device_label(device, emulated) -> str:
