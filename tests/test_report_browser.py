@@ -21,7 +21,7 @@ from labci_board import ROOT
 from labci_cdp import Browser, chromium_path
 
 PAGE_LIMIT = 1.5e6
-EVIL = '<img src=x onerror="alert(1)">'
+EVIL = '<img src=x onerror="window.pwned=1">'
 BOARD = f"rpi{EVIL}"            # a device name that is markup if not escaped
 BOLD = "dc<b>9x</b>"            # a variant name plotly would render bold if not escaped
 MODEL = "digits-cnn"
@@ -200,6 +200,7 @@ def test_points_labelled_emulated_apart_size_on_stored(reports, browser):
 def test_names_are_text_never_markup(reports, browser):
     load(browser, reports.inline)
     assert browser.evaluate("document.querySelectorAll('img').length") == 0
+    assert browser.evaluate("typeof window.pwned") == "undefined"
     for where in ("#decisions", "#measurements", "#system"):
         assert EVIL in browser.evaluate(f"document.querySelector('{where}').textContent"), where
     # plotly draws a name as pseudo-HTML: escaped, "<b>" stays text and no bold tspan appears
