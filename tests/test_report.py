@@ -155,3 +155,54 @@ def test_empty_store_is_a_clear_error(tmp_path):
     store = Store(f"sqlite:///{tmp_path / 'h.sqlite'}")
     with pytest.raises(HarnessError, match="no measurements"):
         write_report(store, tmp_path / "r.html")
+
+
+def test_log_ticks_are_one_two_five_and_never_fewer_than_three():
+    from harness.report.axes import log_ticks, time_unit
+
+    ticks = log_ticks([5.5, 8.9])   # plotly's own ticks here: "6 7 8 9"
+    assert ticks["tickvals"] == [5.0, 10.0, 20.0] and ticks["ticktext"] == ["5", "10", "20"]
+    assert log_ticks([0.0012, 0.3])["ticktext"] == ["0.001", "0.002", "0.005", "0.01", "0.02", "0.05", "0.1",
+                                                      "0.2", "0.5"]
+    wide = log_ticks([0.0006, 3000])["ticktext"]      # many decades: powers of ten
+    assert wide == ["0.0005", "0.001", "0.01", "0.1", "1", "10", "100", "1k", "5k"]
+    assert log_ticks([]) is None and log_ticks([0, None]) is None
+    assert time_unit([0.004, 0.006]) == ("µs", 1e3) and time_unit([2.0]) == ("ms", 1.0)
+
+
+def test_a_one_point_front_is_a_visible_corner_and_fronts_are_steps():
+    from harness.report.figures import step_front
+
+    x, y = step_front([2.0], [97.0], (2.0, 2.0), log_x=True)
+    assert len(x) == 3 and x[0] == x[1] == 2.0 and x[2] > 2.0 and y[0] < y[1] == y[2] == 97.0
+    # a point that adds no accuracy at a higher cost does not raise the step
+    x, y = step_front([1.0, 3.0, 2.0], [96.0, 96.5, 97.0], (1.0, 5.0), log_x=False)
+    assert list(zip(x, y))[1:] == [(1.0, 96.0), (2.0, 97.0), (5.0, 97.0)]
+
+
+def test_the_vendored_plotly_bundle_matches_the_python_package():
+    from plotly.offline import get_plotlyjs_version
+
+    from harness.report import plotlyjs
+
+    # the figures' JSON is plotly.py's: the bundle drawing it must be the same plotly.js
+    assert plotlyjs.version() == get_plotlyjs_version(), "run scripts/vendor_plotly"
+    assert plotlyjs.LICENSE.read_text().startswith("MIT License")
+
+
+def test_cli_report_assets_are_written_once_beside_many_reports(tmp_path, capsys):
+    from harness.cli import main
+
+    store, run_id = make_store(tmp_path)
+    store.engine.dispose()
+    (tmp_path / "h.sqlite").rename(tmp_path / "harness.sqlite")
+    assets = tmp_path / "site" / "assets"
+    for name in ("a.html", "b.html"):
+        assert main(["report", str(tmp_path), "--out", str(tmp_path / "site" / name),
+                     "--report-assets", str(assets)]) == 0
+    [bundle] = [p for p in assets.iterdir() if p.name.startswith("plotly-cartesian-")]
+    assert (assets / "LICENSE-plotly.js").is_file() and bundle.stat().st_size > 1_000_000
+    for name in ("a.html", "b.html"):
+        page = (tmp_path / "site" / name).read_text()
+        assert f'<script src="assets/{bundle.name}"></script>' in page and "id='plotly-gz'" not in page
+        assert len(page) < 200_000
