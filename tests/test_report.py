@@ -40,7 +40,7 @@ def test_report_renders_offline_with_every_part(tmp_path):
     assert not re.search(r"<script[^>]+src=|<link[^>]+href=[\"']?https?:", page)
     assert page.count("id='plotly-gz'") == 1  # plotly.js inline, once
     for title in ("Accuracy vs median latency", "Accuracy vs stored size", "Latency percentiles",
-                  "Latency distribution", "Memory on Linux devices"):
+                  "Latency distribution", "the model's own growth beside the process peak"):
         assert title in page
     table = page[page.index('id="measurements"'):page.index("</table>", page.index('id="measurements"'))]
     assert table.count("<tr") == 1 + 8  # header + one row per measurement

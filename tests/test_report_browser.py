@@ -174,6 +174,11 @@ def test_points_labelled_emulated_apart_size_on_stored(reports, browser):
     assert "emulated" not in real["title"] and "emulated devices" in emulated["title"]
     assert all("qemu" not in t["name"] for t in real["traces"])
     assert all("qemu-m3 (emulated)" in t["name"] for t in emulated["traces"])
+    # lossy's 80 % would squash the band the choice is made in: the axis shows the band under the
+    # best and names the point below it
+    real_axis = browser.evaluate(f"document.getElementById('{real['id']}')._fullLayout.yaxis.range")
+    assert real_axis[0] > 90 and real_axis[1] > 97.5
+    assert "lossy 80.0%" in browser.evaluate(f"document.querySelector('#{real['id']} .annotation').textContent")
     size = next(f for f in figs if f["title"].startswith("Accuracy vs stored size"))
     points = next(t for t in size["traces"] if t.get("mode") == "markers+text" and "rpi" in t["name"])
     by_label = dict(zip(points["text"], points["x"]))

@@ -28,6 +28,7 @@ MAX_BOX_SAMPLES = 400  # per measurement: evenly spaced order statistics keep th
 MAX_BOX_SAMPLES_TOTAL = 40_000  # over the figure: a report of a lab's whole history stays small
 LAYOUT = dict(template="plotly_white", height=480, margin=dict(l=60, r=20, t=70, b=60),
               legend=dict(orientation="v"))
+ACCURACY_BAND_PT = 5.0   # the accuracy axis shows this band under the best when few points fall below it
 EMULATED_NOTE = "emulated devices: guest time or an emulated CPU's wall clock, not a real board's latency"
 
 PALETTE = plotly.colors.qualitative.Plotly
@@ -158,14 +159,45 @@ def tradeoff_figure(df: pd.DataFrame, x: str, x_title: str, title: str, log_x: b
                                 "declare no labelled dataset); see the agreement column and the table",
                            showarrow=False, xref="paper", yref="paper", x=0.5, y=0.5)
     fig.update_layout(title=title, xaxis_title=x_title, yaxis_title="top-1 accuracy (%)", **LAYOUT)
+    _zoom_accuracy(fig, data)
     if log_x:
         ticks = log_ticks(x_all)
         fig.update_xaxes(**ticks) if ticks else fig.update_xaxes(type="log")
     return fig
 
 
+def _zoom_accuracy(fig: go.Figure, data: pd.DataFrame) -> None:
+    """A few far-off points (a lossy variant at 80 %) would squash the band where the choice
+    is made: show the band under the best, and name the points below it on the chart (the
+    modebar's autoscale shows them)."""
+    if data.empty:
+        return
+    acc = data["accuracy"] * 100
+    top = float(acc.max())
+    floor = top - ACCURACY_BAND_PT
+    below = data[acc < floor]
+    if not len(below) or len(below) > len(data) // 3:
+        return
+    fig.update_yaxes(range=[floor - 0.3, top + 0.5])
+    fig.update_traces(cliponaxis=True)
+    names = ", ".join(f"{esc(r.variant)} {100 * r.accuracy:.1f}%" for r in below.sort_values("accuracy").itertuples())
+    fig.add_annotation(text=f"below {floor:.1f}%, off this axis (autoscale shows them): {names}", showarrow=False,
+                       xref="paper", yref="paper", x=0.0, y=0.0, xanchor="left", yanchor="bottom",
+                       font=dict(size=11, color="#a33"), bgcolor="rgba(255,255,255,0.8)")
+
+
 def _category(group: pd.DataFrame) -> list:
+    """x labels: the variant, with the device when the figure holds more than one."""
+    if group["device"].nunique() == 1:
+        return [esc(v) for v in group["variant_id"]]
     return [f"{device_label(r.device, bool(r.emulated))} · {esc(r.variant_id)}" for r in group.itertuples()]
+
+
+def _on(group: pd.DataFrame) -> str:
+    """' on DEVICE' for a figure of one device (its x labels then omit it)."""
+    if group["device"].nunique() != 1:
+        return ""
+    return f" on {device_label(group['device'].iloc[0], bool(group['emulated'].fillna(False).astype(bool).any()))}"
 
 
 def percentile_figure(df: pd.DataFrame, unit: str, factor: float, suffix: str = "") -> go.Figure:
@@ -177,7 +209,7 @@ def percentile_figure(df: pd.DataFrame, unit: str, factor: float, suffix: str = 
         y = [_sig(v * factor) if pd.notna(v) else None for v in df[col]]
         values += [v for v in y if v]
         fig.add_trace(go.Bar(x=labels, y=y, name=name))
-    fig.update_layout(title=f"Latency percentiles{suffix}", barmode="group", yaxis_title=f"latency ({unit})",
+    fig.update_layout(title=f"Latency percentiles{_on(df)}{suffix}", barmode="group", yaxis_title=f"latency ({unit})",
                       **LAYOUT)
     ticks = log_ticks(values)
     if ticks:
@@ -190,15 +222,18 @@ def latency_distribution_figure(measurements, unit: str, factor: float, suffix: 
     fig = go.Figure()
     per_box = max(50, min(MAX_BOX_SAMPLES, MAX_BOX_SAMPLES_TOTAL // max(1, len(measurements))))
     values = []
+    one_device = len({m.device for m in measurements}) == 1
     for m in sorted(measurements, key=lambda m: (m.device, m.variant_id)):
         samples = np.asarray(m.samples_ns, dtype=float) / 1e6 * factor
         if samples.size > per_box:
             samples = np.sort(samples)[np.linspace(0, samples.size - 1, per_box).astype(int)]
         samples = [_sig(v) for v in samples]
         values += samples[:1] + samples[-1:]
-        fig.add_trace(go.Box(y=samples, name=f"{device_label(m.device, m.emulated)} · {esc(m.variant_id)}",
+        fig.add_trace(go.Box(y=samples, name=esc(m.variant_id) if one_device else
+                             f"{device_label(m.device, m.emulated)} · {esc(m.variant_id)}",
                              boxpoints="outliers", marker=dict(size=3)))
-    fig.update_layout(title=f"Latency distribution per inference{suffix}", yaxis_title=f"latency ({unit})",
+    on = f" on {device_label(measurements[0].device, measurements[0].emulated)}" if one_device and measurements else ""
+    fig.update_layout(title=f"Latency distribution per inference{on}{suffix}", yaxis_title=f"latency ({unit})",
                       showlegend=False, **LAYOUT)
     ticks = log_ticks(values)
     if ticks:
@@ -223,7 +258,7 @@ def memory_figures(df: pd.DataFrame, arena_bytes: dict) -> list:
                                  name="runtime arena"))
         fig.add_trace(go.Bar(x=x, y=[_sig(v / 1024) if pd.notna(v) else None for v in linux["peak_rss_kb"]],
                              name="process peak RSS (runner, runtime and model)", opacity=0.45))
-        fig.update_layout(title="Memory on Linux devices: the model's own growth beside the process peak",
+        fig.update_layout(title=f"Memory{_on(linux) or ' on Linux devices'}: the model's own growth beside the process peak",
                           barmode="group", yaxis_title="MB", **LAYOUT)
         figs.append(fig)
     mcu = df[df["flash_bytes"].notna() | df["ram_bytes"].notna()].sort_values(["device", "variant_id"])
@@ -234,7 +269,8 @@ def memory_figures(df: pd.DataFrame, arena_bytes: dict) -> list:
                              name="flash (text + rodata)"))
         fig.add_trace(go.Bar(x=x, y=[_sig(v / 1024) if pd.notna(v) else None for v in mcu["ram_bytes"]],
                              name="RAM (data + bss + stack)"))
-        fig.update_layout(title="Memory on microcontrollers: flash and RAM", barmode="group", yaxis_title="KB",
+        fig.update_layout(title=f"Memory{_on(mcu) or ' on microcontrollers'}: flash and RAM (KB)", barmode="group",
+                          yaxis_title="KB",
                           **LAYOUT)
         figs.append(fig)
     return figs
