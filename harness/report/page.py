@@ -67,9 +67,12 @@ window.reportReady = (async function () {
   if (typeof Plotly === 'undefined') {
     throw new Error('plotly.js did not load (a report written with --report-assets needs its assets folder)');
   }
+  var shared = document.getElementById('plot-template');
+  var template = shared ? JSON.parse(shared.textContent).layout.template : undefined;
   var specs = document.querySelectorAll('script.plot-spec');
   for (var i = 0; i < specs.length; i++) {
     var spec = JSON.parse(specs[i].textContent);
+    if (template && spec.layout.template === undefined) { spec.layout.template = template; }
     await Plotly.newPlot(specs[i].getAttribute('data-div'), spec.data, spec.layout,
                          {displaylogo: false, responsive: true});
   }
@@ -116,11 +119,26 @@ tr.regression td { background: #fde2e1; font-weight: 600; }
 """
 
 
-def figure_json(fig) -> str:
-    """A figure's {"data", "layout"} as JSON safe inside a <script> ('<', '>', '/' escaped)."""
+def figure_json(fig, shared_template: Optional[dict] = None) -> str:
+    """A figure's {"data", "layout"} as JSON safe inside a <script> ('<', '>', '/' escaped);
+    a layout template equal to `shared_template` is left out (the page adds it once: 7 KB a figure)."""
+    import json
+
     import plotly.io as pio
 
-    return pio.to_json(fig, validate=False)
+    spec = json.loads(pio.to_json(fig, validate=False))
+    if shared_template is not None and spec.get("layout", {}).get("template") == shared_template:
+        del spec["layout"]["template"]
+    return pio.to_json(spec, validate=False)
+
+
+def _shared_template() -> dict:
+    import json
+
+    import plotly.io as pio
+
+    return json.loads(pio.to_json({"data": [], "layout": {"template": pio.templates["plotly_white"]}},
+                                  validate=False))["layout"]["template"]
 
 
 def _plotly_tag(out_path: Optional[Path], assets: Optional[Path]) -> str:
@@ -159,10 +177,16 @@ def render_page(title: str, meta_lines: list[str], notes: list[str], figures: li
         *sections[1:],
         "<div id='plot-error'></div>",
     ]
+    template = _shared_template() if figures else None
+    if template is not None:
+        import plotly.io as pio
+
+        parts.append("<script type='application/json' id='plot-template'>"
+                     f"{pio.to_json({'data': [], 'layout': {'template': template}}, validate=False)}</script>")
     for i, fig in enumerate(figures):
         parts.append(f"<div class='figure' id='figure-{i}'><div id='plot-{i}' class='plot'></div>"
                      f"<script type='application/json' class='plot-spec' data-div='plot-{i}'>"
-                     f"{figure_json(fig)}</script></div>")
+                     f"{figure_json(fig, template)}</script></div>")
     parts.extend(after_figures)
     if table:
         parts.append("<h2 id='table'>Measurements</h2><p class='meta'>Click a column to sort; hover a verdict "
