@@ -5,7 +5,6 @@ import json
 import re
 
 import numpy as np
-import pandas as pd
 
 from harness.report import trends, write_report
 from harness.store import Store, runs as runs_table

@@ -70,10 +70,12 @@ def _accuracy_change(r, m, c):
 
 
 def _memory_growth(r, m, c):
+    """The model's own memory: RSS growth over load and init (Linux), RAM on an MCU."""
     growth = _num(r.get("load_growth_kb"))
     if growth is not None:
-        return growth * 1024
-    return _num(r.get("ram_bytes"))
+        return {"sort": growth * 1024, "text": format_bytes(growth * 1024)}
+    ram = _num(r.get("ram_bytes"))
+    return None if ram is None else {"sort": ram, "text": f"{format_bytes(ram)} RAM"}
 
 
 def _verdict(r, m, c):
@@ -113,7 +115,7 @@ COLUMNS = (
     Column("speed", "vs fp32", _plain("vs_fp32"), _escaped, numeric=False),
     Column("accuracy_change", "top-1 vs fp32", _accuracy_change, lambda v, c: f"{v:+.2f} pt"),
     Column("stored", "stored size", lambda r, m, c: _num(r.get("storage_bytes")), _bytes_text),
-    Column("memory", "memory growth", _memory_growth, _bytes_text),
+    Column("memory", "memory growth", _memory_growth, lambda v, c: v["text"]),
     Column("energy", "mJ / inference", lambda r, m, c: _num(r.get("energy_per_inference_j")),
            lambda v, c: f"{1e3 * v:.3g}"),
     Column("verdict", "verdict", _verdict, _verdict_text, numeric=False),
