@@ -59,6 +59,7 @@ def _measurement(device, variant, spec, run_id, campaign, seed, emulated=False, 
         m.memory = Memory(peak_rss_kb=70_000, load_growth_kb=3_000 + stored // 1024, arena_bytes=2 ** 20)
         m.provenance["board"] = {"cpu": "Cortex-A76", "machine": "aarch64", "cpu_count": 4,
                                  "platform": "Linux-6.6-rpi-aarch64"}
+        m.energy = {"energy_per_inference_j": 2e-3 * rounds[0]}   # a meter on the board, none on QEMU
     if variant == "noisy":
         m.validity = {"verdict": "invalid", "reasons": ["round 2: contention: 1.2 other cores"]}
     return m
@@ -141,6 +142,7 @@ def test_the_summary_says_what_the_store_says(reports, browser):
     # failing failed its budget test, noisy is invalid)
     assert board[2] == "int8" and "faster" in board[3] and "-0.5 pt" in board[4] and "budget −3.0" in board[4]
     assert "✓ test_latency_accuracy_budget" in board[8] and "failed: failing" in board[8]
+    assert board[6] == "0.8 mJ" and board[5] == "4.1 KB"      # int8's energy and stored size
     at = [e.device for e in expected].index(BOARD)
     line = browser.evaluate(f"document.querySelectorAll('#decisions tr.line')[{at}].querySelector('code').textContent")
     assert line == expected[at].reason
@@ -208,6 +210,8 @@ def test_names_are_text_never_markup(reports, browser):
     assert browser.evaluate("typeof window.pwned") == "undefined"
     for where in ("#decisions", "#measurements", "#system"):
         assert EVIL in browser.evaluate(f"document.querySelector('{where}').textContent"), where
+    system = browser.evaluate("document.getElementById('system').textContent")
+    assert "yes: guest-time" in system and "Cortex-M3 (mps2-an385)" in system and "onnxruntime 1.32.0" in system
     # plotly draws a name as pseudo-HTML: escaped, "<b>" stays text and no bold tspan appears
     svg_text = browser.evaluate("Array.from(document.querySelectorAll('.js-plotly-plot text'))"
                                 ".map(t => t.textContent).join('|')")
@@ -221,7 +225,10 @@ def test_the_table_fits_and_hides_the_rest_behind_a_toggle(reports, browser):
     heads = browser.evaluate("Array.from(document.querySelectorAll('#measurements th')).filter(h => "
                              "getComputedStyle(h).display !== 'none').map(h => h.textContent)")
     assert heads == ["device", "variant", "p50 [95% interval]", "p90", "vs fp32", "top-1 vs fp32", "stored size",
-                     "memory growth", "verdict"]   # energy: no measurement has it, so no column
+                     "memory growth", "mJ / inference", "verdict"]
+    # the rest behind the toggle: the MCU's flash, the cold-start times, the tail percentiles
+    toggles = browser.evaluate("Array.from(document.querySelectorAll('#columns input')).map(i => i.value)")
+    assert "flash" in toggles and "load" in toggles and "p999" in toggles
     assert browser.evaluate("document.getElementById('measurements').getBoundingClientRect().right") <= 1400
     assert browser.evaluate("document.documentElement.scrollWidth") <= 1400
     rows = browser.evaluate("document.querySelectorAll('#measurements tbody tr').length")

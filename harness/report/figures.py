@@ -74,7 +74,9 @@ def _interval(row, factor: float, unit: str) -> str:
 def hover_text(row, unit: str, factor: float, extra: str = "") -> str:
     """What a point says on hover: variant, model, device, technique, latency with interval."""
     parts = [f"<b>{esc(row.variant)}</b>", f"model {esc(row.model)}",
-             f"device {device_label(row.device, bool(row.emulated))}", f"technique {esc(row.technique)}"]
+             f"device {device_label(row.device, bool(getattr(row, 'emulated', False)))}"]
+    if getattr(row, "technique", None):
+        parts.append(f"technique {esc(row.technique)}")
     latency = _interval(row, factor, unit)
     if latency:
         parts.append(latency)
