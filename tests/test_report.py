@@ -206,3 +206,26 @@ def test_cli_report_assets_are_written_once_beside_many_reports(tmp_path, capsys
         page = (tmp_path / "site" / name).read_text()
         assert f'<script src="assets/{bundle.name}"></script>' in page and "id='plotly-gz'" not in page
         assert len(page) < 200_000
+
+
+def test_the_table_shows_the_deciding_columns_and_leaves_out_empty_ones(tmp_path):
+    from harness.report.table import table_html
+
+    store, run_id = make_store(tmp_path)
+    ms = store.measurements(run_id)
+    ms[1].memory.load_growth_kb = None
+    ms[1].memory.ram_bytes = 24_000          # an MCU's memory is its RAM
+    ms[2].validity = {"verdict": "invalid", "reasons": ["round 2: contention"]}
+    html_text = table_html(measurements_frame(ms), ms, "ms", 1.0)
+    heads = re.findall(r"<th class='col-([a-z_0-9]+)'>", html_text)
+    assert heads[:9] == ["device", "variant", "p50", "p90", "speed", "accuracy_change", "stored", "memory",
+                         "verdict"]
+    assert "energy" not in heads                               # no measurement has energy: no column
+    assert {"first", "ram", "deployed", "technique"} <= set(heads)   # behind the toggle
+    toggles = re.findall(r"<input type='checkbox' value='([a-z_0-9]+)'>", html_text)
+    assert set(toggles) == set(heads[9:])
+    assert "#measurements .col-first { display: none; }" in html_text
+    assert "23.4 KB RAM" in html_text and "title='round 2: contention'" in html_text
+    body = html_text[html_text.index("<tbody>"):]
+    variants = re.findall(r"col-variant' data-v=\"[^\"]*\">([^<]+)<", body)
+    assert variants == ["digits-cnn/int8", "digits-cnn/fp32", "digits-cnn/fp16", "digits-cnn/slow-bad"]  # fastest first
