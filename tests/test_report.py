@@ -229,3 +229,19 @@ def test_the_table_shows_the_deciding_columns_and_leaves_out_empty_ones(tmp_path
     body = html_text[html_text.index("<tbody>"):]
     variants = re.findall(r"col-variant' data-v=\"[^\"]*\">([^<]+)<", body)
     assert variants == ["digits-cnn/int8", "digits-cnn/fp32", "digits-cnn/fp16", "digits-cnn/slow-bad"]  # fastest first
+
+
+def test_a_history_report_gives_each_run_its_own_bar_and_box(tmp_path):
+    from harness.report import build_figures
+
+    store, first = make_store(tmp_path)
+    second = store.start_run()
+    for seed, variant in enumerate(("fp32", "int8")):
+        store.save(fake_measurement(variant=variant, median_ms=0.8, run_id=second, seed=seed))
+    ms = store.measurements(None)
+    figs = build_figures(ms, measurements_frame(ms))
+    percentiles = next(f for f in figs if f.layout.title.text.startswith("Latency percentiles"))
+    boxes = next(f for f in figs if f.layout.title.text.startswith("Latency distribution"))
+    assert len(set(percentiles.data[0].x)) == len(ms) == 6
+    assert len({t.name for t in boxes.data}) == len(ms)
+    assert any(f"run {second[:6]}" in x for x in percentiles.data[0].x)

@@ -189,10 +189,15 @@ def _zoom_accuracy(fig: go.Figure, data: pd.DataFrame) -> None:
 
 
 def _category(group: pd.DataFrame) -> list:
-    """x labels: the variant, with the device when the figure holds more than one."""
-    if group["device"].nunique() == 1:
-        return [esc(v) for v in group["variant_id"]]
-    return [f"{device_label(r.device, bool(r.emulated))} · {esc(r.variant_id)}" for r in group.itertuples()]
+    """x labels: the variant, with the device when the figure holds more than one and the run
+    when it holds more than one (a history report: one bar per run, never two stacked)."""
+    runs = "run_id" in group and group["run_id"].nunique() > 1
+    labels = []
+    for r in group.itertuples():
+        label = esc(r.variant_id) if group["device"].nunique() == 1 else \
+            f"{device_label(r.device, bool(r.emulated))} · {esc(r.variant_id)}"
+        labels.append(f"{label} · run {esc(str(r.run_id)[:6])}" if runs else label)
+    return labels
 
 
 def _on(group: pd.DataFrame) -> str:
@@ -225,14 +230,15 @@ def latency_distribution_figure(measurements, unit: str, factor: float, suffix: 
     per_box = max(50, min(MAX_BOX_SAMPLES, MAX_BOX_SAMPLES_TOTAL // max(1, len(measurements))))
     values = []
     one_device = len({m.device for m in measurements}) == 1
+    many_runs = len({m.run_id for m in measurements}) > 1
     for m in sorted(measurements, key=lambda m: (m.device, m.variant_id)):
         samples = np.asarray(m.samples_ns, dtype=float) / 1e6 * factor
         if samples.size > per_box:
             samples = np.sort(samples)[np.linspace(0, samples.size - 1, per_box).astype(int)]
         samples = [_sig(v) for v in samples]
         values += samples[:1] + samples[-1:]
-        fig.add_trace(go.Box(y=samples, name=esc(m.variant_id) if one_device else
-                             f"{device_label(m.device, m.emulated)} · {esc(m.variant_id)}",
+        name = esc(m.variant_id) if one_device else f"{device_label(m.device, m.emulated)} · {esc(m.variant_id)}"
+        fig.add_trace(go.Box(y=samples, name=f"{name} · run {esc(str(m.run_id)[:6])}" if many_runs else name,
                              boxpoints="outliers", marker=dict(size=3)))
     on = f" on {device_label(measurements[0].device, measurements[0].emulated)}" if one_device and measurements else ""
     fig.update_layout(title=f"Latency distribution per inference{on}{suffix}", yaxis_title=f"latency ({unit})",
