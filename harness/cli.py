@@ -6,7 +6,7 @@
     harness devices clean NAME        remove the harness work directory from the board
     harness variants list [MANIFEST...]
     harness variants build [MANIFEST...]   build (cached) and print the compression table
-    harness report [DIR|URL] [--out PATH] [--run ID|latest|all] [--static png|svg]
+    harness report [DIR|URL] [--out PATH] [--run ID|latest|all] [--static png|svg] [--report-assets DIR]
     harness runs [--store URL]                     run history: id, time, git commit, tag, devices
     harness compare BASE NEW [--compare-fail EXPR...] [--store URL]
     harness export RUN|all --format json|csv|parquet [--samples] [--out FILE] [--store URL]
@@ -172,7 +172,11 @@ def cmd_report(args) -> int:
         out = Path(args.out) if args.out else folder / "report.html"
     store = Store(url)
     run_id = None if args.run == "all" else store.resolve_run(args.run)  # an id, 'latest' or a tag
-    path = write_report(store, out, run_id=run_id)
+    # the manifests' accuracy budgets for the decision summary, where the models are here
+    models = _models_dir(args)
+    manifests = {m.name: m for m in zoo.load_manifests(models)} if models else None
+    path = write_report(store, out, run_id=run_id, manifests=manifests,
+                        assets=Path(args.report_assets) if args.report_assets else None)
     print(f"report: {path}")
     if args.static:
         from .report import write_static
@@ -431,6 +435,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="a run id, 'latest', a run tag or 'all' (default: latest, the newest run)")
     report.add_argument("--static", choices=("png", "svg"),
                         help="also write every figure as a static image (kaleido + Chromium)")
+    report.add_argument("--report-assets", metavar="DIR",
+                        help="write plotly.js once into DIR and load it from there (many reports share it); "
+                             "default: inlined in the page")
     report.set_defaults(func=cmd_report)
     _add_lab_parsers(sub, dsub)
     _add_search_parser(sub)

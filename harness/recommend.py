@@ -33,6 +33,11 @@ class Recommendation:
     tied_with: list = field(default_factory=list)
     excluded: dict = field(default_factory=dict)   # variant -> why it is no candidate
     best: dict = field(default_factory=dict)       # objective -> variant
+    emulated: bool = False
+    accuracy_budget_pt: Optional[float] = None     # the manifest's max_accuracy_drop, in points
+    tests_passed: list = field(default_factory=list)   # the chosen variant's tests
+    tests_failed: list = field(default_factory=list)
+    tests: dict = field(default_factory=dict)      # test name -> {"passed": [variants], "failed": [variants]}
 
 
 def _budget_drop(manifests: dict, model: str) -> Optional[float]:
@@ -68,7 +73,10 @@ def recommend(measurements, outcomes: Optional[dict] = None, manifests: Optional
                 excluded[m.variant] = (f"loses {100 * (reference.accuracy - m.accuracy):.1f} pt of top-1 "
                                        f"(budget {100 * drop_budget:.1f})")
         candidates = [m for m in group if m.variant not in excluded]
-        rec = Recommendation(device, model, None, "", excluded=excluded, best=_best(group, floor))
+        rec = Recommendation(device, model, None, "", excluded=excluded, best=_best(group, floor),
+                             emulated=any(m.emulated for m in group),
+                             accuracy_budget_pt=None if drop_budget is None else 100 * drop_budget,
+                             tests=_tests(device, group, outcomes))
         if not candidates:
             kinds: dict = {}
             for why in excluded.values():
@@ -87,7 +95,7 @@ def recommend(measurements, outcomes: Optional[dict] = None, manifests: Optional
         rec.stored_bytes, rec.file_bytes = chosen.storage_bytes, chosen.size_bytes
         rec.energy_j = (chosen.energy or {}).get("energy_per_inference_j")
         rec.verdict = chosen.verdict
-        parts = [f"{device}: deploy {model}/{chosen.variant}"]
+        parts = [f"{device}{' (emulated)' if chosen.emulated else ''}: deploy {model}/{chosen.variant}"]
         if reference is not None and reference is not chosen:
             relation, ratio = decide.latency_relation(reference, chosen, floor)
             rec.relation = relation
@@ -106,10 +114,14 @@ def recommend(measurements, outcomes: Optional[dict] = None, manifests: Optional
         elif reference is chosen:
             parts.append("fp32 itself: no compressed variant is decidedly faster")
         parts.append(f"stored {chosen.storage_bytes / 1024:.1f} KB"
+                     + (f", deployed {chosen.size_bytes / 1024:.1f} KB" if chosen.size_bytes != chosen.storage_bytes
+                        else "")
                      + (f" (fp32 {reference.storage_bytes / 1024:.1f} KB)" if reference is not None else ""))
         if rec.energy_j is not None:
             parts.append(f"{1e3 * rec.energy_j:.3f} mJ/inference")
         passed = outcomes.get((device, chosen.variant_id), {}).get("passed", [])
+        rec.tests_passed = sorted(set(passed))
+        rec.tests_failed = sorted(set(outcomes.get((device, chosen.variant_id), {}).get("failed", [])))
         if passed:
             parts.append(f"passed {len(passed)} test(s)")
         parts.append(chosen.verdict)
@@ -118,6 +130,19 @@ def recommend(measurements, outcomes: Optional[dict] = None, manifests: Optional
         rec.reason = "; ".join(parts)
         out.append(rec)
     return out
+
+
+def _tests(device: str, group: list, outcomes: dict) -> dict:
+    """Each test's outcome over the model's variants on the device, from the stored outcomes."""
+    tests: dict = {}
+    for m in sorted(group, key=lambda m: m.variant):
+        record = outcomes.get((device, m.variant_id), {})
+        for outcome in ("passed", "failed"):
+            for test in record.get(outcome, []):
+                entry = tests.setdefault(test, {"passed": [], "failed": []})
+                if m.variant not in entry[outcome]:
+                    entry[outcome].append(m.variant)
+    return dict(sorted(tests.items()))
 
 
 def _fastest(candidates: list, floor: float):

@@ -65,10 +65,13 @@ def test_report_in_headless_chromium(report, browser):
     browser.send("Page.navigate", url=path.resolve().as_uri())
     browser.wait_event("Page.loadEventFired")
     assert browser.evaluate("document.readyState") == "complete"
+    # plotly.js is inlined gzip-compressed: the page unpacks it, then draws
+    assert browser.evaluate("window.reportReady.then(() => 'drawn', e => e.message)") == "drawn"
     assert browser.evaluate("typeof Plotly") == "object"
     traces = json.loads(browser.evaluate("""JSON.stringify(document.getElementById('plot-0')._fullData.map(
-        t => ({name: t.name, mode: t.mode, x: Array.from(t.x || []), y: Array.from(t.y || [])})))"""))
-    markers = [t for t in traces if t["mode"] == "markers"]
+        t => ({name: t.name, mode: t.mode, x: Array.from(t.x || []), y: Array.from(t.y || []),
+               symbol: t.marker ? t.marker.symbol : null})))"""))
+    markers = [t for t in traces if t["mode"] == "markers+text"]
     fronts = [t for t in traces if t["mode"] == "lines"]
     # one device and model, both runs: 6 points
     assert len(markers) == 1 and len(markers[0]["x"]) == 2 * len(POINTS)
@@ -77,10 +80,14 @@ def test_report_in_headless_chromium(report, browser):
                       + [(round(1.2 * ms, 1), round(100 * acc, 1)) for _, ms, acc in POINTS])
     assert got == expected
     assert "rpi&lt;5&gt;" in markers[0]["name"]
-    front = sorted(zip((round(x, 1) for x in fronts[0]["x"]), (round(y, 1) for y in fronts[0]["y"])))
     # each run's front (a variant competes with the siblings measured in its own campaign):
-    # fp32 and int8 of both runs; fp16 is slower than fp32 and less accurate in each
-    assert front == [(1.0, 96.0), (1.2, 96.0), (2.0, 97.5), (2.4, 97.5)]
+    # fp32 and int8 of both runs (diamonds); fp16 is slower than fp32 and less accurate in each
+    on_front = sorted((round(x, 1), round(y, 1)) for x, y, s in zip(markers[0]["x"], markers[0]["y"],
+                                                                     markers[0]["symbol"]) if s == "diamond")
+    assert on_front == [(1.0, 96.0), (1.2, 96.0), (2.0, 97.5), (2.4, 97.5)]
+    # drawn as a step through the front points: the best accuracy reached at each latency
+    step = list(zip((round(x, 1) for x in fronts[0]["x"]), (round(y, 1) for y in fronts[0]["y"])))
+    assert step[1:3] == [(1.0, 96.0), (2.0, 97.5)] and step[0][0] == 1.0 and step[-1][1] == 97.5
     # every figure drew (an SVG per plot), the trend is there, the regression row is shown
     n_plots = browser.evaluate("document.querySelectorAll('.js-plotly-plot').length")
     assert n_plots >= 6

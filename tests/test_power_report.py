@@ -23,8 +23,10 @@ def test_pareto_and_bar_figures():
     pareto, bars = energy_figures(frame())
     jetson = next(t for t in pareto.data if t.name == "jetson · mnist")
     assert list(jetson.marker.symbol) == ["diamond", "diamond", "circle", "circle"]
+    assert list(jetson.text) == ["int8", "fp16", "fp32", "bad"]   # every point labelled
     front = next(t for t in pareto.data if t.name == "Pareto front · jetson · mnist")
-    assert list(front.x) == [0.5, 1.2]  # mJ; fp32 ties fp16's accuracy at more energy
+    # mJ, a step through int8 and fp16; fp32 ties fp16's accuracy at more energy
+    assert front.line.shape == "hv" and list(front.x)[:3] == [0.5, 0.5, 1.2] and list(front.y)[1:3] == [97.0, 99.0]
     names = [t.name for t in bars.data]
     assert "int8 (gross)" in names and "int8 (net of idle)" in names
     assert not any("<script>" in (t.name or "") for t in bars.data + pareto.data)

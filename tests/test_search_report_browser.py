@@ -49,6 +49,8 @@ def test_search_page_in_headless_chromium(page, browser):
     browser.send("Page.enable")
     browser.send("Page.navigate", url=page.resolve().as_uri())
     browser.wait_event("Page.loadEventFired")
+    # plotly.js is inlined gzip-compressed: the page unpacks it, then draws
+    assert browser.evaluate("window.reportReady.then(() => 'drawn', e => e.message)") == "drawn"
     traces = json.loads(browser.evaluate("""JSON.stringify(document.getElementById('plot-0')._fullData.map(
         t => ({name: t.name, x: Array.from(t.x || []), y: Array.from(t.y || []), text: t.text})))"""))
     by_name = {t["name"]: t for t in traces}

@@ -1,4 +1,5 @@
-"""The trade-off report: figures and one self-contained HTML page, rebuilt from the store."""
+"""The trade-off report: a decision summary, figures and tables in one self-contained HTML
+page, rebuilt from the store."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,22 +8,49 @@ from typing import Optional
 from ..errors import HarnessError
 from ..frame import measurements_frame
 from . import figures, trends
+from .axes import time_unit
+from .decisions import decision_html, not_measured_html, outcomes_of
 from .page import ReportWriteError, render_page, write_page  # noqa: F401 (ReportWriteError: API)
 
 
-def build_figures(measurements, df) -> list:
-    unit, factor = figures.time_unit(df["p50_ms"])
-    figs = [
-        figures.tradeoff_figure(df.assign(p50=df["p50_ms"] * factor), "p50", f"median latency ({unit})",
-                                "Accuracy vs latency (median), Pareto front per device and model "
-                                "(tied variants share the front)", log_x=True, front_column="pareto_latency"),
-        figures.tradeoff_figure(df.assign(size_kb=df["storage_bytes"] / 1024), "size_kb", "stored size (KB)",
-                                "Accuracy vs stored size, Pareto front per device and model",
-                                front_column="pareto_size"),
-        figures.percentile_figure(df),
-        figures.latency_distribution_figure(measurements),
-        figures.memory_figure(df),
-    ]
+def page_unit(df) -> tuple[str, float]:
+    """The page's one latency unit (chosen on the real devices when there are any: an
+    emulated device's slow clock must not push the boards' figures into seconds)."""
+    real = df[~df["emulated"].fillna(False).astype(bool)] if "emulated" in df else df
+    return time_unit((real if len(real) else df)["p50_ms"])
+
+
+def build_figures(measurements, df, unit: Optional[str] = None, factor: Optional[float] = None) -> list:
+    if unit is None or factor is None:
+        unit, factor = page_unit(df)
+    positions = {pos: m for pos, m in zip(df.index, measurements)} if len(measurements) == len(df) else {}
+    figs = []
+    for suffix, part in figures.panels(df):
+        figs.append(figures.tradeoff_figure(
+            part.assign(p50=part["p50_ms"] * factor), "p50", f"median latency ({unit}, log)",
+            f"Accuracy vs median latency{suffix}: Pareto front per device and model (steps; tied variants "
+            "share the front)", log_x=True, front_column="pareto_latency", unit=unit, factor=factor))
+
+    def deployed(row) -> str:
+        if row.size_bytes == row.storage_bytes:
+            return f"stored = deployed: {row.storage_bytes / 1024:.1f} KB"
+        return f"stored {row.storage_bytes / 1024:.1f} KB · deployed file {row.size_bytes / 1024:.1f} KB"
+
+    figs.append(figures.tradeoff_figure(
+        df.assign(stored_kb=df["storage_bytes"] / 1024), "stored_kb", "stored size (KB, compressed artefact)",
+        "Accuracy vs stored size: Pareto front per device and model", front_column="pareto_size",
+        unit=unit, factor=factor, extra_hover=deployed))
+    figs.append(figures.size_figure(df))
+    comparison = figures.device_comparison_figure(df, unit, factor)
+    if comparison is not None:
+        figs.append(comparison)
+    for suffix, part in figures.panels(df):
+        figs.append(figures.percentile_figure(part, unit, factor, suffix))
+        ms = [positions[p] for p in part.index if p in positions]
+        if ms:
+            figs.append(figures.latency_distribution_figure(ms, unit, factor, suffix))
+    arena = {pos: m.memory.arena_bytes for pos, m in positions.items() if m.memory.arena_bytes is not None}
+    figs += figures.memory_figures(df, arena)
     if df["energy_per_inference_j"].notna().any():
         from .energy import energy_figures
 
@@ -58,27 +86,20 @@ def validity_notes(measurements, df) -> list:
     return notes
 
 
-def decision_html(measurements, outcomes: dict, manifests: Optional[dict]) -> str:
-    """The summary a person reads first: per device and model, what to deploy and why."""
-    import html
-
-    from ..recommend import recommend
-
-    rows = []
-    for rec in recommend(measurements, outcomes, manifests):
-        best = "; ".join(f"{k}: {html.escape(v)}" for k, v in rec.best.items())
-        # the short form (the full reasons are in the invalid list and the table)
-        excluded = "; ".join(f"{html.escape(v)}: {html.escape(w.split(':')[0])}"
-                             for v, w in sorted(rec.excluded.items()))
-        rows.append(f"<tr><td>{html.escape(rec.device)}</td><td>{html.escape(rec.model)}</td>"
-                    f"<td><b>{html.escape(rec.variant or 'none')}</b></td><td>{html.escape(rec.reason)}</td>"
-                    f"<td>{best}</td><td>{excluded or '–'}</td></tr>")
-    return ("<h2>What to deploy where</h2><table class='verdicts' id='decisions'><thead><tr><th>device</th>"
-            "<th>model</th><th>recommended</th><th>why</th><th>best per objective</th>"
-            "<th>not candidates</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>"
-            "<p class='meta'>The fastest valid variant within the model's accuracy budget that failed no test; "
-            "faster means decided by the paired interval beyond the noise floor (docs/measurement.md), "
-            "otherwise tied, and a tie goes to the smaller stored model.</p>")
+def emulation_notes(measurements) -> list:
+    kinds: dict = {}
+    for m in measurements:
+        if m.emulated:
+            kind = ((m.provenance or {}).get("device") or {}).get("emulation") or "guest-time"
+            kinds.setdefault(kind, set()).add(m.device)
+    notes = []
+    for kind, devices in sorted(kinds.items()):
+        what = ("instruction-counted guest time: no host load moves it, but it is not a real board's"
+                if kind == "guest-time" else
+                "wall-clock time of an emulated CPU: many times slower than the real board and moved by the "
+                "host's load")
+        notes.append(f"Emulated devices ({what}); drawn on their own panels: " + ", ".join(sorted(devices)))
+    return notes
 
 
 def invalid_html(df) -> str:
@@ -93,72 +114,53 @@ def invalid_html(df) -> str:
             f"<ul>{items}</ul></details>")
 
 
-def failed_html(store, run_ids) -> str:
-    """Variants a run could not measure (a build refused, a runner error), with the reason."""
-    import html
-
-    items = []
-    for run in store.runs():
-        if run["id"] in run_ids:
-            for case, error in sorted((run["settings"].get("failed") or {}).items()):
-                device, _, variant_id = case.partition("|")
-                items.append(f"<li><b>{html.escape(device)} {html.escape(variant_id)}</b>: {html.escape(error)}</li>")
-    if not items:
-        return ""
-    return (f"<h2>Not measured</h2><ul id='failed'>{''.join(items)}</ul>")
-
-
-def _outcomes(store, run_ids) -> dict:
-    """The tests' outcomes stored with the runs, keyed (device, variant id)."""
-    out: dict = {}
-    for run in store.runs():
-        if run["id"] in run_ids:
-            for case, record in (run["settings"].get("outcomes") or {}).items():
-                device, _, variant_id = case.partition("|")
-                out[(device, variant_id)] = record
-    return out
+def extra_sections(store, measurements, df) -> list:
+    """Views placed after the figures (HTML, escaped by their maker). The per-operator
+    profile view belongs here."""
+    return []
 
 
 def write_report(store, out: Path, run_id: Optional[str] = None, title: str = "Edge benchmark report",
-                 manifests: Optional[dict] = None) -> Path:
+                 manifests: Optional[dict] = None, assets: Optional[Path] = None) -> Path:
     """Render the measurements of one run (or all runs) from the store into `out`.
-    `manifests` ({name: Manifest}) give the decision summary the accuracy budgets."""
+    `manifests` ({name: Manifest}) give the decision summary the accuracy budgets;
+    `assets`: a folder plotly.js is written to once and loaded from (default: inlined)."""
+    from ..recommend import recommend
+    from .system import system_html
+    from .table import table_html
+
     measurements = store.measurements(run_id=run_id)
     if not measurements:
         scope = f"run {run_id}" if run_id else "the store"
         raise HarnessError(f"no measurements in {scope}; nothing to report")
     df = measurements_frame(measurements)
-    runs = {r["id"]: r for r in store.runs()}
+    all_runs = store.runs()
+    runs = {r["id"]: r for r in all_runs}
     meta = []
     for rid in sorted(set(df["run_id"].dropna())):
         r = runs.get(rid, {})
         meta.append(f"run {rid} · started {r.get('started_at', '?')} · git {r.get('git_commit') or 'unknown'}"
                     f" · harness {r.get('harness_version', '?')}" + (f" · tag {r['tag']}" if r.get("tag") else ""))
+    unit, factor = page_unit(df)
     meta.append(f"{len(df)} measurements on {df['device'].nunique()} device(s): "
-                + ", ".join(sorted(df["device"].unique())))
-    notes = []
-    kinds = {}
-    for m in measurements:
-        if m.emulated:
-            kind = ((m.provenance or {}).get("device") or {}).get("emulation") or "guest-time"
-            kinds.setdefault(kind, set()).add(m.device)
-    for kind, devices in sorted(kinds.items()):
-        what = ("instruction-counted guest time: no host load moves it, but it is not a real board's"
-                if kind == "guest-time" else
-                "wall-clock time of an emulated CPU: many times slower than the real board and moved by the "
-                "host's load")
-        notes.append(f"Emulated devices ({what}): " + ", ".join(sorted(devices)))
-    notes += validity_notes(measurements, df)
-    figs = build_figures(measurements, df)
+                + ", ".join(sorted(df["device"].unique())) + f" · latency in {unit} throughout")
+    notes = emulation_notes(measurements) + validity_notes(measurements, df)
+    figs = build_figures(measurements, df, unit, factor)
     trend = trends.trend_frame(store.trend_rows(devices=df["device"].unique()), df["device"].unique(),
                                df["variant_id"].unique())
     if trends.has_history(trend):
-        figs.append(trends.trend_figure(trend, highlight_run=run_id))
-    run_ids = sorted(set(df["run_id"].dropna()))
-    sections = [decision_html(measurements, _outcomes(store, set(run_ids)), manifests), invalid_html(df),
-                failed_html(store, set(run_ids)),
-                trends.regressions_html(store.comparisons(run_ids))]
-    return write_page(out, render_page(title, meta, notes, figs, df, sections=sections))
+        emulated = frozenset(df.loc[df["emulated"].fillna(False).astype(bool), "device"])
+        figs.append(trends.trend_figure(trend, highlight_run=run_id, unit=unit, factor=factor, emulated=emulated))
+    run_ids = set(df["run_id"].dropna())
+    outcomes = outcomes_of(all_runs, run_ids)
+    sections = [decision_html(recommend(measurements, outcomes, manifests)), invalid_html(df),
+                not_measured_html(all_runs, run_ids),
+                trends.regressions_html(store.comparisons(sorted(run_ids)))]
+    page = render_page(title, meta, notes, figs, df, sections=sections,
+                       table=table_html(df, measurements, unit, factor),
+                       after_figures=tuple(extra_sections(store, measurements, df)),
+                       closing=(system_html(measurements),), out_path=out, assets=assets)
+    return write_page(out, page)
 
 
 def write_static(store, folder: Path, fmt: str = "png", run_id: Optional[str] = None) -> list:
@@ -172,11 +174,12 @@ def write_static(store, folder: Path, fmt: str = "png", run_id: Optional[str] = 
         raise HarnessError("--static needs kaleido: pip install kaleido (and a Chromium: apt-get install "
                            "chromium)") from None
     df = measurements_frame(measurements)
-    figs = build_figures(measurements, df)
+    unit, factor = page_unit(df)
+    figs = build_figures(measurements, df, unit, factor)
     trend = trends.trend_frame(store.trend_rows(devices=df["device"].unique()), df["device"].unique(),
                                df["variant_id"].unique())
     if trends.has_history(trend):
-        figs.append(trends.trend_figure(trend, highlight_run=run_id))
+        figs.append(trends.trend_figure(trend, highlight_run=run_id, unit=unit, factor=factor))
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     paths = [folder / f"figure-{i}.{fmt}" for i in range(len(figs))]

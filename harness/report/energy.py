@@ -2,45 +2,27 @@
 device and model) and energy per inference per device and variant (gross and net)."""
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from .figures import LAYOUT, esc
-from .pareto import pareto_mask
+from .figures import LAYOUT, esc, tradeoff_figure
 
 MJ = 1e3  # plotted in millijoules: edge inferences are µJ..J, mJ reads best
 
 
 def energy_pareto_figure(df: pd.DataFrame, column: str = "energy_per_inference_j") -> go.Figure:
-    """Accuracy vs energy per inference; front points are diamonds joined by a dashed line."""
-    fig = go.Figure()
-    data = df.dropna(subset=[column, "accuracy"])
-    for (device, model), group in data.groupby(["device", "model"], sort=True):
-        group = group.sort_values(column)
-        front = np.array(pareto_mask(list(group[column]), list(group["accuracy"])))
-        name = f"{esc(device)} · {esc(model)}"
-        net = group["net_energy_per_inference_j"] if "net_energy_per_inference_j" in group else None
-        hover = []
-        for i, r in enumerate(group.itertuples()):
-            text = (f"<b>{esc(r.variant)}</b><br>{esc(device)}<br>energy/inference: "
-                    f"{getattr(r, column) * MJ:.4g} mJ")
-            if net is not None and pd.notna(net.iloc[i]):
-                text += f"<br>net of idle: {net.iloc[i] * MJ:.4g} mJ"
-            hover.append(text + f"<br>top-1: {100 * r.accuracy:.2f}%")
-        fig.add_trace(go.Scatter(
-            x=group[column] * MJ, y=group["accuracy"] * 100, mode="markers", name=name,
-            legendgroup=name, hovertext=hover, hoverinfo="text",
-            marker=dict(size=np.where(front, 14, 8), line=dict(width=np.where(front, 2, 0), color="black"),
-                        symbol=["diamond" if f else "circle" for f in front])))
-        fx = group[front]
-        fig.add_trace(go.Scatter(x=fx[column] * MJ, y=fx["accuracy"] * 100, mode="lines",
-                                 name=f"Pareto front · {name}", legendgroup=name,
-                                 line=dict(dash="dash", width=1.5), hoverinfo="skip"))
-    fig.update_layout(title="Accuracy vs energy per inference, Pareto front per device and model",
-                      xaxis_title="energy per inference (mJ)", yaxis_title="top-1 accuracy (%)", **LAYOUT)
-    fig.update_xaxes(type="log")
-    return fig
+    """Accuracy vs energy per inference: labelled points, the front as a step (figures.tradeoff_figure)."""
+    data = df.dropna(subset=[column]).assign(energy_mj=lambda d: d[column] * MJ)
+    has_net = "net_energy_per_inference_j" in data
+
+    def net(row) -> str:
+        value = getattr(row, "net_energy_per_inference_j", None) if has_net else None
+        text = f"energy/inference: {getattr(row, column) * MJ:.4g} mJ"
+        return text + (f"<br>net of idle: {value * MJ:.4g} mJ" if value is not None and pd.notna(value) else "")
+
+    return tradeoff_figure(data, "energy_mj", "energy per inference (mJ, log)",
+                           "Accuracy vs energy per inference, Pareto front per device and model", log_x=True,
+                           extra_hover=net)
 
 
 def energy_bar_figure(df: pd.DataFrame) -> go.Figure:

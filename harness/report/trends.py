@@ -1,5 +1,7 @@
 """History across runs: per device and variant, a band of past runs with change points marked
-and the report's run highlighted; and the regression verdicts.
+and the report's run highlighted; and the regression verdicts. The x axis is the runs in order,
+named by tag or git commit (what changed between two points is a commit, not an hour); the
+latency is in the page's unit.
 
 Built from the store's key columns (no per-inference samples). A lab's year of nights is
 aggregated, not drawn point by point: each series is cut into at most MAX_BINS bins of
@@ -17,6 +19,7 @@ import plotly.colors
 import plotly.io as pio
 
 from ..changepoints import change_points
+from .axes import log_ticks
 from .figures import LAYOUT, PALETTE, esc
 
 MAX_BINS = 60            # per series: a history longer than this is drawn as bins of runs
@@ -59,9 +62,24 @@ def _fill(colour: str) -> str:
     return f"rgba({red},{green},{blue},0.25)"
 
 
-def series_traces(p50, when, run_ids, gits, tags, name: str, colour: str, highlight_run=None) -> list:
+def run_labels(run_ids, gits, tags) -> dict:
+    """{run id: x label}: the tag, else the git commit, else the run id; a label two runs
+    share gets the run id beside it (the axis needs one category per run)."""
+    first = {}
+    for rid, git, tag in zip(run_ids, gits, tags):
+        first.setdefault(rid, tag or (git[:8] if git else None) or rid[:12])
+    counts: dict = {}
+    for label in first.values():
+        counts[label] = counts.get(label, 0) + 1
+    return {rid: (label if counts[label] == 1 else f"{label} · {rid[:6]}") for rid, label in first.items()}
+
+
+def series_traces(p50, when, run_ids, gits, tags, name: str, colour: str, highlight_run=None,
+                  unit: str = "ms", labels: dict | None = None) -> list:
     """The traces of one device and variant: band, median line, change points and the
-    highlighted run. Arguments: one entry per run with a positive p50, in time order."""
+    highlighted run. Arguments: one entry per run with a positive p50 (in `unit`), in time
+    order; `labels`: {run id: x label} (default: the run's start time)."""
+    xs = [labels[r] for r in run_ids] if labels else list(when)
     n = len(p50)
     bins = min(n, MAX_BINS)
     per, extra = divmod(n, bins)  # np.array_split's sizes: `extra` bins hold one more run
@@ -73,7 +91,7 @@ def series_traces(p50, when, run_ids, gits, tags, name: str, colour: str, highli
     firsts = np.concatenate([np.arange(extra) * (per + 1), split + np.arange(bins - extra) * per])
     lasts = np.append(firsts[1:], n) - 1
     centres = (firsts + lasts) // 2
-    x = [when[c] for c in centres]
+    x = [xs[c] for c in centres]
     label = name.replace("%", "&#37;")  # a name is not a hovertemplate placeholder
     line = {"type": "scatter", "x": x, "y": [_sig(v) for v in mid], "name": name, "legendgroup": name,
             "line": {"color": colour, "width": 1.5}}
@@ -85,13 +103,13 @@ def series_traces(p50, when, run_ids, gits, tags, name: str, colour: str, highli
         line.update(mode="lines", customdata=[[int(b - a + 1), when[a][:10], when[b][:10], _sig(lo), _sig(hi)]
                                               for a, b, lo, hi in zip(firsts, lasts, low, high)],
                     hovertemplate=f"<b>{label}</b><br>%{{customdata[0]}} runs %{{customdata[1]}} to "
-                                  "%{customdata[2]}<br>p50 median %{y:.4g} ms, range %{customdata[3]:.4g} "
-                                  "to %{customdata[4]:.4g} ms<extra></extra>")
+                                  f"%{{customdata[2]}}<br>p50 median %{{y:.4g}} {unit}, range %{{customdata[3]:.4g}} "
+                                  f"to %{{customdata[4]:.4g}} {unit}<extra></extra>")
     else:
         line.update(mode="lines+markers", customdata=[[esc(run_ids[i]), esc((gits[i] or "unknown")[:12]),
                                                        esc(tags[i] or "")] for i in range(n)],
                     hovertemplate=f"<b>{label}</b><br>run %{{customdata[0]}}<br>git %{{customdata[1]}}"
-                                  "<br>tag %{customdata[2]}<br>p50 %{y:.4g} ms<extra></extra>")
+                                  f"<br>tag %{{customdata[2]}}<br>p50 %{{y:.4g}} {unit}<extra></extra>")
     traces.append(line)
     marks_x, marks_y, symbols, texts = [], [], [], []
 
@@ -101,17 +119,17 @@ def series_traces(p50, when, run_ids, gits, tags, name: str, colour: str, highli
 
     for i in change_points(p50):
         before, after = np.median(p50[max(0, i - 30):i]), np.median(p50[i:i + 30])
-        marks_x.append(when[i])
+        marks_x.append(xs[i])
         marks_y.append(_sig(after))
         symbols.append("triangle-up" if after > before else "triangle-down")
-        texts.append(f"<b>change point · {name}</b><br>{run_text(i)}<br>p50 {before:.4g} -> {after:.4g} ms "
+        texts.append(f"<b>change point · {name}</b><br>{run_text(i)}<br>p50 {before:.4g} -> {after:.4g} {unit} "
                      f"({100 * (after / before - 1):+.1f} %)")
     if highlight_run is not None:
         for i in (i for i in range(n) if run_ids[i] == highlight_run):
-            marks_x.append(when[i])
+            marks_x.append(xs[i])
             marks_y.append(_sig(p50[i]))
             symbols.append("star")
-            texts.append(f"<b>this run · {name}</b><br>{run_text(i)}<br>p50 {p50[i]:.4g} ms")
+            texts.append(f"<b>this run · {name}</b><br>{run_text(i)}<br>p50 {p50[i]:.4g} {unit}")
     if marks_x:
         traces.append({"type": "scatter", "x": marks_x, "y": marks_y, "mode": "markers", "legendgroup": name,
                        "showlegend": False, "name": f"{name} marks", "hovertext": texts, "hoverinfo": "text",
@@ -120,22 +138,31 @@ def series_traces(p50, when, run_ids, gits, tags, name: str, colour: str, highli
     return traces
 
 
-def trend_figure(trend: pd.DataFrame, highlight_run=None) -> PlainFigure:
+def trend_figure(trend: pd.DataFrame, highlight_run=None, unit: str = "ms", factor: float = 1.0,
+                 emulated: frozenset = frozenset()) -> PlainFigure:
+    """Median latency per device and variant over the runs (in `unit`, `factor` from ms)."""
     trend = trend[trend["p50_ms"].notna() & (trend["p50_ms"] > 0)]
     trend = (trend.assign(when=pd.to_datetime(trend["started_at"], utc=True, format="ISO8601"))
              .sort_values(["device", "variant_id", "when"], kind="stable"))
     # plain Python lists, once: iterating pandas rows costs seconds for a lab's year
     devices, variant_ids = trend["device"].tolist(), trend["variant_id"].tolist()
     when = trend["when"].dt.strftime("%Y-%m-%d %H:%M").tolist()
-    run_ids, p50 = trend["run_id"].tolist(), trend["p50_ms"].to_numpy(dtype=float)
+    run_ids, p50 = trend["run_id"].tolist(), trend["p50_ms"].to_numpy(dtype=float) * factor
     gits = [g if isinstance(g, str) else None for g in trend["git_commit"].tolist()]
     tags = [t if isinstance(t, str) else None for t in trend["tag"].tolist()]
+    # the runs in start order, each named by its tag or commit
+    order = trend.sort_values(["when", "run_id"], kind="stable").drop_duplicates("run_id")
+    labels = run_labels(order["run_id"].tolist(),
+                        [g if isinstance(g, str) else None for g in order["git_commit"].tolist()],
+                        [t if isinstance(t, str) else None for t in order["tag"].tolist()])
+    labels = {rid: esc(label) for rid, label in labels.items()}   # tags are user-written
     starts = [i for i in range(len(devices))
               if i == 0 or (devices[i], variant_ids[i]) != (devices[i - 1], variant_ids[i - 1])]
     traces, owner, longest = [], [], 0
     for k, (a, b) in enumerate(zip(starts, starts[1:] + [len(devices)])):
         made = series_traces(p50[a:b], when[a:b], run_ids[a:b], gits[a:b], tags[a:b],
-                             f"{esc(devices[a])} · {esc(variant_ids[a])}", PALETTE[k % len(PALETTE)], highlight_run)
+                             f"{esc(devices[a])}{' (emulated)' if devices[a] in emulated else ''} · "
+                             f"{esc(variant_ids[a])}", PALETTE[k % len(PALETTE)], highlight_run, unit, labels)
         traces += made
         owner += [devices[a]] * len(made)
         longest = max(longest, b - a)
@@ -144,8 +171,9 @@ def trend_figure(trend: pd.DataFrame, highlight_run=None) -> PlainFigure:
     layout = {**LAYOUT, "template": pio.templates[LAYOUT["template"]].to_plotly_json(),
               "title": {"text": f"Trend: median latency per device and variant across runs<br><sup>{how}; "
                                 "triangles: change points; star: this run</sup>"},
-              "xaxis": {"title": {"text": "run start (UTC)"}, "type": "date"},
-              "yaxis": {"title": {"text": "p50 latency (ms)"}, "type": "log"}}
+              "xaxis": {"title": {"text": "run (tag or git commit), oldest first"}, "type": "category",
+                        "categoryorder": "array", "categoryarray": list(labels.values())},
+              "yaxis": {"title": {"text": f"p50 latency ({unit})"}, **(log_ticks(p50) or {"type": "log"})}}
     names = sorted(set(devices))
     if len(starts) > DEVICE_MENU_SERIES and len(names) > 1:
         # a lab's 200 series in one plot are a blur: show one device at a time
