@@ -44,6 +44,8 @@ MATMUL_LIKE = ("Gemm", "FusedGemm", "MatMul", "FusedMatMul", "MatMulInteger", "Q
 FUSABLE = ("Relu", "Clip", "Sigmoid", "HardSigmoid", "LeakyRelu", "Tanh", "Add", "Mul", "BatchNormalization",
            "HardSwish", "Elu")
 RUNTIME_SUFFIXES = ("_nchwc", "_fused", "_NhwcFused")
+RUNTIME_PREFIXES = ("fused ",)            # onnxruntime's Conv/Gemm + activation fusion
+ACTIVATIONS = ("Relu", "Clip", "Sigmoid", "HardSigmoid", "LeakyRelu", "Tanh", "HardSwish", "Elu")
 _TOKEN = re.compile(r"_token_\d+$")
 _TENSOR = re.compile(r"([A-Za-z0-9_]+)\[([0-9,\s]*)\]")
 _ITEMSIZE = {"float": 4, "float32": 4, "double": 8, "float64": 8, "float16": 2, "MLFloat16": 2, "bfloat16": 2,
@@ -165,9 +167,18 @@ def align(profile: dict, facts: list) -> dict:
         return profile
     by_name = {f.name: f for f in facts}
     producer = {t: f for f in facts for t in f.outputs}
+    consumers: dict = {}
+    for f in facts:
+        for t in f.inputs:
+            consumers.setdefault(t, []).append(f)
     ops = []
     for op in profile["ops"]:
         group = _model_nodes(op["name"], by_name, producer)
+        if group and op["op_type"].startswith("Fused"):
+            # a FusedConv/FusedGemm named after its Conv/Gemm also ran the activation after it
+            after = consumers.get(group[-1].outputs[0], []) if group[-1].outputs else []
+            if len(after) == 1 and after[0].op_type in ACTIVATIONS:
+                group = group + after
         shape_in, shape_out = parse_shapes(op.get("shapes"))
         if group:
             macs = None if any(f.macs is None for f in group) else sum(f.macs for f in group)
@@ -187,6 +198,8 @@ def _model_nodes(name: str, by_name: dict, producer: dict) -> list:
     tensor it is named after (onnxruntime's fused and re-laid-out nodes), walking back through
     the activations it fused into the Conv/Gemm before them."""
     candidates = [name, _TOKEN.sub("", name)]
+    for prefix in RUNTIME_PREFIXES:
+        candidates += [c[len(prefix):] for c in list(candidates) if c.startswith(prefix)]
     for suffix in RUNTIME_SUFFIXES:
         candidates += [c[: -len(suffix)] for c in list(candidates) if c.endswith(suffix)]
     for c in candidates:

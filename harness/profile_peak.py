@@ -100,9 +100,9 @@ class PeakCache:
     """Measured peaks as JSON files under `directory`, one per (device, runtime, runtime
     version, threads, providers, calibration version and sizes)."""
 
-    def __init__(self, directory: Path, gemm_n: int = GEMM_N, stream_elements: int = STREAM_ELEMENTS):
+    def __init__(self, directory: Path, gemm_n: Optional[int] = None, stream_elements: Optional[int] = None):
         self.directory = Path(directory)
-        self.gemm_n, self.stream_elements = gemm_n, stream_elements
+        self.gemm_n, self.stream_elements = gemm_n or GEMM_N, stream_elements or STREAM_ELEMENTS
 
     def key(self, device: str, runtime: dict, settings: dict) -> dict:
         return {"device": device, "runtime": runtime.get("name"), "version": runtime.get("version"),

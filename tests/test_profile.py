@@ -1,0 +1,219 @@
+"""Per-operator profiles (harness/profile.py, the runner's profiled pass) and the measured peak
+(harness/profile_peak.py), on the real local device with the demo models."""
+import json
+from pathlib import Path
+
+import pytest
+
+from harness import modelinfo, profile, zoo
+from harness.cli import main as cli_main
+from harness.devices import open_device
+from harness.document import DocumentError
+from harness.inventory import Inventory, parse_device
+from harness.profile_peak import PeakCache
+from harness.runner import ort_trace_profile
+from harness.session import Session
+from harness.store import Store
+
+REPO = Path(__file__).resolve().parent.parent
+# The operators' summed kernel times lie inside the profiled inference (the spans nest on one
+# clock: at most 100%) and cover at least this much of it on the demo models: the rest is
+# onnxruntime's own per-operator bookkeeping between kernels (~3 us each; measured 40-55% here).
+COVERAGE_FLOOR = 0.10
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    """The demo manifests and their fp32 / int8-dynamic variants, built once."""
+    cache = tmp_path_factory.mktemp("cache")
+    out = {}
+    for stem in ("digits_cnn", "digits_mlp"):
+        manifest = zoo.load_manifest(REPO / "models" / f"{stem}.yaml")
+        for name in ("fp32", "int8-dynamic"):
+            out[(manifest.name, name)] = (manifest, zoo.build_variant(manifest, manifest.recipe(name), cache))
+    return out
+
+
+def local(tmp_path):
+    return open_device(parse_device({"kind": "local"}, tmp_path / "local.yaml", "local"))
+
+
+def profiled(dev, manifest, variant, **extra):
+    spec = {"model": dev.deploy(variant.path), "inputs": zoo.input_spec(manifest), "min_iterations": 20,
+            "min_duration_s": 0.05, "warmup": 2, "profile": True, "profile_runs": 30, **extra}
+    return dev.run(spec)
+
+
+@pytest.mark.parametrize("model", ["digits-cnn", "digits-mlp"])
+@pytest.mark.parametrize("name", ["fp32", "int8-dynamic"])
+def test_demo_profiles_on_local_sum_to_the_inference_and_align_to_the_model(tmp_path, demo, model, name):
+    manifest, variant = demo[(model, name)]
+    with local(tmp_path) as dev:
+        raw = profiled(dev, manifest, variant)
+    prof = profile.validate(raw["profile"], "local")
+    summed = sum(op["time_us"] for op in prof["ops"])
+    assert COVERAGE_FLOOR * prof["total_us"] <= summed <= prof["total_us"] * profile.COVERAGE_MAX
+    assert prof["runs"] >= 15 and prof["overhead"] is not None      # few runs are ever disturbed
+    facts = modelinfo.node_facts(variant.path, manifest.input_shapes)
+    aligned = profile.align(prof, facts)
+    # every executed operator is a model node, a fused chain of them, or one the runtime
+    # inserted to change the layout; together they account for every MAC of the model
+    inserted = [op["op_type"] for op in aligned["ops"] if not op["nodes"]]
+    assert set(inserted) <= {"ReorderInput", "ReorderOutput"}
+    model_nodes = {f.name for f in facts}
+    assert all(set(op["nodes"]) <= model_nodes for op in aligned["ops"])
+    assert sum(op["macs"] for op in aligned["ops"]) == modelinfo.facts(variant.path, manifest.input_shapes).macs
+
+
+def test_unoptimized_profile_names_exactly_the_models_nodes(tmp_path, demo):
+    manifest, variant = demo[("digits-mlp", "fp32")]
+    with local(tmp_path) as dev:
+        raw = profiled(dev, manifest, variant, optimization="disable")
+    names = [op["name"] for op in raw["profile"]["ops"]]
+    assert names == [f.name for f in modelinfo.node_facts(variant.path) if f.op_type != "Constant"]
+
+
+def test_litert_offers_no_per_op_timing_and_the_cli_says_not_offered(tmp_path, capsys):
+    store = f"sqlite:///{tmp_path / 's.sqlite'}"
+    code = cli_main(["profile", str(REPO / "models" / "digits_mlp.yaml"), "--device", "local", "--variant",
+                     "tflite-int8", "--store", store, "--min-duration", "0.05", "--cache", str(tmp_path / "cache")])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "per-operator profile: not offered: litert" in out and "no per-operator timing" in out
+    [m] = Store(store).measurements()
+    assert m.profile["offered"] is False and "litert" in m.profile["reason"]
+
+
+def test_peak_calibration_is_cached_per_device_and_runtime_version(tmp_path):
+    calls = []
+    with local(tmp_path) as dev:
+        def counting_run(spec):
+            calls.append(Path(spec["model"]).name)
+            return dev.run(spec)
+
+        cache = PeakCache(tmp_path / "peaks", gemm_n=64, stream_elements=1 << 14)
+        runtime = {"name": "onnxruntime", "version": __import__("onnxruntime").__version__}
+        settings = {"threads": 1, "providers": ["CPUExecutionProvider"]}
+        first = cache.peak("local", runtime, settings, counting_run, dev.deploy)
+        assert len(calls) == 3 and first["cached"] is False
+        again = PeakCache(tmp_path / "peaks", gemm_n=64, stream_elements=1 << 14).peak(
+            "local", runtime, settings, counting_run, dev.deploy)
+        assert len(calls) == 3 and again["cached"] is True
+        assert again["macs_per_s"] == first["macs_per_s"] and again["bytes_per_s"] == first["bytes_per_s"]
+        # another board, or other threads, is another peak: measured anew
+        cache.peak("rpi5", runtime, settings, counting_run, dev.deploy)
+        cache.peak("local", runtime, {**settings, "threads": 2}, counting_run, dev.deploy)
+        assert len(calls) == 9
+    prov = first["calibration"]
+    assert prov["runtime"]["version"] == runtime["version"] and prov["board"]["hostname"]
+    assert set(prov["median_s"]) == {"gemm_fp32", "gemm_int8", "stream"}
+    assert first["macs_per_s"]["fp32"] > 0 and first["bytes_per_s"] > 0
+
+
+def test_a_profiled_campaign_stores_profile_peak_and_roofline_from_the_last_round_only(tmp_path, monkeypatch):
+    import harness.profile_peak as peaks
+
+    monkeypatch.setattr(peaks, "GEMM_N", 64)      # a small calibration: this test checks the flow
+    monkeypatch.setattr(peaks, "STREAM_ELEMENTS", 1 << 14)
+    seen, real_measure = [], peaks.measure_peak
+    monkeypatch.setattr(peaks, "measure_peak", lambda *a, **k: seen.append(1) or real_measure(*a, **k))
+    manifest = zoo.load_manifest(REPO / "models" / "digits_mlp.yaml")
+    store = Store(f"sqlite:///{tmp_path / 's.sqlite'}")
+    session = Session(Inventory(None), store, [manifest], cache=tmp_path / "cache",
+                      overrides={"profile": True, "rounds": 2, "min_duration_s": 0.05, "warmup": 2})
+    session.select([(manifest, manifest.recipe(n)) for n in ("fp32", "int8-dynamic")])
+    profiled_rounds = []
+    real_run = session._run
+    monkeypatch.setattr(session, "_run", lambda device, spec, run_spec: profiled_rounds.append(
+        (run_spec["round"], bool(run_spec.get("profile")))) or real_run(device, spec, run_spec))
+    session.measure("local", manifest, manifest.recipe("fp32"))
+    session.close()
+    assert sorted(profiled_rounds) == [(0, False)] * 3 + [(1, True)] * 3    # fp32, int8-dynamic, control
+    assert len(seen) == 1                        # one calibration for the device, re-used by every variant
+    stored = {m.variant: m for m in store.measurements()}
+    for name in ("fp32", "int8-dynamic"):
+        prof = stored[name].profile
+        assert prof["peak"]["macs_per_s"]["fp32"] > 0 and prof["roofline"]["variant"]["pct_of_peak"] > 0
+        assert prof["aligned"]["matched"] >= 1
+
+
+# ------------------------------------------------------------------ pure parts
+
+
+def good_profile(**extra):
+    ops = [{"name": "/conv/Conv", "op_type": "Conv", "time_us": 6.0, "provider": "CPUExecutionProvider",
+            "shapes": "float[1,1,8,8] float[4,1,3,3] -> float[1,4,8,8]"},
+           {"name": "ReorderOutput", "op_type": "ReorderOutput", "time_us": 2.0, "provider": None,
+            "shapes": "float[1,4,8,8] -> float[1,4,8,8]"}]
+    return {"source": "onnxruntime-profiler", "unit": "us", "runs": 10, "total_us": 10.0, "ops": ops,
+            "coverage": 0.8, "overhead": 0.5, **extra}
+
+
+@pytest.mark.parametrize("change, field", [
+    ({"source": "perf"}, "source"), ({"runs": 0}, "runs"), ({"total_us": 0}, "total_us"), ({"ops": []}, "ops"),
+    ({"coverage": 0.5}, "coverage"), ({"coverage": 1.5}, "coverage"), ({"unit": "ms"}, "unit"),
+])
+def test_a_bad_profile_is_refused_naming_the_field(change, field):
+    with pytest.raises(DocumentError, match=rf"board: profile: {field}: expected"):
+        profile.validate(good_profile(**change), "board")
+    with pytest.raises(DocumentError, match=r"ops\[1\]\.time_us"):
+        bad = good_profile()
+        bad["ops"][1]["time_us"] = -1
+        profile.validate(bad, "board")
+    with pytest.raises(DocumentError, match="reason"):
+        profile.validate({"offered": False, "reason": ""}, "board")
+
+
+def test_fused_operators_align_to_their_chain_and_the_roofline_is_arithmetic():
+    facts = [modelinfo.NodeFacts("/conv/Conv", "Conv", ("x", "w"), ("c",), 2304, 144, 512),
+             modelinfo.NodeFacts("/Relu", "Relu", ("c",), ("r",), 0, 0, 2048)]
+    prof = good_profile()
+    prof["ops"][0]["name"] = "r_nchwc"        # onnxruntime's name for the fused Conv+Relu writing r
+    aligned = profile.align(prof, facts)
+    conv, reorder = aligned["ops"]
+    assert conv["nodes"] == ["/conv/Conv", "/Relu"] and conv["macs"] == 2304 and conv["bytes"] == 512 + 144
+    assert reorder["nodes"] == [] and reorder["macs"] == 0 and reorder["bytes"] == 2 * 256 * 4
+    roof = profile.roofline(aligned, {"macs_per_s": {"fp32": 1e9, "int8": 4e9}, "bytes_per_s": 1e9})
+    op = roof["ops"][0]
+    assert op["achieved_macs_per_s"] == pytest.approx(2304 / 6e-6)
+    assert op["intensity"] == pytest.approx(2304 / 656)
+    assert op["pct_of_peak"] == pytest.approx(100 * 2304 / 6e-6 / 1e9)
+    assert op["bound"] == "compute"
+    assert roof["variant"]["pct_of_peak"] == pytest.approx(100 * 2304 / 10e-6 / 1e9)
+
+
+def test_op_type_difference_says_where_a_variant_lost_its_time():
+    a = good_profile()
+    b = good_profile(ops=[{"name": "q", "op_type": "DynamicQuantizeLinear", "time_us": 5.0},
+                          {"name": "c", "op_type": "ConvInteger", "time_us": 4.0}], total_us=10.0, coverage=0.9)
+    rows = profile.op_type_difference(a, b)
+    assert rows[0] == {"op_type": "Conv", "a_us": 6.0, "b_us": 0.0, "diff_us": -6.0}
+    assert {r["op_type"]: r["diff_us"] for r in rows}["DynamicQuantizeLinear"] == 5.0
+
+
+def test_trace_parsing_keeps_operators_inside_the_runs_it_keeps():
+    def run(ts, dur, nodes):
+        return [{"cat": "Session", "name": "model_run", "ts": ts, "dur": dur}] + [
+            {"cat": "Node", "name": f"{n}_kernel_time", "ts": ts + 1 + i * 10, "dur": d,
+             "args": {"op_name": "Add", "provider": "CPUExecutionProvider"}} for i, (n, d) in enumerate(nodes)]
+    events = (run(0, 100, [("a", 50), ("b", 20)])          # the first run: dropped
+              + run(1000, 40, [("a", 20), ("b", 10)]) + run(2000, 50, [("a", 30), ("b", 10)])
+              + run(3000, 400, [("a", 300), ("b", 10)]))   # preempted: over twice the median, left out
+    prof = ort_trace_profile(events)
+    assert prof["runs"] == 2 and prof["dropped_runs"] == 2
+    assert prof["total_us"] == 45.0
+    assert [(o["name"], o["time_us"]) for o in prof["ops"]] == [("a", 25.0), ("b", 10.0)]
+    assert prof["coverage"] == pytest.approx(35 / 45)
+    profile.validate({**prof, "overhead": None}, "trace")
+
+
+def test_datasheet_peak_in_the_device_yaml_is_checked(tmp_path):
+    spec = parse_device({"kind": "local", "peak": {"macs_per_s": {"fp32": 1.2e10}, "bytes_per_s": 1.7e10,
+                                                   "source": "vendor sheet"}}, tmp_path / "local.yaml", "local")
+    assert spec.peak == {"macs_per_s": {"fp32": 1.2e10}, "bytes_per_s": 1.7e10, "source": "vendor sheet"}
+    from harness.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"local.yaml: peak.macs_per_s.fp16: unknown field"):
+        parse_device({"kind": "local", "peak": {"macs_per_s": {"fp16": 1}}}, tmp_path / "local.yaml", "local")
+    with pytest.raises(ConfigError, match=r"peak.bytes_per_s: expected"):
+        parse_device({"kind": "local", "peak": {"bytes_per_s": "fast"}}, tmp_path / "local.yaml", "local")
