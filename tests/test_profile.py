@@ -110,31 +110,60 @@ def test_peak_calibration_is_cached_per_device_and_runtime_version(tmp_path):
     assert first["macs_per_s"]["fp32"] > 0 and first["bytes_per_s"] > 0
 
 
-def test_a_profiled_campaign_stores_profile_peak_and_roofline_from_the_last_round_only(tmp_path, monkeypatch):
+@pytest.fixture(scope="module")
+def profiled_campaign(tmp_path_factory):
+    """One profiled campaign on local: digits-cnn fp32, int8-dynamic and tflite-int8 in 2 rounds."""
     import harness.profile_peak as peaks
 
-    monkeypatch.setattr(peaks, "GEMM_N", 64)      # a small calibration: this test checks the flow
-    monkeypatch.setattr(peaks, "STREAM_ELEMENTS", 1 << 14)
-    seen, real_measure = [], peaks.measure_peak
-    monkeypatch.setattr(peaks, "measure_peak", lambda *a, **k: seen.append(1) or real_measure(*a, **k))
-    manifest = zoo.load_manifest(REPO / "models" / "digits_mlp.yaml")
-    store = Store(f"sqlite:///{tmp_path / 's.sqlite'}")
-    session = Session(Inventory(None), store, [manifest], cache=tmp_path / "cache",
-                      overrides={"profile": True, "rounds": 2, "min_duration_s": 0.05, "warmup": 2})
-    session.select([(manifest, manifest.recipe(n)) for n in ("fp32", "int8-dynamic")])
-    profiled_rounds = []
-    real_run = session._run
-    monkeypatch.setattr(session, "_run", lambda device, spec, run_spec: profiled_rounds.append(
-        (run_spec["round"], bool(run_spec.get("profile")))) or real_run(device, spec, run_spec))
-    session.measure("local", manifest, manifest.recipe("fp32"))
-    session.close()
-    assert sorted(profiled_rounds) == [(0, False)] * 3 + [(1, True)] * 3    # fp32, int8-dynamic, control
-    assert len(seen) == 1                        # one calibration for the device, re-used by every variant
+    tmp = tmp_path_factory.mktemp("campaign")
+    manifest = zoo.load_manifest(REPO / "models" / "digits_cnn.yaml")
+    store = Store(f"sqlite:///{tmp / 's.sqlite'}")
+    calibrations, rounds = [], []
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(peaks, "GEMM_N", 64)      # a small calibration: these tests check the flow
+        mp.setattr(peaks, "STREAM_ELEMENTS", 1 << 14)
+        real_measure = peaks.measure_peak
+        mp.setattr(peaks, "measure_peak", lambda *a, **k: calibrations.append(1) or real_measure(*a, **k))
+        session = Session(Inventory(None), store, [manifest], cache=tmp / "cache",
+                          overrides={"profile": True, "rounds": 2, "min_duration_s": 0.05, "warmup": 2})
+        session.select([(manifest, manifest.recipe(n)) for n in ("fp32", "int8-dynamic", "tflite-int8")])
+        real_run = session._run
+        mp.setattr(session, "_run", lambda device, spec, run_spec: rounds.append(
+            (run_spec["round"], bool(run_spec.get("profile")))) or real_run(device, spec, run_spec))
+        session.measure("local", manifest, manifest.recipe("fp32"))
+        session.close()
+    return store, calibrations, rounds
+
+
+def test_a_profiled_campaign_stores_profile_peak_and_roofline_from_the_last_round_only(profiled_campaign):
+    store, calibrations, rounds = profiled_campaign
+    assert sorted(rounds) == [(0, False)] * 4 + [(1, True)] * 4    # 3 variants and the control twin
+    assert len(calibrations) == 1                # one calibration for the device, re-used by every variant
     stored = {m.variant: m for m in store.measurements()}
     for name in ("fp32", "int8-dynamic"):
         prof = stored[name].profile
         assert prof["peak"]["macs_per_s"]["fp32"] > 0 and prof["roofline"]["variant"]["pct_of_peak"] > 0
         assert prof["aligned"]["matched"] >= 1
+    assert stored["tflite-int8"].profile["offered"] is False
+
+
+def test_the_report_shows_where_the_time_goes(profiled_campaign, tmp_path):
+    from harness.report import write_report
+
+    store, _, _ = profiled_campaign
+    page = write_report(store, tmp_path / "r.html").read_text()
+    start = page.index("<h2 id='profiles'>")
+    section = page[start:page.index("<div class='figure' id='figure-0'>", start)]   # the report's own figures follow
+    assert "profile-0-bytype" in section and "profile-0-roofline" in section
+    assert "digits-cnn/tflite-int8: per-operator profile not offered: litert" in section
+    assert "digits-cnn/int8-dynamic against fp32" in section and "DynamicQuantizeLinear" in section
+    assert "digits-cnn/control" not in section
+    from harness.report.profile import profile_section
+
+    hostile = store.measurements()[0]
+    hostile.variant, hostile.profile = "<img src=x onerror=alert(1)>", {"offered": False, "reason": "<b>no</b>"}
+    html_text = profile_section([hostile])
+    assert "<img" not in html_text and "<b>" not in html_text and "&lt;img" in html_text
 
 
 # ------------------------------------------------------------------ pure parts

@@ -8,6 +8,7 @@ from ..errors import HarnessError
 from ..frame import measurements_frame
 from . import figures, trends
 from .page import ReportWriteError, render_page, write_page  # noqa: F401 (ReportWriteError: API)
+from .profile import profile_section
 
 
 def build_figures(measurements, df) -> list:
@@ -157,7 +158,8 @@ def write_report(store, out: Path, run_id: Optional[str] = None, title: str = "E
     run_ids = sorted(set(df["run_id"].dropna()))
     sections = [decision_html(measurements, _outcomes(store, set(run_ids)), manifests), invalid_html(df),
                 failed_html(store, set(run_ids)),
-                trends.regressions_html(store.comparisons(run_ids))]
+                trends.regressions_html(store.comparisons(run_ids)),
+                profile_section(measurements)]   # per-operator profiles (harness/report/profile.py)
     return write_page(out, render_page(title, meta, notes, figs, df, sections=sections))
 
 
