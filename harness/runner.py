@@ -704,11 +704,19 @@ def profiled_pass(backend, feed, spec, timed_latencies_ns):
         profile, wall_ns = profiler(feed, runs)
     except RunnerFailure as exc:
         return {"offered": False, "reason": str(exc)}
-    timed_mean = float(sum(timed_latencies_ns)) / len(timed_latencies_ns) if timed_latencies_ns else 0.0
-    # the profiler's own cost: a profiled inference (wall clock, as the timed loop takes it)
-    # against the timed rounds' mean inference
-    profile["overhead"] = (float(sum(wall_ns)) / len(wall_ns) / timed_mean - 1.0) if timed_mean and wall_ns else None
+    # the profiler's own cost: the median profiled inference (wall clock, as the timed loop
+    # takes it) against the timed loop's median (medians: one preempted call moves neither)
+    timed, profiled = _median(timed_latencies_ns), _median(wall_ns)
+    profile["overhead"] = (profiled / timed - 1.0) if timed and profiled else None
     return profile
+
+
+def _median(values):
+    ordered = sorted(values)
+    if not ordered:
+        return None
+    mid = len(ordered) // 2
+    return float(ordered[mid]) if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2.0
 
 
 def _shape_text(args):

@@ -246,3 +246,22 @@ def test_datasheet_peak_in_the_device_yaml_is_checked(tmp_path):
         parse_device({"kind": "local", "peak": {"macs_per_s": {"fp16": 1}}}, tmp_path / "local.yaml", "local")
     with pytest.raises(ConfigError, match=r"peak.bytes_per_s: expected"):
         parse_device({"kind": "local", "peak": {"bytes_per_s": "fast"}}, tmp_path / "local.yaml", "local")
+
+
+def test_pytest_profile_option_turns_profiles_on_for_a_suite(pytester, tmp_path):
+    models, devices = tmp_path / "models", tmp_path / "devices"
+    models.mkdir()
+    devices.mkdir()
+    (models / "tiny.yaml").write_text(f"name: tiny\nbase: {REPO / 'models' / 'digits_mlp.onnx'}\n"
+                                      "variants:\n  - {name: fp32, technique: fp32}\n")
+    (devices / "box.yaml").write_text("kind: local\ncapabilities: {runtimes: [onnxruntime]}\n"
+                                      "settings: {min_iterations: 20, min_duration_s: 0.05, warmup: 1, rounds: 1}\n")
+    pytester.makepyfile(test_suite="def test_latency(measure):\n    assert measure().profile['runs'] >= 1\n")
+    store = tmp_path / "h.sqlite"
+    args = ["--devices-dir", str(devices), "--models-dir", str(models), "--store", f"sqlite:///{store}",
+            "--report", "", "-p", "no:cacheprovider", "--device", "box"]
+    pytester.runpytest_subprocess(*args, "--profile", timeout=300).assert_outcomes(passed=1)
+    pytester.runpytest_subprocess(*args, timeout=300).assert_outcomes(failed=1)    # off by default
+    rows = [json.loads(r[0]) for r in __import__("sqlite3").connect(store).execute("select data from measurements")]
+    assert rows[0]["profile"]["roofline"]["variant"]["macs"] == 64 * 32 + 32 * 16 + 16 * 10
+    assert rows[1]["profile"] is None
