@@ -247,8 +247,8 @@ def op_type_difference(a: dict, b: dict) -> list:
 
 # ------------------------------------------------------------------ roofline
 
-def _attainable(intensity: Optional[float], compute: float, bandwidth: float) -> Optional[float]:
-    if intensity is None:
+def _attainable(intensity: Optional[float], compute: float, bandwidth: Optional[float]) -> Optional[float]:
+    if intensity is None or not bandwidth:
         return None
     return min(compute, intensity * bandwidth)
 
@@ -257,7 +257,7 @@ def roofline(profile: dict, peak: dict) -> dict:
     """Arithmetic intensity (MACs / byte) and achieved MAC/s of every aligned operator and of the
     whole variant, against the measured roofs: ``peak`` = {"macs_per_s": {"fp32": .., "int8": ..},
     "bytes_per_s": ..}. An operator is judged against the int8 roof when it reads int8 tensors."""
-    compute, bandwidth = peak["macs_per_s"], peak["bytes_per_s"]
+    compute, bandwidth = peak["macs_per_s"], peak.get("bytes_per_s")   # an MCU may know no bandwidth
 
     def point(macs, moved, time_us, int8):
         roof = compute.get("int8" if int8 else "fp32") or compute.get("fp32")
@@ -268,7 +268,8 @@ def roofline(profile: dict, peak: dict) -> dict:
         attainable = _attainable(intensity, roof, bandwidth)
         return {"intensity": intensity, "achieved_macs_per_s": achieved, "pct_of_peak": 100.0 * achieved / roof,
                 "pct_of_roof": None if not attainable else 100.0 * achieved / attainable,
-                "bound": None if intensity is None else ("memory" if intensity * bandwidth < roof else "compute")}
+                "bound": None if intensity is None or not bandwidth
+                else ("memory" if intensity * bandwidth < roof else "compute")}
 
     ops = [{"name": op["name"], "op_type": op["op_type"], "int8": op.get("int8", False),
             **point(op.get("macs"), op.get("bytes"), op["time_us"], op.get("int8", False))}

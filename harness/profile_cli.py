@@ -77,8 +77,9 @@ def lines(m, top: int = 10) -> list:
         out.append(f"variant: {v['macs']} MACs, {v['bytes']} bytes moved, intensity {intensity} MAC/B, "
                    f"{_rate(v['achieved_macs_per_s'])}MAC/s = {pct}% of the measured peak")
         out.append(f"measured peak: fp32 {_rate(peak['macs_per_s'].get('fp32'))}MAC/s, int8 "
-                   f"{_rate(peak['macs_per_s'].get('int8'))}MAC/s, {_rate(peak['bytes_per_s'])}B/s "
-                   f"({'cached' if peak.get('cached') else 'calibrated now'}, {peak['calibration']['time']})")
+                   f"{_rate(peak['macs_per_s'].get('int8'))}MAC/s, {_rate(peak.get('bytes_per_s'))}B/s "
+                   f"({'cached' if peak.get('cached') else 'calibrated now'}, "
+                   f"{(peak.get('calibration') or {}).get('time', 'time unknown')})")
     elif prof.get("roofline_error"):
         out.append(f"no roofline: {prof['roofline_error']}")
     return out

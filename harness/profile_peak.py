@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from . import __version__, provenance
-from .errors import DeviceError
+from .errors import DeviceError, ModelError
 
 CALIBRATION_VERSION = 1
 GEMM_N = 512                       # 512^3 = 134M MACs: milliseconds on a board, well above timer noise
@@ -150,9 +150,15 @@ def profile_variant(doc: dict, *, device_name: str, device, run_spec: dict, mode
     if not profile.offered(prof):
         return
     runtime = doc.get("runtime") or {}
-    peak = None
+    # a device that measures its own peak (an MCU firmware's inner-kernel loop) sends it inside
+    # the profile; a host runtime's is calibrated here, through the same runtime
+    peak = prof.get("peak")
     if runtime.get("name") == "onnxruntime":
         peak = PeakCache(Path(cache_dir) / "peaks").peak(device_name, runtime, run_spec, device.run, device.deploy)
-        if datasheet:
-            peak = {**peak, "datasheet": datasheet}
-    doc["profile"] = profile.enrich(prof, modelinfo.node_facts(model_path, input_shapes), peak)
+    if peak and datasheet:
+        peak = {**peak, "datasheet": datasheet}
+    try:
+        facts = modelinfo.node_facts(model_path, input_shapes)
+    except (ModelError, ImportError) as exc:     # a .tflite without an interpreter on the host
+        facts, prof = [], {**prof, "alignment_error": str(exc).splitlines()[0]}
+    doc["profile"] = profile.enrich(prof, facts, peak)

@@ -265,3 +265,18 @@ def test_pytest_profile_option_turns_profiles_on_for_a_suite(pytester, tmp_path)
     rows = [json.loads(r[0]) for r in __import__("sqlite3").connect(store).execute("select data from measurements")]
     assert rows[0]["profile"]["roofline"]["variant"]["macs"] == 64 * 32 + 32 * 16 + 16 * 10
     assert rows[1]["profile"] is None
+
+
+def test_a_device_measured_peak_without_bandwidth_still_gives_a_compute_roofline():
+    # an MCU firmware's inner-kernel loop knows its MAC/s, not a streaming bandwidth
+    facts = [modelinfo.NodeFacts("/conv/Conv", "Conv", ("x", "w"), ("c",), 2304, 144, 512)]
+    prof = good_profile()
+    roof = profile.roofline(profile.align(prof, facts), {"macs_per_s": {"fp32": 1e8}, "bytes_per_s": None})
+    assert roof["ops"][0]["pct_of_peak"] == pytest.approx(100 * 2304 / 6e-6 / 1e8)
+    assert roof["ops"][0]["pct_of_roof"] is None and roof["ops"][0]["bound"] is None
+    from harness.report.profile import roofline_figure
+
+    class M:
+        device, model, variant, variant_id = "m3", "x", "int8", "x/int8"
+        profile = {**prof, "peak": {"macs_per_s": {"fp32": 1e8}, "bytes_per_s": None}, "roofline": roof}
+    assert roofline_figure("m3", [M()]).data     # the flat roof and the points

@@ -54,16 +54,17 @@ def roofline_figure(device: str, ms: list) -> go.Figure:
     xs = [o["intensity"] for m in ms for o in m.profile["roofline"]["ops"] if o["intensity"]]
     xs += [m.profile["roofline"]["variant"]["intensity"] for m in ms if m.profile["roofline"]["variant"]["intensity"]]
     lo, hi = (min(xs) / 4, max(xs) * 4) if xs else (0.01, 100.0)
-    hi = max(hi, 4 * max(peak["macs_per_s"].values()) / peak["bytes_per_s"])
+    if peak.get("bytes_per_s"):
+        hi = max(hi, 4 * max(peak["macs_per_s"].values()) / peak["bytes_per_s"])   # the ridge point in view
     grid = [lo * (hi / lo) ** (i / 60) for i in range(61)]
-    roofs = [("measured", peak["macs_per_s"], peak["bytes_per_s"], "solid")]
+    roofs = [("measured", peak["macs_per_s"], peak.get("bytes_per_s"), "solid")]
     sheet = peak.get("datasheet")
     if sheet and sheet.get("bytes_per_s") and sheet.get("macs_per_s"):
         roofs.append((f"datasheet ({sheet.get('source', 'datasheet')})", sheet["macs_per_s"], sheet["bytes_per_s"],
                       "dash"))
     for label, compute, bandwidth, dash in roofs:
         for dtype, rate in sorted(compute.items()):
-            fig.add_scatter(x=grid, y=[min(rate, i * bandwidth) for i in grid], mode="lines",
+            fig.add_scatter(x=grid, y=[min(rate, i * bandwidth) if bandwidth else rate for i in grid], mode="lines",
                             name=esc(f"{label} roof {dtype}"), line=dict(dash=dash, color="#888" if dtype == "fp32"
                                                                        else "#c44"), hoverinfo="skip")
     for i, m in enumerate(ms):
