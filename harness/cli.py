@@ -14,6 +14,7 @@
     harness store prune --keep-samples 90d|30 [--dry-run] [--store URL]
     harness devices status [--store URL]           who holds which board, until when
     harness search MANIFEST --device NAME --trials N [--study NAME] [--store URL] [--report PATH]
+    harness profile MANIFEST --device NAME --variant ID [--top N] [--store URL]   where the time goes
 """
 from __future__ import annotations
 
@@ -382,6 +383,20 @@ def _add_search_parser(sub) -> None:
     p.set_defaults(func=cmd_search)
 
 
+def cmd_profile(args) -> int:
+    from .profile_cli import run
+
+    return run(args)
+
+
+def _add_profile_parser(sub) -> None:
+    from .profile_cli import add_arguments
+
+    p = sub.add_parser("profile", help="per-operator profile of one variant on a device, with its roofline")
+    add_arguments(p)
+    p.set_defaults(func=cmd_profile)
+
+
 def _add_common_options(parser, default):
     parser.add_argument("--devices-dir", default=default, help="inventory directory (default: devices, when it exists)")
     parser.add_argument("--models-dir", default=default, help="model manifests directory (default: models)")
@@ -441,6 +456,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.set_defaults(func=cmd_report)
     _add_lab_parsers(sub, dsub)
     _add_search_parser(sub)
+    _add_profile_parser(sub)
     _common_options_everywhere(parser)
     return parser
 

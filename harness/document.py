@@ -93,6 +93,10 @@ def validate(raw, source: str) -> dict:
         for edge in ("before", "after"):
             if machine.get(edge) is not None and not isinstance(machine[edge], dict):
                 raise _fail(source, f"machine.{edge}", "an object", machine[edge])
+    if raw.get("profile") is not None:
+        from .profile import validate as validate_profile   # harness.profile defines the format
+
+        validate_profile(raw["profile"], source)
     if raw.get("emulated") is not None and not isinstance(raw["emulated"], bool):
         raise _fail(source, "emulated", "true or false", raw["emulated"])
     return raw

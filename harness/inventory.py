@@ -28,9 +28,12 @@ SETTINGS_DEFAULTS = {
     # (docs/measurement.md); the duration and counts above are split over the rounds. A kind
     # may default otherwise (an MCU's MLPerf windows already are rounds).
     "rounds": 3,
+    # A per-operator profile (harness/profile.py) from a separate pass after the last round's
+    # timed loop, and the device's measured peak: opt-in, so default suites are not slower.
+    "profile": False,
 }
 TOP_LEVEL = ("name", "kind", "description", "python", "capabilities", "settings", "timeout_s",
-             "power", "tags", "emulated", "emulation", "validity", "prepare", "restore")
+             "power", "tags", "emulated", "emulation", "validity", "prepare", "restore", "peak")
 # what an emulated device's times are: an instruction-counted guest clock (QEMU -icount: no
 # host load moves it) or the wall clock of an emulated CPU (qemu-user: 10-500x slower, and
 # moved by the host's load like any wall clock)
@@ -80,6 +83,7 @@ class DeviceSpec:
     # argv lists run on the device before a campaign (e.g. a performance governor) and after it
     prepare: tuple = ()
     restore: tuple = ()
+    peak: dict | None = None   # a datasheet peak, shown beside the measured one (harness/profile_peak.py)
 
     def with_settings(self, **overrides) -> "DeviceSpec":
         merged = dict(self.settings)
@@ -173,7 +177,22 @@ def parse_device(data, source, default_name: str) -> DeviceSpec:
         validity=Thresholds.parse(source, schema.get(source, "", data, "validity", dict, {})),
         prepare=_commands(source, data, "prepare"),
         restore=_commands(source, data, "restore"),
+        peak=_datasheet_peak(source, data),
     )
+
+
+def _datasheet_peak(source, data: dict) -> dict | None:
+    """`peak: {macs_per_s: {fp32: 1.2e10, int8: 4.8e10}, bytes_per_s: 1.7e10, source: "..."}`."""
+    raw = schema.get(source, "", data, "peak", dict, None)
+    if raw is None:
+        return None
+    schema.check_keys(source, "peak", raw, ("macs_per_s", "bytes_per_s", "source"))
+    macs = schema.get(source, "peak", raw, "macs_per_s", dict, {})
+    schema.check_keys(source, "peak.macs_per_s", macs, ("fp32", "int8"))
+    return {"macs_per_s": {k: schema.get(source, "peak.macs_per_s", macs, k, (int, float), None, minimum=1)
+                           for k in ("fp32", "int8") if k in macs},
+            "bytes_per_s": schema.get(source, "peak", raw, "bytes_per_s", (int, float), None, minimum=1),
+            "source": schema.get(source, "peak", raw, "source", str, "datasheet")}
 
 
 def _commands(source, data: dict, key: str) -> tuple:

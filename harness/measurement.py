@@ -59,6 +59,7 @@ class Measurement:
     machine: dict = field(default_factory=dict)       # {"rounds": [window state per round]}
     validity: dict = field(default_factory=dict)      # {"verdict", "reasons", "notes", "thresholds"}
     agreement: Optional[dict] = None   # outputs vs the base model (harness.agreement), host-side
+    profile: Optional[dict] = None     # per-operator profile with its roofline (harness.profile)
 
     @property
     def variant_id(self) -> str:
@@ -154,6 +155,7 @@ def from_rounds(rounds: list, *, device: str, variant, emulated: bool, settings:
         validity=assess(latency, windows, loops, thresholds, threads=int(settings.get("threads", 1) or 1),
                         emulated_time=emulated_time),
         agreement=getattr(variant, "agreement", None),
+        profile=next((r["profile"] for r in reversed(rounds) if r.get("profile") is not None), None),
     )
 
 

@@ -106,3 +106,94 @@ def _tflite_counts(path: Path) -> tuple[int, int]:
             w = tensors[op["inputs"][1]]["shape"]
             macs += int(np.prod(out)) * int(w[-1])
     return params, macs
+
+
+# ------------------------------------------------------------------ per node (harness.profile)
+
+@dataclass(frozen=True)
+class NodeFacts:
+    """One operator of the model at the manifest's shapes: what a per-operator profile is
+    aligned to (harness.profile). Bytes are None where a shape or type is unknown."""
+    name: str
+    op_type: str
+    inputs: tuple
+    outputs: tuple
+    macs: Optional[int]               # 0: not a multiply-accumulate operator; None: shapes unknown
+    param_bytes: int
+    activation_bytes: Optional[int]   # non-parameter inputs read + outputs written
+
+
+def node_facts(path: Path, input_shapes: Optional[dict] = None) -> list:
+    """Every operator of an ONNX model (named as the model names it) or of a TFLite model's
+    first subgraph (named by its execution index, "0", "1", ...: TFLite operators have no names)."""
+    path = Path(path)
+    if model_format(path) == "tflite":
+        return _tflite_node_facts(path)
+    import onnx
+    from onnx import helper
+
+    from .compress.onnx_graph import count_macs, initializers, load, static_shapes
+
+    model = load(path)
+    try:
+        counted = count_macs(model, input_shapes)
+        layer_macs, unknown = counted["layers"], set(counted["unknown"])
+        shapes = static_shapes(model, input_shapes)
+        typed = onnx.shape_inference.infer_shapes(model)
+    except Exception as exc:  # shape inference rejects malformed graphs
+        raise ModelError(f"{path}: shape inference failed at the manifest's input shapes "
+                         f"{input_shapes or {}}: {exc}") from None
+    inits = initializers(model)
+    elem = {v.name: v.type.tensor_type.elem_type
+            for v in list(typed.graph.value_info) + list(typed.graph.input) + list(typed.graph.output)}
+    elem.update({t.name: t.data_type for t in model.graph.initializer})
+
+    def nbytes(tensor):
+        if tensor not in shapes or not elem.get(tensor):
+            return None
+        itemsize = np.dtype(helper.tensor_dtype_to_np_dtype(elem[tensor])).itemsize
+        return int(np.prod(shapes[tensor])) * itemsize
+
+    out = []
+    for i, node in enumerate(model.graph.node):
+        name = node.name or node.output[0] or f"#{i}"
+        params = sum(nbytes(t) or 0 for t in node.input if t in inits)
+        moved = [nbytes(t) for t in list(node.input) + list(node.output) if t and t not in inits]
+        key = node.name or node.output[0]
+        macs = layer_macs[key] if key in layer_macs else (None if key in unknown else 0)
+        out.append(NodeFacts(name, node.op_type, tuple(node.input), tuple(node.output), macs, params,
+                             None if None in moved else sum(moved)))
+    return out
+
+
+def _tflite_node_facts(path: Path) -> list:
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        from tflite_runtime.interpreter import Interpreter
+    interp = Interpreter(model_path=str(path))
+    tensors = {t["index"]: t for t in interp.get_tensor_details()}
+    ops = interp._get_ops_details()
+    produced = {i for op in ops for i in op["outputs"]}
+    graph_inputs = {d["index"] for d in interp.get_input_details()}
+
+    def nbytes(i):
+        t = tensors[i]
+        return int(np.prod(t["shape"])) * np.dtype(t["dtype"]).itemsize
+
+    out = []
+    for op in ops:
+        inputs = [i for i in op["inputs"] if i >= 0]
+        constants = [i for i in inputs if i not in produced and i not in graph_inputs]
+        name = op["op_name"]
+        macs = 0
+        if name in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"):
+            w = tensors[inputs[1]]["shape"]
+            per_output = int(w[1] * w[2] * (w[3] if name == "CONV_2D" else 1)) if name != "FULLY_CONNECTED" \
+                else int(w[-1])
+            macs = int(np.prod(tensors[op["outputs"][0]]["shape"])) * per_output
+        out.append(NodeFacts(str(op["index"]), name, tuple(str(i) for i in inputs),
+                             tuple(str(i) for i in op["outputs"]), macs,
+                             sum(nbytes(i) for i in constants),
+                             sum(nbytes(i) for i in inputs + list(op["outputs"]) if i not in constants)))
+    return out

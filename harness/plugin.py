@@ -46,7 +46,8 @@ class HarnessState:
         self.device_words = opt.harness_devices or ["local"]   # names, tags or globs
         self._device_names = None
         self.overrides = {"min_duration_s": opt.harness_min_duration, "warmup": opt.harness_warmup,
-                          "rounds": opt.harness_rounds}
+                          "rounds": opt.harness_rounds,
+                          "profile": opt.harness_profile or None}   # None: the device YAML's settings.profile
         self._inventory = self._manifests = self._session = None
         self.selection: list = []
         self.progress = lambda text: None   # set by the terminal reporter when there is one
@@ -160,6 +161,9 @@ def pytest_addoption(parser):
     group.addoption("--order-seed", dest="harness_order_seed", type=int, metavar="N",
                     help="seed of the rounds' random order (default: drawn and stored with the run)")
     group.addoption("--run-tag", dest="harness_run_tag", metavar="TAG", help="a label stored with this run")
+    group.addoption("--profile", dest="harness_profile", action="store_true", default=False,
+                    help="per-operator profiles after the last round's timed loop, with the device's measured "
+                         "peak and roofline (harness/profile.py; off by default)")
 
 
 def pytest_configure(config):

@@ -25,6 +25,8 @@ The spec (JSON object):
     dataset          optional .npz with x (n, ...) and y (n,) for top-1 accuracy
     seed             seed for generated inputs (default 0)
     round            the campaign round this run is (recorded, default 0)
+    profile          true: a separate profiled pass after everything else (default false)
+    profile_runs     inferences in the profiled pass (default 50; the first one more is dropped)
 
 One run is one ROUND of a measurement: the host runs every variant of a device once per
 round, in a seeded random order, in a fresh runner process each time (harness/session.py).
@@ -338,6 +340,7 @@ class OnnxruntimeBackend(object):
         except Exception as exc:  # onnxruntime raises several private exception types
             raise RunnerFailure("ModelLoad", "onnxruntime cannot load the model: %s" % exc)
         self.providers_used = list(self.session.get_providers())
+        self.session_args = (opts, providers, provider_options)  # the profiled pass's session is built alike
 
     def signature(self):
         def describe(args):
@@ -357,6 +360,9 @@ class OnnxruntimeBackend(object):
         return {"name": self.name, "version": self.version,
                 "providers_available": self.providers_available,
                 "providers_used": self.providers_used}
+
+    def profile(self, feed, runs):
+        return ort_profile(self.ort, self.session_args, self.spec["model"], feed, runs)
 
 
 class LiteRTBackend(object):
@@ -423,6 +429,9 @@ class LiteRTBackend(object):
 
     def facts(self):
         return {"name": self.name, "version": self.version}
+
+    def profile_offer(self):
+        return litert_profile_offer(self.name, self.version, self.interp)
 
 
 def _dist_version(name):
@@ -626,7 +635,10 @@ def measure(spec):
         accuracy = evaluate(backend, inputs, spec["dataset"])
         memory.mark("after_dataset")
 
-    return {
+    # Last, after every memory mark: the profiled session's memory and time touch no figure above.
+    profile = profiled_pass(backend, feed, spec, latencies) if spec.get("profile") else None
+
+    doc = {
         "ok": True,
         "schema": SCHEMA,
         "runner_version": RUNNER_VERSION,
@@ -651,6 +663,9 @@ def measure(spec):
         "memory": memory.result(),
         "accuracy": accuracy,
     }
+    if profile is not None:
+        doc["profile"] = profile
+    return doc
 
 
 def evaluate(backend, inputs, dataset_path):
@@ -667,6 +682,136 @@ def evaluate(backend, inputs, dataset_path):
         correct += int(int(np.argmax(out.reshape(-1))) == int(label))
     return {"top1": correct / float(len(feeds)), "correct": correct, "n": len(feeds)}
 
+
+# ---------------------------------------------------------------- per-operator profile
+# harness/profile.py defines and validates the profile document; this pass produces it.
+
+PROFILE_RUNS = 50
+PROFILE_DROPPED_RUNS = 1      # the profiled session's first inference (allocations, first touches)
+DISTURBED_RUN_FACTOR = 2.0    # a profiled inference over twice the median was preempted: left out
+
+
+def profiled_pass(backend, feed, spec, timed_latencies_ns):
+    """The per-operator profile of a separate pass after the timed rounds, or
+    {"offered": false, "reason": ...} when the runtime cannot time its operators."""
+    runs = _int(spec, "profile_runs", PROFILE_RUNS, low=1)
+    if hasattr(backend, "profile_offer"):
+        return {"offered": False, "reason": backend.profile_offer()}
+    profiler = getattr(backend, "profile", None)
+    if profiler is None:
+        return {"offered": False, "reason": "the runner has no per-operator profiler for %s" % backend.name}
+    try:
+        profile, wall_ns = profiler(feed, runs)
+    except RunnerFailure as exc:
+        return {"offered": False, "reason": str(exc)}
+    # the profiler's own cost: the median profiled inference (wall clock, as the timed loop
+    # takes it) against the timed loop's median (medians: one preempted call moves neither)
+    timed, profiled = _median(timed_latencies_ns), _median(wall_ns)
+    profile["overhead"] = (profiled / timed - 1.0) if timed and profiled else None
+    return profile
+
+
+def _median(values):
+    ordered = sorted(values)
+    if not ordered:
+        return None
+    mid = len(ordered) // 2
+    return float(ordered[mid]) if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2.0
+
+
+def _shape_text(args):
+    """onnxruntime's input/output type-shapes as `float[1,16,8,8] float[16] -> float[1,16,8,8]`."""
+    def side(items):
+        out = []
+        for item in items or []:
+            for dtype, dims in item.items():
+                out.append("%s[%s]" % (dtype, ",".join(str(d) for d in dims)))
+        return " ".join(out)
+    if "input_type_shape" not in args and "output_type_shape" not in args:
+        return None
+    return "%s -> %s" % (side(args.get("input_type_shape")), side(args.get("output_type_shape")))
+
+
+def ort_trace_profile(events, dropped_runs=PROFILE_DROPPED_RUNS):
+    """Per-node mean times from onnxruntime's chrome-trace events (one `model_run` span per
+    inference, `<node>_kernel_time` spans inside it). Runs disturbed beyond
+    DISTURBED_RUN_FACTOR x the median are left out of every figure alike, so the operators'
+    times stay nested inside the total they are compared with."""
+    spans = sorted((e for e in events if e.get("cat") == "Session" and e.get("name") == "model_run"),
+                   key=lambda e: e["ts"])[dropped_runs:]
+    if not spans:
+        raise RunnerFailure("Profile", "onnxruntime's profile holds no model_run span")
+    durations = sorted(e["dur"] for e in spans)
+    limit = DISTURBED_RUN_FACTOR * durations[(len(durations) - 1) // 2]
+    kept = [e for e in spans if e["dur"] <= limit]
+    starts = [e["ts"] for e in kept]
+    ends = [e["ts"] + e["dur"] for e in kept]
+    import bisect
+
+    ops, order = {}, []
+    for e in events:
+        name = e.get("name") or ""
+        if e.get("cat") != "Node" or not name.endswith("_kernel_time"):
+            continue
+        i = bisect.bisect_right(starts, e["ts"]) - 1
+        if i < 0 or e["ts"] + e["dur"] > ends[i]:
+            continue          # a dropped or disturbed run's node
+        node = name[:-len("_kernel_time")]
+        args = e.get("args") or {}
+        if node not in ops:
+            order.append(node)
+            ops[node] = {"name": node, "op_type": args.get("op_name") or "?", "time_us": 0.0,
+                         "provider": args.get("provider"), "shapes": _shape_text(args)}
+        ops[node]["time_us"] += e["dur"]
+    n = float(len(kept))
+    for op in ops.values():
+        op["time_us"] /= n
+    total = sum(e["dur"] for e in kept) / n
+    out = [ops[k] for k in order]
+    return {"source": "onnxruntime-profiler", "unit": "us", "runs": len(kept),
+            "dropped_runs": len(spans) - len(kept) + dropped_runs, "total_us": total, "ops": out,
+            "coverage": (sum(o["time_us"] for o in out) / total) if total else 0.0}
+
+
+def ort_profile(ort, session_args, model_path, feed, runs):
+    """onnxruntime's own profiler (SessionOptions.enable_profiling) on a second session built
+    like the timed one; its trace file is read and removed. Returns (profile, wall ns per run)."""
+    import shutil
+    import tempfile
+
+    opts, providers, provider_options = session_args
+    opts.enable_profiling = True
+    tmp = tempfile.mkdtemp(prefix="runner-profile-")
+    try:
+        opts.profile_file_prefix = os.path.join(tmp, "ort")
+        with open(model_path, "rb") as f:
+            blob = f.read()
+        kwargs = {"provider_options": provider_options} if provider_options else {}
+        session = ort.InferenceSession(blob, opts, providers=providers, **kwargs)
+        wall = []
+        clock = time.perf_counter_ns
+        for i in range(runs + PROFILE_DROPPED_RUNS):
+            t0 = clock()
+            session.run(None, feed)
+            if i >= PROFILE_DROPPED_RUNS:
+                wall.append(clock() - t0)
+        path = session.end_profiling()
+        with open(path) as f:
+            events = json.load(f)
+    finally:
+        opts.enable_profiling = False
+        shutil.rmtree(tmp, ignore_errors=True)
+    return ort_trace_profile(events), wall
+
+
+def litert_profile_offer(name, version, interp):
+    """Why LiteRT's Python interpreter gives no per-operator times (checked, not assumed: a
+    release whose Interpreter grows a profiler method makes this name it instead)."""
+    hooks = [n for n in dir(interp) if "profil" in n.lower()]
+    if hooks:
+        return "%s %s exposes %s, which this runner does not read yet" % (name, version, ", ".join(hooks))
+    return ("%s %s: its Python Interpreter exposes no per-operator timing (no profiler hook; TFLite's "
+            "per-op profiles come from the C++ benchmark_model tool)" % (name, version))
 
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)

@@ -211,6 +211,7 @@ class Session:
                         # written now, as far as it got: a crash later loses only the visit in
                         # flight (the row says how many rounds it holds until the last one)
                         self._finish(device_name, device, spec, visit, self._campaign_info, final=False)
+            self._profiles(device_name, device, spec, visits)
         finally:
             restored = self._restore(device, spec)
         info = {**self._campaign_info, "restore": restored}
@@ -266,6 +267,7 @@ class Session:
         out["max_iterations"] = max(out["min_iterations"], math.ceil(int(run_spec.get("max_iterations", 1)) / rounds))
         if round_index != rounds - 1:
             out.pop("dataset", None)
+            out.pop("profile", None)   # the profiled pass follows the last round's timed loop only
         return out
 
     def _visit(self, device_name, device, spec, visit: _Visit, r: int, rounds: int, position: int) -> bool:
@@ -339,6 +341,21 @@ class Session:
         if key in self.failures:
             raise self.failures[key]
         return self._results[key]
+
+    def _profiles(self, device_name, device, spec: DeviceSpec, visits: list) -> None:
+        """Profiled variants: aligned to their model's nodes, held against the device's measured
+        peak (calibrated once per device and runtime version: harness/profile_peak.py)."""
+        from .profile_peak import profile_variant
+
+        for visit in visits:
+            if visit.key in self.failures or not visit.docs or visit.docs[-1].get("profile") is None:
+                continue
+            try:
+                profile_variant(visit.docs[-1], device_name=device_name, device=device, run_spec=visit.run_spec,
+                                model_path=visit.variant.path, input_shapes=visit.manifest.input_shapes,
+                                cache_dir=self.cache, datasheet=spec.peak)
+            except HarnessError as exc:   # the timed result stands; the profile says why it has no roofline
+                visit.docs[-1]["profile"]["roofline_error"] = str(exc).splitlines()[0]
 
     def _prepare(self, device, spec: DeviceSpec) -> list:
         """The YAML's prepare commands (a performance governor, jetson_clocks...): their exit

@@ -11,6 +11,7 @@ from . import figures, trends
 from .axes import time_unit
 from .decisions import decision_html, not_measured_html, outcomes_of
 from .page import ReportWriteError, render_page, write_page  # noqa: F401 (ReportWriteError: API)
+from .profile import profile_section
 
 
 def page_unit(df) -> tuple[str, float]:
@@ -115,9 +116,8 @@ def invalid_html(df) -> str:
 
 
 def extra_sections(store, measurements, df) -> list:
-    """Views placed after the figures (HTML, escaped by their maker). The per-operator
-    profile view belongs here."""
-    return []
+    """Views placed after the figures (HTML, escaped by their maker)."""
+    return [profile_section(measurements)]   # per-operator profiles ('' when none was taken)
 
 
 def write_report(store, out: Path, run_id: Optional[str] = None, title: str = "Edge benchmark report",
