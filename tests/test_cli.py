@@ -122,3 +122,17 @@ def test_read_only_commands_never_create_a_store(tmp_path, command):
     assert result.returncode == 2
     assert f"no store at {outside.resolve() / 'reports' / 'harness.sqlite'}" in result.stderr
     assert list(outside.iterdir()) == []
+
+
+def test_scripts_bench_passes_pytest_options_through_unchanged(tmp_path):
+    """scripts/bench as written, with a stand-in setup.sh whose `python` records its argv."""
+    import shutil
+    import subprocess
+
+    (tmp_path / "scripts").mkdir()
+    shutil.copy(REPO / "scripts" / "bench", tmp_path / "scripts" / "bench")
+    (tmp_path / "scripts" / "setup.sh").write_text('python() { printf "%s\\n" "$@" > argv.txt; }\n')
+    subprocess.run(["bash", str(tmp_path / "scripts" / "bench"), "--lf", "-k", "fp32 and not int8",
+                    "--device", "rpi5"], cwd="/", check=True, timeout=60)
+    argv = (tmp_path / "argv.txt").read_text().splitlines()
+    assert argv == ["-m", "pytest", "suites/", "--lf", "-k", "fp32 and not int8", "--device", "rpi5"]

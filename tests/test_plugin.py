@@ -166,3 +166,20 @@ def test_budget(measure, variant_case):
     settings = json.loads(sqlite3.connect(tmp / "h.sqlite").execute("select settings from runs").fetchone()[0])
     assert settings["outcomes"] == {"box|tiny/fp32": {"passed": ["test_budget"], "failed": []},
                                     "box|tiny/fp16": {"passed": [], "failed": ["test_budget"]}}
+
+
+def test_last_failed_reruns_only_the_variant_that_failed(project):
+    pytester, args, tmp = project
+    args = [a for a in args if a not in ("-p", "no:cacheprovider")]   # --lf needs pytest's cache
+    pytester.makepyfile(test_budget="""
+def test_budget(measure, variant_case):
+    measure()
+    assert variant_case[1].name != "fp16", "over budget"
+""")
+    first = pytester.runpytest_subprocess(*args, "--device", "box", "--variants", "tiny/fp*", "test_budget.py",
+                                          timeout=300)
+    first.assert_outcomes(passed=1, failed=1)
+    again = pytester.runpytest_subprocess(*args, "--device", "box", "--variants", "tiny/fp*", "test_budget.py",
+                                          "--lf", "-v", timeout=300)
+    again.assert_outcomes(failed=1, deselected=1)
+    again.stdout.fnmatch_lines(["*test_budget*box-tiny/fp16*FAILED*"])
