@@ -131,24 +131,30 @@ def measure(harness_session, variant_case, device_name, variant):
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
+    if call.when == "call":
+        _record_case(item)
     outcome = yield
-    if call.when != "call":
-        return
-    report = outcome.get_result()
     # (an InvalidMeasurement exists only once harness.validity was imported: no import here)
     validity = sys.modules.get("harness.validity")
-    if call.excinfo is not None and validity is not None and call.excinfo.errisinstance(validity.InvalidMeasurement):
-        report.longrepr = str(call.excinfo.value)   # the reasons, not a traceback
+    if call.when == "call" and call.excinfo is not None and validity is not None \
+            and call.excinfo.errisinstance(validity.InvalidMeasurement):
+        outcome.get_result().longrepr = str(call.excinfo.value)   # the reasons, not a traceback
+
+
+def _record_case(item) -> None:
+    """The test's device and variant, and its measurement's verdict, as user properties:
+    added before the call's report is made, so that report (which travels to an xdist
+    controller: the tests' outcomes per variant) and the teardown's (which JUnit XML
+    writes) both carry them."""
     callspec = getattr(item, "callspec", None)
     session = harness_state(item.config).existing_session
     if session is None or callspec is None or not {"device_name", "variant_case"} <= set(callspec.params):
         return
     manifest, recipe = callspec.params["variant_case"]
-    # on the call's report, which travels to an xdist controller: the tests' outcomes per variant
-    report.user_properties.append(("harness_case", f"{callspec.params['device_name']}|{manifest.name}/{recipe.name}"))
+    item.user_properties.append(("harness_case", f"{callspec.params['device_name']}|{manifest.name}/{recipe.name}"))
     m = session.result(callspec.params["device_name"], manifest, recipe)
     if m is not None:   # JUnit XML <property>: dashboards see which numbers to distrust
-        report.user_properties.append(("harness_validity", "; ".join([m.verdict] + m.validity.get("reasons", []))))
+        item.user_properties.append(("harness_validity", "; ".join([m.verdict] + m.validity.get("reasons", []))))
 
 
 class OutcomeRecorder:

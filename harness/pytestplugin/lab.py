@@ -29,24 +29,23 @@ def _verdicts_of_test(item) -> tuple:
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
+    measurement_id, verdicts = None, []
+    if call.when == "call":
+        # before the report is made: the call's and the teardown's report (JUnit XML) carry them
+        try:
+            measurement_id, verdicts = _verdicts_of_test(item)
+        except Exception as exc:  # a broken baseline must not crash the test run
+            item.user_properties.append(("harness_compare_error", str(exc)))
+        for v in verdicts:
+            # JUnit XML <property>: CI dashboards show which test's numbers regressed
+            if v.regression:
+                item.user_properties.append((f"harness_regression_{v.gate.metric}", v.explain()))
+        if verdicts:
+            item.user_properties.append(("harness_baseline", harness_state(item.config).baseline_run))
     outcome = yield
-    if call.when != "call":
-        return
-    report = outcome.get_result()
-    try:
-        measurement_id, verdicts = _verdicts_of_test(item)
-    except Exception as exc:  # a broken baseline must not crash the test run
-        measurement_id, verdicts = None, []
-        report.user_properties.append(("harness_compare_error", str(exc)))
-    for v in verdicts:
-        # JUnit XML <property>: CI dashboards show which test's numbers regressed
-        if v.regression:
-            report.user_properties.append((f"harness_regression_{v.gate.metric}", v.explain()))
-    if verdicts:
-        report.user_properties.append(("harness_baseline", harness_state(item.config).baseline_run))
     if measurement_id is not None:
         # a plain attribute: xdist sends report.__dict__ to the controller; JUnit never sees it
-        setattr(report, VERDICTS_ATTRIBUTE, [measurement_id, [v.to_dict() for v in verdicts]])
+        setattr(outcome.get_result(), VERDICTS_ATTRIBUTE, [measurement_id, [v.to_dict() for v in verdicts]])
 
 
 class VerdictCollector:
