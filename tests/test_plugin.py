@@ -148,7 +148,8 @@ def test_pytest_benchmark_tables_when_an_option_asks_for_them(project):
     result.stdout.fnmatch_lines(["*benchmark 'box'*", "*Name (time in *)*Min*Median*"])
     assert out.count("harness measurements") == 1
     assert out.index("harness measurements") < out.index("Name (time in")   # the harness's table first
-    assert _harness_lines(out)[-1].startswith("store: ")                        # its closing lines last
+    assert out.index("Name (time in") < out.index("\nreport: ") < out.index("\nstore: ")  # closing lines last
+    assert _harness_lines(out)[-1].startswith("store: ")
 
 
 def test_each_tests_outcome_per_variant_reaches_the_run(project):
