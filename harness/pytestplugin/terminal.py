@@ -10,6 +10,8 @@ the `report:` and `store:` lines last.
 """
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from .results_table import results_lines
@@ -51,19 +53,24 @@ def pytest_terminal_summary(terminalreporter, config):
         _write_closing(terminalreporter, state)
 
 
-def _measured(state: HarnessState) -> list:
+def table_measurements(state: HarnessState) -> list:
+    """This run's measurements, the newest of each variant and settings: a measurement taken
+    again (the device's validity.remeasure) replaces the invalid one in the table; the
+    store keeps both."""
     session = state.existing_session
     if session is None:
         return []
     # an xdist controller measured nothing itself: its workers' rows are in the store
-    return session.measured or (session.store.measurements(run_id=session.run_id) if session.run_id else [])
+    rows = session.measured or (session.store.measurements(run_id=session.run_id) if session.run_id else [])
+    newest = {(m.device, m.variant_id, json.dumps(m.settings, sort_keys=True, default=str)): m for m in rows}
+    return list(newest.values())
 
 
 def _write_results(tr, state: HarnessState) -> None:
     session = state.existing_session
     if session is None:
         return
-    measured = _measured(state)
+    measured = table_measurements(state)
     if measured:
         from ..recommend import recommend
 
@@ -96,7 +103,7 @@ def _write_closing(tr, state: HarnessState) -> None:
     session = state.existing_session
     for error in state.errors:  # also when nothing was measured: the run failed, say why
         tr.write_line(f"harness: {error}", red=True)
-    if session is not None and session.run_id and not state.errors and _measured(state):
+    if session is not None and session.run_id and not state.errors and table_measurements(state):
         from ..redaction import redact
 
         tr.ensure_newline()
