@@ -22,7 +22,8 @@ the plugin is loaded into every pytest run of an environment that has the harnes
 (benchmarks/bench_plugin_import.py measures what that costs).
 """
 
-# Order matters only for hooks of the same name without tryfirst/trylast: none here.
+# Registered in this order; hooks that must run before or after others say so (tryfirst,
+# trylast, wrapper), so nothing depends on it.
 PLUGIN_MODULES = [
     "harness.pytestplugin.options",
     "harness.pytestplugin.run",
