@@ -15,6 +15,11 @@
     harness devices status [--store URL]           who holds which board, until when
     harness search MANIFEST --device NAME --trials N [--study NAME] [--store URL] [--report PATH]
     harness profile MANIFEST --device NAME --variant ID [--top N] [--store URL]   where the time goes
+
+Run from anywhere inside a project: the defaults (devices/, models/, reports/harness.sqlite,
+the variant cache) are the project root's (harness.project: the nearest folder up with a
+devices/ inventory or a pyproject.toml declaring edge-harness). Commands that read the store
+never create one: a missing store is "no store at PATH".
 """
 from __future__ import annotations
 
@@ -28,20 +33,31 @@ from pathlib import Path
 from . import __version__, zoo
 from .errors import HarnessError
 from .inventory import Inventory
+from .project import project_root
+
+# Defaults below are relative to the project root (harness.project), found by walking up
+# from the current directory; paths a user types stay relative to where they typed them.
+DEFAULT_STORE_FILE = Path("reports") / "harness.sqlite"
+
+
+def _root() -> Path:
+    return project_root()
 
 
 def _inventory(args) -> Inventory:
     # A --devices-dir given must exist; the default may be missing (the built-in local device).
     if args.devices_dir is not None:
         return Inventory(args.devices_dir)
-    return Inventory("devices" if Path("devices").is_dir() else None)
+    default = _root() / "devices"
+    return Inventory(default if default.is_dir() else None)
 
 
 def _models_dir(args) -> Path | None:
     """The manifests directory, None when the default one is missing; a given one must exist."""
     if args.models_dir is not None:
         return Path(args.models_dir)
-    return Path("models") if Path("models").is_dir() else None
+    default = _root() / "models"
+    return default if default.is_dir() else None
 
 
 def cmd_devices_list(args) -> int:
@@ -116,7 +132,7 @@ def cmd_devices_clean(args) -> int:
 def _manifests(args) -> list:
     if args.manifests:
         return [zoo.load_manifest(Path(p)) for p in args.manifests]
-    return zoo.load_manifests(Path(args.models_dir or "models"))
+    return zoo.load_manifests(Path(args.models_dir) if args.models_dir else _root() / "models")
 
 
 def cmd_variants_list(args) -> int:
@@ -140,7 +156,7 @@ def cmd_variants_build(args) -> int:
         for recipe in tqdm(manifest.variants, desc=manifest.name, unit="variant", file=sys.stderr,
                            disable=args.quiet):
             try:
-                rows.append(zoo.build_variant(manifest, recipe, Path(args.cache)))
+                rows.append(zoo.build_variant(manifest, recipe, _cache(args)))
             except HarnessError as exc:
                 rows.append(Failure(manifest.name, recipe.name, recipe.technique, str(exc)))
                 failed += 1
@@ -157,21 +173,21 @@ def cmd_variants_build(args) -> int:
     return 1 if failed else 0
 
 
+def _cache(args) -> Path:
+    return Path(args.cache) if args.cache else _root() / zoo.DEFAULT_CACHE
+
+
 def cmd_report(args) -> int:
     from .report import write_report
-    from .store import Store
 
     target = args.target
-    if "://" in target:
-        url, out = target, Path(args.out or "reports/report.html")
+    if target is not None and "://" in target:
+        url, out = target, Path(args.out) if args.out else _root() / "reports" / "report.html"
     else:
-        folder = Path(target)
-        url = f"sqlite:///{folder / 'harness.sqlite'}"
-        if not (folder / "harness.sqlite").is_file():
-            raise HarnessError(f"{folder}: no harness.sqlite store here; run the suites first, "
-                               f"or pass a store URL")
+        folder = Path(target) if target is not None else _root() / "reports"
+        url = f"sqlite:///{folder / DEFAULT_STORE_FILE.name}"
         out = Path(args.out) if args.out else folder / "report.html"
-    store = Store(url)
+    store = open_existing_store(url)
     run_id = None if args.run == "all" else store.resolve_run(args.run)  # an id, 'latest' or a tag
     # the manifests' accuracy budgets for the decision summary, where the models are here
     models = _models_dir(args)
@@ -190,10 +206,27 @@ def cmd_report(args) -> int:
 # ------------------------------------------------------------------ lab CI commands
 
 
-def _store(args):
+def sqlite_file(url: str) -> Path | None:
+    """The database file of a sqlite URL (None for another backend or an in-memory one)."""
+    if not url.startswith("sqlite:///"):
+        return None
+    database = url[len("sqlite:///"):].split("?", 1)[0]
+    return Path(database) if database not in ("", ":memory:") else None
+
+
+def open_existing_store(url: str):
+    """A store the commands only read (or prune): one that is not there is an error, never a
+    new empty database made where the user happens to stand."""
     from .store import Store
 
-    return Store(args.store)
+    path = sqlite_file(url)
+    if path is not None and not path.is_file():
+        raise HarnessError(f"no store at {path}: run the suites first (pytest suites/), or pass --store URL")
+    return Store(url)
+
+
+def _store(args):
+    return open_existing_store(args.store or f"sqlite:///{_root() / DEFAULT_STORE_FILE}")
 
 
 def cmd_runs(args) -> int:
@@ -284,12 +317,13 @@ def _mb(n) -> str:
 def cmd_store_stats(args) -> int:
     from .store import redact
 
-    figures = _store(args).stats()
+    store = _store(args)
+    figures = store.stats()
     if args.json:
         print(json.dumps(figures, indent=2))
         return 0
     per = figures["bytes_per_sample"]
-    print(f"store {redact(args.store)}: {figures['runs']} runs, {figures['measurements']} measurements "
+    print(f"store {redact(store.url)}: {figures['runs']} runs, {figures['measurements']} measurements "
           f"({figures['with_samples']} with samples, {figures['pruned']} without)")
     print(f"samples: {figures['samples']} in {_mb(figures['sample_bytes'])}"
           + (f" ({per:.2f} bytes per sample)" if per is not None else ""))
@@ -323,10 +357,8 @@ def cmd_devices_status(args) -> int:
 
 
 def _add_lab_parsers(sub, devices_sub) -> None:
-    from .store import DEFAULT_URL
-
     def with_store(p):
-        p.add_argument("--store", default=DEFAULT_URL, help=f"store URL (default: {DEFAULT_URL})")
+        p.add_argument("--store", help=f"store URL (default: sqlite:///<project root>/{DEFAULT_STORE_FILE})")
         return p
 
     runs = with_store(sub.add_parser("runs", help="run history: id, time, git commit, tag, devices"))
@@ -398,8 +430,10 @@ def _add_profile_parser(sub) -> None:
 
 
 def _add_common_options(parser, default):
-    parser.add_argument("--devices-dir", default=default, help="inventory directory (default: devices, when it exists)")
-    parser.add_argument("--models-dir", default=default, help="model manifests directory (default: models)")
+    parser.add_argument("--devices-dir", default=default,
+                        help="inventory directory (default: <project root>/devices, when it exists)")
+    parser.add_argument("--models-dir", default=default,
+                        help="model manifests directory (default: <project root>/models)")
 
 
 def _common_options_everywhere(parser) -> None:
@@ -438,13 +472,14 @@ def build_parser() -> argparse.ArgumentParser:
     for name, func in (("list", cmd_variants_list), ("build", cmd_variants_build)):
         p = vsub.add_parser(name)
         p.add_argument("manifests", nargs="*", help="model manifests (default: every models/*.yaml)")
-        p.add_argument("--cache", default=str(zoo.DEFAULT_CACHE), help="variant cache directory")
+        p.add_argument("--cache", help=f"variant cache directory (default: <project root>/{zoo.DEFAULT_CACHE})")
         p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
         p.set_defaults(func=func)
 
     report = sub.add_parser("report", help="rebuild the HTML report from the store")
-    report.add_argument("target", nargs="?", default="reports",
-                        help="a reports directory holding harness.sqlite, or a store URL (default: reports)")
+    report.add_argument("target", nargs="?",
+                        help="a reports directory holding harness.sqlite, or a store URL "
+                             "(default: <project root>/reports)")
     report.add_argument("--out", help="HTML file to write (default: <dir>/report.html)")
     report.add_argument("--run", default="latest",
                         help="a run id, 'latest', a run tag or 'all' (default: latest, the newest run)")

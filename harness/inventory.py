@@ -239,9 +239,10 @@ class Inventory:
                           f"no such device{hint}")
 
     def select(self, pattern: str) -> list[str]:
-        """The devices a `--device` word names: a device's name, else every device carrying
-        it as a tag, else every name matching it as a glob (`rpi*`); an error naming the known
-        names and tags, with a "did you mean", when none does."""
+        """The devices a `--device` word names: a device's name; else every device whose
+        name starts with it as a whole dash-separated part (`qemu` selects qemu-m3 and qemu-m4)
+        or whose tags carry it; else every name matching it as a glob (`rpi*`); an error
+        naming the known names and tags, with a "did you mean", when none does."""
         import fnmatch
 
         if pattern in self._files or pattern == "local":
@@ -252,9 +253,10 @@ class Inventory:
                 specs.append(self.get(name))
             except ConfigError:
                 continue   # a broken file is reported when it is asked for by name
-        tagged = [s.name for s in specs if pattern in s.tags]
-        if tagged:
-            return tagged
+        matched = [n for n in self.names() if n.startswith(pattern + "-")
+                   or any(s.name == n and pattern in s.tags for s in specs)]
+        if matched:
+            return matched
         globbed = [n for n in self.names() if fnmatch.fnmatchcase(n, pattern)]
         if globbed:
             return globbed

@@ -132,6 +132,7 @@ class Session:
     def variant(self, manifest: zoo.Manifest, recipe: zoo.VariantRecipe) -> zoo.Variant:
         key = f"{manifest.name}/{recipe.name}"
         if key not in self._variants:
+            self.progress(f"building {key} ({recipe.technique})")
             self._variants[key] = zoo.build_variant(manifest, recipe, self.cache)
         return self._variants[key]
 
@@ -203,8 +204,8 @@ class Session:
             for r in range(rounds):
                 alive = [v for v in visits if v.key not in self.failures]
                 order = rng.sample(alive, len(alive))
-                self.progress(f"{device_name}: round {r + 1}/{rounds}: {len(order)} variant(s) in a shuffled "
-                              f"order (seed {self.order_seed})")
+                self.progress(f"{device_name}: round {r + 1}/{rounds} (order seed {self.order_seed}): "
+                              + ", ".join(f"{v.manifest.name}/{v.recipe.name}" for v in order))
                 self.before_round(device_name, r)
                 for position, visit in enumerate(order):
                     if self._visit(device_name, device, spec, visit, r, rounds, position) and r < rounds - 1:

@@ -5,7 +5,7 @@ group is the device; memory, energy, accuracy and the model hash are in extra_in
 (docs/pytest-benchmark.md). --benchmark-skip skips this test, --benchmark-only runs only
 it, --benchmark-disable measures without recording.
 """
-from harness.benchmark_bridge import record
+from harness.pytestplugin.benchmark_bridge import record
 
 
 def test_device(benchmark, measure):

@@ -31,3 +31,18 @@ def test_the_demo_inventory_answers_the_readme_commands(repo):
     inv = Inventory(repo / "devices")
     assert inv.select("jetson") == ["jetson-orin-nano"]
     assert "qemu-m3" in inv.select("mcu")
+
+
+def test_a_word_selects_every_device_whose_name_or_tags_match(tmp_path):
+    (tmp_path / "jetson-nano.yaml").write_text("kind: local\n")          # no tags: found by its name
+    (tmp_path / "rpi5ish.yaml").write_text("kind: local\n")              # 'rpi5' is no whole part of it
+    inv = inventory(tmp_path)
+    assert inv.select("jetson") == ["jetson-nano", "orin"]              # a name's first part, and a tag
+    assert inv.select("rpi5") == ["rpi5-a", "rpi5-b"]
+    assert inv.select("jetson-nano") == ["jetson-nano"]                 # a full name: that device alone
+
+
+def test_the_demo_inventory_selects_families_by_name(repo):
+    inv = Inventory(repo / "devices")
+    assert inv.select("nucleo") == ["nucleo-l4r5zi", "nucleo-l4r5zi-prebuilt"]
+    assert inv.select("qemu") == ["qemu-m3", "qemu-m4"]

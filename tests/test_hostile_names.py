@@ -199,7 +199,7 @@ def test_run_tags(pytester, tmp_path, tag):
         assert "--run-tag" in str(exc), exc
         event("refused at --run-tag")
     else:
-        from harness.plugin import harness_state  # the plugin's state: its session stores the tag
+        from harness.pytestplugin.state import harness_state  # the plugin's state: its session stores the tag
 
         session = harness_state(config).session
         run_id = session.start_run()

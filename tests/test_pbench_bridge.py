@@ -1,4 +1,4 @@
-"""harness.benchmark_bridge without a device: a Measurement becomes a pytest-benchmark result."""
+"""harness.pytestplugin.benchmark_bridge without a device: a Measurement becomes a pytest-benchmark result."""
 from __future__ import annotations
 
 import json
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from pytest_benchmark.fixture import FixtureAlreadyUsed
 
-from harness import benchmark_bridge as bridge
+from harness.pytestplugin import benchmark_bridge as bridge
 from harness.measurement import Measurement, Memory
 from harness.stats import summarize
 
@@ -99,7 +99,7 @@ def test_machine_info_lists_the_runs_devices_publicly():
     spec = SimpleNamespace(public=lambda: {"name": "rpi5", "kind": "ssh", "options": {"host": "rpi5.lab"}})
     state = SimpleNamespace(device_names=["rpi5"], inventory=SimpleNamespace(get=lambda name: spec))
     info = {"node": "ci-runner"}
-    bridge.MachineInfo(state).pytest_benchmark_update_machine_info(config=None, machine_info=info)
+    bridge.MachineInfo(lambda: state).pytest_benchmark_update_machine_info(config=None, machine_info=info)
     assert info == {"node": "ci-runner", "harness_devices": {"rpi5": spec.public()}}
 
 
@@ -124,7 +124,7 @@ class FakeConfig:
     (FakeConfig(dist="load", benchmark_disable=True), ["harness-benchmark-bridge"]),
 ], ids=["plain", "xdist-controller", "xdist-worker", "worker-disabled", "controller-disabled"])
 def test_xdist_hand_over_only_when_benchmarks_are_wanted(config, plugins):
-    bridge.configure(config, state=None)
+    bridge.register_plugins(config)
     assert config.registered == plugins
 
 

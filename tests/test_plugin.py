@@ -102,3 +102,85 @@ def test_runtime_promised_but_missing_on_the_device_is_a_skip(project):
                                            timeout=300)
     result.assert_outcomes(skipped=2)
     result.stdout.fnmatch_lines(["*old: RuntimeMissing*tflite_runtime is not installed*"])
+
+
+# ------------------------------------------------------------------ the terminal
+
+BENCHMARK_SUITE = """\
+from harness.pytestplugin.benchmark_bridge import record
+
+def test_device(benchmark, measure):
+    record(benchmark, measure())
+"""
+
+
+def _harness_lines(text: str) -> list:
+    """The lines the harness wrote (progress, table, report and store), in order."""
+    return [line for line in text.splitlines() if line.startswith(("harness", "report: ", "store: ", "box "))]
+
+
+def test_the_terminal_shows_progress_one_table_and_the_report_and_store_last(project):
+    pytester, args, tmp = project
+    pytester.makepyfile(test_bench=BENCHMARK_SUITE)
+    result = pytester.runpytest_subprocess(*args, "--device", "box", "--variants", "tiny/fp*", "--rounds", "2",
+                                           "--order-seed", "7", timeout=300)
+    result.assert_outcomes(passed=4, skipped=2)
+    out = result.stdout.str()
+    # progress names each variant built, and the device, round and variants while measuring
+    result.stdout.fnmatch_lines(["harness: building tiny/fp32 (fp32)", "harness: building tiny/fp16 (fp16)"],
+                                consecutive=False)
+    result.stdout.fnmatch_lines(["harness: box: round 1/2 (order seed 7): tiny/fp*, tiny/fp*",
+                                 "harness: box: round 2/2 (order seed 7): tiny/fp*, tiny/fp*"])
+    # one results table: pytest-benchmark's own is not shown, nor its banner
+    assert out.count("harness measurements") == 1
+    assert "benchmark 'box'" not in out and "Name (time in" not in out and "automatically disabled" not in out
+    lines = _harness_lines(out)
+    assert lines[-2:] == [f"report: {tmp / 'r.html'}", f"store: sqlite:///{tmp / 'h.sqlite'}"]
+
+
+def test_pytest_benchmark_tables_when_an_option_asks_for_them(project):
+    pytester, args, tmp = project
+    pytester.makepyfile(test_bench=BENCHMARK_SUITE)
+    result = pytester.runpytest_subprocess(*args, "--device", "box", "--variants", "tiny/fp32",
+                                           "--benchmark-columns", "min,median", timeout=300)
+    result.assert_outcomes(passed=2, skipped=1)
+    out = result.stdout.str()
+    result.stdout.fnmatch_lines(["*benchmark 'box'*", "*Name (time in *)*Min*Median*"])
+    assert out.count("harness measurements") == 1
+    assert out.index("harness measurements") < out.index("Name (time in")   # the harness's table first
+    assert out.index("Name (time in") < out.index("\nreport: ") < out.index("\nstore: ")  # closing lines last
+    assert _harness_lines(out)[-1].startswith("store: ")
+
+
+def test_each_tests_outcome_per_variant_reaches_the_run(project):
+    pytester, args, tmp = project
+    pytester.makepyfile(test_budget="""
+def test_budget(measure, variant_case):
+    measure()
+    assert variant_case[1].name != "fp16", "over budget"
+""")
+    result = pytester.runpytest_subprocess(*args, "--device", "box", "--variants", "tiny/fp*", "test_budget.py",
+                                           timeout=300)
+    result.assert_outcomes(passed=1, failed=1)
+    import json
+
+    settings = json.loads(sqlite3.connect(tmp / "h.sqlite").execute("select settings from runs").fetchone()[0])
+    assert settings["outcomes"] == {"box|tiny/fp32": {"passed": ["test_budget"], "failed": []},
+                                    "box|tiny/fp16": {"passed": [], "failed": ["test_budget"]}}
+
+
+def test_last_failed_reruns_only_the_variant_that_failed(project):
+    pytester, args, tmp = project
+    args = [a for a in args if a not in ("-p", "no:cacheprovider")]   # --lf needs pytest's cache
+    pytester.makepyfile(test_budget="""
+def test_budget(measure, variant_case):
+    measure()
+    assert variant_case[1].name != "fp16", "over budget"
+""")
+    first = pytester.runpytest_subprocess(*args, "--device", "box", "--variants", "tiny/fp*", "test_budget.py",
+                                          timeout=300)
+    first.assert_outcomes(passed=1, failed=1)
+    again = pytester.runpytest_subprocess(*args, "--device", "box", "--variants", "tiny/fp*", "test_budget.py",
+                                          "--lf", "-v", timeout=300)
+    again.assert_outcomes(failed=1, deselected=1)
+    again.stdout.fnmatch_lines(["*test_budget*box-tiny/fp16*FAILED*"])

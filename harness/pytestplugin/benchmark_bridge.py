@@ -16,6 +16,10 @@ it unchanged: ``--benchmark-skip`` skips it, ``--benchmark-only`` runs only it,
 pytest-benchmark disables itself, workers hand their device results to the controller,
 which records them. The other suites never create benchmarks.
 
+In a run that benchmarks devices, pytest-benchmark's own tables, saving and xdist banner
+appear only when a ``--benchmark-*`` option asks for them: the harness prints one results
+table, and a user who wants pytest-benchmark's (or its JSON, saving, comparing) says so.
+
 Without pytest-benchmark (not installed, or ``-p no:benchmark``) a stand-in
 ``benchmark`` fixture skips such tests with a reason; the harness works as before.
 See docs/pytest-benchmark.md.
@@ -23,13 +27,19 @@ See docs/pytest-benchmark.md.
 from __future__ import annotations
 
 import json
+import os
+import shlex
 from dataclasses import asdict
 from types import SimpleNamespace
+from typing import TYPE_CHECKING
 
 import pytest
 
-from .errors import HarnessError
-from .measurement import Measurement
+from ..errors import HarnessError
+from .state import benchmarking, harness_state
+
+if TYPE_CHECKING:
+    from ..measurement import Measurement
 
 PYTEST_BENCHMARK = "benchmark"  # pytest-benchmark's pytest11 entry-point name (-p no:benchmark)
 DEVICE_TIMER = "device: runner perf_counter_ns per inference"
@@ -42,12 +52,31 @@ def active(config) -> bool:
     return config.pluginmanager.hasplugin(PYTEST_BENCHMARK)
 
 
-def configure(config, state) -> None:
-    """Called from the harness's pytest_configure: add machine info, or the stand-in fixture."""
+def asks_for_pytest_benchmark(config) -> bool:
+    """A --benchmark-* option on the command line, in PYTEST_ADDOPTS or in the ini's addopts."""
+    words = [*config.invocation_params.args, *shlex.split(os.environ.get("PYTEST_ADDOPTS", "")),
+             *config.getini("addopts")]
+    return any(str(word).startswith("--benchmark-") for word in words)
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-benchmark's (trylast) makes its BenchmarkSession
+def pytest_configure(config):
+    if active(config) and benchmarking(config) and not asks_for_pytest_benchmark(config):
+        # Nobody asked for pytest-benchmark's tables: the harness's table is the one shown.
+        # Disabled, record() keeps the measurement (stored by the harness) and pytest-benchmark
+        # shows nothing: no tables, no empty tables and no "automatically disabled" banner
+        # under xdist.
+        config.option.benchmark_disable, config.option.benchmark_enable = True, False
+        config.option.benchmark_quiet = True
+    register_plugins(config)
+
+
+def register_plugins(config) -> None:
+    """Machine info for pytest-benchmark (and the xdist hand-over), or the stand-in fixture."""
     if not active(config):
         config.pluginmanager.register(StandIn(), "harness-benchmark-standin")
         return
-    config.pluginmanager.register(MachineInfo(state), "harness-benchmark-bridge")
+    config.pluginmanager.register(MachineInfo(lambda: harness_state(config)), "harness-benchmark-bridge")
     # pytest-benchmark disables itself under xdist (host timings from parallel workers are
     # not trustworthy). Device timings are taken on the device, so the workers hand their
     # results to the controller, which records them as if measured there.
@@ -68,7 +97,7 @@ def record(benchmark, measurement: Measurement) -> None:
         from pytest_benchmark.fixture import FixtureAlreadyUsed
 
         raise FixtureAlreadyUsed(f"fixture already used in this test in {benchmark._mode!r} mode")
-    benchmark._mode = "harness.benchmark_bridge.record(...)"  # used: no "fixture not used" warning
+    benchmark._mode = "harness.pytestplugin.benchmark_bridge.record(...)"  # used: no "fixture not used" warning
     benchmark.group = benchmark.group or measurement.device  # a @pytest.mark.benchmark(group=) wins
     benchmark.params = plain_params(benchmark.params, measurement)
     benchmark.extra_info.update(extra_info(measurement))
@@ -172,11 +201,12 @@ class MachineInfo:
     """
 
     def __init__(self, state):
-        self.state = state
+        self.state = state   # () -> HarnessState: made after this plugin is registered
 
     def pytest_benchmark_update_machine_info(self, config, machine_info):
+        state = self.state()
         try:
-            devices = {name: self.state.inventory.get(name).public() for name in self.state.device_names}
+            devices = {name: state.inventory.get(name).public() for name in state.device_names}
         except HarnessError as exc:  # the harness reports inventory errors itself
             devices = {"error": str(exc)}
         machine_info["harness_devices"] = json.loads(json.dumps(devices, default=_json_default))

@@ -4,7 +4,7 @@ the validity verdict; the reasons of invalid measurements and each device's nois
 follow the table."""
 from __future__ import annotations
 
-from . import decide
+import math
 
 REFERENCE_TECHNIQUE = "fp32"
 
@@ -37,11 +37,13 @@ def _sig(value: float) -> str:
     """Three significant digits, never scientific for the ranges latencies take."""
     if value == 0:
         return "0"
-    digits = max(0, 2 - int(__import__("math").floor(__import__("math").log10(abs(value)))))
+    digits = max(0, 2 - int(math.floor(math.log10(abs(value)))))
     return f"{value:.{digits}f}"
 
 
 def _against_reference(m, reference, floor) -> str:
+    from .. import decide
+
     if reference is None or reference is m:
         return "ref" if reference is m else "-"
     relation, ratio = decide.latency_relation(reference, m, floor)
@@ -50,7 +52,9 @@ def _against_reference(m, reference, floor) -> str:
     return decide.speed_text(relation, ratio)
 
 
-def summary_lines(measurements) -> list[str]:
+def results_lines(measurements) -> list[str]:
+    from .. import decide   # numpy: imported when there is something to show
+
     measurements = list(measurements)
     floors = decide.noise_floor(measurements)
     refs = {(m.device, m.model): m for m in measurements if m.technique == REFERENCE_TECHNIQUE
