@@ -51,7 +51,8 @@ class Option:
     def get(self, source, where: str, mapping: dict, key: str):
         """mapping[key] checked (or the default); errors name the file, the field and what
         is expected."""
-        value = schema.get(source, where, mapping, key, self.types, self.default, choices=self.choices,
+        choices = None if self.items is not None else self.choices  # a list's choices are its items'
+        value = schema.get(source, where, mapping, key, self.types, self.default, choices=choices,
                            minimum=self.minimum, maximum=self.maximum, required=self.required)
         if self.items is not None and mapping.get(key) is not None:
             value = schema.get_list(source, where, mapping, key, self.items, choices=self.choices)
@@ -222,7 +223,9 @@ def _same(a, b) -> bool:
 
 
 def _describe(obj) -> str:
-    return f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', type(obj).__name__)}"
+    if hasattr(obj, "__qualname__"):
+        return f"{obj.__module__}.{obj.__qualname__}"
+    return repr(obj)
 
 
 # ------------------------------------------------------------------ the docs
