@@ -121,11 +121,10 @@ def parse_device(data, source, default_name: str) -> DeviceSpec:
 
     caps = schema.get(source, "", data, "capabilities", dict, {})
     schema.check_keys(source, "capabilities", caps, ("runtimes", "providers", "power"))
-    capabilities = Capabilities(
-        runtimes=tuple(schema.get_list(source, "capabilities", caps, "runtimes", str, choices=KNOWN_RUNTIMES)),
-        providers=tuple(schema.get_list(source, "capabilities", caps, "providers", str)),
-        power=tuple(schema.get_list(source, "capabilities", caps, "power", str)),
-    )
+    runtimes = tuple(schema.get_list(source, "capabilities", caps, "runtimes", str, choices=KNOWN_RUNTIMES))
+    providers = tuple(schema.get_list(source, "capabilities", caps, "providers", str))
+    declared_power = (schema.get_list(source, "capabilities", caps, "power", str)
+                      if caps.get("power") is not None else None)   # None: the meters declared
 
     raw_settings = schema.get(source, "", data, "settings", dict, {})
     schema.check_keys(source, "settings", raw_settings, SETTINGS_DEFAULTS)
@@ -158,6 +157,9 @@ def parse_device(data, source, default_name: str) -> DeviceSpec:
 
     emulated = bool(schema.get(source, "", data, "emulated", bool, False) or data.get("emulation"))
     options = driver.validate_options(schema.get(source, "", data, kind, dict, {}), source)
+    meters = tuple(dict.fromkeys([entry["meter"] for entry in power] + list(driver.meters_in_options(options))))
+    capabilities = Capabilities(runtimes=runtimes, providers=providers,
+                                power=_power_capability(source, declared_power, meters))
     return DeviceSpec(
         name=name, kind=kind, source=str(source),
         description=schema.get(source, "", data, "description", str, ""),
@@ -174,6 +176,21 @@ def parse_device(data, source, default_name: str) -> DeviceSpec:
         prepare=_commands(source, data, "prepare"),
         restore=_commands(source, data, "restore"),
     )
+
+
+def _power_capability(source, declared, meters: tuple) -> tuple:
+    """The meters a device has: those its YAML names (``power:``, a kind's own monitor).
+    ``capabilities.power`` need not repeat them; where it is written, each name must be one
+    of them (a name with no meter behind it would run power tests that measure nothing)."""
+    if declared is None:
+        return meters
+    for i, name in enumerate(declared):
+        if name not in meters:
+            raise ConfigError(source, f"capabilities.power[{i}]",
+                              "a meter the device declares (" + (", ".join(meters) or "none") + ")", name,
+                              f"add {{meter: {name}}} under power:, or drop capabilities.power: it is "
+                              "filled from power: by itself")
+    return tuple(declared)
 
 
 def _commands(source, data: dict, key: str) -> tuple:

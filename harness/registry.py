@@ -62,7 +62,9 @@ class Option:
     # -- the docs' words for it
     def type_words(self) -> str:
         if self.items is not None:
-            return f"list of {schema.describe(self.items)}"
+            return "a list of " + _PLURAL.get(self.items, schema.describe(self.items))
+        if self.types is object:
+            return "any"
         return schema.describe(self.types)
 
     def allowed_words(self) -> str:
@@ -81,7 +83,12 @@ class Option:
             return "-"
         if isinstance(self.default, bool):
             return "true" if self.default else "false"
-        return f"`{self.default}`" if not isinstance(self.default, (list, tuple)) or self.default else "`[]`"
+        if isinstance(self.default, (list, tuple)):  # as YAML writes it
+            return "`[" + ", ".join(map(str, self.default)) + "]`"
+        return f"`{self.default}`"
+
+
+_PLURAL = {str: "strings", int: "integers", float: "numbers", dict: "mappings"}
 
 
 def check_options(source, where: str, mapping: Any, table: Mapping[str, Option], also: Iterable[str] = (),
@@ -247,15 +254,14 @@ def options_markdown() -> str:
            "",
            "## Device kinds (`kind:`, and the kind's own section of a device YAML)", ""]
     for name, cls in kind_registry.items():
-        out += [f"### `{name}`", "", (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else "", ""]
+        out += [f"### `{name}`", "", _summary(cls), ""]
         out += [markdown_table(cls.OPTIONS, prefix=f"{name}."), ""] if cls.OPTIONS else ["No options.", ""]
         for section, table in cls.SECTIONS.items():
             out += [markdown_table(table, prefix=f"{name}.{section}."), ""]
     out += ["## Power meters (`power:` entries of a device YAML)", "",
             "Every entry also takes `meter` (the name) and `label` (how reports name it).", ""]
     for name, cls in meter_registry.items():
-        doc = (cls.__doc__ or "").strip().splitlines()
-        out += [f"### `{name}`", "", doc[0] if doc else "", ""]
+        out += [f"### `{name}`", "", _summary(cls), ""]
         out += [markdown_table(cls.OPTIONS), ""] if cls.OPTIONS else ["No options.", ""]
     out += ["## Compression techniques (`technique:` and `params:` of a model manifest's variant)", ""]
     for name, technique in technique_registry.items():
@@ -263,6 +269,12 @@ def options_markdown() -> str:
                 f"Takes {', '.join(technique.formats)} models.", ""]
         out += [markdown_table(technique.options, prefix="params."), ""] if technique.options else ["No params.", ""]
     return "\n".join(line.rstrip() for line in out).rstrip() + "\n"
+
+
+def _summary(cls) -> str:
+    """The first paragraph of a class's docstring, else of its module's, on one line."""
+    doc = cls.__doc__ or sys.modules[cls.__module__].__doc__ or ""
+    return " ".join(doc.strip().split("\n\n")[0].split())
 
 
 def main(argv=None) -> int:
