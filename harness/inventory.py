@@ -104,14 +104,14 @@ class DeviceSpec:
 
 
 def parse_device(data, source, default_name: str) -> DeviceSpec:
-    from .devices import device_class, known_kinds
+    from .devices import device_class, kind_registry, known_kinds
 
     if not isinstance(data, dict):
         raise ConfigError(source, "(top level)", "a mapping of device fields", type(data).__name__)
     kind = schema.get(source, "", data, "kind", str, required=True)
-    kinds = known_kinds()
-    if kind not in kinds:
-        raise ConfigError(source, "kind", "one of " + ", ".join(kinds), kind)
+    if kind not in known_kinds():
+        expected, hint = kind_registry.expected(kind)
+        raise ConfigError(source, "kind", expected, kind, hint)
     schema.check_keys(source, "", data, TOP_LEVEL + (kind,), required=("kind",))
     # The name keys leases, stores, reports and test ids: one safe alphabet (harness.names).
     names.check_name(source, "name (the file's stem)", default_name)

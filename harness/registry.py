@@ -146,6 +146,7 @@ class Registry:
         """Register ``obj`` as ``name``; without ``obj``, a class or function decorator."""
         if obj is None:
             return lambda o: self.register(name, o)
+        self._import_modules()   # a built-in's name is taken even before anyone asked for it
         self._refuse_duplicate(name, obj)
         if isinstance(obj, type):
             setattr(obj, self.attribute, name)

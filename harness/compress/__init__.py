@@ -34,7 +34,7 @@ def technique(name: str, options=None, formats=("onnx",), description="", params
     def decorator(fn):
         technique_registry.register(name, Technique(
             name=name, build=fn, options=table, formats=tuple(formats),
-            description=description or (fn.__doc__ or "").strip().splitlines()[0]))
+            description=description or next(iter((fn.__doc__ or "").strip().splitlines()), "")))
         return fn
     return decorator
 
