@@ -133,7 +133,8 @@ def _responses(model, layers, x):
 
 
 @technique("low-rank", options={
-               "energy": Option(float, 0.9, minimum=0.01, maximum=1.0, help="share of the singular values' energy kept"),
+               "energy": Option(float, 0.9, minimum=0.01, maximum=1.0,
+                                help="share of the singular values' energy kept"),
                "rank": Option(int, None, minimum=1, help="one fixed rank for every layer (instead of energy)"),
                "method": Option(str, None, choices=("response", "svd"),
                                 help="svd of the weights, or of the layer's responses to calibration data "

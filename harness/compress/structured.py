@@ -132,7 +132,8 @@ def prune_channels(model, ratio: float) -> dict:
 
 
 @technique("prune-structured", options={
-               "ratio": Option(float, 0.5, minimum=0.0, maximum=0.95, help="share of filters/neurons removed per layer"),
+               "ratio": Option(float, 0.5, minimum=0.0, maximum=0.95,
+                               help="share of filters/neurons removed per layer"),
                "fine_tune": Option(bool, True, help="retrain after pruning when the manifest has a training hook"),
            },
            description="Filter/neuron pruning by L1 norm that shrinks tensors and the graph")
