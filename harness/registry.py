@@ -201,7 +201,7 @@ class Registry:
         plugins = self._entry_points()
         if name in plugins:
             obj = plugins[name].load()
-            if isinstance(obj, type) and not getattr(obj, self.attribute, ""):
+            if isinstance(obj, type):   # the entry point's name is the one name (not an inherited one)
                 setattr(obj, self.attribute, name)
             self._loaded[name] = obj
             return obj

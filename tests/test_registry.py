@@ -177,3 +177,28 @@ def test_repo_device_files_still_load():
     for path in sorted((REPO / "devices").glob("*.yaml")):
         data = yaml.safe_load(path.read_text())
         parse_device(data, path, path.stem)
+
+
+def _dist(tmp_path, monkeypatch, entry_points: str):
+    """A third-party distribution on sys.path declaring these entry points (what pip installs)."""
+    info = tmp_path / "thirdparty_kinds-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: thirdparty-kinds\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text(entry_points)
+    (tmp_path / "thirdparty_kinds.py").write_text(
+        "from harness.devices.local import LocalDevice\n\nclass Board(LocalDevice):\n    pass\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+
+def test_a_kind_from_an_entry_point_is_named_by_it(tmp_path, monkeypatch):
+    _dist(tmp_path, monkeypatch, "[harness.devices]\nthirdparty-board = thirdparty_kinds:Board\n")
+    assert "thirdparty-board" in kind_registry.names()
+    spec = parse_device({"kind": "thirdparty-board"}, "devices/b.yaml", "b")
+    assert kind_registry.get("thirdparty-board").kind == "thirdparty-board" and spec.kind == "thirdparty-board"
+
+
+def test_an_entry_point_taking_a_built_in_name_is_refused(tmp_path, monkeypatch):
+    _dist(tmp_path, monkeypatch, "[harness.devices]\nssh = thirdparty_kinds:Board\n")
+    with pytest.raises(RegistryError, match=r"entry point 'ssh' \(thirdparty_kinds:Board\) of group "
+                                            r"harness.devices names a device kind that is already registered"):
+        kind_registry.names()
