@@ -140,6 +140,8 @@ class Registry:
         self._registered: dict[str, Any] = {}
         self._loaded: dict[str, Any] = {}   # built-ins and entry points, once imported
         self._modules_imported = False
+        self._importing_builtins = False
+        self._from_builtin_modules: set = set()   # names the built-in modules registered
 
     # -- registering
     def register(self, name: str, obj=None):
@@ -151,6 +153,8 @@ class Registry:
         if isinstance(obj, type):
             setattr(obj, self.attribute, name)
         self._registered[name] = obj
+        if self._importing_builtins:
+            self._from_builtin_modules.add(name)
         return obj
 
     def _refuse_duplicate(self, name: str, obj) -> None:
@@ -168,8 +172,12 @@ class Registry:
     def _import_modules(self) -> None:
         if not self._modules_imported:
             self._modules_imported = True
-            for module in self.modules:
-                importlib.import_module(module)
+            self._importing_builtins = True
+            try:
+                for module in self.modules:
+                    importlib.import_module(module)
+            finally:
+                self._importing_builtins = False
 
     def _entry_points(self) -> dict:
         found = {}
@@ -223,6 +231,11 @@ class Registry:
     def items(self) -> list[tuple[str, Any]]:
         return [(name, self.get(name)) for name in self.names()]
 
+    def builtin_items(self) -> list[tuple[str, Any]]:
+        """What the harness itself ships (not a third party's or a test's registrations)."""
+        self._import_modules()
+        return [(name, self.get(name)) for name in sorted(set(self.builtin) | self._from_builtin_modules)]
+
 
 def _same(a, b) -> bool:
     """The same object, or the same definition imported again (a reloaded module)."""
@@ -242,7 +255,8 @@ DOCS = Path(__file__).resolve().parent.parent / "docs" / "options.md"
 
 
 def options_markdown() -> str:
-    """Every device kind's, meter's and technique's option table, as docs/options.md holds it."""
+    """Every built-in device kind's, meter's and technique's option table, as
+    docs/options.md holds it."""
     from .compress import technique_registry
     from .devices import kind_registry
     from .power import meter_registry
@@ -254,18 +268,18 @@ def options_markdown() -> str:
            "YAML is read, with an error naming the file, the field and what was expected.",
            "",
            "## Device kinds (`kind:`, and the kind's own section of a device YAML)", ""]
-    for name, cls in kind_registry.items():
+    for name, cls in kind_registry.builtin_items():
         out += [f"### `{name}`", "", _summary(cls), ""]
         out += [markdown_table(cls.OPTIONS, prefix=f"{name}."), ""] if cls.OPTIONS else ["No options.", ""]
         for section, table in cls.SECTIONS.items():
             out += [markdown_table(table, prefix=f"{name}.{section}."), ""]
     out += ["## Power meters (`power:` entries of a device YAML)", "",
             "Every entry also takes `meter` (the name) and `label` (how reports name it).", ""]
-    for name, cls in meter_registry.items():
+    for name, cls in meter_registry.builtin_items():
         out += [f"### `{name}`", "", _summary(cls), ""]
         out += [markdown_table(cls.OPTIONS), ""] if cls.OPTIONS else ["No options.", ""]
     out += ["## Compression techniques (`technique:` and `params:` of a model manifest's variant)", ""]
-    for name, technique in technique_registry.items():
+    for name, technique in technique_registry.builtin_items():
         out += [f"### `{name}`", "", technique.description, "",
                 f"Takes {', '.join(technique.formats)} models.", ""]
         out += [markdown_table(technique.options, prefix="params."), ""] if technique.options else ["No params.", ""]
