@@ -61,22 +61,21 @@ def _models_dir(args) -> Path | None:
 
 
 def cmd_devices_list(args) -> int:
+    from .devices import device_class
+
     inv = _inventory(args)
-    rows, places = [], {}
+    rows, extra = [], {}
     for name in inv.names():
         try:
             spec = inv.get(name)
             rows.append((name, spec.kind, ",".join(spec.capabilities.runtimes), spec.description))
-            if spec.kind == "labgrid":  # the coordinator's matching places, their tags and holders
-                from .devices.labgrid import place_lines
-
-                places[name] = place_lines(spec)
+            extra[name] = device_class(spec.kind).inventory_lines(spec)  # e.g. a labgrid pool's places
         except HarnessError as exc:
             rows.append((name, "INVALID", "", str(exc)))
     width = max(len(r[0]) for r in rows)
     for name, kind, runtimes, text in rows:
         print(f"{name.ljust(width)}  {kind:8}  {runtimes:30}  {text}")
-        for line in places.get(name, []):
+        for line in extra.get(name, []):
             print(line)
     return 1 if any(r[1] == "INVALID" for r in rows) else 0
 
@@ -90,42 +89,20 @@ def cmd_devices_show(args) -> int:
 
 def cmd_devices_check(args) -> int:
     from .devices import open_device
-    from .machine import stability_hints
 
     spec = _inventory(args).get(args.name)
-    if spec.kind != "ssh":
-        with open_device(spec) as device:
-            print(json.dumps(device.info(), indent=2))
-            snapshot = device.machine_snapshot()
-    else:
-        from .devices.ssh import check, format_check
-
-        models = _models_dir(args)
-        variants = [(f"{m.name}/{r.name}", r.runtimes)
-                    for m in (zoo.load_manifests(models) if models else []) for r in m.variants]
-        print(format_check(check(spec, variants)))
-        with open_device(spec) as device:
-            snapshot = device.machine_snapshot()
-    # what would make this board's numbers unstable (pyperf's `system show`)
-    if snapshot is None:
-        print(f"  stability: {spec.name} reports no machine state")
-    else:
-        hints = stability_hints(snapshot)
-        print("  stability: " + ("nothing found that moves numbers" if not hints else hints[0]))
-        for hint in hints[1:]:
-            print(f"             {hint}")
+    models = _models_dir(args)
+    variants = [(f"{m.name}/{r.name}", r.runtimes)
+                for m in (zoo.load_manifests(models) if models else []) for r in m.variants]
+    with open_device(spec) as device:
+        print(device.check(variants))
     return 0
 
 
 def cmd_devices_clean(args) -> int:
-    spec = _inventory(args).get(args.name)
-    if spec.kind != "ssh":
-        print(f"{spec.name}: a {spec.kind} device keeps no harness work directory")
-        return 0
-    from .devices.ssh import clean
+    from .devices import open_device
 
-    done = clean(spec)
-    print(f"{spec.name}: removed {done['workdir']} ({done['freed_bytes'] // 1024} KiB)")
+    print(open_device(_inventory(args).get(args.name)).clean())
     return 0
 
 

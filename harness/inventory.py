@@ -108,14 +108,14 @@ class DeviceSpec:
 
 
 def parse_device(data, source, default_name: str) -> DeviceSpec:
-    from .devices import device_class, known_kinds
+    from .devices import device_class, kind_registry, known_kinds
 
     if not isinstance(data, dict):
         raise ConfigError(source, "(top level)", "a mapping of device fields", type(data).__name__)
     kind = schema.get(source, "", data, "kind", str, required=True)
-    kinds = known_kinds()
-    if kind not in kinds:
-        raise ConfigError(source, "kind", "one of " + ", ".join(kinds), kind)
+    if kind not in known_kinds():
+        expected, hint = kind_registry.expected(kind)
+        raise ConfigError(source, "kind", expected, kind, hint)
     schema.check_keys(source, "", data, TOP_LEVEL + (kind,), required=("kind",))
     # The name keys leases, stores, reports and test ids: one safe alphabet (harness.names).
     names.check_name(source, "name (the file's stem)", default_name)
@@ -125,11 +125,10 @@ def parse_device(data, source, default_name: str) -> DeviceSpec:
 
     caps = schema.get(source, "", data, "capabilities", dict, {})
     schema.check_keys(source, "capabilities", caps, ("runtimes", "providers", "power"))
-    capabilities = Capabilities(
-        runtimes=tuple(schema.get_list(source, "capabilities", caps, "runtimes", str, choices=KNOWN_RUNTIMES)),
-        providers=tuple(schema.get_list(source, "capabilities", caps, "providers", str)),
-        power=tuple(schema.get_list(source, "capabilities", caps, "power", str)),
-    )
+    runtimes = tuple(schema.get_list(source, "capabilities", caps, "runtimes", str, choices=KNOWN_RUNTIMES))
+    providers = tuple(schema.get_list(source, "capabilities", caps, "providers", str))
+    declared_power = (schema.get_list(source, "capabilities", caps, "power", str)
+                      if caps.get("power") is not None else None)   # None: the meters declared
 
     raw_settings = schema.get(source, "", data, "settings", dict, {})
     schema.check_keys(source, "settings", raw_settings, SETTINGS_DEFAULTS)
@@ -162,6 +161,9 @@ def parse_device(data, source, default_name: str) -> DeviceSpec:
 
     emulated = bool(schema.get(source, "", data, "emulated", bool, False) or data.get("emulation"))
     options = driver.validate_options(schema.get(source, "", data, kind, dict, {}), source)
+    meters = tuple(dict.fromkeys([entry["meter"] for entry in power] + list(driver.meters_in_options(options))))
+    capabilities = Capabilities(runtimes=runtimes, providers=providers,
+                                power=_power_capability(source, declared_power, meters))
     return DeviceSpec(
         name=name, kind=kind, source=str(source),
         description=schema.get(source, "", data, "description", str, ""),
@@ -193,6 +195,21 @@ def _datasheet_peak(source, data: dict) -> dict | None:
                            for k in ("fp32", "int8") if k in macs},
             "bytes_per_s": schema.get(source, "peak", raw, "bytes_per_s", (int, float), None, minimum=1),
             "source": schema.get(source, "peak", raw, "source", str, "datasheet")}
+
+
+def _power_capability(source, declared, meters: tuple) -> tuple:
+    """The meters a device has: those its YAML names (``power:``, a kind's own monitor).
+    ``capabilities.power`` need not repeat them; where it is written, each name must be one
+    of them (a name with no meter behind it would run power tests that measure nothing)."""
+    if declared is None:
+        return meters
+    for i, name in enumerate(declared):
+        if name not in meters:
+            raise ConfigError(source, f"capabilities.power[{i}]",
+                              "a meter the device declares (" + (", ".join(meters) or "none") + ")", name,
+                              f"add {{meter: {name}}} under power:, or drop capabilities.power: it is "
+                              "filled from power: by itself")
+    return tuple(declared)
 
 
 def _commands(source, data: dict, key: str) -> tuple:

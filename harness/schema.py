@@ -10,7 +10,7 @@ _TYPE_WORDS = {int: "an integer", float: "a number", str: "a string", bool: "tru
                list: "a list", dict: "a mapping"}
 
 
-def _describe(types) -> str:
+def describe(types) -> str:
     types = types if isinstance(types, tuple) else (types,)
     return " or ".join(_TYPE_WORDS.get(t, t.__name__) for t in types)
 
@@ -36,7 +36,7 @@ def get(source, where: str, mapping: dict, key: str, types, default=None, *, cho
     field = _join(where, key)
     if key not in mapping or mapping[key] is None:
         if required:
-            raise ConfigError(source, field, _describe(types), None, "it is missing")
+            raise ConfigError(source, field, describe(types), None, "it is missing")
         return default
     value = mapping[key]
     types_t = types if isinstance(types, tuple) else (types,)
@@ -44,12 +44,12 @@ def get(source, where: str, mapping: dict, key: str, types, default=None, *, cho
     if not ok and float in types_t and isinstance(value, int) and not isinstance(value, bool):
         value, ok = float(value), True
     if not ok:
-        raise ConfigError(source, field, _describe(types), value)
+        raise ConfigError(source, field, describe(types), value)
     if choices is not None and value not in choices:
         raise ConfigError(source, field, "one of " + ", ".join(map(str, choices)), value)
     if minimum is not None and value < minimum or maximum is not None and value > maximum:
         span = f"{minimum if minimum is not None else '-inf'}..{maximum if maximum is not None else 'inf'}"
-        raise ConfigError(source, field, f"{_describe(types)} in {span}", value)
+        raise ConfigError(source, field, f"{describe(types)} in {span}", value)
     return value
 
 
@@ -57,7 +57,7 @@ def get_list(source, where: str, mapping: dict, key: str, item_types, default=()
     values = get(source, where, mapping, key, list, list(default))
     for i, item in enumerate(values):
         if not isinstance(item, item_types) or isinstance(item, bool):
-            raise ConfigError(source, f"{_join(where, key)}[{i}]", _describe(item_types), item)
+            raise ConfigError(source, f"{_join(where, key)}[{i}]", describe(item_types), item)
         if choices is not None and item not in choices:
             raise ConfigError(source, f"{_join(where, key)}[{i}]", "one of " + ", ".join(choices), item)
     return values

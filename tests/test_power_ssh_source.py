@@ -9,6 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from harness.devices.sshlink import remote_argv
 from harness.power import open_meters
 from harness.power.energy import summarize
 from harness.power.ssh_source import SshSource, clock_offset_s
@@ -51,11 +52,12 @@ class LocalLink:
 
     def __init__(self):
         self.channels = []
-        self._client = SimpleNamespace(get_transport=lambda: SimpleNamespace(open_session=self._open))
         self.sftp = SimpleNamespace(open=lambda p, mode: open(p, "rb"), listdir=os.listdir)
 
-    def _open(self):
+    def start(self, argv, combine_stderr=False):  # Link.start: the exact remote command line
         chan = LocalChannel()
+        chan.set_combine_stderr(combine_stderr)
+        chan.exec_command(remote_argv(argv))
         self.channels.append(chan)
         return chan
 

@@ -1,18 +1,17 @@
 """Compression techniques as variant generators: one module per technique.
 
-Each module registers itself with ``@technique(name, params=...)``; a model manifest names
-the technique and its parameters. Third parties register through the
-``harness.techniques`` entry-point group.
+Each module registers its techniques with ``@technique(name, options={...})``, the one
+place a technique's name and its parameters are written (``registry.Option``: type,
+default, help, allowed values; docs/options.md is generated from them). A model manifest
+names the technique and its parameters. Third parties register with the same decorator or
+through the ``harness.techniques`` entry-point group.
 """
 from __future__ import annotations
 
-import importlib
-from importlib.metadata import entry_points
-
+from ..registry import Option, Registry
 from .base import BuildContext, BuildResult, Technique
 
-# module that defines each built-in technique (imported on first use)
-_BUILTIN_MODULES = (
+technique_registry = Registry("technique", "harness.techniques", modules=(
     "harness.compress.precision",
     "harness.compress.pruning",
     "harness.compress.deep_compression",
@@ -21,40 +20,33 @@ _BUILTIN_MODULES = (
     "harness.compress.ternary",
     "harness.compress.fixed_point",
     "harness.compress.mixed_precision",
-)
-_registry: dict[str, Technique] = {}
-_loaded = False
+))
 
 
-def technique(name: str, params=(), formats=("onnx",), description=""):
+def technique(name: str, options=None, formats=("onnx",), description="", params=()):
+    """Register ``build(ctx) -> BuildResult`` as technique ``name``. ``options``: its
+    parameters as an option table; ``params``: names only, for a technique that checks
+    its parameters itself (each shown undeclared in the docs)."""
+    table = dict(options or {})
+    for key in params:
+        table.setdefault(key, Option(object, None, help="(checked by the technique when it builds)"))
+
     def decorator(fn):
-        _registry[name] = Technique(name=name, build=fn, params=tuple(params), formats=tuple(formats),
-                                    description=description or (fn.__doc__ or "").strip().splitlines()[0])
+        technique_registry.register(name, Technique(
+            name=name, build=fn, options=table, formats=tuple(formats),
+            description=description or next(iter((fn.__doc__ or "").strip().splitlines()), "")))
         return fn
     return decorator
 
 
-def _load():
-    global _loaded
-    if _loaded:
-        return
-    _loaded = True
-    for module in _BUILTIN_MODULES:
-        importlib.import_module(module)
-    for ep in entry_points(group="harness.techniques"):
-        ep.load()
-
-
 def techniques() -> dict[str, Technique]:
-    _load()
-    return dict(_registry)
+    return dict(technique_registry.items())
 
 
 def get_technique(name: str) -> Technique:
-    _load()
-    if name not in _registry:
-        raise KeyError(name)
-    return _registry[name]
+    """The technique registered as ``name``; UnknownName (a KeyError) naming the known ones."""
+    return technique_registry.get(name)
 
 
-__all__ = ["BuildContext", "BuildResult", "Technique", "technique", "techniques", "get_technique"]
+__all__ = ["BuildContext", "BuildResult", "Technique", "technique", "techniques", "get_technique",
+           "technique_registry"]

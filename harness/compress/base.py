@@ -37,8 +37,16 @@ class BuildContext:
     calibration_source: str = ""     # where they came from, shown in the compression table
     input_shapes: Optional[dict] = None   # {input name: the manifest's fixed shape}
 
-    def param(self, key, types, default=None, **limits):
-        value = schema.get(self.source, "params", self.params, key, types, default, **limits)
+    # the technique's option table (set as its build starts): param(key) reads from it
+    options: dict = field(default_factory=dict)
+
+    def param(self, key, types=None, default=None, **limits):
+        """The manifest's parameter ``key``, checked: against the technique's declared
+        option when only the key is given, else against ``types``/``default``/``limits``."""
+        if types is None:
+            value = self.options[key].get(self.source, "params", self.params, key)
+        else:
+            value = schema.get(self.source, "params", self.params, key, types, default, **limits)
         if isinstance(value, float) and not math.isfinite(value):
             raise ConfigError(self.source, f"params.{key}", "a finite number", value)
         return value
@@ -66,10 +74,24 @@ class BuildResult:
     storage_bytes: Optional[int] = None          # compressed storage size, when not the file size
 
 
-@dataclass(frozen=True)
 class Technique:
-    name: str
-    build: Callable[[BuildContext], BuildResult]
-    params: tuple = ()               # accepted parameter names (typos are refused)
-    formats: tuple = ("onnx",)       # base formats it takes
-    description: str = ""
+    """A registered technique: its build function, its parameters as an option table
+    (registry.Option), the base formats it takes and a one-line description."""
+
+    def __init__(self, name: str, build: Callable[[BuildContext], BuildResult], options=None,
+                 formats=("onnx",), description: str = ""):
+        self.name, self._build, self.description = name, build, description
+        self.options = dict(options or {})
+        self.formats = tuple(formats)
+
+    @property
+    def params(self) -> tuple:
+        """The parameter names a manifest may give (typos are refused)."""
+        return tuple(self.options)
+
+    def build(self, ctx: BuildContext) -> BuildResult:
+        ctx.options = self.options
+        return self._build(ctx)
+
+    def __repr__(self):
+        return f"Technique({self.name!r}, {self._build.__module__}.{self._build.__qualname__})"

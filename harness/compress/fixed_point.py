@@ -19,6 +19,7 @@ from onnx import helper, numpy_helper
 
 from ..errors import ConfigError
 from . import onnx_graph as g
+from ..registry import Option
 from . import technique
 from .base import BuildContext, BuildResult
 
@@ -44,8 +45,8 @@ def best_fl(v: np.ndarray, bits: int) -> tuple[int, float]:
     return best
 
 
-def _bits(ctx, key, default):
-    bits = ctx.param(key, int, default, minimum=2, maximum=32)
+def _bits(ctx, key):
+    bits = ctx.param(key)
     if 16 < bits < 32:
         raise ConfigError(ctx.source, f"params.{key}", "2..16 bits, or 32 for float", bits)
     return bits
@@ -119,13 +120,20 @@ def activation_tensors(model, outputs: bool) -> list:
     return [t for t in tensors if t not in graph_outputs]
 
 
-@technique("fixed-point", params=("weight_bits", "activation_bits", "outputs", "samples", "layer_bits"),
+@technique("fixed-point", options={
+               "weight_bits": Option(int, 8, minimum=2, maximum=32, help="weight bits: 2..16, or 32 for float"),
+               "activation_bits": Option(int, 8, minimum=2, maximum=32,
+                                         help="activation bits: 2..16, or 32 for float"),
+               "outputs": Option(bool, True, help="quantize the model's outputs too"),
+               "samples": Option(int, 200, minimum=1, help="calibration samples for activation ranges"),
+               "layer_bits": Option(dict, None, help="{layer: weight bits} chosen per layer (e.g. by a search)"),
+           },
            description="Dynamic fixed point: per-layer power-of-two scales for weights and activations, QDQ")
 def build_fixed_point(ctx: BuildContext) -> BuildResult:
-    wbits = _bits(ctx, "weight_bits", 8)
-    abits = _bits(ctx, "activation_bits", 8)
-    samples = ctx.param("samples", int, 200, minimum=1)
-    outputs = ctx.param("outputs", bool, True)
+    wbits = _bits(ctx, "weight_bits")
+    abits = _bits(ctx, "activation_bits")
+    samples = ctx.param("samples")
+    outputs = ctx.param("outputs")
     model = g.load(ctx.base)
     g.require_layers(model, "fixed-point")
     # weight bits per layer (mixed fixed point, e.g. from a search); other layers: weight_bits

@@ -25,6 +25,7 @@ from onnx import helper
 
 from ..errors import ConfigError, ModelError
 from . import onnx_graph as g
+from ..registry import Option
 from . import technique
 from .base import BuildContext, BuildResult
 from .finetune import fine_tune
@@ -131,19 +132,30 @@ def _responses(model, layers, x):
     return out
 
 
-@technique("low-rank", params=("energy", "rank", "method", "conv", "fc", "only_if_smaller", "samples",
-                               "fine_tune", "layer_energy"),
+@technique("low-rank", options={
+               "energy": Option(float, 0.9, minimum=0.01, maximum=1.0,
+                                help="share of the singular values' energy kept"),
+               "rank": Option(int, None, minimum=1, help="one fixed rank for every layer (instead of energy)"),
+               "method": Option(str, None, choices=("response", "svd"),
+                                help="svd of the weights, or of the layer's responses to calibration data "
+                                     "(default: response when there is calibration data)"),
+               "conv": Option(bool, True, help="factorize convolutions"),
+               "fc": Option(bool, True, help="factorize fully connected layers"),
+               "only_if_smaller": Option(bool, True, help="keep a layer whose factors would be larger"),
+               "samples": Option(int, 200, minimum=1, help="calibration samples for the response method"),
+               "fine_tune": Option(bool, True, help="retrain after factorizing when the manifest has a training hook"),
+               "layer_energy": Option(dict, None, help="{layer: energy} chosen per layer (e.g. by a search)"),
+           },
            description="Truncated SVD: FC into two FCs, k x k conv into k x k (d' filters) + 1 x 1")
 def build_low_rank(ctx: BuildContext) -> BuildResult:
-    energy = ctx.param("energy", float, 0.9, minimum=0.01, maximum=1.0)
-    rank = ctx.param("rank", int, None, minimum=1)
-    do_conv = ctx.param("conv", bool, True)
-    do_fc = ctx.param("fc", bool, True)
-    only_if_smaller = ctx.param("only_if_smaller", bool, True)
-    tune = ctx.param("fine_tune", bool, True)
-    samples = ctx.param("samples", int, 200, minimum=1)
-    method = ctx.param("method", str, "response" if ctx.calibration is not None else "svd",
-                       choices=("response", "svd"))
+    energy = ctx.param("energy")
+    rank = ctx.param("rank")
+    do_conv = ctx.param("conv")
+    do_fc = ctx.param("fc")
+    only_if_smaller = ctx.param("only_if_smaller")
+    tune = ctx.param("fine_tune")
+    samples = ctx.param("samples")
+    method = ctx.param("method") or ("response" if ctx.calibration is not None else "svd")
     if method == "response" and ctx.calibration is None:
         raise ConfigError(ctx.source, "params.method", "svd for a model without calibration data", method)
     model = g.load(ctx.base)

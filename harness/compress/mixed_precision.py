@@ -20,6 +20,7 @@ from onnx import helper, numpy_helper
 
 from ..errors import ConfigError
 from . import onnx_graph as g
+from ..registry import Option
 from . import technique
 from .base import BuildContext, BuildResult
 
@@ -120,11 +121,15 @@ def choose(sizes: dict, drops: dict, budget_bytes: float) -> dict:
     return chosen
 
 
-@technique("mixed-precision", params=("budget", "samples", "layer_precision"),
+@technique("mixed-precision", options={
+               "budget": Option(float, 0.5, minimum=0.01, maximum=1.0, help="size budget as a share of the fp32 model"),
+               "samples": Option(int, 200, minimum=1, help="calibration samples for the sensitivity scan"),
+               "layer_precision": Option(dict, None, help="{layer: fp32|fp16|int8} chosen per layer"),
+           },
            description="Per-layer fp32/fp16/int8 from a sensitivity scan under a size budget")
 def build_mixed_precision(ctx: BuildContext) -> BuildResult:
-    budget = ctx.param("budget", float, 0.5, minimum=0.01, maximum=1.0)
-    samples = ctx.param("samples", int, 200, minimum=1)
+    budget = ctx.param("budget")
+    samples = ctx.param("samples")
     if ctx.calibration is None:
         raise ConfigError(ctx.source, "technique", NEEDS_INPUTS,
                           "mixed-precision", "int8 activation ranges need representative inputs")

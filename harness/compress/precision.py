@@ -11,6 +11,7 @@ import numpy as np
 import onnx
 
 from ..errors import ConfigError, ModelError
+from ..registry import Option
 from . import normalize, technique
 from . import onnx_graph as g
 from .base import BuildContext, BuildResult
@@ -49,7 +50,10 @@ def _out_of_fp16_range(model) -> list:
     return [n.name for n in model.graph.node if n.name and any(i in beyond for i in n.input)]
 
 
-@technique("fp16", params=("keep_io_types", "op_block_list"),
+@technique("fp16", options={
+               "keep_io_types": Option(bool, True, help="keep the model's inputs and outputs float32"),
+               "op_block_list": Option(list, [], items=str, help="more op types to keep in float32"),
+           },
            description="Weights and activations in float16; I/O types kept, ops onnxruntime rejects stay fp32")
 def build_fp16(ctx: BuildContext) -> BuildResult:
     """float16 everywhere onnxruntime accepts it.
@@ -60,8 +64,8 @@ def build_fp16(ctx: BuildContext) -> BuildResult:
     """
     from onnxconverter_common import float16
 
-    keep_io = ctx.param("keep_io_types", bool, True)
-    blocked_ops = list(float16.DEFAULT_OP_BLOCK_LIST) + [str(op) for op in ctx.param("op_block_list", list, [])]
+    keep_io = ctx.param("keep_io_types")
+    blocked_ops = list(float16.DEFAULT_OP_BLOCK_LIST) + [str(op) for op in ctx.param("op_block_list")]
     base = g.load(ctx.base)
     already = normalize.float16_base(base)
     if already:
@@ -130,12 +134,12 @@ def _require_quantized(ctx, path, technique_name):
                      f"operator: {reason}")
 
 
-@technique("int8-dynamic", params=("per_channel",),
+@technique("int8-dynamic", options={"per_channel": Option(bool, False, help="one scale per output channel")},
            description="int8 weights, activations quantized at run time (onnxruntime quantize_dynamic)")
 def build_int8_dynamic(ctx: BuildContext) -> BuildResult:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    per_channel = ctx.param("per_channel", bool, False)
+    per_channel = ctx.param("per_channel")
     quantize_dynamic(str(_at_least_opset(ctx, 13)), str(ctx.out), weight_type=QuantType.QInt8, per_channel=per_channel)
     _require_quantized(ctx, ctx.out, "int8-dynamic")
     return BuildResult(ctx.out, {"bits": 8, "per_channel": per_channel, "activations": "dynamic"})
@@ -151,17 +155,22 @@ class _Calibration:
         return next(self._items, None)
 
 
-@technique("int8-static", params=("per_channel", "samples", "method"),
+@technique("int8-static", options={
+               "per_channel": Option(bool, True, help="one scale per output channel"),
+               "samples": Option(int, 200, minimum=1, help="calibration samples"),
+               "method": Option(str, "minmax", choices=("entropy", "minmax", "percentile"),
+                                help="how activation ranges are calibrated"),
+           },
            description="int8 weights and activations, QDQ, calibrated offline")
 def build_int8_static(ctx: BuildContext) -> BuildResult:
     from onnxruntime.quantization import (CalibrationMethod, QuantFormat, QuantType,
                                           quantize_static)
 
-    per_channel = ctx.param("per_channel", bool, True)
-    samples = ctx.param("samples", int, 200, minimum=1)
+    per_channel = ctx.param("per_channel")
+    samples = ctx.param("samples")
     methods = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
                "percentile": CalibrationMethod.Percentile}
-    method = ctx.param("method", str, "minmax", choices=sorted(methods))
+    method = ctx.param("method")
     feeds = ctx.calibration_feeds
     if feeds is None and ctx.calibration is not None:
         shape = [d if isinstance(d, int) and d > 0 else 1 for d in ctx.input_shape]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import onnx_graph as g
+from ..registry import Option
 from . import technique
 from .base import BuildContext, BuildResult
 from .finetune import fine_tune
@@ -110,14 +111,20 @@ def mask_projection(model):
     return project
 
 
-@technique("prune-magnitude", params=("sparsity", "max_layer_sparsity", "sensitivity", "fine_tune",
-                                     "layer_sparsity"),
+@technique("prune-magnitude", options={
+               "sparsity": Option(float, 0.8, minimum=0.0, maximum=0.99, help="the model's share of zero weights"),
+               "max_layer_sparsity": Option(float, 0.97, minimum=0.0, maximum=0.99,
+                                            help="no layer is pruned beyond this"),
+               "sensitivity": Option(bool, True, help="per-layer sparsity from a sensitivity scan (else uniform)"),
+               "fine_tune": Option(bool, True, help="retrain after pruning when the manifest has a training hook"),
+               "layer_sparsity": Option(dict, None, help="{layer: sparsity} chosen per layer (e.g. by a search)"),
+           },
            description="Unstructured magnitude pruning with per-layer thresholds from a sensitivity scan")
 def build_prune_magnitude(ctx: BuildContext) -> BuildResult:
-    sparsity = ctx.param("sparsity", float, 0.8, minimum=0.0, maximum=0.99)
-    maximum = ctx.param("max_layer_sparsity", float, 0.97, minimum=0.0, maximum=0.99)
-    use_scan = ctx.param("sensitivity", bool, True)
-    tune = ctx.param("fine_tune", bool, True)
+    sparsity = ctx.param("sparsity")
+    maximum = ctx.param("max_layer_sparsity")
+    use_scan = ctx.param("sensitivity")
+    tune = ctx.param("fine_tune")
     model = g.load(ctx.base)
     g.require_layers(model, "prune-magnitude")
     chosen = ctx.layer_param("layer_sparsity", [l.name for l in g.weight_layers(model)], float,

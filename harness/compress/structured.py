@@ -16,6 +16,7 @@ import onnx
 
 from ..errors import ModelError
 from . import onnx_graph as g
+from ..registry import Option
 from . import technique
 from .base import BuildContext, BuildResult
 from .finetune import fine_tune
@@ -130,11 +131,15 @@ def prune_channels(model, ratio: float) -> dict:
     return facts
 
 
-@technique("prune-structured", params=("ratio", "fine_tune"),
+@technique("prune-structured", options={
+               "ratio": Option(float, 0.5, minimum=0.0, maximum=0.95,
+                               help="share of filters/neurons removed per layer"),
+               "fine_tune": Option(bool, True, help="retrain after pruning when the manifest has a training hook"),
+           },
            description="Filter/neuron pruning by L1 norm that shrinks tensors and the graph")
 def build_prune_structured(ctx: BuildContext) -> BuildResult:
-    ratio = ctx.param("ratio", float, 0.5, minimum=0.0, maximum=0.95)
-    tune = ctx.param("fine_tune", bool, True)
+    ratio = ctx.param("ratio")
+    tune = ctx.param("fine_tune")
     model = g.load(ctx.base)
     g.require_layers(model, "prune-structured")
     before = g.count_params(model)["params"]

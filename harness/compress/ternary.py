@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import onnx_graph as g
+from ..registry import Option
 from . import technique
 from .base import BuildContext, BuildResult
 from .finetune import fine_tune
@@ -36,12 +37,16 @@ def _projection(ts: dict):
     return project
 
 
-@technique("ternary", params=("threshold", "keep_first_last", "fine_tune"),
+@technique("ternary", options={
+               "threshold": Option(float, 0.05, minimum=0.0, maximum=1.0, help="t: weights below t x max|w| become 0"),
+               "keep_first_last": Option(bool, True, help="keep the first and last layers in float"),
+               "fine_tune": Option(bool, True, help="retrain after ternarizing when the manifest has a training hook"),
+           },
            description="Per-layer {-Wn, 0, +Wp} weights with threshold t x max|w| (after TTQ)")
 def build_ternary(ctx: BuildContext) -> BuildResult:
-    t = ctx.param("threshold", float, 0.05, minimum=0.0, maximum=1.0)
-    keep = ctx.param("keep_first_last", bool, True)
-    tune = ctx.param("fine_tune", bool, True)
+    t = ctx.param("threshold")
+    keep = ctx.param("keep_first_last")
+    tune = ctx.param("fine_tune")
     model = g.load(ctx.base)
     layers = g.require_layers(model, "ternary")
     chosen = layers[1:-1] if keep and len(layers) > 2 else ([] if keep else layers)

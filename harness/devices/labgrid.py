@@ -41,14 +41,13 @@ from typing import Callable, Optional
 from .. import lease, schema
 from ..errors import ConfigError, DeviceError
 from ..lease import LeaseBusy
+from ..registry import Option, with_defaults
+from . import device_class
 from .base import Device
 from .labgrid_client import Bridge, LabgridError, coordinator_address, open_bridge
 
 log = logging.getLogger("harness.devices.labgrid")
 
-OPTIONS = ("coordinator", "place", "tags", "priority", "reserve_timeout_s", "poll_s", "python",
-           "request_timeout_s", "ssh", "serial", "power")
-POWER_OPTIONS = ("off_s", "boot_wait_s")
 # A NetworkService says address, port and user; the rest of an ssh section comes from the YAML.
 SSH_FROM_PLACE = ("host", "port", "user")
 SERIAL_FROM_PLACE = ("port", "baud")
@@ -150,38 +149,49 @@ def holders(places: list, reservations: list, me: str) -> str:
 
 
 class LabgridDevice(Device):
-    kind = "labgrid"
+    """A board of a labgrid coordinator's place (by name, or any free place matching tags),
+    driven as the ssh or serial kind through the place's resources."""
+
+    only_given_options = True   # reports show the section as written
+    OPTIONS = {
+        "coordinator": Option(str, None, help="host:port of the coordinator (default: $LG_COORDINATOR, "
+                                              "else 127.0.0.1:20408)"),
+        "place": Option(str, None, help="one place by name (or give tags)"),
+        "tags": Option(dict, None, help="any free place whose tags match, e.g. {board: rpi5} (a pool: "
+                                        "xdist workers each take one)"),
+        "priority": Option((int, float), 0, help="the reservation's priority"),
+        "reserve_timeout_s": Option(float, 600.0, minimum=0.0, help="seconds to wait for a place"),
+        "request_timeout_s": Option(float, None, minimum=0.0, help="seconds per coordinator request"),
+        "poll_s": Option(float, 1.0, minimum=0.05, help="seconds between polls of the reservation"),
+        "python": Option(str, None, help="the interpreter that has labgrid (default: this one)"),
+        "ssh": Option(dict, None, help="the ssh kind's options, less host, port and user (the place's "
+                                       "NetworkService gives them)"),
+        "serial": Option(dict, None, help="the serial kind's options, less port and baud (the place's "
+                                          "NetworkSerialPort gives them)"),
+    }
+    SECTIONS = {"power": {
+        "off_s": Option(float, 2.0, minimum=0.0, help="seconds the power stays off in a power cycle"),
+        "boot_wait_s": Option(float, 30.0, minimum=0.0, help="seconds to wait for the board to boot again"),
+    }}
 
     # ------------------------------------------------------------ YAML
 
     @classmethod
-    def validate_options(cls, options, source):
+    def check_section(cls, options, source):
         where = "labgrid"
-        schema.check_keys(source, where, options, OPTIONS)
-        out = dict(options)
-        schema.get(source, where, options, "coordinator", str)
-        place = schema.get(source, where, options, "place", str)
-        tags = schema.get(source, where, options, "tags", dict)
+        place, tags = options.get("place"), options.get("tags")
         if (place is None) == (tags is None):
             raise ConfigError(source, f"{where}.place", "either a place name or a tags filter (not both)",
-                              options.get("place"), "labgrid.tags: {board: rpi5} picks any free matching place")
+                              place, "labgrid.tags: {board: rpi5} picks any free matching place")
         for key, value in (tags or {}).items():
             if not isinstance(key, str) or not TAG_KEY.fullmatch(key):
                 raise ConfigError(source, f"{where}.tags", "tag names of a-z, 0-9 and _ (labgrid's rule)", key)
             if not isinstance(value, (str, int)) or isinstance(value, bool) or not TAG_VALUE.fullmatch(str(value)):
                 raise ConfigError(source, f"{where}.tags.{key}", "a value of letters, digits and _.:-", value)
+        out = dict(options)
         out["tags"] = {k: str(v) for k, v in (tags or {}).items()} or None
-        schema.get(source, where, options, "priority", (int, float))
-        for key in ("reserve_timeout_s", "request_timeout_s"):
-            schema.get(source, where, options, key, float, minimum=0.0)
-        schema.get(source, where, options, "poll_s", float, minimum=0.05)
-        schema.get(source, where, options, "python", str)
-        power = schema.get(source, where, options, "power", dict, {})
-        schema.check_keys(source, f"{where}.power", power, POWER_OPTIONS)
-        for key in POWER_OPTIONS:
-            schema.get(source, f"{where}.power", power, key, float, minimum=0.0)
         for section, given in (("ssh", SSH_FROM_PLACE), ("serial", SERIAL_FROM_PLACE)):
-            sub = schema.get(source, where, options, section, dict, {})
+            sub = options.get(section) or {}
             for key in given:
                 if key in sub:
                     raise ConfigError(source, f"{where}.{section}.{key}", "no value: the place's resource says it",
@@ -192,6 +202,11 @@ class LabgridDevice(Device):
         # The device name is the file's stem: labgrid, not the store, locks this device's boards.
         lease.defer_to(Path(str(source)).stem, "labgrid")
         return out
+
+    @classmethod
+    def inventory_lines(cls, spec) -> list:
+        """The coordinator's matching places, their tags and holders."""
+        return place_lines(spec)
 
     @classmethod
     def public_options(cls, options):
@@ -211,12 +226,13 @@ class LabgridDevice(Device):
     def __init__(self, spec, clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
                  notify: Optional[Callable[[str], None]] = None):
         super().__init__(spec)
-        o = spec.options
+        o = with_defaults(self.OPTIONS, spec.options)
+        self.power_options = with_defaults(self.SECTIONS["power"], o.get("power") or {})
         self.coordinator = coordinator_address(o.get("coordinator"))
         self.filters = dict(o["tags"]) if o.get("tags") else {"name": o["place"]}
-        self.priority = float(o.get("priority") or 0)
-        self.reserve_timeout_s = float(o.get("reserve_timeout_s", 600.0))
-        self.poll_s = float(o.get("poll_s", 1.0))
+        self.priority = float(o["priority"])
+        self.reserve_timeout_s = float(o["reserve_timeout_s"])
+        self.poll_s = float(o["poll_s"])
         self.clock, self.sleep, self.notify = clock, sleep, notify or _tell
         self.bridge: Optional[Bridge] = None
         self.user: Optional[str] = None
@@ -325,21 +341,18 @@ class LabgridDevice(Device):
         self.power_port = power["name"] if power else None
         o = self.spec.options
         if "NetworkService" in by_cls:
-            from .ssh import SshDevice
-
             p = by_cls["NetworkService"]["params"]
             options = {**(o.get("ssh") or {}), "host": p["address"], "port": int(p.get("port", 22)),
                        "user": p["username"]}
-            return SshDevice(self._inner_spec("ssh", _inner_options(self.spec.source, "ssh", options, {})))
+            return device_class("ssh")(self._inner_spec("ssh", _inner_options(self.spec.source, "ssh", options, {})))
         if "NetworkSerialPort" in by_cls:
-            from .serial import SerialDevice
-
             p = by_cls["NetworkSerialPort"]["params"]
             scheme = "socket" if p.get("protocol") == "raw" else "rfc2217"
             options = {**(o.get("serial") or {}), "port": f"{scheme}://{p['host']}:{int(p['port'])}"}
             if p.get("speed"):
                 options["baud"] = int(p["speed"])
-            return SerialDevice(self._inner_spec("serial", _inner_options(self.spec.source, "serial", options, {})))
+            return device_class("serial")(self._inner_spec("serial",
+                                                           _inner_options(self.spec.source, "serial", options, {})))
         raise DeviceError(f"{self.name}: labgrid place {self.place} has no NetworkService or NetworkSerialPort "
                           f"(its resources: {', '.join(r['cls'] for r in self.resources) or 'none'})")
 
@@ -358,13 +371,13 @@ class LabgridDevice(Device):
             self.inner.connect()
 
     def _power_cycle(self, why):
-        power = self.spec.options.get("power") or {}
+        power = self.power_options
         self.notify(f"{self.name}: place {self.place}'s board stopped answering ({why}); power-cycling it "
                     f"through {self.power_port}")
-        self.bridge.call("power", place=self.place, action="cycle", delay=float(power.get("off_s", 2.0)),
+        self.bridge.call("power", place=self.place, action="cycle", delay=float(power["off_s"]),
                          timeout_s=120)
         self.power_cycles += 1
-        self.sleep(float(power.get("boot_wait_s", 30.0)))
+        self.sleep(float(power["boot_wait_s"]))
 
     # ------------------------------------------------------------ the Device protocol
 
@@ -386,16 +399,30 @@ class LabgridDevice(Device):
     def info(self) -> dict:
         facts = dict(self.inner.info()) if self.inner is not None else {}
         facts["inner_kind"] = facts.get("kind")
-        facts.update({"kind": self.kind, "place": self.place, "place_tags": self.place_tags,
+        facts.update({"kind": self.spec.kind, "place": self.place, "place_tags": self.place_tags,
                       "coordinator": self.coordinator, "labgrid_user": self.user,
                       "reserve_wait_s": round(self.waited_s, 3), "power_cycles": self.power_cycles})
         return facts
 
-    def __getattr__(self, name):
-        # meter_source, clock_offset_s, probe ... of the inner device (only those it has)
-        if name in ("meter_source", "clock_offset_s", "probe") and self.__dict__.get("inner") is not None:
-            return getattr(self.__dict__["inner"], name)
-        raise AttributeError(name)
+    # What the session, power and CLI ask of a device is the place's board's (the inner
+    # ssh or serial device's) while the place is held.
+    def meter_source(self, root: str = "/"):
+        return self.inner.meter_source(root) if self.inner is not None else None
+
+    def clock_offset_s(self) -> float:
+        return self.inner.clock_offset_s() if self.inner is not None else 0.0
+
+    def machine_snapshot(self):
+        return self.inner.machine_snapshot() if self.inner is not None else None
+
+    def execute(self, argv: list, timeout_s: float = 60.0) -> tuple:
+        if self.inner is None:
+            return super().execute(argv, timeout_s)
+        return self.inner.execute(argv, timeout_s)
+
+    def check(self, variants=()) -> str:
+        where = f"{self.name}: labgrid place {self.place} of {self.coordinator}"
+        return where + "\n" + (self.inner.check(variants) if self.inner is not None else super().check(variants))
 
     def _cancel(self):
         if self.token and self.bridge is not None:

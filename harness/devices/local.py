@@ -14,8 +14,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .. import schema
 from ..errors import DeviceError, RunnerError
+from ..registry import Option
 from .base import Device
 
 RUNNER = Path(__file__).resolve().parent.parent / "runner.py"
@@ -49,13 +49,17 @@ def runner_env(threads: int) -> dict:
 
 
 class LocalDevice(Device):
-    kind = "local"
+    """This machine: the runner in a fresh subprocess per measurement."""
 
-    @classmethod
-    def validate_options(cls, options, source):
-        schema.check_keys(source, "local", options, ("workdir",))
-        schema.get(source, "local", options, "workdir", str)
-        return options
+    is_controller = True
+    OPTIONS = {"workdir": Option(str, None, help="where the per-session temporary directory is made "
+                                                 "(default: the system's temporary directory)")}
+
+    def __init__(self, spec):
+        super().__init__(spec)
+        self._tmp = None      # the session's temporary directory, made at connect
+        self.workdir = None
+        self.runner = None
 
     def connect(self):
         base = self.spec.options.get("workdir")
@@ -106,11 +110,10 @@ class LocalDevice(Device):
         return proc.returncode, (proc.stdout + proc.stderr).strip()
 
     def info(self) -> dict:
-        return {"kind": self.kind, "hostname": platform.node(), "machine": platform.machine(),
+        return {"kind": self.spec.kind, "hostname": platform.node(), "machine": platform.machine(),
                 "system": platform.system(), "release": platform.release()}
 
     def close(self):
-        tmp = getattr(self, "_tmp", None)
-        if tmp is not None:
-            tmp.cleanup()
+        if self._tmp is not None:
+            self._tmp.cleanup()
             self._tmp = None

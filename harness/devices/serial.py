@@ -32,84 +32,89 @@ import re
 import string
 import subprocess
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
-from .. import schema
 from ..errors import ConfigError, DeviceError, HarnessError
 from ..mcu.dut import DutClient, DutError
+from ..registry import Option
 from .base import Device
 
 RUNNER_VERSION = "mcu-1"
 DEFAULT_CACHE = Path(".harness-cache") / "mcu"
 PLACEHOLDERS = ("elf", "bin", "hex")
-QEMU_KEYS = ("machine", "binary", "icount_shift", "args")
-KEYS = ("port", "baud", "timeout_s", "chunk_bytes", "windows", "board", "cpu", "cross", "flash",
-        "flash_timeout_s", "boot_timeout_s", "qemu", "cache_dir", "firmware", "interface_board",
-        "strict", "mode", "energy_monitor", "idle_s", "clock_check", "model", "elf")
-MODEL_KEYS = ("variant", "input_dtype", "dut_model")
 # Meters that report the DUT's timestamp GPIO edges (MLPerf Tiny's energy mode), and how.
 EDGE_METERS = {"lpm01a": "events", "joulescope": "timestamp_input"}
+# These become make variables, which make expands ($(shell ...)) and pastes into shell
+# recipes: only plain names (and, for the toolchain prefix, a path).
+MAKE_SAFE = {"board": (r"[A-Za-z0-9._+-]+", "a board name of letters, digits and ._+-"),
+             "cpu": (r"[A-Za-z0-9._+-]+", "a CPU name of letters, digits and ._+-"),
+             "cross": (r"[A-Za-z0-9._+/-]+", "a toolchain prefix (path) of letters, digits and ._+-/")}
 
 
 class SerialDevice(Device):
-    kind = "serial"
+    """A microcontroller running an MLPerf Tiny DUT firmware, over a serial port or in QEMU."""
+
     default_rounds = 1  # MLPerf Tiny's timed windows are the rounds (each a round_sizes entry)
     default_emulation = "guest-time"  # QEMU with -icount: instruction-counted guest time
+    OPTIONS = {
+        "port": Option(str, None, help="a serial port or pyserial URL (/dev/ttyACM0, socket://host:port, "
+                                       "rfc2217://host:port); not for QEMU"),
+        "baud": Option(int, 115200, minimum=300, maximum=12000000, help="the port's baud rate"),
+        "timeout_s": Option(float, 5.0, minimum=0.1, help="seconds to wait for each reply line"),
+        "interface_board": Option(bool, False, help="talk through an EEMBC energy-mode interface board"),
+        "chunk_bytes": Option(int, None, minimum=1, maximum=38,
+                              help="bytes per `db` chunk (default 31, 26 through an interface board)"),
+        "windows": Option(int, 5, minimum=1, maximum=100, help="timed windows (MLPerf Tiny: 5, the median)"),
+        "board": Option(str, "mps2-an385", help="the firmware build's board"),
+        "cpu": Option(str, "cortex-m3", help="the firmware build's CPU"),
+        "cross": Option(str, "arm-none-eabi-", help="the toolchain prefix"),
+        "flash": Option(list, [], items=str, help="the flash command, words with {elf}, {bin} or {hex}"),
+        "flash_timeout_s": Option(float, 120.0, minimum=1.0, help="seconds the flash command may take"),
+        "boot_timeout_s": Option(float, 10.0, minimum=0.1, help="seconds to wait for the DUT after a reset"),
+        "cache_dir": Option(str, str(DEFAULT_CACHE), help="where built firmware is cached"),
+        "firmware": Option(str, "reference", choices=("reference", "prebuilt"),
+                           help="the harness's reference firmware (built per variant) or your own"),
+        "strict": Option(bool, None, help="refuse replies outside the protocol (default: true for the "
+                                          "reference firmware, false for a prebuilt one)"),
+        "clock_check": Option(bool, None, help="hold each window's DUT time against the host's (default: "
+                                               "true on a real board, false under QEMU)"),
+        "elf": Option(str, None, help="the prebuilt firmware's ELF (its sizes; what QEMU runs)"),
+        "mode": Option(str, "performance", choices=("performance", "energy"),
+                       help="MLPerf Tiny's mode: DUT timestamps, or GPIO edges seen by an energy monitor"),
+        "idle_s": Option(float, 2.0, minimum=0.0, maximum=600.0, help="energy mode: seconds of idle baseline"),
+        "energy_monitor": Option(dict, None, help="energy mode: the meter that timestamps the DUT's GPIO "
+                                                  "(lpm01a with events: true, joulescope with timestamp_input)"),
+    }
+    SECTIONS = {
+        "qemu": {
+            "machine": Option(str, "mps2-an385", choices=("mps2-an385", "mps2-an386", "mps2-an500", "mps2-an505"),
+                              help="the emulated board"),
+            "binary": Option(str, "qemu-system-arm", help="the QEMU program"),
+            "icount_shift": Option(int, 0, minimum=0, maximum=10, help="-icount shift: 2^N ns per instruction"),
+            "args": Option(list, [], items=str, help="more QEMU arguments"),
+        },
+        "model": {
+            "variant": Option(str, required=True, help="the zoo variant the prebuilt firmware holds (model/variant)"),
+            "input_dtype": Option(str, "int8", choices=("int8", "uint8"), help="how the firmware takes the input"),
+            "dut_model": Option(str, None, help="the m-model-[...] the DUT must report"),
+        },
+    }
 
     # ------------------------------------------------------------ YAML
 
     @classmethod
-    def validate_options(cls, options, source):
+    def check_section(cls, out, source):
         where = "serial"
-        schema.check_keys(source, where, options, KEYS)
-        out = {
-            "port": schema.get(source, where, options, "port", str),
-            "baud": schema.get(source, where, options, "baud", int, 115200, minimum=300, maximum=12000000),
-            "timeout_s": schema.get(source, where, options, "timeout_s", float, 5.0, minimum=0.1),
-            "interface_board": schema.get(source, where, options, "interface_board", bool, False),
-            "windows": schema.get(source, where, options, "windows", int, 5, minimum=1, maximum=100),
-            "board": schema.get(source, where, options, "board", str, "mps2-an385"),
-            "cpu": schema.get(source, where, options, "cpu", str, "cortex-m3"),
-            "cross": schema.get(source, where, options, "cross", str, "arm-none-eabi-"),
-            "flash": schema.get_list(source, where, options, "flash", str, default=()),
-            "flash_timeout_s": schema.get(source, where, options, "flash_timeout_s", float, 120.0, minimum=1.0),
-            "boot_timeout_s": schema.get(source, where, options, "boot_timeout_s", float, 10.0, minimum=0.1),
-            "cache_dir": schema.get(source, where, options, "cache_dir", str, str(DEFAULT_CACHE)),
-            "firmware": schema.get(source, where, options, "firmware", str, "reference",
-                                   choices=("reference", "prebuilt")),
-            "qemu": None,
-        }
-        # These become make variables, which make expands ($(shell ...)) and pastes into
-        # shell recipes: allow only plain names (and, for the toolchain prefix, a path).
-        for key, pattern, expected in (
-                ("board", r"[A-Za-z0-9._+-]+", "a board name of letters, digits and ._+-"),
-                ("cpu", r"[A-Za-z0-9._+-]+", "a CPU name of letters, digits and ._+-"),
-                ("cross", r"[A-Za-z0-9._+/-]+", "a toolchain prefix (path) of letters, digits and ._+-/")):
+        for key, (pattern, expected) in MAKE_SAFE.items():
             if not re.fullmatch(pattern, out[key]):
                 raise ConfigError(source, f"{where}.{key}", expected, out[key])
         # 31 bytes (62 hex digits) per `db` chunk direct, 26 through an EEMBC interface board
-        out["chunk_bytes"] = schema.get(source, where, options, "chunk_bytes", int,
-                                        26 if out["interface_board"] else 31, minimum=1, maximum=38)
-        for i, arg in enumerate(out["flash"]):
-            try:
-                names = {name for _, name, _, _ in string.Formatter().parse(arg) if name is not None}
-            except ValueError as exc:
-                raise ConfigError(source, f"serial.flash[{i}]", "an argument with {elf}, {bin} or {hex}",
-                                  arg, str(exc)) from None
-            bad = names - set(PLACEHOLDERS)
-            if bad:
-                raise ConfigError(source, f"serial.flash[{i}]", "placeholders among {elf}, {bin}, {hex}",
-                                  arg, f"unknown {', '.join(sorted(bad))}")
-        if "qemu" in options and options["qemu"] is not None:
-            q = schema.get(source, where, options, "qemu", dict)
-            schema.check_keys(source, "serial.qemu", q, QEMU_KEYS)
-            out["qemu"] = {
-                "machine": schema.get(source, "serial.qemu", q, "machine", str, "mps2-an385",
-                                      choices=("mps2-an385", "mps2-an386", "mps2-an500", "mps2-an505")),
-                "binary": schema.get(source, "serial.qemu", q, "binary", str, "qemu-system-arm"),
-                "icount_shift": schema.get(source, "serial.qemu", q, "icount_shift", int, 0, minimum=0, maximum=10),
-                "args": schema.get_list(source, "serial.qemu", q, "args", str),
-            }
+        if out["chunk_bytes"] is None:
+            out["chunk_bytes"] = 26 if out["interface_board"] else 31
+        cls._check_flash(out["flash"], source)
+        if out["qemu"] is not None:
             if out["flash"]:
                 raise ConfigError(source, "serial.flash", "no flash command for an emulated board",
                                   out["flash"], "starting QEMU is the flash")
@@ -120,10 +125,11 @@ class SerialDevice(Device):
         if out["interface_board"] and out["qemu"] is not None:
             raise ConfigError(source, "serial.interface_board", "false for an emulated board", True)
         prebuilt = out["firmware"] == "prebuilt"
-        out["strict"] = schema.get(source, where, options, "strict", bool, not prebuilt)
-        out["clock_check"] = schema.get(source, where, options, "clock_check", bool, out["qemu"] is None)
-        out["model"] = cls._validate_model(options, source, prebuilt)
-        out["elf"] = schema.get(source, where, options, "elf", str, None)
+        if out["strict"] is None:
+            out["strict"] = not prebuilt
+        if out["clock_check"] is None:
+            out["clock_check"] = out["qemu"] is None
+        cls._check_model(out, source, prebuilt)
         if out["elf"] is not None:
             if not prebuilt:
                 raise ConfigError(source, "serial.elf", "no elf for the reference firmware (it is built)",
@@ -133,40 +139,47 @@ class SerialDevice(Device):
         if prebuilt and out["qemu"] is not None and out["elf"] is None:
             raise ConfigError(source, "serial.elf", "the prebuilt firmware's ELF file for QEMU to run", None,
                               "it is missing")
-        out["mode"] = schema.get(source, where, options, "mode", str, "performance",
-                                 choices=("performance", "energy"))
-        out["idle_s"] = schema.get(source, where, options, "idle_s", float, 2.0, minimum=0.0, maximum=600.0)
-        out["energy_monitor"] = cls._validate_monitor(options, source, out)
+        out["energy_monitor"] = cls._validate_monitor(out["energy_monitor"], source, out)
         return out
 
     @staticmethod
-    def _validate_model(options, source, prebuilt):
+    def _check_flash(flash, source):
+        for i, arg in enumerate(flash):
+            try:
+                names = {name for _, name, _, _ in string.Formatter().parse(arg) if name is not None}
+            except ValueError as exc:
+                raise ConfigError(source, f"serial.flash[{i}]", "an argument with {elf}, {bin} or {hex}",
+                                  arg, str(exc)) from None
+            bad = names - set(PLACEHOLDERS)
+            if bad:
+                raise ConfigError(source, f"serial.flash[{i}]", "placeholders among {elf}, {bin}, {hex}",
+                                  arg, f"unknown {', '.join(sorted(bad))}")
+
+    @classmethod
+    def meters_in_options(cls, options):
+        monitor = options.get("energy_monitor")
+        return (monitor["meter"],) if monitor else ()
+
+    @staticmethod
+    def _check_model(out, source, prebuilt):
         """What a prebuilt firmware holds: the zoo variant (its .tflite sizes and quantizes
         the input), how the firmware takes the input bytes, and the m-model-[...] to expect."""
-        raw = options.get("model")
-        if raw is None:
+        model = out["model"]
+        if model is None:
             if prebuilt:
                 raise ConfigError(source, "serial.model", "the model the prebuilt firmware holds, "
                                   "e.g. {variant: digits-cnn/tflite-int8}", None, "it is missing")
-            return None
+            return
         if not prebuilt:
             raise ConfigError(source, "serial.model", "no model for the reference firmware (the harness builds "
-                              "each variant into it)", raw, "it is for firmware: prebuilt")
-        model = schema.get(source, "serial", options, "model", dict)
-        schema.check_keys(source, "serial.model", model, MODEL_KEYS)
-        variant = schema.get(source, "serial.model", model, "variant", str, required=True)
-        if not re.fullmatch(r"[^/\s]+/[^/\s]+", variant):
-            raise ConfigError(source, "serial.model.variant", "a variant id model/variant", variant)
-        return {"variant": variant,
-                "input_dtype": schema.get(source, "serial.model", model, "input_dtype", str, "int8",
-                                          choices=("int8", "uint8")),
-                "dut_model": schema.get(source, "serial.model", model, "dut_model", str, None)}
+                              "each variant into it)", model, "it is for firmware: prebuilt")
+        if not re.fullmatch(r"[^/\s]+/[^/\s]+", model["variant"]):
+            raise ConfigError(source, "serial.model.variant", "a variant id model/variant", model["variant"])
 
     @staticmethod
-    def _validate_monitor(options, source, out):
+    def _validate_monitor(entry, source, out):
         """Energy mode needs a monitor that timestamps the DUT's GPIO edges; refused here,
         at load, when there is none."""
-        entry = options.get("energy_monitor")
         where = "serial.energy_monitor"
         if out["mode"] != "energy":
             if entry is not None:
@@ -204,8 +217,9 @@ class SerialDevice(Device):
 
     # ------------------------------------------------------------ lifecycle
 
-    def connect(self) -> None:
-        self.options = self.spec.options
+    def __init__(self, spec):
+        super().__init__(spec)
+        self.options = spec.options
         self.cache_dir = Path(self.options["cache_dir"])
         self.port = None
         self.dut: DutClient | None = None
@@ -218,6 +232,9 @@ class SerialDevice(Device):
         self._model_paths: dict = {}  # handle -> the .tflite (profile: operator names)
         self._prebuilt = None         # the prebuilt firmware's Firmware record (ELF, sizes), if any
         self._monitor = None          # energy mode: the meter that timestamps the DUT's edges
+
+    def connect(self) -> None:
+        """Nothing to open yet: the port opens when a firmware is deployed (or QEMU starts)."""
 
     def _open(self, url: str, keep_input: bool = False) -> None:
         import serial  # pyserial
@@ -249,10 +266,11 @@ class SerialDevice(Device):
 
     def close(self) -> None:
         self._close_port()
-        if getattr(self, "qemu", None) is not None:
+        if self.qemu is not None:
             self.qemu.stop()
             self.qemu = None
-        if getattr(self, "_monitor", None) is not None:
+            self.firmware = None  # the next run starts QEMU with its firmware again
+        if self._monitor is not None:
             monitor, self._monitor = self._monitor, None
             try:
                 monitor.close()
@@ -414,6 +432,8 @@ class SerialDevice(Device):
     # ------------------------------------------------------------ run
 
     def run(self, spec: dict) -> dict:
+        """MLPerf Tiny's measurement of the deployed model: plan, time the windows,
+        accuracy on the held-out set, memory, the runner's document."""
         handle = spec.get("model")
         if handle not in self._exports:
             raise DeviceError(f"{self.name}: model {handle!r} was not deployed to this board")
@@ -421,21 +441,23 @@ class SerialDevice(Device):
         if firmware is not None and (self.firmware is None or self.firmware.version != firmware.version):
             self._flash(firmware)  # another model was flashed since
         self._ensure_link()
-        dut = self.dut
-        prebuilt = self.options["firmware"] == "prebuilt"
-        energy_mode = self.options["mode"] == "energy"
-        warmup = int(spec.get("warmup", 10))
-        min_iterations = max(int(spec.get("min_iterations", 1)), 1)
-        max_iterations = max(int(spec.get("max_iterations", 1_000_000)), min_iterations)
-        min_duration_s = float(spec.get("min_duration_s", 1.0))
-        windows = self.options["windows"]
+        plan = RunPlan.of(spec, self.options["windows"])
         facts = self._board_facts(handle, exported)
-        log_start = len(dut.log)
+        log_start = len(self.dut.log)
+        timing = self._time(plan, spec, exported)
+        accuracy = self._accuracy(spec, exported) if spec.get("dataset") else None
+        prebuilt = self.options["firmware"] == "prebuilt"
+        memory = self._memory(firmware or self._prebuilt, None if prebuilt else exported)
+        return self._document(handle, exported, firmware, plan, facts, timing, accuracy, memory,
+                              self.dut.log[log_start:])
 
+    def _time(self, plan: "RunPlan", spec: dict, exported) -> "Timing":
+        """The input loaded, a first inference, a warmup window, then the timed windows."""
+        dut = self.dut
+        energy_mode = self.options["mode"] == "energy"
         # The input: the first held-out sample when there is a dataset, else a fixed
         # pattern, both of the size (and quantization) of the model the firmware holds.
-        labelled = bool(spec.get("dataset"))
-        sample = self._inputs(spec, exported, limit=1)[0][0] if labelled else None
+        sample = self._inputs(spec, exported, limit=1)[0][0] if spec.get("dataset") else None
         t = time.perf_counter()
         self._checked(lambda: dut.load(sample if sample is not None else self._pattern(exported)))
         load_ms = (time.perf_counter() - t) * 1e3
@@ -444,14 +466,11 @@ class SerialDevice(Device):
         # energy mode has no DUT time before the monitor's: the host's is an upper bound
         per_inference_us = max(first.elapsed_us if not energy_mode else first.host_s * 1e6, 1)
         warm = None
-        if warmup:
-            warm = self._infer(warmup, per_inference_us)
+        if plan.warmup:
+            warm = self._infer(plan.warmup, per_inference_us)
             warm_us = warm.elapsed_us if not energy_mode else warm.host_s * 1e6
-            per_inference_us = max(warm_us / warmup, 1e-3)
-        # MLPerf Tiny: `windows` windows whose total meets both minimums; median of windows.
-        n = max(math.ceil(min_iterations / windows),
-                math.ceil(min_duration_s * 1e6 / windows / per_inference_us))
-        n = max(1, min(n, max_iterations // windows or 1))
+            per_inference_us = max(warm_us / plan.warmup, 1e-3)
+        n = plan.per_window(per_inference_us)
         window_start = time.time()
         wall0 = time.perf_counter_ns()
         energy = None
@@ -459,40 +478,46 @@ class SerialDevice(Device):
             latencies, overheads, energy, (window_start, window_end) = self._energy_windows(n, per_inference_us)
         else:
             latencies, overheads = [], []
-            for _ in range(windows):
+            for _ in range(plan.windows):
                 w = self._infer(n, per_inference_us)
                 latencies.append(w.elapsed_us * 1000.0 / n)
                 overheads.append(w.host_s * 1e3 - w.elapsed_us / 1e3)
             window_end = time.time()
-        wall_ns = time.perf_counter_ns() - wall0
+        return Timing(load_ms=load_ms, first=None if energy_mode else first,
+                      warm=None if energy_mode else warm, per_window=n, latencies_ns=latencies,
+                      overheads_ms=overheads, energy=energy, window=(window_start, window_end),
+                      wall_ns=time.perf_counter_ns() - wall0)
 
-        accuracy = self._accuracy(spec, exported) if labelled else None
-        memory = self._memory(firmware or self._prebuilt, None if prebuilt else exported)
-        total = n * windows
-        log = dut.log[log_start:]
+    def _document(self, handle, exported, firmware, plan, facts, timing, accuracy, memory, log) -> dict:
+        """The runner's document (harness/runner.py's schema) of one measurement."""
+        prebuilt = self.options["firmware"] == "prebuilt"
+        energy_mode = self.options["mode"] == "energy"
+        n, overheads = timing.per_window, timing.overheads_ms
         doc = {
             "ok": True, "schema": 1, "runner_version": RUNNER_VERSION,
             "host": facts,
             "runtime": {"name": "mcu" if prebuilt else "mcu-int8",
                         "version": facts.get("firmware") or (firmware.version if firmware is not None else None)},
             "numpy_version": None,
-            "settings": {"warmup": warmup, "min_duration_s": min_duration_s, "min_iterations": min_iterations,
-                         "max_iterations": max_iterations, "windows": windows, "inferences_per_window": n,
+            "settings": {"warmup": plan.warmup, "min_duration_s": plan.min_duration_s,
+                         "min_iterations": plan.min_iterations, "max_iterations": plan.max_iterations,
+                         "windows": plan.windows, "inferences_per_window": n,
                          "baud": self.options["baud"], "threads": 1, "mode": self.options["mode"]},
             "model": {"path": handle, "bytes": self._model_bytes.get(handle),
                       "const_bytes": None if prebuilt else exported.const_bytes,
                       "inputs": [self._tensor("input", exported.input)],
                       "outputs": [self._tensor("output", exported.output)]},
-            "timings_ms": {"load": load_ms, "init": self.boot_ms,
-                           "first_inference": first.elapsed_us / 1e3 if not energy_mode else None,
-                           "warmup_total": warm.elapsed_us / 1e3 if warm and not energy_mode else None},
-            "latencies_ns": latencies,
-            "round_sizes": [1] * len(latencies),  # one value per MLPerf window: each a round
-            "loop": {"iterations": total, "wall_ns": wall_ns,
-                     "stop_reason": "max_iterations" if n * windows >= max_iterations else "min_duration_and_count",
-                     "windows": windows,
+            "timings_ms": {"load": timing.load_ms, "init": self.boot_ms,
+                           "first_inference": timing.first.elapsed_us / 1e3 if timing.first else None,
+                           "warmup_total": timing.warm.elapsed_us / 1e3 if timing.warm else None},
+            "latencies_ns": timing.latencies_ns,
+            "round_sizes": [1] * len(timing.latencies_ns),  # one value per MLPerf window: each a round
+            "loop": {"iterations": n * plan.windows, "wall_ns": timing.wall_ns,
+                     "stop_reason": ("max_iterations" if n * plan.windows >= plan.max_iterations
+                                     else "min_duration_and_count"),
+                     "windows": plan.windows,
                      "clock": "energy monitor (DUT timestamp edges)" if energy_mode else "dut"},
-            "window": {"start_unix_s": window_start, "end_unix_s": window_end},
+            "window": {"start_unix_s": timing.window[0], "end_unix_s": timing.window[1]},
             "memory": memory,
             "accuracy": accuracy,
             "protocol": {"overhead_ms_per_window": sorted(overheads)[len(overheads) // 2] if overheads else None,
@@ -502,8 +527,8 @@ class SerialDevice(Device):
                          + " | ".join(log[:3])] if log else [],
             "emulated": self.options["qemu"] is not None or self.spec.emulated,
         }
-        if energy is not None:
-            doc["energy"] = energy
+        if timing.energy is not None:
+            doc["energy"] = timing.energy
         return doc
 
     def _energy_windows(self, n: int, per_inference_us: float):
@@ -552,8 +577,7 @@ class SerialDevice(Device):
 
     def _infer(self, n: int, per_inference_us: float):
         # a window's deadline: the reply timeout plus ten times its expected duration
-        self.dut.us_per_inference_budget = 10 * per_inference_us + 1
-        return self._checked(lambda: self.dut.infer(n, 0))
+        return self._checked(lambda: self.dut.infer(n, 0, us_per_inference=10 * per_inference_us + 1))
 
     @staticmethod
     def _tensor(name: str, q: dict) -> dict:
@@ -676,12 +700,52 @@ class SerialDevice(Device):
         return self.spec.emulation if self.spec.emulated else False
 
     def info(self) -> dict:
-        q = self.options["qemu"] if hasattr(self, "options") else self.spec.options.get("qemu")
-        return {"kind": self.kind, "port": self.spec.options.get("port"), "baud": self.spec.options.get("baud"),
-                "board": (q or {}).get("machine") or self.spec.options.get("board"),
-                "machine": self.spec.options.get("cpu"), "emulated": bool(q) or self.spec.emulated,
-                "dut_name": getattr(self, "facts", {}).get("name"),
+        q = self.options["qemu"]
+        return {"kind": self.spec.kind, "port": self.options.get("port"), "baud": self.options.get("baud"),
+                "board": (q or {}).get("machine") or self.options.get("board"),
+                "machine": self.options.get("cpu"), "emulated": bool(q) or self.spec.emulated,
+                "dut_name": self.facts.get("name"),
                 "controller": platform.node()}
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """How one measurement's windows are sized: the run spec's minimums over MLPerf Tiny's
+    `windows` windows (the median of windows is the result)."""
+
+    warmup: int
+    min_iterations: int
+    max_iterations: int
+    min_duration_s: float
+    windows: int
+
+    @classmethod
+    def of(cls, spec: dict, windows: int) -> "RunPlan":
+        low = max(int(spec.get("min_iterations", 1)), 1)
+        return cls(warmup=int(spec.get("warmup", 10)), min_iterations=low,
+                   max_iterations=max(int(spec.get("max_iterations", 1_000_000)), low),
+                   min_duration_s=float(spec.get("min_duration_s", 1.0)), windows=windows)
+
+    def per_window(self, per_inference_us: float) -> int:
+        """Inferences per window: the windows together meet both minimums, within the cap."""
+        n = max(math.ceil(self.min_iterations / self.windows),
+                math.ceil(self.min_duration_s * 1e6 / self.windows / per_inference_us))
+        return max(1, min(n, self.max_iterations // self.windows or 1))
+
+
+@dataclass
+class Timing:
+    """What the timed part of a measurement saw (the document's timings, loop and window)."""
+
+    load_ms: float
+    first: object           # the first inference's window (None in energy mode)
+    warm: object            # the warmup window (None without warmup or in energy mode)
+    per_window: int
+    latencies_ns: list
+    overheads_ms: list
+    energy: Optional[dict]
+    window: tuple           # host wall-clock start and end of the timed windows
+    wall_ns: int
 
 
 def _ints(command: str, line: str, prefix: str, suffix: str = "") -> list:

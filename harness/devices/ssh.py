@@ -24,8 +24,9 @@ from pathlib import Path
 from .. import schema
 from ..errors import ConfigError, DeviceError, RunnerError
 from ..redaction import host_has_password
+from ..registry import Option, with_defaults
 from . import boardlock
-from .base import Device
+from .base import Device, stability_text
 from .local import RUNNER, decode_runner_output, runner_env
 from .sshlink import BoardLost, Link, remote_argv, resolve, sha256_of
 
@@ -34,9 +35,6 @@ log = logging.getLogger("harness.devices.ssh")
 PROBE = Path(__file__).resolve().parent / "probe.py"
 BOARDS = ("generic", "rpi", "jetson")
 DEFAULT_LOCK_WAIT_S = 120.0  # as long as a store lease waits (harness/lease.py)
-OPTIONS = ("host", "port", "user", "key_file", "known_hosts", "ssh_config", "jump", "connect_timeout_s",
-           "password_env", "passphrase_env", "use_agent", "workdir", "retries", "retry_wait_s", "board",
-           "lock_wait_s")
 # What may appear in the store and reports: where the board is, never how to log in.
 PUBLIC = ("host", "port", "user", "jump", "board", "workdir", "retries", "connect_timeout_s")
 PINNED_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "PYTHONDONTWRITEBYTECODE")
@@ -53,35 +51,52 @@ KILL_STALE = ('test -f "$1" || exit 0; pid=$(cat "$1"); '
 
 
 class SshDevice(Device):
-    kind = "ssh"
+    """A Linux board (Raspberry Pi, Jetson, any ARM or x86 box) over SSH, host keys checked."""
+
+    only_given_options = True   # port, user, key_file, jump may come from ~/.ssh/config
+    OPTIONS = {
+        "host": Option(str, required=True, help="an ~/.ssh/config alias or [user@]host[:port]"),
+        "port": Option(int, None, minimum=1, maximum=65535, help="from ~/.ssh/config, else 22"),
+        "user": Option(str, None, help="from ~/.ssh/config, else the controller's user"),
+        "key_file": Option((str, list), None, help="a private key file, or a list of them "
+                                                     "(default: ~/.ssh/config's IdentityFile)"),
+        "known_hosts": Option(str, "~/.ssh/known_hosts", help="the host keys trusted (never added on first use)"),
+        "ssh_config": Option(str, None, help="an ssh config file (default ~/.ssh/config)"),
+        "jump": Option(str, None, help="one jump host: an ssh config alias or [user@]host[:port]"),
+        "connect_timeout_s": Option(float, 10.0, minimum=0.1, help="seconds to wait for the connection"),
+        "password_env": Option(str, None, help="the environment variable holding the login password"),
+        "passphrase_env": Option(str, None, help="the environment variable holding the key's passphrase"),
+        "use_agent": Option(bool, True, help="offer the ssh-agent's keys"),
+        "workdir": Option(str, ".cache/edge-harness", help="the harness's directory on the board (relative: "
+                                                            "to the login's home)"),
+        "retries": Option(int, 2, minimum=0, maximum=20, help="times one measurement is retried after the "
+                                                              "link dropped"),
+        "retry_wait_s": Option(float, 1.0, minimum=0.0, help="seconds before reconnecting"),
+        "board": Option(str, "generic", choices=BOARDS, help="the flavour: what the board is expected to report"),
+        "lock_wait_s": Option(float, DEFAULT_LOCK_WAIT_S, minimum=0.0,
+                              help="seconds to wait for another run's lock on the board"),
+    }
 
     @classmethod
     def validate_options(cls, options, source):
-        where = cls.kind
+        where = "ssh"
         for secret in ("password", "passphrase"):
-            if secret in options:
+            if isinstance(options, dict) and secret in options:
                 raise ConfigError(source, f"{where}.{secret}", f"no literal {secret} in a device file", "***",
                                   f"put it in an environment variable and name that in {secret}_env")
-        schema.check_keys(source, where, options, OPTIONS, required=("host",))
-        schema.get(source, where, options, "host", str, required=True)
+        return super().validate_options(options, source)
+
+    @classmethod
+    def check_section(cls, options, source):
+        where = "ssh"
         for key in ("host", "jump"):  # user:password@host would be stored, printed and reported
             value = options.get(key)
             if isinstance(value, str) and host_has_password(value):
                 raise ConfigError(source, f"{where}.{key}", "[user@]host[:port] without a password", "***",
                                   "a password in the host is refused: it would be stored and shown; put it "
                                   "in an environment variable and name that in password_env")
-        schema.get(source, where, options, "port", int, minimum=1, maximum=65535)
-        for key in ("user", "known_hosts", "ssh_config", "jump", "password_env", "passphrase_env", "workdir"):
-            schema.get(source, where, options, key, str)
-        key_file = options.get("key_file")
-        if key_file is not None and not isinstance(key_file, str):
+        if isinstance(options.get("key_file"), list):
             schema.get_list(source, where, options, "key_file", str)
-        schema.get(source, where, options, "connect_timeout_s", float, minimum=0.1)
-        schema.get(source, where, options, "retry_wait_s", float, minimum=0.0)
-        schema.get(source, where, options, "lock_wait_s", float, minimum=0.0)
-        schema.get(source, where, options, "retries", int, minimum=0, maximum=20)
-        schema.get(source, where, options, "use_agent", bool)
-        schema.get(source, where, options, "board", str, choices=BOARDS)
         jump = options.get("jump")
         if jump and (jump.count(":") > 1 or "," in jump or ":" in jump and not jump.rsplit(":", 1)[1].isdigit()):
             raise ConfigError(source, f"{where}.jump", "one jump host: an ssh config alias or [user@]host[:port]",
@@ -94,13 +109,14 @@ class SshDevice(Device):
 
     def __init__(self, spec):
         super().__init__(spec)
-        o = spec.options
+        o = with_defaults(self.OPTIONS, spec.options)
         self.settings = resolve(o)
-        self.board = o.get("board", "generic")
+        self.board = o["board"]
         self.python = spec.python or "python3"
-        self.retries = int(o.get("retries", 2))
-        self.retry_wait_s = float(o.get("retry_wait_s", 1.0))
-        self.lock_wait_s = float(o.get("lock_wait_s", DEFAULT_LOCK_WAIT_S))
+        self.retries = int(o["retries"])
+        self.retry_wait_s = float(o["retry_wait_s"])
+        self.lock_wait_s = float(o["lock_wait_s"])
+        self.workdir_option = o["workdir"]
         self.link = Link(self.settings, label=spec.name)
         self.workdir = None  # absolute, resolved on the board at connect
         self.attempts = []   # (attempt, reason) of every lost attempt
@@ -121,7 +137,7 @@ class SshDevice(Device):
         self.runner = self._upload_tool(RUNNER, "runner")
 
     def _resolve_workdir(self) -> str:
-        path = self.spec.options.get("workdir") or ".cache/edge-harness"
+        path = self.workdir_option
         if path.startswith("~/"):
             path = path[2:]
         return path if path.startswith("/") else posixpath.join(self.link.home(), path)
@@ -240,7 +256,7 @@ class SshDevice(Device):
         if self._facts is None:
             self._facts = self.probe()
         f = self._facts
-        out = {"kind": self.kind, "board": self.board, "host": self.settings.hostname,
+        out = {"kind": self.spec.kind, "board": self.board, "host": self.settings.hostname,
                "hostname": f.get("hostname"), "os": f.get("os"), "kernel": f.get("kernel"),
                "machine": f.get("machine"), "cpu": f.get("cpu"), "cpu_count": f.get("cpu_count"),
                "mem_total_kb": f.get("mem_total_kb"), "python": f.get("python"), "numpy": f.get("numpy"),
@@ -278,6 +294,42 @@ class SshDevice(Device):
     def close(self):
         self.link.close()
 
+    # ------------------------------------------------------------- `harness devices`
+
+    def check(self, variants=()) -> str:
+        return format_check(self.check_report(variants)) + "\n" + stability_text(self.name, self.machine_snapshot())
+
+    def check_report(self, variants=()) -> dict:
+        """The board's facts, which variants run, and where the YAML and the board disagree."""
+        return check_facts(self.spec, self.probe(), variants)
+
+    def clean(self) -> str:
+        done = self.remove_workdir()
+        return f"{self.name}: removed {done['workdir']} ({done['freed_bytes'] // 1024} KiB)"
+
+    def remove_workdir(self) -> dict:
+        """Remove the harness work directory from the board (on an unconnected device: the
+        board lock lives in that directory)."""
+        self.link.open()
+        try:
+            workdir = self._resolve_workdir()
+            if self.link.run(["test", "-e", workdir], timeout_s=30).returncode != 0:
+                return {"device": self.name, "workdir": workdir, "freed_bytes": 0}  # nothing there
+            # Only a directory the harness made (its blobs/ store inside), never a YAML typo like /usr/lib.
+            is_harness = self.link.run(["test", "-d", posixpath.join(workdir, "blobs")], timeout_s=30)
+            if (workdir.rstrip("/") in ("", self.link.home().rstrip("/")) or workdir.count("/") < 2
+                    or is_harness.returncode != 0):
+                raise DeviceError(f"{self.name}: refusing to remove {workdir!r}: not a harness work directory "
+                                  f"(no blobs/ inside)")
+            size = self.link.run(["du", "-sk", workdir], timeout_s=60)
+            freed = int(size.stdout.split()[0]) * 1024 if size.returncode == 0 and size.stdout.split() else 0
+            done = self.link.run(["rm", "-rf", "--", workdir], timeout_s=300)
+            if done.returncode != 0:
+                raise DeviceError(f"{self.name}: removing {workdir} failed: {done.stderr.strip()}")
+            return {"device": self.name, "workdir": workdir, "freed_bytes": freed}
+        finally:
+            self.link.close()
+
 
 # ----------------------------------------------------------------- CLI logic
 
@@ -285,12 +337,16 @@ RUNTIME_FOR = {".onnx": ("onnxruntime",), ".tflite": ("litert", "tflite_runtime"
 
 
 def check(spec, variants=()) -> dict:
-    """What `harness devices check NAME` prints: the board's facts and which variants run.
+    """What `harness devices check NAME` reports: the board's facts and which variants run.
 
     `variants`: model files (the runtime follows the suffix) or (name, runtimes) pairs,
     e.g. a manifest recipe's id and its ``runtimes``."""
     with SshDevice(spec) as device:
-        facts = device.probe()
+        return device.check_report(variants)
+
+
+def check_facts(spec, facts: dict, variants=()) -> dict:
+    """The check report of a board's probed facts."""
     runtimes = facts.get("runtimes", {})
     verdicts = []
     for variant in variants:
@@ -351,26 +407,7 @@ def format_check(report: dict) -> str:
 
 def clean(spec) -> dict:
     """Remove the harness work directory from the board (`harness devices clean NAME`)."""
-    device = SshDevice(spec)
-    device.link.open()
-    try:
-        workdir = device._resolve_workdir()
-        if device.link.run(["test", "-e", workdir], timeout_s=30).returncode != 0:
-            return {"device": spec.name, "workdir": workdir, "freed_bytes": 0}  # nothing there
-        # Only a directory the harness made (its blobs/ store inside), never a YAML typo like /usr/lib.
-        is_harness = device.link.run(["test", "-d", posixpath.join(workdir, "blobs")], timeout_s=30)
-        if (workdir.rstrip("/") in ("", device.link.home().rstrip("/")) or workdir.count("/") < 2
-                or is_harness.returncode != 0):
-            raise DeviceError(f"{spec.name}: refusing to remove {workdir!r}: not a harness work directory "
-                              f"(no blobs/ inside)")
-        size = device.link.run(["du", "-sk", workdir], timeout_s=60)
-        freed = int(size.stdout.split()[0]) * 1024 if size.returncode == 0 and size.stdout.split() else 0
-        done = device.link.run(["rm", "-rf", "--", workdir], timeout_s=300)
-        if done.returncode != 0:
-            raise DeviceError(f"{spec.name}: removing {workdir} failed: {done.stderr.strip()}")
-        return {"device": spec.name, "workdir": workdir, "freed_bytes": freed}
-    finally:
-        device.link.close()
+    return SshDevice(spec).remove_workdir()
 
 
 __all__ = ["SshDevice", "check", "clean", "format_check", "remote_argv"]

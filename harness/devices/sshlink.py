@@ -121,26 +121,45 @@ def _known_hosts_name(s: Settings) -> str:
     return s.hostname if s.port == 22 else f"[{s.hostname}]:{s.port}"
 
 
-def open_client(s: Settings, label: str) -> paramiko.SSHClient:
+@dataclass
+class Connection:
+    """An authenticated client and, when the board is reached through one, the jump host's
+    connection its socket runs over (closed after it)."""
+
+    client: paramiko.SSHClient
+    jump: "Connection | None" = None
+
+    def transport(self) -> paramiko.Transport | None:
+        return self.client.get_transport()
+
+    def close(self) -> None:
+        for thing in (self.client, self.jump):
+            if thing is not None:
+                try:
+                    thing.close()
+                except Exception:  # closing a dead link must not hide the real error
+                    pass
+
+
+def open_client(s: Settings, label: str) -> Connection:
     """A connected, authenticated client; every failure is a DeviceError a user can act on."""
     sock = None
-    jump_client = None
+    jump = None
     if s.jump is not None:
-        jump_client = open_client(s.jump, f"{label} (jump host {s.jump.alias})")
+        jump = open_client(s.jump, f"{label} (jump host {s.jump.alias})")
         try:
-            sock = jump_client.get_transport().open_channel(
+            sock = jump.transport().open_channel(
                 "direct-tcpip", (s.hostname, s.port), ("127.0.0.1", 0), timeout=s.connect_timeout_s)
         except (paramiko.SSHException, OSError) as exc:
-            jump_client.close()
+            jump.close()
             raise BoardLost(f"{label}: the jump host {s.jump.alias} cannot reach {s.where}: {exc}") from None
     try:
         client = _connect_target(s, label, sock)
     except BaseException:
-        if jump_client is not None:
-            jump_client.close()  # a failed target must not leave the jump connection open
+        if jump is not None:
+            jump.close()  # a failed target must not leave the jump connection open
         raise
-    client._harness_jump = jump_client  # closed with the client
-    return client
+    return Connection(client, jump)
 
 
 class _UnknownHostKey(paramiko.SSHException):
@@ -341,28 +360,29 @@ class Link:
     bytes_uploaded: int = 0
     files_uploaded: int = 0
     spec_bytes_uploaded: int = 0
-    _client: paramiko.SSHClient | None = field(default=None, repr=False)
+    _connection: Connection | None = field(default=None, repr=False)
     _sftp: paramiko.SFTPClient | None = field(default=None, repr=False)
 
     def open(self):
         self.close()
-        self._client = open_client(self.settings, self.label)
-        self._client.get_transport().set_keepalive(15)
+        self._connection = open_client(self.settings, self.label)
+        self._connection.transport().set_keepalive(15)
         return self
 
     @property
     def alive(self) -> bool:
-        t = self._client.get_transport() if self._client else None
+        t = self._connection.transport() if self._connection else None
         return bool(t and t.is_active())
 
     def close(self):
-        for thing in (self._sftp, self._client, getattr(self._client, "_harness_jump", None)):
-            if thing is not None:
-                try:
-                    thing.close()
-                except Exception:  # closing a dead link must not hide the real error
-                    pass
-        self._sftp = self._client = None
+        if self._sftp is not None:
+            try:
+                self._sftp.close()
+            except Exception:  # closing a dead link must not hide the real error
+                pass
+        if self._connection is not None:
+            self._connection.close()
+        self._sftp = self._connection = None
 
     # ------------------------------------------------------------- commands
 
@@ -403,13 +423,16 @@ class Link:
                             + (f"; last stderr: {err.decode(errors='replace')[-500:]}" if err else ""))
         return Completed(list(argv), code, out.decode(errors="replace"), err.decode(errors="replace"))
 
-    def start(self, argv) -> paramiko.Channel:
-        """Start argv on the board and return its channel, for a process that lives as long
-        as the connection (the board lock); the caller reads it and closes it."""
+    def start(self, argv, combine_stderr: bool = False) -> paramiko.Channel:
+        """Start argv on the board and return its channel, for a process the caller reads
+        and closes (the board lock, a streaming meter); ``combine_stderr``: its stderr
+        arrives on the same stream as its stdout."""
         if not self.alive:
             raise BoardLost(f"{self.label}: not connected")
         try:
-            chan = self._client.get_transport().open_session(timeout=self.settings.connect_timeout_s)
+            chan = self._connection.transport().open_session(timeout=self.settings.connect_timeout_s)
+            if combine_stderr:
+                chan.set_combine_stderr(True)
             chan.exec_command(remote_argv(argv))
         except (paramiko.SSHException, EOFError, OSError) as exc:
             raise BoardLost(f"{self.label}: cannot start a command: {exc or type(exc).__name__}") from None
@@ -423,7 +446,7 @@ class Link:
             raise BoardLost(f"{self.label}: not connected")
         if self._sftp is None:
             try:
-                self._sftp = self._client.open_sftp()
+                self._sftp = self._connection.client.open_sftp()
                 self._sftp.get_channel().settimeout(max(self.settings.connect_timeout_s, 30.0))
             except (paramiko.SSHException, EOFError, OSError, AttributeError) as exc:
                 raise BoardLost(f"{self.label}: cannot open SFTP: {exc}") from None

@@ -355,13 +355,15 @@ class DutClient:
             if not last and lines:
                 raise DutError(command, "unexpected reply to a middle chunk", lines + ["m-ready"])
 
-    def infer(self, n: int, warmup: int) -> InferWindow:
+    def infer(self, n: int, warmup: int, us_per_inference: float | None = None) -> InferWindow:
         """``infer N W``: the MLPerf Tiny reply sequence, timestamps and results. In energy
-        mode the two ``m-lap-us`` lines are absent (the monitor timestamps the window)."""
+        mode the two ``m-lap-us`` lines are absent (the monitor timestamps the window).
+        ``us_per_inference``: this window's budget per inference (default: the client's)."""
         if n < 1 or warmup < 0:
             raise ValueError(f"infer needs n >= 1 and warmup >= 0, got {n}, {warmup}")
         command = f"infer {n} {warmup}"
-        budget = self.timeout_s + (n + warmup) * self.us_per_inference_budget / 1e6
+        per_inference = self.us_per_inference_budget if us_per_inference is None else us_per_inference
+        budget = self.timeout_s + (n + warmup) * per_inference / 1e6
         self._wire_bytes = 0
         host0 = self.clock()
         lines = self.command(command, timeout_s=budget)

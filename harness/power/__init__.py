@@ -14,32 +14,29 @@ from __future__ import annotations
 from contextlib import contextmanager
 
 from ..errors import ConfigError
-from ..registry import Registry
+from ..devices import device_class
+from ..registry import Registry, UnknownName
 from .base import Meter, MeterError, PowerTrace
 from .clock import Clock
 from .energy import MIN_SAMPLES, summarize
 from .source import LocalSource, Source
 
-__all__ = ["meter", "meter_class", "known_meters", "open_meters", "min_window_s",
+__all__ = ["meter", "meter_class", "known_meters", "meter_registry", "open_meters", "min_window_s",
            "measure_with_meters", "board_source", "Meter", "MeterError", "PowerTrace", "summarize",
            "Source", "LocalSource"]
 
-_meters = Registry("harness.meters", {
-    "tegrastats": "harness.power.tegrastats:TegrastatsMeter",
-    "ina3221": "harness.power.ina3221:Ina3221Meter",
-    "rapl": "harness.power.rapl:RaplMeter",
-    "nvml": "harness.power.nvml:NvmlMeter",
-    "vcgencmd": "harness.power.vcgencmd:VcgencmdMeter",
-    "ina2xx": "harness.power.hwmon:Ina2xxMeter",
-    "serial_stream": "harness.power.serial_stream:SerialStreamMeter",
-    "lpm01a": "harness.power.lpm01a:Lpm01aMeter",
-    "joulescope": "harness.power.joulescope:JoulescopeMeter",
-    "otii": "harness.power.otii:OtiiMeter",
-}, attribute="name")
+# Each module registers its meter with ``@meter("name")``, the one place the name is
+# written; they import no vendor package at import time (pyserial, pynvml, joulescope load
+# when a meter starts), so importing them all to learn the names is cheap.
+meter_registry = Registry("meter", "harness.meters", modules=(
+    "harness.power.tegrastats", "harness.power.ina3221", "harness.power.rapl", "harness.power.nvml",
+    "harness.power.vcgencmd", "harness.power.hwmon", "harness.power.serial_stream",
+    "harness.power.lpm01a", "harness.power.joulescope", "harness.power.otii",
+))
 
-meter = _meters.register         # class decorator: register a Meter subclass under a name
-known_meters = _meters.names
-meter_class = _meters.get
+meter = meter_registry.register  # class decorator: register a Meter subclass under a name
+known_meters = meter_registry.names
+meter_class = meter_registry.get
 
 
 def board_source(spec, device, root: str = "/") -> Source:
@@ -66,13 +63,14 @@ def validate_entries(source, kind: str, entries) -> list:
         name = entry["meter"]
         try:
             cls = meter_class(name)
-        except KeyError:
-            raise ConfigError(source, f"{where}.meter", "one of " + ", ".join(known_meters()),
-                              name) from None
+        except UnknownName:
+            expected, hint = meter_registry.expected(name)
+            raise ConfigError(source, f"{where}.meter", expected, name, hint) from None
         options = cls.validate(entry, source, where)
-        if cls.local_only and kind != "local":
+        if cls.local_only and not device_class(kind).is_controller:
             raise ConfigError(source, f"{where}.meter", "a meter that can read this kind of device", name,
-                              f"{name} reads the controller's own hardware, so only a 'local' device can use it")
+                              f"{name} reads the controller's own hardware in-process, so only a 'local' "
+                              "device (the controller itself) can use it")
         checked.append((cls, options))
     return checked
 

@@ -19,6 +19,7 @@ from typing import ClassVar
 
 from .. import schema
 from ..errors import ConfigError, HarnessError
+from ..registry import Option, check_options  # noqa: F401  (Option: meters declare OPTIONS with it)
 from . import energy
 from .clock import SYSTEM_CLOCK, Clock
 
@@ -54,26 +55,10 @@ class PowerTrace:
     extra: dict = field(default_factory=dict)
 
 
-class Option:
-    """One YAML option of a meter: type, default and limits, checked at the door."""
-
-    def __init__(self, types, default=None, *, choices=None, minimum=None, maximum=None,
-                 required=False, items=None):
-        self.types, self.default, self.choices = types, default, choices
-        self.minimum, self.maximum, self.required, self.items = minimum, maximum, required, items
-
-    def get(self, source, where, entry, key):
-        value = schema.get(source, where, entry, key, self.types, self.default, choices=self.choices,
-                           minimum=self.minimum, maximum=self.maximum, required=self.required)
-        if self.items is not None and entry.get(key) is not None:
-            value = schema.get_list(source, where, entry, key, self.items)
-        # A copy, so no meter can change the class's default.
-        return list(value) if isinstance(value, list) else value
-
-
 class Meter:
-    """Base of every power source. Subclasses set ``name`` (by @meter), ``OPTIONS`` and
-    ``on_board`` (True when it reads files or runs programs on the board)."""
+    """Base of every power source. Subclasses are registered by name with ``@meter("name")``
+    (which sets ``name``) and set ``OPTIONS`` (field -> registry.Option) and ``on_board``
+    (True when it reads files or runs programs on the board)."""
 
     name: ClassVar[str] = ""
     on_board: ClassVar[bool] = False
@@ -91,9 +76,7 @@ class Meter:
     # -- validation at the door
     @classmethod
     def validate(cls, entry: dict, source, where: str) -> dict:
-        allowed = ("meter", "label") + tuple(cls.OPTIONS)
-        schema.check_keys(source, where, entry, allowed)
-        out = {key: opt.get(source, where, entry, key) for key, opt in cls.OPTIONS.items()}
+        out = check_options(source, where, entry, cls.OPTIONS, also=("meter", "label"))
         out["label"] = schema.get(source, where, entry, "label", str, None)
         cls.check(out, source, where)
         return out

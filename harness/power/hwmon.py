@@ -42,10 +42,12 @@ def find_sensors(source) -> dict:
 class Ina2xxMeter(PollingMeter):
     on_board = True
     OPTIONS = {
-        "sensors": Option(list, None, items=str),
-        "use": Option(str, "auto", choices=("auto", "power", "vi")),
-        "interval_ms": Option(int, 20, minimum=1, maximum=60000),
-        "root": Option(str, "/"),
+        "sensors": Option(list, None, items=str,
+                          help="hwmon directories (default: every hwmon named ina219/220/226/230/231)"),
+        "use": Option(str, "auto", choices=("auto", "power", "vi"),
+                      help="power (power1_input) or vi (in1_input x curr1_input)"),
+        "interval_ms": Option(int, 20, minimum=1, maximum=60000, help="milliseconds between reads"),
+        "root": Option(str, "/", help="prefix of every sysfs path (a test's temporary root)"),
     }
 
     def probe(self):

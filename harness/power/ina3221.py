@@ -91,11 +91,11 @@ def _discover_hwmon(source):
 class Ina3221Meter(PollingMeter):
     on_board = True
     OPTIONS = {
-        "interval_ms": Option(int, 50, minimum=1, maximum=60000),
-        "layout": Option(str, "auto", choices=("auto", "iio", "hwmon")),
-        "total": Option(str, None),
-        "rails": Option(list, None, items=str),
-        "root": Option(str, "/"),
+        "interval_ms": Option(int, 50, minimum=1, maximum=60000, help="milliseconds between reads"),
+        "layout": Option(str, "auto", choices=("auto", "iio", "hwmon"), help="sysfs layout: iio, hwmon, or found"),
+        "total": Option(str, None, help="the rail that is the board's total; default: the rails summed"),
+        "rails": Option(list, None, items=str, help="keep and sum only these rails"),
+        "root": Option(str, "/", help="prefix of every sysfs path (a test's temporary root)"),
     }
 
     def probe(self):

@@ -35,9 +35,10 @@ def load(name: str, pip_name: str):
 @meter("joulescope")
 class JoulescopeMeter(Meter):
     OPTIONS = {
-        "sampling_frequency": Option(int, 1000, minimum=1, maximum=2_000_000),
-        "serial_number": Option(str, None),
-        "timestamp_input": Option(str, None, choices=("gpi0", "gpi1")),
+        "sampling_frequency": Option(int, 1000, minimum=1, maximum=2_000_000, help="samples per second"),
+        "serial_number": Option(str, None, help="which Joulescope (default: the only one)"),
+        "timestamp_input": Option(str, None, choices=("gpi0", "gpi1"),
+                                  help="the general-purpose input the DUT's timestamp pin is on (energy mode)"),
     }
     js = None  # the module; tests inject a fake
 

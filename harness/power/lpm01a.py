@@ -75,14 +75,15 @@ def freq_hz(text: str) -> float:
 class Lpm01aMeter(LineStreamMeter):
     close_before_join = False
     OPTIONS = {
-        "port": Option(str, required=True),
-        "baudrate": Option(int, 3686400, minimum=50),
-        "voltage_mv": Option(int, 3000, minimum=1800, maximum=3300),
-        "freq": Option(str, "1k", choices=FREQS),
-        "output": Option(str, "energy", choices=("energy", "current")),
-        "events": Option(bool, True),
-        "power_on": Option(bool, True),
-        "timeout_s": Option(float, 3.0, minimum=0.1, maximum=60.0),
+        "port": Option(str, required=True, help="the LPM01A's serial port"),
+        "baudrate": Option(int, 3686400, minimum=50, help="the port's baud rate"),
+        "voltage_mv": Option(int, 3000, minimum=1800, maximum=3300, help="the DUT supply voltage"),
+        "freq": Option(str, "1k", choices=FREQS, help="acquisition frequency"),
+        "output": Option(str, "energy", choices=("energy", "current"),
+                         help="energy (J per period) or current (A, times the voltage)"),
+        "events": Option(bool, True, help="record the DUT's timestamp GPIO edges (MLPerf Tiny energy mode)"),
+        "power_on": Option(bool, True, help="the LPM01A supplies the DUT"),
+        "timeout_s": Option(float, 3.0, minimum=0.1, maximum=60.0, help="seconds to wait for each reply"),
     }
 
     def __init__(self, options, source=None, label=None):

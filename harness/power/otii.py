@@ -23,11 +23,11 @@ from .joulescope import load
 @meter("otii")
 class OtiiMeter(Meter):
     OPTIONS = {
-        "host": Option(str, "127.0.0.1"),
-        "port": Option(int, 1905, minimum=1, maximum=65535),
-        "channel": Option(str, "mp", choices=("mp", "mc")),
-        "voltage_v": Option(float, None, minimum=0.0),
-        "sample_rate_hz": Option(int, 1000, minimum=1),
+        "host": Option(str, "127.0.0.1", help="the Otii TCP server"),
+        "port": Option(int, 1905, minimum=1, maximum=65535, help="its port"),
+        "channel": Option(str, "mp", choices=("mp", "mc"), help="mp (power) or mc (current; needs voltage_v)"),
+        "voltage_v": Option(float, None, minimum=0.0, help="the supply voltage, for channel mc"),
+        "sample_rate_hz": Option(int, 1000, minimum=1, help="samples per second"),
     }
     client_module = None  # otii_tcp_client; tests inject a fake
 

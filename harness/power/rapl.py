@@ -50,9 +50,9 @@ class RaplMeter(PollingMeter):
     on_board = True
     method = "counter"
     OPTIONS = {
-        "domains": Option(list, None, items=str),
-        "interval_ms": Option(int, 100, minimum=1, maximum=10000),
-        "root": Option(str, "/"),
+        "domains": Option(list, None, items=str, help="powercap zones (default: every top-level zone except psys)"),
+        "interval_ms": Option(int, 100, minimum=1, maximum=10000, help="milliseconds between counter polls"),
+        "root": Option(str, "/", help="prefix of every sysfs path (a test's temporary root)"),
     }
 
     def probe(self):

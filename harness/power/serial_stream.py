@@ -58,10 +58,10 @@ def parse_header(line: str) -> dict:
 class SerialStreamMeter(LineStreamMeter):
     close_before_join = False
     OPTIONS = {
-        "port": Option(str, required=True),
-        "baudrate": Option(int, 115200, minimum=50),
-        "rate_hz": Option(float, 1000.0, minimum=0.001),
-        "read_timeout_s": Option(float, 0.2, minimum=0.01, maximum=10.0),
+        "port": Option(str, required=True, help="a serial port or pyserial URL (socket://, rfc2217://, loop://)"),
+        "baudrate": Option(int, 115200, minimum=50, help="the port's baud rate"),
+        "rate_hz": Option(float, 1000.0, minimum=0.001, help="nominal sample rate (the stream's header overrides it)"),
+        "read_timeout_s": Option(float, 0.2, minimum=0.01, maximum=10.0, help="seconds per read of the port"),
     }
 
     def __init__(self, options, source=None, label=None):

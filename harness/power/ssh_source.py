@@ -14,7 +14,6 @@ import posixpath
 import socket
 import time
 
-from ..devices.sshlink import remote_argv  # the one quoting rule
 from .base import MeterError
 from .source import Process, Source
 
@@ -26,9 +25,7 @@ class SshProcess(Process):
     def __init__(self, link, argv, start_timeout_s: float = 10.0):
         self.link, self.argv = link, list(argv)
         self._buf, self._closed, self.pid = b"", False, None
-        chan = link._client.get_transport().open_session()
-        chan.set_combine_stderr(True)
-        chan.exec_command(remote_argv(["sh", "-c", WRAPPER, "sh", *self.argv]))
+        chan = link.start(["sh", "-c", WRAPPER, "sh", *self.argv], combine_stderr=True)
         chan.settimeout(0.25)
         self.chan = chan
         deadline = time.monotonic() + start_timeout_s
@@ -108,7 +105,7 @@ class SshSource(Source):
         return done.stdout
 
     def describe(self) -> str:
-        return f"ssh {getattr(self.link, 'label', '')}".strip() + (f" (root {self.root})" if self.root != "/" else "")
+        return f"ssh {self.link.label}" + (f" (root {self.root})" if self.root != "/" else "")
 
 
 def _board_seconds(done) -> float:

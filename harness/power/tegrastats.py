@@ -46,10 +46,11 @@ def total_mw(rails: dict, total: str | None = None, include=None) -> float | Non
 class TegrastatsMeter(LineStreamMeter):
     on_board = True
     OPTIONS = {
-        "interval_ms": Option(int, 100, minimum=10, maximum=60000),
-        "command": Option(list, ["tegrastats"], items=str),
-        "total": Option(str, None),
-        "rails": Option(list, None, items=str),
+        "interval_ms": Option(int, 100, minimum=10, maximum=60000, help="tegrastats --interval"),
+        "command": Option(list, ["tegrastats"], items=str,
+                          help="the argv run on the board, e.g. [sudo, -n, tegrastats]"),
+        "total": Option(str, None, help="the rail that is the board's total (e.g. VDD_IN); default: the rails summed"),
+        "rails": Option(list, None, items=str, help="keep and sum only these rails"),
     }
 
     def __init__(self, options, source=None, label=None):
