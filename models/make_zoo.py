@@ -287,7 +287,50 @@ def make(kind: str, split) -> None:
           f"{(p_onnx.argmax(1) == test.y).mean():.4f}")
 
 
-def main() -> None:
+class _NamedInput(nn.Module):
+    """The network with its argument named like the ONNX file's input ("input"), so one
+    input spec serves both."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:  # noqa: A002 (the ONNX name)
+        return self.net(input)
+
+
+def export_pt2(kind: str, onnx_path: Path, out: Path) -> Path:
+    """The committed ONNX model as a torch.export program (.pt2, fp32): the same network
+    class, its weights taken from the ONNX initializers (their names are the state dict's),
+    exported at the ONNX file's static batch-1 shape. Needs torch only (no training)."""
+    import onnx
+    from onnx import numpy_helper
+
+    model = DigitsCNN() if kind == "cnn" else DigitsMLP()
+    weights = {i.name: torch.from_numpy(numpy_helper.to_array(i).copy())
+               for i in onnx.load(str(onnx_path)).graph.initializer}
+    model.load_state_dict(weights, strict=True)
+    model.eval()
+    shape = (1, 1, 8, 8) if kind == "cnn" else (1, 64)
+    program = torch.export.export(_NamedInput(model).eval(), (torch.zeros(shape, dtype=torch.float32),))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    torch.export.save(program, str(out))
+    return out
+
+
+def main(argv=None) -> None:
+    import argparse
+
+    ap = argparse.ArgumentParser(description="Re-make the demo zoo (needs torch and tensorflow-cpu), "
+                                 "or with --pt2 only export the committed ONNX models as .pt2 (torch only).")
+    ap.add_argument("--pt2", metavar="DIR", type=Path,
+                    help="write digits_cnn.pt2 and digits_mlp.pt2 into DIR from the committed .onnx files")
+    args = ap.parse_args(argv)
+    if args.pt2 is not None:
+        for kind in ("cnn", "mlp"):
+            path = export_pt2(kind, HERE / f"digits_{kind}.onnx", args.pt2 / f"digits_{kind}.pt2")
+            print(f"  {path}: {path.stat().st_size} B (torch {torch.__version__})")
+        return
     split = digits_split()
     for kind in ("cnn", "mlp"):
         make(kind, split)
