@@ -130,6 +130,13 @@ def _runtime(name):
             import ai_edge_litert  # noqa: F401
             from ai_edge_litert import interpreter  # noqa: F401
             return {"version": getattr(ai_edge_litert, "__version__", None) or _dist("ai-edge-litert")}
+        if name == "torch":
+            import torch
+            out = {"version": torch.__version__, "cuda_build": torch.version.cuda,
+                   "cuda_available": bool(torch.cuda.is_available())}
+            if out["cuda_available"]:
+                out["cuda_devices"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+            return out
         if name == "tflite_runtime":
             import tflite_runtime
             from tflite_runtime import interpreter  # noqa: F401
@@ -175,7 +182,7 @@ def probe(workdir=None):
         "python": platform.python_version(),
         "python_executable": sys.executable,
         "numpy": numpy_version,
-        "runtimes": dict((name, _runtime_isolated(name)) for name in ("onnxruntime", "litert", "tflite_runtime")),
+        "runtimes": dict((name, _runtime_isolated(name)) for name in ("onnxruntime", "litert", "tflite_runtime", "torch")),
     }
     if numpy_missing:
         facts["numpy_missing"] = numpy_missing
