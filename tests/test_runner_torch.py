@@ -1,0 +1,102 @@
+"""The runner's PyTorch backend on the CPU: the demo models exported to .pt2 from the
+committed ONNX files (models/make_zoo.py --pt2), run through the real runner, agree with
+onnxruntime on the same inputs. Skipped without torch (the `torch` extra)."""
+import importlib.util
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from harness import runner
+from harness.datasets import digits_split
+from tests.conftest import REPO
+
+torch = pytest.importorskip("torch", reason="torch is not installed (pip install -e '.[torch]')")
+
+RUNNER = REPO / "harness" / "runner.py"
+MODELS = REPO / "models"
+
+
+def _make_zoo():
+    spec = importlib.util.spec_from_file_location("make_zoo", MODELS / "make_zoo.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def pt2(tmp_path_factory):
+    """{kind: .pt2 path}, exported once for the module."""
+    folder = tmp_path_factory.mktemp("pt2")
+    make_zoo = _make_zoo()
+    return {kind: make_zoo.export_pt2(kind, MODELS / f"digits_{kind}.onnx", folder / f"digits_{kind}.pt2")
+            for kind in ("cnn", "mlp")}
+
+
+def run(tmp_path, spec, expect_ok=True):
+    spec_path = tmp_path / "spec.json"
+    spec_path.write_text(json.dumps(spec))
+    proc = subprocess.run([sys.executable, str(RUNNER), str(spec_path)], capture_output=True, text=True,
+                          timeout=300)
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["ok"] is expect_ok, (result, proc.stderr[-2000:])
+    return result
+
+
+def _outputs(backend, path, feeds):
+    backend.init(backend.load(str(path)))
+    backend.signature()
+    return np.concatenate([backend.set_and_run(feed)[0].reshape(1, -1) for feed in feeds])
+
+
+@pytest.mark.parametrize("kind", ["cnn", "mlp"])
+def test_pt2_outputs_agree_with_onnxruntime(pt2, kind):
+    test = digits_split()["test"]
+    shape = (1, 1, 8, 8) if kind == "cnn" else (1, 64)
+    feeds = [{"input": x.reshape(shape).astype(np.float32)} for x in test.x[:200]]
+    onnx_path = MODELS / f"digits_{kind}.onnx"
+    ort = _outputs(runner.OnnxruntimeBackend({"model": str(onnx_path)}), onnx_path, feeds)
+    pt = _outputs(runner.TorchBackend({"model": str(pt2[kind])}), pt2[kind], feeds)
+    assert pt.shape == ort.shape == (200, 10)
+    np.testing.assert_allclose(pt, ort, rtol=1e-4, atol=1e-5)
+    assert (pt.argmax(1) == ort.argmax(1)).all()
+
+
+def test_runner_measures_a_pt2_program_on_the_cpu(tmp_path, pt2):
+    test = digits_split()["test"]
+    np.savez(tmp_path / "digits.npz", x=test.x, y=test.y)
+    common = {"min_iterations": 20, "min_duration_s": 0, "warmup": 2, "dataset": str(tmp_path / "digits.npz")}
+    r = run(tmp_path, dict(common, model=str(pt2["cnn"])))   # runtime auto: the .pt2 suffix picks torch
+    assert r["runtime"]["name"] == "torch" and r["runtime"]["device"] == "cpu"
+    assert r["runtime"]["version"] == torch.__version__
+    assert r["model"]["inputs"] == [{"name": "input", "shape": [1, 1, 8, 8], "dtype": "float32"}]
+    assert r["model"]["outputs"][0]["shape"] == [1, 10]
+    assert len(r["latencies_ns"]) == r["loop"]["iterations"] >= 20
+    assert set(r["timings_ms"]) == {"import", "load", "init", "first_inference", "warmup_total"}
+    # the CPU run reads no GPU state and records no GPU settings
+    assert "gpu" not in r["machine"]["before"] and "gpu" not in r["memory"] and "io" not in r["settings"]
+    onnx_run = run(tmp_path, dict(common, model=str(MODELS / "digits_cnn.onnx")))
+    assert r["accuracy"]["n"] == onnx_run["accuracy"]["n"] == len(test.y)
+    assert r["accuracy"]["correct"] == onnx_run["accuracy"]["correct"]
+
+
+def test_cuda_on_a_machine_without_it_is_a_typed_error(tmp_path, pt2):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    r = run(tmp_path, {"model": str(pt2["mlp"]), "device": "cuda"}, expect_ok=False)
+    assert r["error"]["type"] == "ProviderMissing"
+    assert "no CUDA device" in r["error"]["message"] and torch.__version__ in r["error"]["message"]
+
+
+@pytest.mark.parametrize("spec, words", [
+    ({"device": "gpu0"}, "device: expected cpu, cuda or cuda:N"),
+    ({"io": "pinned"}, "io: expected device or host"),
+    ({"sync": "yes"}, "sync: expected true or false"),
+    ({"runtime": "tensorflow"}, "torch"),
+])
+def test_bad_gpu_settings_are_named(pt2, spec, words):
+    with pytest.raises(runner.RunnerFailure, match=words) as failure:
+        runner.make_backend(dict({"model": str(pt2["mlp"])}, **spec))
+    assert failure.value.kind == "BadSpec"
