@@ -299,16 +299,79 @@ class _NamedInput(nn.Module):
         return self.net(input)
 
 
+def onnx_initializers(path: Path) -> dict:
+    """{name: float32 array} of an ONNX file's initializers, with the onnx package or,
+    where it is not installed (the lent GPU machine has torch but maybe not onnx), read
+    straight from the protobuf wire format: ModelProto.graph (7) -> GraphProto.initializer
+    (5) -> TensorProto dims (1), data_type (2, FLOAT = 1), name (8), raw_data (9)."""
+    try:
+        import onnx
+        from onnx import numpy_helper
+    except ImportError:
+        pass
+    else:
+        return {i.name: numpy_helper.to_array(i).copy() for i in onnx.load(str(path)).graph.initializer}
+
+    def fields(buf):
+        i = 0
+        while i < len(buf):
+            key, i = _varint(buf, i)
+            number, wire = key >> 3, key & 7
+            if wire == 0:
+                value, i = _varint(buf, i)
+            elif wire == 2:
+                size, i = _varint(buf, i)
+                value, i = buf[i:i + size], i + size
+            elif wire in (1, 5):
+                size = 8 if wire == 1 else 4
+                value, i = buf[i:i + size], i + size
+            else:
+                raise ValueError(f"{path}: unsupported protobuf wire type {wire}")
+            yield number, wire, value
+
+    out = {}
+    graph = next(v for n, w, v in fields(Path(path).read_bytes()) if n == 7 and w == 2)
+    for number, wire, tensor in fields(graph):
+        if number != 5 or wire != 2:
+            continue
+        dims, name, raw, dtype = [], None, None, None
+        for n, w, v in fields(tensor):
+            if n == 1 and w == 0:
+                dims.append(v)
+            elif n == 1 and w == 2:  # packed dims
+                j = 0
+                while j < len(v):
+                    d, j = _varint(v, j)
+                    dims.append(d)
+            elif n == 2:
+                dtype = v
+            elif n == 8:
+                name = v.decode()
+            elif n == 9:
+                raw = v
+        if dtype != 1 or raw is None:
+            raise ValueError(f"{path}: initializer {name}: only float32 raw_data is read without the onnx package")
+        out[name] = np.frombuffer(raw, dtype="<f4").reshape(dims).copy()
+    return out
+
+
+def _varint(buf: bytes, i: int):
+    shift = value = 0
+    while True:
+        byte = buf[i]
+        i += 1
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, i
+        shift += 7
+
+
 def export_pt2(kind: str, onnx_path: Path, out: Path) -> Path:
     """The committed ONNX model as a torch.export program (.pt2, fp32): the same network
     class, its weights taken from the ONNX initializers (their names are the state dict's),
     exported at the ONNX file's static batch-1 shape. Needs torch only (no training)."""
-    import onnx
-    from onnx import numpy_helper
-
     model = DigitsCNN() if kind == "cnn" else DigitsMLP()
-    weights = {i.name: torch.from_numpy(numpy_helper.to_array(i).copy())
-               for i in onnx.load(str(onnx_path)).graph.initializer}
+    weights = {name: torch.from_numpy(array) for name, array in onnx_initializers(onnx_path).items()}
     model.load_state_dict(weights, strict=True)
     model.eval()
     shape = (1, 1, 8, 8) if kind == "cnn" else (1, 64)

@@ -35,6 +35,19 @@ def pt2(tmp_path_factory):
             for kind in ("cnn", "mlp")}
 
 
+def test_export_reads_the_onnx_weights_without_the_onnx_package(monkeypatch):
+    make_zoo = _make_zoo()
+    path = MODELS / "digits_cnn.onnx"
+    with_onnx = make_zoo.onnx_initializers(path)
+    monkeypatch.setitem(sys.modules, "onnx", None)   # "import onnx" raises ImportError
+    wire = make_zoo.onnx_initializers(path)
+    assert sorted(wire) == sorted(with_onnx) == ["conv1.bias", "conv1.weight", "conv2.bias", "conv2.weight",
+                                                 "dw.bias", "dw.weight", "fc.bias", "fc.weight"]
+    for name, array in with_onnx.items():
+        assert wire[name].dtype == np.float32 and wire[name].shape == array.shape
+        np.testing.assert_array_equal(wire[name], array)
+
+
 def run(tmp_path, spec, expect_ok=True):
     spec_path = tmp_path / "spec.json"
     spec_path.write_text(json.dumps(spec))
