@@ -113,3 +113,13 @@ def test_bad_gpu_settings_are_named(pt2, spec, words):
     with pytest.raises(runner.RunnerFailure, match=words) as failure:
         runner.make_backend(dict({"model": str(pt2["mlp"])}, **spec))
     assert failure.value.kind == "BadSpec"
+
+
+def test_probe_reports_torch_and_cuda_from_its_own_interpreter(tmp_path):
+    done = subprocess.run([sys.executable, str(REPO / "harness" / "devices" / "probe.py"), str(tmp_path)],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    found = json.loads(done.stdout.strip().splitlines()[-1])["runtimes"]["torch"]
+    assert found["version"] == torch.__version__ and found["cuda_build"] == torch.version.cuda
+    assert found["cuda_available"] is torch.cuda.is_available()
+    assert ("cuda_devices" in found) is torch.cuda.is_available()
