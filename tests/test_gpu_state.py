@@ -40,8 +40,11 @@ def edges(fake, scenario):
 
 
 def gpu_window(fake, scenario):
+    """The GPU's window alone: the CPU half of an in-process snapshot pair taken
+    microseconds apart would judge this machine's load, not the recorded GPU."""
     before, after = edges(fake, scenario)
-    return machine.window_state(before, after)
+    return machine.window_state({"time_unix_s": 100.0, "gpu": before["gpu"]},
+                                {"time_unix_s": 101.0, "gpu": after["gpu"]})
 
 
 def test_snapshot_carries_what_nvml_recorded(fake_nvml):
@@ -139,8 +142,33 @@ def test_missing_nvml_is_a_note_not_a_crash(tmp_path):
     before = _machine_gpu(tmp_path, broken)
     assert "pynvml is not importable" in before["gpu"]["missing"]
     assert "nvidia-ml-py" in before["gpu"]["missing"]
-    w = machine.window_state(before, dict(before, time_unix_s=before["time_unix_s"] + 1))
+    w = machine.window_state({"time_unix_s": 100.0, "gpu": before["gpu"]}, {"time_unix_s": 101.0, "gpu": before["gpu"]})
     v = verdict([w])
     assert v["verdict"] == "valid"
     assert any(n.startswith("GPU state not read: pynvml is not importable") for n in v["notes"])
     assert machine.stability_hints(before)[-1].startswith("GPU state not read")
+
+
+def test_memory_log_keeps_device_memory_per_phase_beside_rss(fake_nvml):
+    class TorchCounters:
+        """Stands in for torch.cuda's allocator counters (they need a CUDA device)."""
+
+        def __init__(self):
+            self.peaks = iter([0, 9 << 20, 12 << 20, 3 << 20])
+
+        def memory_phase(self):
+            return {"torch_peak_allocated_bytes": next(self.peaks)}
+
+    fake_nvml.SCENARIO, fake_nvml.EDGE = "steady", 0
+    log = runner.MemoryLog()
+    log.mark("before_load")
+    log.watch_gpu(TorchCounters(), runner.GpuState(0))
+    log.mark("after_init")
+    fake_nvml.EDGE = 1
+    log.mark("after_first")
+    log.mark("after_timed")
+    out = log.result()
+    assert out["peak_rss_kb"] > 0
+    assert list(out["gpu"]) == ["before_init", "after_init", "after_first", "after_timed"]
+    assert out["gpu"]["after_first"] == {"torch_peak_allocated_bytes": 12 << 20, "nvml_process_bytes": 570425344}
+    assert out["gpu_peak_allocated_bytes"] == 12 << 20 and out["gpu_process_peak_bytes"] == 570425344
