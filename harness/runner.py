@@ -670,6 +670,9 @@ class TorchBackend(object):
 
     def init(self, path):
         torch = self.torch
+        # no autograd anywhere in this process: the timed call is the module's call alone,
+        # not the entry of an inference_mode context each iteration
+        torch.set_grad_enabled(False)
         try:
             program = torch.export.load(path)
             if self.cuda:
@@ -714,35 +717,37 @@ class TorchBackend(object):
     def prepare(self, feed):
         """One inference: the call, the copies when io is host, the wait for the GPU when sync."""
         torch, module, device = self.torch, self.module, self.device
-        no_grad = torch.inference_mode
-        wait = (lambda: torch.cuda.synchronize(device)) if self.cuda and self.sync else (lambda: None)
         if self.io == "host" and self.cuda:
             arrays = [feed[name] for name in self.input_names]
 
             def infer():
-                with no_grad():
-                    out = module(*[torch.from_numpy(a).to(device) for a in arrays])
-                    [o.cpu() for o in _flat(out)]  # the copy back waits for the GPU anyway
-                wait()
-        else:
-            args = [a.to(device) for a in self._args(feed)]
+                out = module(*[torch.from_numpy(a).to(device) for a in arrays])
+                for o in _flat(out):
+                    o.cpu()  # the copy back waits for the GPU whatever sync says
+                if self.sync:
+                    torch.cuda.synchronize(device)
+            return infer
+        args = [a.to(device) for a in self._args(feed)]
+        if self.cuda and self.sync:
+            synchronize = torch.cuda.synchronize
 
             def infer():
-                with no_grad():
-                    module(*args)
-                wait()
-        return infer
+                module(*args)
+                synchronize(device)
+            return infer
+        return lambda: module(*args)
 
     def set_and_run(self, feed):
-        with self.torch.inference_mode():
-            out = self.module(*[a.to(self.device) for a in self._args(feed)])
+        out = self.module(*[a.to(self.device) for a in self._args(feed)])
         return [_flat(out)[0].cpu().numpy()]
 
     def memory_phase(self):
-        """Peak device memory torch allocated since the last phase (reset here), and now."""
-        if not self.cuda:
-            return None
+        """Peak device memory torch allocated since the last phase (reset here), and now.
+        Nothing before CUDA is initialised: touching it here would move the context's
+        creation out of the init phase."""
         cuda = self.torch.cuda
+        if not self.cuda or not cuda.is_initialized():
+            return None
         cuda.synchronize(self.device)
         out = {"torch_peak_allocated_bytes": int(cuda.max_memory_allocated(self.device)),
                "torch_reserved_bytes": int(cuda.memory_reserved(self.device))}
