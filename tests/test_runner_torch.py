@@ -123,3 +123,38 @@ def test_probe_reports_torch_and_cuda_from_its_own_interpreter(tmp_path):
     assert found["version"] == torch.__version__ and found["cuda_build"] == torch.version.cuda
     assert found["cuda_available"] is torch.cuda.is_available()
     assert ("cuda_devices" in found) is torch.cuda.is_available()
+
+
+def test_a_pt2_variant_is_measured_through_the_session_like_any_other(tmp_path, pt2):
+    import shutil
+
+    from harness import zoo
+    from harness.inventory import Inventory
+    from harness.session import Session
+    from harness.store import Store
+
+    models = tmp_path / "models"
+    models.mkdir()
+    shutil.copy(MODELS / "digits_cnn.onnx", models / "digits_cnn.onnx")
+    shutil.copy(pt2["cnn"], models / "digits_cnn.pt2")
+    (models / "cnn.yaml").write_text(
+        "name: digits-cnn\nbase: digits_cnn.onnx\ndataset: digits\nvariants:\n"
+        "  - {name: fp32, technique: fp32}\n  - {name: pt2, file: digits_cnn.pt2, technique: pt2}\n")
+    (tmp_path / "devices").mkdir()
+    (tmp_path / "devices" / "local.yaml").write_text(
+        "kind: local\ncapabilities: {runtimes: [onnxruntime, torch]}\n"
+        "settings: {min_duration_s: 0.02, min_iterations: 20, warmup: 2, rounds: 1, device: cpu}\n")
+    manifests = zoo.load_manifests(models)
+    assert manifests[0].recipe("pt2").runtimes == ("torch",)
+    s = Session(Inventory(tmp_path / "devices"), Store(f"sqlite:///{tmp_path / 'store.sqlite'}"), manifests,
+                cache=tmp_path / "cache", order_seed=3)
+    s.select(zoo.select(manifests, None))
+    try:
+        pt = s.measure("local", manifests[0], manifests[0].recipe("pt2"))
+        onnx_m = s.measure("local", manifests[0], manifests[0].recipe("fp32"))
+    finally:
+        s.close()
+    assert pt.format == "pt2" and pt.provenance["runtime"]["name"] == "torch"
+    assert pt.settings["device"] == "cpu" and pt.n_params == onnx_m.n_params == 954   # 80 + 80 + 144 + 650
+    assert pt.accuracy == onnx_m.accuracy and pt.host_accuracy == onnx_m.host_accuracy > 0.9
+    assert pt.latency.n >= 20
