@@ -186,7 +186,7 @@ def load_manifest(path: Path) -> Manifest:
             try:
                 fmt = model_format(Path(file))
             except ModelError:
-                raise ConfigError(src, f"{where}.file", "a .onnx, .tflite or .pt2 file", file) from None
+                raise ConfigError(src, f"{where}.file", "a .onnx or .tflite file (or a torch.export .pt2)", file) from None
         runtimes = tuple(schema.get_list(src, where, item, "runtimes", str,
                                          default=RUNTIMES_BY_FORMAT[fmt]))
         recipes.append(VariantRecipe(vname, technique or "prebuilt", params, file, runtimes,
