@@ -152,9 +152,10 @@ class Energy:
 
         w = doc["window"]
         out = summarize(trace, w["start_unix_s"], w["end_unix_s"], doc["loop"]["iterations"], self.idle)
-        keep = ("method", "energy_per_inference_j", "net_energy_per_inference_j", "avg_power_w",
-                "idle_power_w", "net_avg_power_w", "coverage", "uncertainty_rel", "notes")
-        return doc, {k: out.get(k) for k in keep if k in out}
+        keep = ("method", "window_s", "energy_j", "energy_per_inference_j", "net_energy_j",
+                "net_energy_per_inference_j", "avg_power_w", "idle_power_w", "n_samples", "coverage",
+                "uncertainty", "notes", "extra")
+        return doc, {k: out.get(k) for k in keep}
 
     def close(self):
         if self.meter is not None:

@@ -954,8 +954,11 @@ def measure(spec):
         raise RunnerFailure("ModelLoad", "cannot read %s: %s" % (spec["model"], exc))
     load_ns = clock() - t
     gpu_index = spec.get("gpu_index")
-    uses_gpu = getattr(backend, "cuda", False) or any(
-        p in _GPU_PROVIDERS for p in (spec.get("providers") or []))
+    if isinstance(backend, TorchBackend):
+        uses_gpu = backend.cuda
+    else:
+        uses_gpu = isinstance(backend, OnnxruntimeBackend) and any(
+            p in _GPU_PROVIDERS for p in (spec.get("providers") or []))
     gpu = None
     if uses_gpu:
         if gpu_index is None:

@@ -158,3 +158,47 @@ def test_a_pt2_variant_is_measured_through_the_session_like_any_other(tmp_path, 
     assert pt.settings["device"] == "cpu" and pt.n_params == onnx_m.n_params == 954   # 80 + 80 + 144 + 650
     assert pt.accuracy == onnx_m.accuracy and pt.host_accuracy == onnx_m.host_accuracy > 0.9
     assert pt.latency.n >= 20
+
+
+def test_a_gpu_run_carries_gpu_state_memory_and_settings(pt2, monkeypatch):
+    """measure()'s GPU branch end to end in this process: NVML read through the fake pynvml
+    (recorded readings), the torch backend with its CUDA flag raised on a CPU device (no
+    CUDA here: the kernels are the CPU's, the wiring around them is the GPU run's)."""
+    from harness import document, machine
+    from test_gpu_state import FAKE_DIR
+
+    spec = importlib.util.spec_from_file_location("pynvml", FAKE_DIR / "pynvml.py")
+    fake = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fake)
+    fake.SCENARIO, fake.EDGE = "steady", 0
+    monkeypatch.setitem(sys.modules, "pynvml", fake)
+
+    class CudaFlagOnCpu(runner.TorchBackend):
+        def __init__(self, spec):
+            runner.TorchBackend.__init__(self, dict(spec, device="cpu"))
+            self.cuda = True
+
+        def init(self, path):
+            self.cuda = False   # load on the CPU: no device to move to
+            runner.TorchBackend.init(self, path)
+            self.cuda = True
+
+        def facts(self):
+            self.cuda = False
+            try:
+                return runner.TorchBackend.facts(self)
+            finally:
+                self.cuda = True
+
+    monkeypatch.setattr(runner, "make_backend", CudaFlagOnCpu)
+    doc = runner.measure({"model": str(pt2["mlp"]), "sync": False, "io": "device", "min_iterations": 5,
+                          "min_duration_s": 0, "warmup": 1})
+    document.validate(doc, "gpu wiring")
+    assert doc["settings"]["sync"] is False and doc["settings"]["io"] == "device"
+    assert doc["settings"]["gpu_index"] == 0
+    assert doc["machine"]["before"]["gpu"]["sm_clock_mhz"] == 1980
+    assert doc["machine"]["after"]["gpu"]["energy_mj"] == 987654321
+    assert doc["memory"]["gpu_process_peak_bytes"] == 536870912
+    assert set(doc["memory"]["gpu"]) >= {"before_init", "after_init", "after_first", "after_warmup", "after_timed"}
+    window = machine.window_state(doc["machine"]["before"], doc["machine"]["after"])
+    assert window["gpu"]["throttle"] == [] and window["gpu"]["name"] == "NVIDIA H200"
