@@ -172,3 +172,31 @@ def test_memory_log_keeps_device_memory_per_phase_beside_rss(fake_nvml):
     assert list(out["gpu"]) == ["before_init", "after_init", "after_first", "after_timed"]
     assert out["gpu"]["after_first"] == {"torch_peak_allocated_bytes": 12 << 20, "nvml_process_bytes": 570425344}
     assert out["gpu_peak_allocated_bytes"] == 12 << 20 and out["gpu_process_peak_bytes"] == 570425344
+
+
+@pytest.mark.parametrize("settings, words", [
+    ({"device": "gpu0"}, "settings.device: expected cpu, cuda or cuda:N, got 'gpu0'"),
+    ({"device": "cuda:x"}, "settings.device: expected cpu, cuda or cuda:N"),
+    ({"io": "pinned"}, "settings.io: expected one of device, host"),
+    ({"sync": "yes"}, "settings.sync"),
+    ({"gpu_index": -1}, "settings.gpu_index"),
+])
+def test_gpu_settings_in_the_device_yaml_are_checked(settings, words):
+    from harness.errors import ConfigError
+    from harness.inventory import parse_device
+
+    with pytest.raises(ConfigError, match=words.replace("(", r"\(")):
+        parse_device({"kind": "local", "settings": settings}, "devices/box.yaml", "box")
+
+
+def test_gpu_settings_reach_the_run_spec_only_when_set():
+    from harness.inventory import Inventory, parse_device
+
+    plain = parse_device({"kind": "local"}, "devices/box.yaml", "box")
+    assert not set(plain.settings) & {"device", "io", "sync", "gpu_index", "trt_engine_cache_dir"}
+    desktop = Inventory(REPO / "devices").get("gpu-desktop")
+    assert {k: desktop.settings[k] for k in ("device", "io", "sync", "gpu_index")} == {
+        "device": "cuda:0", "io": "device", "sync": True, "gpu_index": 0}
+    assert desktop.validity.max_gpu_clock_change == 0.05 and "torch" in desktop.capabilities.runtimes
+    jetson = Inventory(REPO / "devices").get("jetson-orin-gpu")
+    assert jetson.settings["trt_engine_cache_dir"] == "/home/nvidia/harness-trt-cache"
