@@ -120,6 +120,15 @@ def _runtime_isolated(name, timeout_s=120):
                 % (name, proc.returncode, err.decode(errors="replace").strip()[-300:])}
 
 
+def _runtimes(names):
+    """Each runtime imported in its own child, the children side by side: the probe takes
+    as long as the slowest import (torch: seconds), not their sum."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(len(names)) as pool:
+        return dict(zip(names, pool.map(_runtime_isolated, names)))
+
+
 def _runtime(name):
     """{'version': ...} or {'missing': why}."""
     try:
@@ -182,7 +191,7 @@ def probe(workdir=None):
         "python": platform.python_version(),
         "python_executable": sys.executable,
         "numpy": numpy_version,
-        "runtimes": dict((name, _runtime_isolated(name)) for name in ("onnxruntime", "litert", "tflite_runtime", "torch")),
+        "runtimes": _runtimes(("onnxruntime", "litert", "tflite_runtime", "torch")),
     }
     if numpy_missing:
         facts["numpy_missing"] = numpy_missing
