@@ -670,9 +670,6 @@ class TorchBackend(object):
 
     def init(self, path):
         torch = self.torch
-        # no autograd anywhere in this process: the timed call is the module's call alone,
-        # not the entry of an inference_mode context each iteration
-        torch.set_grad_enabled(False)
         try:
             program = torch.export.load(path)
             if self.cuda:
@@ -687,6 +684,11 @@ class TorchBackend(object):
         except Exception as exc:
             raise RunnerFailure("ModelLoad", "torch cannot load the exported program: %s" % exc)
         self.program = program
+        # no autograd for this module, so the timed call is the module's call alone (no
+        # inference_mode context entered each iteration) and no process-wide grad switch
+        # reaches other code that imports the runner (the zoo's host accuracy)
+        for parameter in self.module.parameters():
+            parameter.requires_grad_(False)
         if self.cuda:
             torch.cuda.synchronize(self.device)
 

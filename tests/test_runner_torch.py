@@ -75,6 +75,9 @@ def test_pt2_outputs_agree_with_onnxruntime(pt2, kind):
     assert pt.shape == ort.shape == (200, 10)
     np.testing.assert_allclose(pt, ort, rtol=1e-4, atol=1e-5)
     assert (pt.argmax(1) == ort.argmax(1)).all()
+    # the backend changes no process-wide torch state (the zoo imports the runner and
+    # fine-tunes with autograd in the same process)
+    assert torch.is_grad_enabled()
 
 
 def test_runner_measures_a_pt2_program_on_the_cpu(tmp_path, pt2):
