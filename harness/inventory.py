@@ -7,6 +7,7 @@ by the device class registered for that kind.
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from . import names, schema, yamlfile
 from .errors import ConfigError
 from .validity import Thresholds
 
-KNOWN_RUNTIMES = ("onnxruntime", "litert", "tflite_runtime", "mcu")
+KNOWN_RUNTIMES = ("onnxruntime", "litert", "tflite_runtime", "mcu", "torch")
 SETTINGS_DEFAULTS = {
     "threads": 1,
     "inter_threads": 1,
@@ -32,6 +33,11 @@ SETTINGS_DEFAULTS = {
     # timed loop, and the device's measured peak: opt-in, so default suites are not slower.
     "profile": False,
 }
+# GPU settings (docs/gpu.md), passed to the runner only when the YAML sets them: the torch
+# device, whether inputs live on the GPU or are copied every iteration, whether the timer
+# waits for the GPU, which GPU NVML reads, TensorRT's engine cache directory on the board.
+GPU_SETTINGS = ("device", "io", "sync", "gpu_index", "trt_engine_cache_dir")
+TORCH_DEVICE = re.compile(r"^(cpu|cuda|cuda:[0-9]+)$")
 TOP_LEVEL = ("name", "kind", "description", "python", "capabilities", "settings", "timeout_s",
              "power", "tags", "emulated", "emulation", "validity", "prepare", "restore", "peak")
 # what an emulated device's times are: an instruction-counted guest clock (QEMU -icount: no
@@ -131,7 +137,7 @@ def parse_device(data, source, default_name: str) -> DeviceSpec:
                       if caps.get("power") is not None else None)   # None: the meters declared
 
     raw_settings = schema.get(source, "", data, "settings", dict, {})
-    schema.check_keys(source, "settings", raw_settings, SETTINGS_DEFAULTS)
+    schema.check_keys(source, "settings", raw_settings, tuple(SETTINGS_DEFAULTS) + GPU_SETTINGS)
     settings = dict(SETTINGS_DEFAULTS)
     for key, default in SETTINGS_DEFAULTS.items():
         if isinstance(default, bool):
@@ -143,6 +149,7 @@ def parse_device(data, source, default_name: str) -> DeviceSpec:
         else:
             settings[key] = schema.get(source, "settings", raw_settings, key, str, default,
                                        choices=("disable", "basic", "extended", "all"))
+    settings.update(_gpu_settings(source, raw_settings))
     driver = device_class(kind)
     if "rounds" not in raw_settings:
         settings["rounds"] = driver.default_rounds
@@ -210,6 +217,20 @@ def _power_capability(source, declared, meters: tuple) -> tuple:
                               f"add {{meter: {name}}} under power:, or drop capabilities.power: it is "
                               "filled from power: by itself")
     return tuple(declared)
+
+
+def _gpu_settings(source, raw: dict) -> dict:
+    out = {}
+    device = schema.get(source, "settings", raw, "device", str, None)
+    if device is not None and not TORCH_DEVICE.match(device):
+        raise ConfigError(source, "settings.device", "cpu, cuda or cuda:N", device)
+    io = schema.get(source, "settings", raw, "io", str, None, choices=("device", "host"))
+    values = {"device": device, "io": io,
+              "sync": schema.get(source, "settings", raw, "sync", bool, None),
+              "gpu_index": schema.get(source, "settings", raw, "gpu_index", int, None, minimum=0),
+              "trt_engine_cache_dir": schema.get(source, "settings", raw, "trt_engine_cache_dir", str, None)}
+    out.update({k: v for k, v in values.items() if v is not None})
+    return out
 
 
 def _commands(source, data: dict, key: str) -> tuple:

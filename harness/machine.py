@@ -16,6 +16,56 @@ RPI_NOW_BITS = {0x1: "under-voltage", 0x2: "ARM frequency capped", 0x4: "throttl
                 0x8: "soft temperature limit"}
 
 
+# NVML clock event ("throttle") reasons, nvml.h nvmlClocksEventReason*: the ones that mean
+# the GPU ran slower than asked during the window. Idle (0x1), the application-clock
+# setting (0x2), sync boost (0x10) and the display-clock setting (0x100) are left out:
+# they are the user's setting or the GPU waiting between launches, not a disturbance.
+GPU_THROTTLE_BITS = {0x4: "SW power cap", 0x8: "HW slowdown", 0x20: "SW thermal slowdown",
+                     0x40: "HW thermal slowdown", 0x80: "HW power brake slowdown"}
+NVML_ENERGY_WRAP_MJ = 2 ** 64  # nvmlDeviceGetTotalEnergyConsumption: unsigned long long mJ
+
+
+def gpu_throttle_flags(reasons) -> list[str]:
+    if not isinstance(reasons, int) or isinstance(reasons, bool):
+        return []
+    return [name for bit, name in GPU_THROTTLE_BITS.items() if reasons & bit]
+
+
+def gpu_window(before: Optional[dict], after: Optional[dict]) -> dict:
+    """One GPU's state over a window from the runner's NVML snapshots (runner.GpuState)."""
+    before, after = before or {}, after or {}
+    if after.get("missing") or before.get("missing"):
+        return {"missing": after.get("missing") or before.get("missing")}
+    out: dict = {"index": after.get("index"), "name": after.get("name")}
+    for key in ("sm_clock_mhz", "mem_clock_mhz"):
+        b, a = before.get(key), after.get(key)
+        if b is not None and a is not None:
+            out[key] = [b, a]
+            out[key.replace("_mhz", "_change")] = abs(a - b) / float(b) if b else 0.0
+    temps = [v.get("temperature_c") for v in (before, after) if v.get("temperature_c") is not None]
+    if temps:
+        out["temp_max_c"] = max(temps)
+    for key in ("power_limit_mw", "persistence_mode", "pstate"):
+        if after.get(key) is not None:
+            out[key] = after[key]
+    out["throttle"] = sorted(set(gpu_throttle_flags(before.get("throttle_reasons"))
+                                 + gpu_throttle_flags(after.get("throttle_reasons"))))
+    # NVML's violation counters add up the time a policy held the clocks down: a throttle
+    # between the edges shows here even when both edge snapshots look clean.
+    vb, va = before.get("violation_ns") or {}, after.get("violation_ns") or {}
+    held = {p: va[p] - vb[p] for p in va if p in vb and va[p] > vb[p]}
+    if held:
+        out["violation_s"] = {p: ns / 1e9 for p, ns in held.items()}
+    eb, ea = before.get("energy_mj"), after.get("energy_mj")
+    if eb is not None and ea is not None:
+        from .power.energy import counter_delta
+
+        out["energy_j"] = counter_delta(eb, ea, NVML_ENERGY_WRAP_MJ) / 1000.0
+    if after.get("unsupported"):
+        out["unsupported"] = after["unsupported"]
+    return out
+
+
 def online_cpus(text: Optional[str], fallback: Optional[int]) -> Optional[int]:
     """Count of CPUs in a kernel list such as '0-3,6'."""
     if not text:
@@ -85,6 +135,8 @@ def window_state(before: Optional[dict], after: Optional[dict]) -> dict:
         out["rpi_throttled"] = flags
     if after.get("jetson_power_mode"):
         out["jetson_power_mode"] = after["jetson_power_mode"]
+    if before.get("gpu") is not None or after.get("gpu") is not None:
+        out["gpu"] = gpu_window(before.get("gpu"), after.get("gpu"))
     return out
 
 
@@ -115,4 +167,22 @@ def stability_hints(snapshot: dict) -> list[str]:
     temps = (snapshot.get("thermal_c") or {}).values()
     if temps and max(temps) >= 80:
         hints.append(f"temperature {max(temps):.0f} C: close to thermal throttling")
+    return hints + gpu_hints(snapshot.get("gpu"))
+
+
+def gpu_hints(gpu: Optional[dict]) -> list[str]:
+    """What would make a GPU's numbers unstable (docs/gpu.md says how to set each)."""
+    if not gpu:
+        return []
+    if gpu.get("missing"):
+        return [f"GPU state not read: {gpu['missing']}"]
+    hints = []
+    if gpu.get("persistence_mode") == 0:
+        hints.append("GPU persistence mode off: the driver unloads between runs and the first "
+                     "CUDA call pays for it (sudo nvidia-smi -pm 1)")
+    flags = gpu_throttle_flags(gpu.get("throttle_reasons"))
+    if flags:
+        hints.append(f"GPU {gpu.get('index')} is throttled now: {', '.join(flags)}")
+    if (gpu.get("temperature_c") or 0) >= 80:
+        hints.append(f"GPU temperature {gpu['temperature_c']} C: close to thermal slowdown")
     return hints

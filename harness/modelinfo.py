@@ -18,7 +18,7 @@ import numpy as np
 
 from .errors import ModelError
 
-FORMATS = {".onnx": "onnx", ".tflite": "tflite"}
+FORMATS = {".onnx": "onnx", ".tflite": "tflite", ".pt2": "pt2"}
 
 
 @dataclass(frozen=True)
@@ -55,6 +55,9 @@ def facts(path: Path, input_shapes: Optional[dict] = None) -> ModelFacts:
     fmt = model_format(path)
     if fmt == "onnx":
         params, macs, weight_bytes, unknown = _onnx_counts(path, input_shapes)
+    elif fmt == "pt2":
+        params, weight_bytes = _pt2_counts(path)
+        macs, unknown = None, ()
     else:
         params, macs = _tflite_counts(path)
         weight_bytes, unknown = 0, ()
@@ -72,6 +75,23 @@ def _onnx_counts(path: Path, input_shapes):
     except Exception as exc:  # shape inference rejects malformed graphs
         raise ModelError(f"{path}: shape inference failed at the manifest's input shapes "
                          f"{input_shapes or {}}: {exc}") from None
+
+
+def _pt2_counts(path: Path) -> tuple[int, int]:
+    """Parameters and their bytes of a torch.export program (its state dict and constants);
+    zeros without torch on the host, as for TFLite without an interpreter."""
+    try:
+        import torch
+    except ImportError:
+        return 0, 0
+    try:
+        program = torch.export.load(str(path))
+    except Exception as exc:
+        raise ModelError(f"{path}: not a loadable torch.export program: {str(exc)[:300]}") from None
+    tensors = list(program.state_dict.values()) + [t for t in program.constants.values()
+                                                   if isinstance(t, torch.Tensor)]
+    return (sum(int(t.numel()) for t in tensors),
+            sum(int(t.numel()) * t.element_size() for t in tensors))
 
 
 def _tflite_counts(path: Path) -> tuple[int, int]:

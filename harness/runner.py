@@ -8,10 +8,19 @@ Python 3.8 (older Jetson images). Do not import anything from the harness here.
     python3 runner.py SPEC.json            # result JSON on stdout
     python3 runner.py SPEC.json --out R.json
     python3 runner.py --machine            # the machine-state snapshot alone (devices check)
+    python3 runner.py --machine-gpu N      # the same with GPU N's state from NVML
 
 The spec (JSON object):
-    model            path of the .onnx or .tflite file (required)
-    runtime          "auto" | "onnxruntime" | "litert" | "tflite_runtime"   (default auto)
+    model            path of the .onnx, .tflite or .pt2 (torch.export) file (required)
+    runtime          "auto" | "onnxruntime" | "litert" | "tflite_runtime" | "torch"   (default auto)
+    device           torch: "cpu" | "cuda" | "cuda:N" (default cpu)
+    io               GPU inputs/outputs: "device" (bound on the GPU once: the loop times the
+                     kernels) | "host" (copied in and out every iteration, as an application
+                     that gets its data from the CPU does) (default device)
+    sync             GPU: wait for the device at the end of every timed iteration (default
+                     true; false only shows what an unsynchronised timer would report)
+    gpu_index        NVML index of the GPU whose state is read (default: the CUDA device's)
+    trt_engine_cache_dir  onnxruntime TensorRT: engine cache directory (a cold cache is labelled)
     providers        onnxruntime execution providers, in order (default CPU)
     provider_options one dict per provider (optional)
     threads          intra-op threads (default 1); inter_threads (default 1)
@@ -37,7 +46,11 @@ from them whether the window was disturbed (harness/validity.py).
 
 The timed region of one iteration is exactly one inference call: session.run(feed) for
 onnxruntime, interpreter.invoke() for LiteRT (inputs set before, as TFLite's
-benchmark_model does).
+benchmark_model does), the exported module's call for torch. On a GPU the region ends when
+the device has finished (torch.cuda.synchronize, onnxruntime's synchronising run), unless
+the spec says sync: false. With a GPU in use the machine snapshots add the GPU's state from
+NVML when pynvml is importable (clocks, temperature, power limit, throttle reasons,
+persistence mode, the energy counter), and the memory log adds device memory per phase.
 """
 from __future__ import print_function
 
@@ -89,23 +102,50 @@ def _proc_status_kb():
 
 
 class MemoryLog(object):
+    """Host memory per phase; with a GPU in use (watch_gpu) also device memory per phase:
+    the runtime's own peak counter (torch) and NVML's figure for this process."""
+
     def __init__(self):
         self.rss_kb, self.hwm_kb = {}, {}
+        self.gpu, self.backend, self.gpu_state = {}, None, None
+
+    def watch_gpu(self, backend, gpu_state):
+        self.backend, self.gpu_state = backend, gpu_state
+        self.mark_gpu("before_init")
+
+    def mark_gpu(self, phase):
+        figures = {}
+        phase_of = getattr(self.backend, "memory_phase", None)
+        if phase_of is not None:
+            figures.update(phase_of() or {})
+        used = self.gpu_state.process_memory_bytes() if self.gpu_state is not None else None
+        if used is not None:
+            figures["nvml_process_bytes"] = used
+        self.gpu[phase] = figures
 
     def mark(self, phase):
         rss, hwm = _proc_status_kb()
         self.rss_kb[phase], self.hwm_kb[phase] = rss, hwm
+        if self.backend is not None:
+            self.mark_gpu(phase)
 
     def result(self):
         hwm = [v for v in self.hwm_kb.values() if v is not None]
         before = self.rss_kb.get("before_load")
         after = self.hwm_kb.get("after_init")
-        return {
+        out = {
             "rss_kb": self.rss_kb,
             "hwm_kb": self.hwm_kb,
             "peak_rss_kb": max(hwm) if hwm else None,
             "load_growth_kb": (after - before) if (after is not None and before is not None) else None,
         }
+        if self.backend is not None:
+            out["gpu"] = self.gpu
+            for key, name in (("torch_peak_allocated_bytes", "gpu_peak_allocated_bytes"),
+                              ("nvml_process_bytes", "gpu_process_peak_bytes")):
+                values = [f[key] for f in self.gpu.values() if f.get(key) is not None]
+                out[name] = max(values) if values else None
+        return out
 
 
 # ---------------------------------------------------------------- host facts
@@ -267,11 +307,106 @@ def _rpi_throttled():
     return None
 
 
-def machine_snapshot():
-    """What can disturb a timed window, read from /proc and /sys (all optional)."""
+# NVML constants (nvml.h), so pynvml's module constants are not needed
+_NVML_CLOCK_SM, _NVML_CLOCK_MEM = 1, 2
+_NVML_TEMPERATURE_GPU = 0
+_NVML_PERF_POLICY = {"power": 0, "thermal": 1}
+
+
+class GpuState(object):
+    """The GPU's state from NVML (pynvml, the nvidia-ml-py package), read where a run uses a
+    GPU. Every query is optional: a GPU or driver that does not offer one leaves it out and
+    names it under 'unsupported'; no pynvml leaves a note, never a crash."""
+
+    def __init__(self, index):
+        self.index, self.nvml, self.handle, self.missing = index, None, None, None
+        try:
+            import pynvml
+        except Exception as exc:  # ImportError, or a broken install
+            self.missing = ("pynvml is not importable (%s: %s): GPU clocks, throttling and energy "
+                            "were not read; pip install nvidia-ml-py on the board" % (type(exc).__name__, exc))
+            return
+        try:
+            pynvml.nvmlInit()
+            self.handle = pynvml.nvmlDeviceGetHandleByIndex(int(index))
+        except Exception as exc:  # NVMLError: no driver, no such GPU
+            self.missing = "NVML cannot open GPU %s: %s" % (index, exc)
+            return
+        self.nvml = pynvml
+
+    def _call(self, name, unsupported, *args):
+        fn = getattr(self.nvml, name, None)
+        if fn is None:
+            unsupported.append(name)
+            return None
+        try:
+            value = fn(self.handle, *args)
+        except Exception:
+            unsupported.append(name)
+            return None
+        return value.decode() if isinstance(value, bytes) else value
+
+    def snapshot(self):
+        if self.nvml is None:
+            return {"index": self.index, "missing": self.missing}
+        miss = []
+        call = self._call
+        reasons = call("nvmlDeviceGetCurrentClocksEventReasons", [])
+        if reasons is None:  # the name before driver 535
+            reasons = call("nvmlDeviceGetCurrentClocksThrottleReasons", miss)
+        out = {
+            "index": self.index,
+            "name": call("nvmlDeviceGetName", miss),
+            "sm_clock_mhz": call("nvmlDeviceGetClockInfo", miss, _NVML_CLOCK_SM),
+            "mem_clock_mhz": call("nvmlDeviceGetClockInfo", miss, _NVML_CLOCK_MEM),
+            "temperature_c": call("nvmlDeviceGetTemperature", miss, _NVML_TEMPERATURE_GPU),
+            "power_limit_mw": call("nvmlDeviceGetEnforcedPowerLimit", miss),
+            "power_mw": call("nvmlDeviceGetPowerUsage", miss),
+            "throttle_reasons": reasons,
+            "persistence_mode": call("nvmlDeviceGetPersistenceMode", miss),
+            "pstate": call("nvmlDeviceGetPerformanceState", miss),
+            "energy_mj": call("nvmlDeviceGetTotalEnergyConsumption", miss),
+        }
+        violation = {}
+        for policy, code in sorted(_NVML_PERF_POLICY.items()):
+            v = call("nvmlDeviceGetViolationStatus", miss, code)
+            if v is not None:
+                violation[policy] = int(v.violationTime)
+        if violation:
+            out["violation_ns"] = violation
+        out = dict((k, v) for k, v in out.items() if v is not None)
+        if miss:
+            out["unsupported"] = sorted(set(miss))
+        return out
+
+    def process_memory_bytes(self):
+        """GPU memory NVML counts for this process (None where NVML cannot tell: some
+        containers hide the PIDs)."""
+        if self.nvml is None:
+            return None
+        pid, found = os.getpid(), None
+        for name in ("nvmlDeviceGetComputeRunningProcesses", "nvmlDeviceGetGraphicsRunningProcesses"):
+            for proc in self._call(name, []) or []:
+                used = getattr(proc, "usedGpuMemory", None)
+                if getattr(proc, "pid", None) == pid and used is not None:
+                    found = (found or 0) + int(used)
+        return found
+
+    def close(self):
+        if self.nvml is not None:
+            try:
+                self.nvml.nvmlShutdown()
+            except Exception:
+                pass
+            self.nvml = None
+
+
+def machine_snapshot(gpu=None):
+    """What can disturb a timed window, read from /proc and /sys (all optional), and the
+    GPU's state from NVML when `gpu` (a GpuState) is given."""
     loadavg = (_read("/proc/loadavg") or "").split()
     self_times = os.times()
-    return {
+    out = {
         "time_unix_s": time.time(),
         "loadavg": [float(v) for v in loadavg[:3]] if len(loadavg) >= 3 else None,
         "cpus_online": _read("/sys/devices/system/cpu/online"),
@@ -285,6 +420,9 @@ def machine_snapshot():
         "rpi_throttled": _rpi_throttled(),
         "jetson_power_mode": _read("/var/lib/nvpmodel/status"),
     }
+    if gpu is not None:
+        out["gpu"] = gpu.snapshot()
+    return out
 
 
 # ---------------------------------------------------------------- backends
@@ -301,6 +439,8 @@ class OnnxruntimeBackend(object):
         self.ort, self.spec = ort, spec
         self.version = ort.__version__
         self.providers_available = list(ort.get_available_providers())
+        self.io, self.sync = _io_and_sync(spec)
+        self.engine_cache = None
 
     def load(self, path):
         with open(path, "rb") as f:
@@ -331,6 +471,9 @@ class OnnxruntimeBackend(object):
                 "execution provider(s) %s not available; this onnxruntime %s offers %s"
                 % (", ".join(missing), self.version, ", ".join(self.providers_available)))
         provider_options = spec.get("provider_options")
+        cache_dir = spec.get("trt_engine_cache_dir")
+        if cache_dir and "TensorrtExecutionProvider" in providers:
+            provider_options = self._with_engine_cache(providers, provider_options, cache_dir)
         try:
             if provider_options:
                 self.session = ort.InferenceSession(blob, opts, providers=providers,
@@ -341,6 +484,27 @@ class OnnxruntimeBackend(object):
             raise RunnerFailure("ModelLoad", "onnxruntime cannot load the model: %s" % exc)
         self.providers_used = list(self.session.get_providers())
         self.session_args = (opts, providers, provider_options)  # the profiled pass's session is built alike
+        self.gpu_provider = next((p for p in self.providers_used if p in _GPU_PROVIDERS), None)
+        if self.gpu_provider:
+            options = (provider_options or [{}] * len(providers))[providers.index(self.gpu_provider)] or {}
+            self.device_id = int(options.get("device_id", 0))
+
+    def _with_engine_cache(self, providers, provider_options, cache_dir):
+        """TensorRT's engine cache in the device's directory; a cache without engines is cold
+        (this run builds them: its init and first inference include the build)."""
+        try:
+            before = [n for n in os.listdir(cache_dir) if not n.startswith(".")]
+        except OSError:
+            before = []
+        self.engine_cache = {"dir": cache_dir, "cold": not before, "files_before": len(before)}
+        options = [dict(o or {}) for o in (provider_options or [{}] * len(providers))]
+        trt = options[providers.index("TensorrtExecutionProvider")]
+        trt.setdefault("trt_engine_cache_enable", "True")
+        trt.setdefault("trt_engine_cache_path", cache_dir)
+        return options
+
+    def gpu_index(self):
+        return self.device_id if self.gpu_provider else None
 
     def signature(self):
         def describe(args):
@@ -350,16 +514,45 @@ class OnnxruntimeBackend(object):
 
     def prepare(self, feed):
         """Return a zero-argument callable that performs exactly one inference."""
-        run, names = self.session.run, None
+        if self.gpu_provider and self.io == "device":
+            return self._bound(feed)
+        run, names = self.session.run, None  # on a GPU: copies in and out every iteration
         return lambda: run(names, feed)
+
+    def _bound(self, feed):
+        """IO binding: inputs copied to the GPU once, outputs left there, so the loop times
+        the kernels; sync waits for the device at the end of every run."""
+        ort, session = self.ort, self.session
+        binding = session.io_binding()
+        self._inputs_on_device = [ort.OrtValue.ortvalue_from_numpy(feed[i.name], "cuda", self.device_id)
+                                  for i in session.get_inputs()]
+        for item, value in zip(session.get_inputs(), self._inputs_on_device):
+            binding.bind_ortvalue_input(item.name, value)
+        for item in session.get_outputs():
+            binding.bind_output(item.name, "cuda", self.device_id)
+        options = ort.RunOptions()
+        run = session.run_with_iobinding
+        if not self.sync:
+            options.add_run_config_entry("disable_synchronize_execution_providers", "1")
+            return lambda: run(binding, options)
+
+        def infer():
+            run(binding, options)
+            binding.synchronize_outputs()
+        return infer
 
     def set_and_run(self, feed):
         return [self.session.run(None, feed)[0]]
 
     def facts(self):
-        return {"name": self.name, "version": self.version,
-                "providers_available": self.providers_available,
-                "providers_used": self.providers_used}
+        out = {"name": self.name, "version": self.version,
+               "providers_available": self.providers_available,
+               "providers_used": self.providers_used}
+        if self.gpu_provider:
+            out.update({"device": "cuda:%d" % self.device_id, "io": self.io, "sync": self.sync})
+        if self.engine_cache:
+            out["trt_engine_cache"] = self.engine_cache
+        return out
 
     def profile(self, feed, runs):
         return ort_profile(self.ort, self.session_args, self.spec["model"], feed, runs)
@@ -434,6 +627,161 @@ class LiteRTBackend(object):
         return litert_profile_offer(self.name, self.version, self.interp)
 
 
+_GPU_PROVIDERS = ("CUDAExecutionProvider", "TensorrtExecutionProvider")
+
+
+def _io_and_sync(spec):
+    io = spec.get("io", "device")
+    if io not in ("device", "host"):
+        raise RunnerFailure("BadSpec", "io: expected device or host, got %r" % (io,))
+    sync = spec.get("sync", True)
+    if not isinstance(sync, bool):
+        raise RunnerFailure("BadSpec", "sync: expected true or false, got %r" % (sync,))
+    return io, sync
+
+
+class TorchBackend(object):
+    """A torch.export program (.pt2, torch.export.save) on the CPU or a CUDA device."""
+
+    name = "torch"
+
+    def __init__(self, spec):
+        try:
+            import torch
+        except ImportError as exc:
+            raise RunnerFailure("RuntimeMissing", "torch is not installed: %s" % exc)
+        self.torch, self.spec = torch, spec
+        self.version = torch.__version__
+        self.io, self.sync = _io_and_sync(spec)
+        device = spec.get("device", "cpu")
+        if not isinstance(device, str) or not (device == "cpu" or device == "cuda" or (
+                device.startswith("cuda:") and device[5:].isdigit())):
+            raise RunnerFailure("BadSpec", "device: expected cpu, cuda or cuda:N, got %r" % (device,))
+        if device.startswith("cuda"):
+            if not torch.cuda.is_available():
+                raise RunnerFailure("ProviderMissing", "device %s: this torch %s has no CUDA device (CUDA build: %s)"
+                                    % (device, self.version, torch.version.cuda))
+            device = "cuda:%d" % (int(device[5:]) if ":" in device else torch.cuda.current_device())
+        self.device = torch.device(device)
+        self.cuda = self.device.type == "cuda"
+        threads = int(spec.get("threads", 1))
+        torch.set_num_threads(threads)
+        try:
+            torch.set_num_interop_threads(int(spec.get("inter_threads", 1)))
+        except RuntimeError:  # only settable before the first parallel work
+            pass
+
+    def gpu_index(self):
+        return self.device.index if self.cuda else None
+
+    def load(self, path):
+        return path  # torch.export.load reads the archive itself
+
+    def init(self, path):
+        torch = self.torch
+        try:
+            program = torch.export.load(path)
+            if self.cuda:
+                try:
+                    from torch.export.passes import move_to_device_pass
+                    program = move_to_device_pass(program, self.device)
+                    self.module = program.module()
+                except ImportError:  # torch < 2.5
+                    self.module = program.module().to(self.device)
+            else:
+                self.module = program.module()
+        except Exception as exc:
+            raise RunnerFailure("ModelLoad", "torch cannot load the exported program: %s" % exc)
+        self.program = program
+        # no autograd for this module, so the timed call is the module's call alone (no
+        # inference_mode context entered each iteration) and no process-wide grad switch
+        # reaches other code that imports the runner (the zoo's host accuracy)
+        for parameter in self.module.parameters():
+            parameter.requires_grad_(False)
+        if self.cuda:
+            torch.cuda.synchronize(self.device)
+
+    def signature(self):
+        torch = self.torch
+        sig = self.program.graph_signature
+        meta = dict((n.name, n.meta.get("val")) for n in self.program.graph.nodes if n.op == "placeholder")
+
+        def describe(names, values):
+            out = []
+            for name, val in zip(names, values):
+                shape = [int(d) if isinstance(d, int) else None for d in getattr(val, "shape", [])]
+                dtype = str(getattr(val, "dtype", "")).replace("torch.", "") or None
+                out.append({"name": name, "shape": shape, "dtype": dtype})
+            return out
+
+        outputs = []
+        for node in self.program.graph.nodes:
+            if node.op == "output":
+                outputs = [a.meta.get("val") if isinstance(a, torch.fx.Node) else None for a in node.args[0]]
+        self.input_names = list(sig.user_inputs)
+        return (describe(self.input_names, [meta.get(n) for n in self.input_names]),
+                describe(list(sig.user_outputs), outputs))
+
+    def _args(self, feed):
+        return [self.torch.from_numpy(feed[name]) for name in self.input_names]
+
+    def prepare(self, feed):
+        """One inference: the call, the copies when io is host, the wait for the GPU when sync."""
+        torch, module, device = self.torch, self.module, self.device
+        if self.io == "host" and self.cuda:
+            arrays = [feed[name] for name in self.input_names]
+
+            def infer():
+                out = module(*[torch.from_numpy(a).to(device) for a in arrays])
+                for o in _flat(out):
+                    o.cpu()  # the copy back waits for the GPU whatever sync says
+                if self.sync:
+                    torch.cuda.synchronize(device)
+            return infer
+        args = [a.to(device) for a in self._args(feed)]
+        if self.cuda and self.sync:
+            synchronize = torch.cuda.synchronize
+
+            def infer():
+                module(*args)
+                synchronize(device)
+            return infer
+        return lambda: module(*args)
+
+    def set_and_run(self, feed):
+        out = self.module(*[a.to(self.device) for a in self._args(feed)])
+        return [_flat(out)[0].cpu().numpy()]
+
+    def memory_phase(self):
+        """Peak device memory torch allocated since the last phase (reset here), and now.
+        Nothing before CUDA is initialised: touching it here would move the context's
+        creation out of the init phase."""
+        cuda = self.torch.cuda
+        if not self.cuda or not cuda.is_initialized():
+            return None
+        cuda.synchronize(self.device)
+        out = {"torch_peak_allocated_bytes": int(cuda.max_memory_allocated(self.device)),
+               "torch_reserved_bytes": int(cuda.memory_reserved(self.device))}
+        cuda.reset_peak_memory_stats(self.device)
+        return out
+
+    def facts(self):
+        out = {"name": self.name, "version": self.version, "device": str(self.device),
+               "io": self.io if self.cuda else "host", "sync": self.sync if self.cuda else None,
+               "cuda": self.torch.version.cuda}
+        if self.cuda:
+            out["device_name"] = self.torch.cuda.get_device_name(self.device)
+        return out
+
+
+def _flat(out):
+    if isinstance(out, (list, tuple)):
+        return [t for o in out for t in _flat(o)]
+    if isinstance(out, dict):
+        return [t for o in out.values() for t in _flat(o)]
+    return [out]
+
+
 def _dist_version(name):
     try:
         from importlib.metadata import version  # Python 3.8+
@@ -456,7 +804,8 @@ def make_backend(spec):
     runtime = spec.get("runtime", "auto")
     model = spec["model"]
     if runtime == "auto":
-        runtime = "onnxruntime" if model.lower().endswith(".onnx") else "litert"
+        runtime = ("onnxruntime" if model.lower().endswith(".onnx") else
+                   "torch" if model.lower().endswith(".pt2") else "litert")
         if runtime == "litert":
             try:
                 return LiteRTBackend(spec, "litert")
@@ -466,7 +815,10 @@ def make_backend(spec):
         return OnnxruntimeBackend(spec)
     if runtime in ("litert", "tflite_runtime"):
         return LiteRTBackend(spec, runtime)
-    raise RunnerFailure("BadSpec", "runtime: expected auto, onnxruntime, litert or tflite_runtime, got %r" % runtime)
+    if runtime == "torch":
+        return TorchBackend(spec)
+    raise RunnerFailure("BadSpec", "runtime: expected auto, onnxruntime, litert, tflite_runtime or torch, got %r"
+                        % runtime)
 
 
 # ---------------------------------------------------------------- inputs
@@ -569,12 +921,26 @@ def _int(spec, key, default, low=0):
     return value
 
 
+def _cuda_index(spec, backend):
+    """The CUDA device a run uses: torch's device, or the GPU provider's device_id. NVML
+    numbers GPUs by PCI bus, CUDA fastest first unless CUDA_DEVICE_ORDER=PCI_BUS_ID
+    (docs/gpu.md); gpu_index in the spec says it outright."""
+    if getattr(backend, "cuda", False):
+        return backend.device.index or 0
+    providers = list(spec.get("providers") or [])
+    options = spec.get("provider_options") or [{}] * len(providers)
+    for provider, option in zip(providers, options):
+        if provider in _GPU_PROVIDERS:
+            return int((option or {}).get("device_id", 0))
+    return 0
+
+
 def measure(spec):
     np = _np()
     memory = MemoryLog()
     memory.mark("start")
     if not isinstance(spec.get("model"), str):
-        raise RunnerFailure("BadSpec", "model: expected the path of a .onnx or .tflite file")
+        raise RunnerFailure("BadSpec", "model: expected the path of a .onnx, .tflite or .pt2 file")
     if not os.path.isfile(spec["model"]):
         raise RunnerFailure("ModelLoad", "model file not found: %s" % spec["model"])
     # the inventory's defaults (harness/inventory.py SETTINGS_DEFAULTS): a spec written by
@@ -598,6 +964,19 @@ def measure(spec):
     except (IOError, OSError) as exc:
         raise RunnerFailure("ModelLoad", "cannot read %s: %s" % (spec["model"], exc))
     load_ns = clock() - t
+    gpu_index = spec.get("gpu_index")
+    if isinstance(backend, TorchBackend):
+        uses_gpu = backend.cuda
+    else:
+        uses_gpu = isinstance(backend, OnnxruntimeBackend) and any(
+            p in _GPU_PROVIDERS for p in (spec.get("providers") or []))
+    gpu = None
+    if uses_gpu:
+        if gpu_index is None:
+            gpu_index = _cuda_index(spec, backend)
+        gpu = GpuState(int(gpu_index))
+        memory.watch_gpu(backend, gpu)
+
     t = clock()
     backend.init(blob)
     init_ns = clock() - t
@@ -623,17 +1002,25 @@ def measure(spec):
 
     # Wall-clock edges of the timed window, so a meter on another clock (a host-side power
     # monitor) can align its samples to it.
-    machine_before = machine_snapshot()
+    machine_before = machine_snapshot(gpu)
     window_start = time.time()
     latencies, loop = timed_loop(infer, min_duration_s, min_iterations, max_iterations)
     window_end = time.time()
-    machine_after = machine_snapshot()
+    machine_after = machine_snapshot(gpu)
     memory.mark("after_timed")
 
     accuracy = None
     if spec.get("dataset"):
         accuracy = evaluate(backend, inputs, spec["dataset"])
         memory.mark("after_dataset")
+    if gpu is not None:
+        gpu.close()
+    gpu_settings = {}
+    if uses_gpu:
+        gpu_settings = {"device": str(getattr(backend, "device", "cuda:%s" % gpu_index)),
+                        "io": backend.io, "sync": backend.sync, "gpu_index": int(gpu_index)}
+        if spec.get("trt_engine_cache_dir"):
+            gpu_settings["trt_engine_cache_dir"] = spec["trt_engine_cache_dir"]
 
     # Last, after every memory mark: the profiled session's memory and time touch no figure above.
     profile = profiled_pass(backend, feed, spec, latencies) if spec.get("profile") else None
@@ -645,13 +1032,13 @@ def measure(spec):
         "host": host_facts(),
         "runtime": backend.facts(),
         "numpy_version": np.__version__,
-        "settings": {
+        "settings": dict({
             "threads": int(spec.get("threads", 1)), "inter_threads": int(spec.get("inter_threads", 1)),
             "warmup": warmup, "min_duration_s": min_duration_s, "min_iterations": min_iterations,
             "max_iterations": max_iterations, "optimization": spec.get("optimization", "all"),
             "cpu_arena": bool(spec.get("cpu_arena", True)), "seed": int(spec.get("seed", 0)),
             "round": int(spec.get("round", 0)),
-        },
+        }, **gpu_settings),
         "model": {"path": spec["model"], "bytes": os.path.getsize(spec["model"]),
                   "inputs": inputs, "outputs": outputs},
         "timings_ms": {"import": import_ns / 1e6, "load": load_ns / 1e6, "init": init_ns / 1e6,
@@ -817,6 +1204,11 @@ def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv == ["--machine"]:
         sys.stdout.write(json.dumps(machine_snapshot()) + "\n")
+        return 0
+    if len(argv) == 2 and argv[0] == "--machine-gpu" and argv[1].isdigit():
+        gpu = GpuState(int(argv[1]))
+        sys.stdout.write(json.dumps(machine_snapshot(gpu)) + "\n")
+        gpu.close()
         return 0
     out_path = None
     if "--out" in argv:

@@ -36,7 +36,9 @@ class Thresholds:
     min_round_spread_ms: float = 0.002
     # Relative change of any core's frequency between the window's edges.
     max_freq_change: float = 0.10
-    # Hottest thermal zone during a window (None: not checked).
+    # Relative change of a GPU's SM or memory clock between the window's edges.
+    max_gpu_clock_change: float = 0.10
+    # Hottest thermal zone (or GPU) during a window (None: not checked).
     max_temp_c: Optional[float] = None
     # The smallest relative difference between variants that counts (the noise floor's
     # lower bound; a control pair can raise it: harness/decide.py).
@@ -91,6 +93,9 @@ def assess(latency: LatencyStats, windows: list, loops: list, thresholds: Thresh
         notes.append("one round: drift between rounds was not measured")
     if not emulated_time:
         reasons += window_reasons(windows, thresholds, threads)
+        reasons += gpu_reasons(windows, thresholds)
+    missing = sorted({(w or {}).get("gpu", {}).get("missing") for w in windows} - {None})
+    notes += [f"GPU state not read: {m}" for m in missing]
     for stat in ("p99", "p999"):
         if not supported(stat, latency.n):
             notes.append(f"{stat} from {latency.n} samples (needs {PERCENTILE_MIN_SAMPLES[stat]})")
@@ -136,6 +141,36 @@ def window_reasons(windows: list, t: Thresholds, threads: int = 1) -> list:
         out.append(f"{_rounds_text(throttled)}: the Raspberry Pi firmware reported {', '.join(flags)}")
     if hot:
         out.append(f"{_rounds_text(hot)}: up to {max(hot.values()):.0f} C (limit {t.max_temp_c:.0f} C)")
+    return out
+
+
+def gpu_reasons(windows: list, t: Thresholds) -> list:
+    """A GPU that throttled (a throttle reason at an edge, or NVML's violation time grew
+    between them), changed its clocks, or ran hotter than the limit during a window."""
+    throttled, clocks, hot = {}, {}, {}
+    for index, w in enumerate(windows, start=1):
+        g = (w or {}).get("gpu") or {}
+        flags = list(g.get("throttle") or [])
+        flags += [f"{policy} policy held the clocks {seconds * 1e3:.1f} ms"
+                  for policy, seconds in sorted((g.get("violation_s") or {}).items())]
+        if flags:
+            throttled[index] = flags
+        for key, label in (("sm_clock_change", "SM"), ("mem_clock_change", "memory")):
+            if (g.get(key) or 0.0) > t.max_gpu_clock_change:
+                before, after = g[key.replace("_change", "_mhz")]
+                clocks.setdefault(index, []).append(f"{label} {before} -> {after} MHz")
+        if t.max_temp_c is not None and (g.get("temp_max_c") or 0.0) > t.max_temp_c:
+            hot[index] = g["temp_max_c"]
+    out = []
+    if throttled:
+        flags = sorted({f for v in throttled.values() for f in v})
+        out.append(f"{_rounds_text(throttled)}: the GPU throttled during the window ({'; '.join(flags)})")
+    if clocks:
+        changes = sorted({c for v in clocks.values() for c in v})
+        out.append(f"{_rounds_text(clocks)}: the GPU's clocks changed during the window ({'; '.join(changes)}; "
+                   f"limit {100 * t.max_gpu_clock_change:.0f}%)")
+    if hot:
+        out.append(f"{_rounds_text(hot)}: the GPU reached {max(hot.values()):.0f} C (limit {t.max_temp_c:.0f} C)")
     return out
 
 

@@ -47,7 +47,7 @@ from .errors import ConfigError, HarnessError, ModelError
 from .modelinfo import facts, model_format, sha256_file
 
 DEFAULT_CACHE = Path(".harness-cache")
-RUNTIMES_BY_FORMAT = {"onnx": ("onnxruntime",), "tflite": ("litert", "tflite_runtime")}
+RUNTIMES_BY_FORMAT = {"onnx": ("onnxruntime",), "tflite": ("litert", "tflite_runtime"), "pt2": ("torch",)}
 CONTROL_NAME = "control"  # the A/A twin's variant name (harness.decide.CONTROL_VARIANT)
 TRAIN_HOOKS = ("torch",)  # fine-tuning hooks a manifest may name (harness.compress.torch_train)
 # bump when what a cached build holds changes (2: normal form, checks, agreement in meta.json)
@@ -186,7 +186,7 @@ def load_manifest(path: Path) -> Manifest:
             try:
                 fmt = model_format(Path(file))
             except ModelError:
-                raise ConfigError(src, f"{where}.file", "a .onnx or .tflite file", file) from None
+                raise ConfigError(src, f"{where}.file", "a .onnx or .tflite file (or a torch.export .pt2)", file) from None
         runtimes = tuple(schema.get_list(src, where, item, "runtimes", str,
                                          default=RUNTIMES_BY_FORMAT[fmt]))
         recipes.append(VariantRecipe(vname, technique or "prebuilt", params, file, runtimes,

@@ -287,7 +287,113 @@ def make(kind: str, split) -> None:
           f"{(p_onnx.argmax(1) == test.y).mean():.4f}")
 
 
-def main() -> None:
+class _NamedInput(nn.Module):
+    """The network with its argument named like the ONNX file's input ("input"), so one
+    input spec serves both."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:  # noqa: A002 (the ONNX name)
+        return self.net(input)
+
+
+def onnx_initializers(path: Path) -> dict:
+    """{name: float32 array} of an ONNX file's initializers, with the onnx package or,
+    where it is not installed (the lent GPU machine has torch but maybe not onnx), read
+    straight from the protobuf wire format: ModelProto.graph (7) -> GraphProto.initializer
+    (5) -> TensorProto dims (1), data_type (2, FLOAT = 1), name (8), raw_data (9)."""
+    try:
+        import onnx
+        from onnx import numpy_helper
+    except ImportError:
+        pass
+    else:
+        return {i.name: numpy_helper.to_array(i).copy() for i in onnx.load(str(path)).graph.initializer}
+
+    def fields(buf):
+        i = 0
+        while i < len(buf):
+            key, i = _varint(buf, i)
+            number, wire = key >> 3, key & 7
+            if wire == 0:
+                value, i = _varint(buf, i)
+            elif wire == 2:
+                size, i = _varint(buf, i)
+                value, i = buf[i:i + size], i + size
+            elif wire in (1, 5):
+                size = 8 if wire == 1 else 4
+                value, i = buf[i:i + size], i + size
+            else:
+                raise ValueError(f"{path}: unsupported protobuf wire type {wire}")
+            yield number, wire, value
+
+    out = {}
+    graph = next(v for n, w, v in fields(Path(path).read_bytes()) if n == 7 and w == 2)
+    for number, wire, tensor in fields(graph):
+        if number != 5 or wire != 2:
+            continue
+        dims, name, raw, dtype = [], None, None, None
+        for n, w, v in fields(tensor):
+            if n == 1 and w == 0:
+                dims.append(v)
+            elif n == 1 and w == 2:  # packed dims
+                j = 0
+                while j < len(v):
+                    d, j = _varint(v, j)
+                    dims.append(d)
+            elif n == 2:
+                dtype = v
+            elif n == 8:
+                name = v.decode()
+            elif n == 9:
+                raw = v
+        if dtype != 1 or raw is None:
+            raise ValueError(f"{path}: initializer {name}: only float32 raw_data is read without the onnx package")
+        out[name] = np.frombuffer(raw, dtype="<f4").reshape(dims).copy()
+    return out
+
+
+def _varint(buf: bytes, i: int):
+    shift = value = 0
+    while True:
+        byte = buf[i]
+        i += 1
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, i
+        shift += 7
+
+
+def export_pt2(kind: str, onnx_path: Path, out: Path) -> Path:
+    """The committed ONNX model as a torch.export program (.pt2, fp32): the same network
+    class, its weights taken from the ONNX initializers (their names are the state dict's),
+    exported at the ONNX file's static batch-1 shape. Needs torch only (no training)."""
+    model = DigitsCNN() if kind == "cnn" else DigitsMLP()
+    weights = {name: torch.from_numpy(array) for name, array in onnx_initializers(onnx_path).items()}
+    model.load_state_dict(weights, strict=True)
+    model.eval()
+    shape = (1, 1, 8, 8) if kind == "cnn" else (1, 64)
+    program = torch.export.export(_NamedInput(model).eval(), (torch.zeros(shape, dtype=torch.float32),))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    torch.export.save(program, str(out))
+    return out
+
+
+def main(argv=None) -> None:
+    import argparse
+
+    ap = argparse.ArgumentParser(description="Re-make the demo zoo (needs torch and tensorflow-cpu), "
+                                 "or with --pt2 only export the committed ONNX models as .pt2 (torch only).")
+    ap.add_argument("--pt2", metavar="DIR", type=Path,
+                    help="write digits_cnn.pt2 and digits_mlp.pt2 into DIR from the committed .onnx files")
+    args = ap.parse_args(argv)
+    if args.pt2 is not None:
+        for kind in ("cnn", "mlp"):
+            path = export_pt2(kind, HERE / f"digits_{kind}.onnx", args.pt2 / f"digits_{kind}.pt2")
+            print(f"  {path}: {path.stat().st_size} B (torch {torch.__version__})")
+        return
     split = digits_split()
     for kind in ("cnn", "mlp"):
         make(kind, split)

@@ -107,3 +107,22 @@ def test_bad_gpu_index_and_missing_package():
             del sys.modules["pynvml"]
         else:
             sys.modules["pynvml"] = saved
+
+
+class WrappingNvml(FakeNvml):
+    """The energy counter (an unsigned 64-bit mJ count) 4 J short of wrapping at start."""
+
+    def nvmlDeviceGetTotalEnergyConsumption(self, h):
+        return (2 ** 64 - 4000 + int((self.clock.time() - self.t0) * self.watts * 1000)) % 2 ** 64
+
+
+def test_counter_mode_unwraps_the_64_bit_counter():
+    fake = WrappingNvml(watts=100.0)
+    m = nvml_meter(fake)
+    trace = record_polls(m, fake.clock, 0.205)   # 20 J drawn: the counter wraps after 4 J
+    m.close()
+    assert trace.joules == sorted(trace.joules)   # cumulative, never a backwards step
+    assert trace.joules[-1] == pytest.approx(20.5, abs=0.2)
+    assert trace.extra["counter_wraps"] == 1
+    out = summarize(trace, trace.t[1], trace.t[-2], 10)
+    assert out["avg_power_w"] == pytest.approx(100.0, rel=1e-3)

@@ -120,6 +120,15 @@ def _runtime_isolated(name, timeout_s=120):
                 % (name, proc.returncode, err.decode(errors="replace").strip()[-300:])}
 
 
+def _runtimes(names):
+    """Each runtime imported in its own child, the children side by side: the probe takes
+    as long as the slowest import (torch: seconds), not their sum."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(len(names)) as pool:
+        return dict(zip(names, pool.map(_runtime_isolated, names)))
+
+
 def _runtime(name):
     """{'version': ...} or {'missing': why}."""
     try:
@@ -130,6 +139,13 @@ def _runtime(name):
             import ai_edge_litert  # noqa: F401
             from ai_edge_litert import interpreter  # noqa: F401
             return {"version": getattr(ai_edge_litert, "__version__", None) or _dist("ai-edge-litert")}
+        if name == "torch":
+            import torch
+            out = {"version": torch.__version__, "cuda_build": torch.version.cuda,
+                   "cuda_available": bool(torch.cuda.is_available())}
+            if out["cuda_available"]:
+                out["cuda_devices"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+            return out
         if name == "tflite_runtime":
             import tflite_runtime
             from tflite_runtime import interpreter  # noqa: F401
@@ -175,7 +191,7 @@ def probe(workdir=None):
         "python": platform.python_version(),
         "python_executable": sys.executable,
         "numpy": numpy_version,
-        "runtimes": dict((name, _runtime_isolated(name)) for name in ("onnxruntime", "litert", "tflite_runtime")),
+        "runtimes": _runtimes(("onnxruntime", "litert", "tflite_runtime", "torch")),
     }
     if numpy_missing:
         facts["numpy_missing"] = numpy_missing

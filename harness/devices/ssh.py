@@ -333,7 +333,7 @@ class SshDevice(Device):
 
 # ----------------------------------------------------------------- CLI logic
 
-RUNTIME_FOR = {".onnx": ("onnxruntime",), ".tflite": ("litert", "tflite_runtime")}
+RUNTIME_FOR = {".onnx": ("onnxruntime",), ".tflite": ("litert", "tflite_runtime"), ".pt2": ("torch",)}
 
 
 def check(spec, variants=()) -> dict:

@@ -6,7 +6,8 @@
       interval_ms: 100
 
 ``counter`` reads ``nvmlDeviceGetTotalEnergyConsumption`` (mJ since driver load, Volta
-and newer) and differences it at the window's edges (polled, interpolated at the edges).
+and newer) and differences it at the window's edges (polled, interpolated at the edges);
+the counter is an unsigned 64-bit value, unwrapped poll to poll like RAPL's.
 ``power`` samples ``nvmlDeviceGetPowerUsage`` (mW), which on Ampere and newer is itself a
 1 s running average: it smears short windows, so the counter is preferred and ``auto``
 falls back to sampling only where the counter is not supported. GPU memory in use
@@ -19,8 +20,10 @@ import importlib
 
 from . import meter
 from .base import MeterError, Option, PollingMeter
+from .energy import counter_delta
 
 AMPERE = 7  # NVML_DEVICE_ARCH_AMPERE
+ENERGY_WRAP_MJ = 2 ** 64  # nvmlDeviceGetTotalEnergyConsumption returns an unsigned long long
 
 
 def load_nvml():
@@ -69,7 +72,9 @@ class NvmlMeter(PollingMeter):
         self._mem_peak = 0
         if mode in ("auto", "counter"):
             try:
-                self._base_mj = nv.nvmlDeviceGetTotalEnergyConsumption(h)
+                self._last_mj = nv.nvmlDeviceGetTotalEnergyConsumption(h)
+                self._total_mj = 0
+                self.wraps = 0
                 self.method = "counter"
             except Exception as exc:
                 if mode == "counter":
@@ -94,7 +99,12 @@ class NvmlMeter(PollingMeter):
         nv, h = self.nvml, self._handle
         self._memory()
         if self.method == "counter":
-            return (nv.nvmlDeviceGetTotalEnergyConsumption(h) - self._base_mj) / 1000.0, None
+            raw = nv.nvmlDeviceGetTotalEnergyConsumption(h)
+            if raw < self._last_mj:
+                self.wraps += 1
+            self._total_mj += counter_delta(self._last_mj, raw, ENERGY_WRAP_MJ)
+            self._last_mj = raw
+            return self._total_mj / 1000.0, None
         return nv.nvmlDeviceGetPowerUsage(h) / 1000.0, None
 
     def new_trace(self):
@@ -113,6 +123,8 @@ class NvmlMeter(PollingMeter):
     def finish(self, trace):
         trace.extra.update(self.facts)
         trace.extra["gpu_memory_used_peak_bytes"] = self._mem_peak
+        if self.method == "counter":
+            trace.extra["counter_wraps"] = self.wraps
         if getattr(self, "_mem_total", None):
             trace.extra["gpu_memory_total_bytes"] = self._mem_total
 
