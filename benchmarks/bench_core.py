@@ -25,7 +25,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from harness import runner  # noqa: E402
+from harness.ondevice import runner  # noqa: E402
 from harness.devices.local import LocalDevice  # noqa: E402
 from harness.inventory import Inventory  # noqa: E402
 

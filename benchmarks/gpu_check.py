@@ -5,7 +5,7 @@
 
 Exports the demo models (models/digits_{cnn,mlp}.onnx) to torch.export programs (.pt2,
 models/make_zoo.py --pt2) and a MatMul chain big enough to load a GPU, then runs
-harness/runner.py in a fresh process for each, as a board runs it:
+harness/ondevice/runner.py in a fresh process for each, as a board runs it:
 
   - CUDA, sync on, io device   the timed region ends when the GPU has finished (the rule)
   - CUDA, sync off, io device  what an unsynchronised timer reports (launch time only)
@@ -43,7 +43,7 @@ import numpy as np  # noqa: E402
 from harness import machine  # noqa: E402
 from harness.validity import Thresholds, gpu_reasons, window_reasons  # noqa: E402
 
-RUNNER = ROOT / "harness" / "runner.py"
+RUNNER = ROOT / "harness" / "ondevice" / "runner.py"
 
 
 def _make_zoo():

@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness import runner, zoo
+from harness import zoo
+from harness.ondevice import runner
 from harness.measurement import Measurement, Memory
 from harness.report import write_report
 from harness.stats import summarize

@@ -1,6 +1,6 @@
 """The measurement document: what every device kind returns from one run, validated here once.
 
-The on-device runner (harness/runner.py) writes it; the serial kind builds the same
+The on-device runner (harness/ondevice/runner.py) writes it; the serial kind builds the same
 document from the MLPerf Tiny protocol; a third-party kind must return it too. Fields
 (docs/measurement.md has the full table):
 

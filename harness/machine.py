@@ -1,6 +1,6 @@
 """The machine's state around one timed window, from the runner's two snapshots.
 
-The runner (harness/runner.py `machine_snapshot`) reads /proc and /sys at the edges of its
+The runner (harness/ondevice/runner.py `machine_snapshot`) reads /proc and /sys at the edges of its
 timed window; this module turns the pair into what can explain a disturbed window: how
 many cores other processes (and the hypervisor) took, whether a CPU's frequency moved,
 temperatures, cgroup throttling, Raspberry Pi throttle bits. Pure: plain dicts in and out,

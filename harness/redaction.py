@@ -6,9 +6,6 @@ Every form that carries a secret is masked with ``***``:
     ...?password=X&sslpassword=Y              query parameters and libpq ``key=value`` DSNs
     --password X, --db-passphrase=X           command-line flags named like a secret
 Over-masking is preferred to a leak: a value that only looks secret is masked too.
-
-(Not named ``secrets.py``: harness/runner.py runs as a script from this folder, where such
-a file would shadow the standard library's ``secrets`` that numpy imports.)
 """
 from __future__ import annotations
 

@@ -343,7 +343,7 @@ def dataset_file(manifest: Manifest, cache: Path = DEFAULT_CACHE, part: str = "t
 
 def host_accuracy(path: Path, dataset_npz: Path, inputs=()) -> float:
     """Top-1 of a model file on this host, through the same code the on-device runner uses."""
-    from . import runner
+    from .ondevice import runner
 
     spec = {"model": str(path), "runtime": "auto", "threads": 1, "inputs": list(inputs)}
     try:
@@ -467,7 +467,7 @@ def probe_feeds(manifest: Manifest, purpose: str = "agreement") -> tuple[list, s
         return agreement_lib.npz_feeds(npz, inputs, None if purpose != "agreement" else n,
                                        where="calibration" if purpose != "agreement" else "agreement.inputs")
     if manifest.dataset:
-        from . import runner
+        from .ondevice import runner
 
         split = datasets.load(manifest.dataset, part)
         if purpose != "agreement":

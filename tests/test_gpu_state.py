@@ -9,7 +9,8 @@ import sys
 
 import pytest
 
-from harness import machine, runner
+from harness import machine
+from harness.ondevice import runner
 from harness.validity import Thresholds
 from tests.conftest import REPO
 from test_validity import verdict
@@ -122,7 +123,7 @@ def test_runner_process_reads_the_gpu_and_its_own_memory(fake_nvml):
 
 
 def _machine_gpu(tmp_path, pythonpath, **env):
-    done = subprocess.run([sys.executable, str(REPO / "harness" / "runner.py"), "--machine-gpu", "0"],
+    done = subprocess.run([sys.executable, str(REPO / "harness" / "ondevice" / "runner.py"), "--machine-gpu", "0"],
                           capture_output=True, text=True, timeout=120,
                           env=dict(os.environ, PYTHONPATH=str(pythonpath), **env))
     assert done.returncode == 0, done.stderr

@@ -7,7 +7,7 @@ import sys
 
 from tests.conftest import REPO
 
-PROBE = REPO / "harness" / "devices" / "probe.py"
+PROBE = REPO / "harness" / "ondevice" / "probe.py"
 
 
 def test_a_runtime_that_crashes_on_import_is_named_and_the_others_survive(tmp_path):

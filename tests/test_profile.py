@@ -11,7 +11,7 @@ from harness.devices import open_device
 from harness.document import DocumentError
 from harness.inventory import Inventory, parse_device
 from harness.profile_peak import PeakCache
-from harness.runner import ort_trace_profile
+from harness.ondevice.runner import ort_trace_profile
 from harness.session import Session
 from harness.store import Store
 

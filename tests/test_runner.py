@@ -8,10 +8,10 @@ import numpy as np
 import onnx
 import pytest
 
-from harness import runner
+from harness.ondevice import runner
 from tests.conftest import REPO, make_onnx
 
-RUNNER = REPO / "harness" / "runner.py"
+RUNNER = REPO / "harness" / "ondevice" / "runner.py"
 
 
 def run(tmp_path, spec, expect_ok=True):

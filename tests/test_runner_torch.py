@@ -9,13 +9,13 @@ import sys
 import numpy as np
 import pytest
 
-from harness import runner
+from harness.ondevice import runner
 from harness.datasets import digits_split
 from tests.conftest import REPO
 
 torch = pytest.importorskip("torch", reason="torch is not installed (pip install -e '.[torch]')")
 
-RUNNER = REPO / "harness" / "runner.py"
+RUNNER = REPO / "harness" / "ondevice" / "runner.py"
 MODELS = REPO / "models"
 
 
@@ -119,7 +119,7 @@ def test_bad_gpu_settings_are_named(pt2, spec, words):
 
 
 def test_probe_reports_torch_and_cuda_from_its_own_interpreter(tmp_path):
-    done = subprocess.run([sys.executable, str(REPO / "harness" / "devices" / "probe.py"), str(tmp_path)],
+    done = subprocess.run([sys.executable, str(REPO / "harness" / "ondevice" / "probe.py"), str(tmp_path)],
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     found = json.loads(done.stdout.strip().splitlines()[-1])["runtimes"]["torch"]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.devices import probe
+from harness.ondevice import probe
 from harness.devices.ssh import SshDevice
 from harness.devices.sshlink import BoardLost, Completed, remote_argv, resolve
 from harness.errors import ConfigError, DeviceError, RunnerError

@@ -40,7 +40,7 @@ def predict(path: Path, x: np.ndarray) -> np.ndarray:
     """Outputs for every sample, through the on-device runner's own backends and input
     feeding (reshape to the model's layout, int8 quantization), as a board computes them.
     int8 outputs stay quantized: their argmax is the prediction (the scale is positive)."""
-    from harness import runner
+    from harness.ondevice import runner
 
     if path.suffix == ".tflite":
         _litert()

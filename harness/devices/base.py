@@ -4,7 +4,7 @@
     deploy(path) -> handle    make a file available on the device; returns how the device
                               names it (a path on a board, a firmware slot on an MCU)
     run(spec) -> raw          one measurement; `spec` is the runner's run spec (see
-                              harness/runner.py) with device handles in place of paths;
+                              harness/ondevice/runner.py) with device handles in place of paths;
                               `raw` is the runner's JSON document (ok: true) or raises
     info() -> dict            facts about the device for provenance (never secrets)
     close()

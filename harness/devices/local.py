@@ -18,7 +18,7 @@ from ..errors import DeviceError, RunnerError
 from ..registry import Option
 from .base import Device
 
-RUNNER = Path(__file__).resolve().parent.parent / "runner.py"
+RUNNER = Path(__file__).resolve().parent.parent / "ondevice" / "runner.py"
 
 
 def decode_runner_output(device: str, stdout: str, stderr: str, returncode: int) -> dict:

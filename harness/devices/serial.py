@@ -9,7 +9,7 @@ deploy(data.npz)      the labelled set stays on the host; it is sent digit by di
 run(spec)             MLPerf Tiny's measurement: a first inference, a warmup window, then
                       `windows` timed windows of `infer N 0`; one latency per window (its
                       DUT-timed elapsed / N), the median is the result. Returns the same
-                      document as harness/runner.py, plus flash/RAM/stack from the ELF and
+                      document as harness/ondevice/runner.py, plus flash/RAM/stack from the ELF and
                       the board and `emulated`.
 
 Any MLPerf Tiny-compliant firmware can be measured as a *prebuilt* board: the YAML says
@@ -489,7 +489,7 @@ class SerialDevice(Device):
                       wall_ns=time.perf_counter_ns() - wall0)
 
     def _document(self, handle, exported, firmware, plan, facts, timing, accuracy, memory, log) -> dict:
-        """The runner's document (harness/runner.py's schema) of one measurement."""
+        """The runner's document (harness/ondevice/runner.py's schema) of one measurement."""
         prebuilt = self.options["firmware"] == "prebuilt"
         energy_mode = self.options["mode"] == "energy"
         n, overheads = timing.per_window, timing.overheads_ms

@@ -32,7 +32,7 @@ from .sshlink import BoardLost, Link, remote_argv, resolve, sha256_of
 
 log = logging.getLogger("harness.devices.ssh")
 
-PROBE = Path(__file__).resolve().parent / "probe.py"
+PROBE = Path(__file__).resolve().parent.parent / "ondevice" / "probe.py"
 BOARDS = ("generic", "rpi", "jetson")
 DEFAULT_LOCK_WAIT_S = 120.0  # as long as a store lease waits (harness/lease.py)
 # What may appear in the store and reports: where the board is, never how to log in.
