@@ -212,8 +212,10 @@ def _tflite_node_facts(path: Path) -> list:
             per_output = int(w[1] * w[2] * (w[3] if name == "CONV_2D" else 1)) if name != "FULLY_CONNECTED" \
                 else int(w[-1])
             macs = int(np.prod(tensors[op["outputs"][0]]["shape"])) * per_output
-        out.append(NodeFacts(str(op["index"]), name, tuple(str(i) for i in inputs),
-                             tuple(str(i) for i in op["outputs"]), macs,
+        # tensors by name: the MCU firmware's profile names each operator after its output tensor
+        # (as TFLite's own profiler does), which the alignment finds through `outputs`
+        out.append(NodeFacts(str(op["index"]), name, tuple(tensors[i]["name"] for i in inputs),
+                             tuple(tensors[i]["name"] for i in op["outputs"]), macs,
                              sum(nbytes(i) for i in constants),
                              sum(nbytes(i) for i in inputs + list(op["outputs"]) if i not in constants)))
     return out

@@ -33,9 +33,12 @@ from typing import Optional
 from .document import DocumentError
 
 SOURCES = ("onnxruntime-profiler", "litert-op-profiler", "mcu-firmware")
-# sum(op times) never exceeds the whole (the spans nest on one clock); the gap is the
-# profiler's own per-operator bookkeeping and the framework between operators
-COVERAGE_MAX = 1.0 + 1e-6
+# A host profiler's spans nest on one clock, so sum(op times) never exceeds the whole; the gap is
+# the profiler's own per-operator bookkeeping and the framework between operators. The MCU
+# firmware times each operator in its own pass of inferences, less the clock read's cost, so
+# its sum may pass the whole by that subtraction's error (0.15% seen under QEMU).
+COVERAGE_MAX = {"mcu-firmware": 1.02}
+COVERAGE_NESTED = 1.0 + 1e-6
 
 CONV_LIKE = ("Conv", "FusedConv", "NhwcConv", "ConvInteger", "QLinearConv", "ConvTranspose", "NhwcFusedConv")
 MATMUL_LIKE = ("Gemm", "FusedGemm", "MatMul", "FusedMatMul", "MatMulInteger", "QLinearMatMul", "QGemm",
@@ -103,8 +106,10 @@ def validate(profile, source: str) -> dict:
             if op.get(key) is not None and not isinstance(op[key], str):
                 raise _fail(source, f"ops[{i}].{key}", "a text or null", op[key])
     coverage = profile.get("coverage")
-    if not _number(coverage) or not 0 <= coverage <= COVERAGE_MAX:
-        raise _fail(source, "coverage", f"a fraction 0..1 (the operators' times inside the whole)", coverage)
+    most = COVERAGE_MAX.get(profile.get("source"), COVERAGE_NESTED)
+    if not _number(coverage) or not 0 <= coverage <= most:
+        raise _fail(source, "coverage", f"a fraction 0..{most:g} (the operators' times inside the whole)",
+                    coverage)
     summed = sum(op["time_us"] for op in ops) / total
     if abs(summed - coverage) > 1e-6 * max(1.0, summed):
         raise _fail(source, "coverage", f"sum(ops.time_us) / total_us = {summed:.6g}", coverage)

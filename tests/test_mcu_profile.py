@@ -22,7 +22,7 @@ MODELS = [ROOT / "models" / "digits_cnn_int8.tflite", ROOT / "models" / "digits_
 # operator timed with the wrong span is far outside it.
 COVERAGE_TOLERANCE = 0.02
 
-LAYERS = [Layer("conv", "CONV_2D", "1x8x8x1 -> 1x8x8x8"), Layer("fc", "FULLY_CONNECTED", "1x64 -> 1x10")]
+LAYERS = [Layer("conv", "CONV_2D", "int8[1,8,8,1] -> int8[1,8,8,8]"), Layer("fc", "FULLY_CONNECTED", "int8[1,64] -> int8[1,10]")]
 REPLY = ["m-opprof-start-4", "m-opprof-hz-1000000", "m-opprof-probe-8", "m-opprof-total-1000",
          "m-opprof-op-0-CONV_2D-808", "m-opprof-op-1-FULLY_CONNECTED-200", "m-opprof-pass-2010",
          "m-opprof-done"]
@@ -32,8 +32,8 @@ def test_the_reply_becomes_the_profile_document():
     doc = mcu_profile.parse_profile("opprof 4", REPLY, 4, LAYERS, emulated="guest-time")
     # cycles over 4 inferences at 1 MHz, each less the 8 cycles of 4 clock reads (the probe)
     assert doc["ops"] == [
-        {"name": "conv", "op_type": "CONV_2D", "time_us": 200.0, "provider": None, "shapes": "1x8x8x1 -> 1x8x8x8"},
-        {"name": "fc", "op_type": "FULLY_CONNECTED", "time_us": 48.0, "provider": None, "shapes": "1x64 -> 1x10"}]
+        {"name": "conv", "op_type": "CONV_2D", "time_us": 200.0, "provider": None, "shapes": "int8[1,8,8,1] -> int8[1,8,8,8]"},
+        {"name": "fc", "op_type": "FULLY_CONNECTED", "time_us": 48.0, "provider": None, "shapes": "int8[1,64] -> int8[1,10]"}]
     assert doc["source"] == "mcu-firmware" and doc["unit"] == "us" and doc["runs"] == 4
     assert doc["total_us"] == 250.0 and doc["coverage"] == pytest.approx(248 / 250)
     assert doc["overhead"] == pytest.approx(2010 / 2 / 1000 - 1)   # a profiled inference vs a plain one
@@ -74,7 +74,7 @@ def test_the_layers_are_the_models_operators_in_order():
     layers = mcu_profile.layers(model)
     assert [layer.op_type for layer in layers] == [op["op_name"] for op in ops]
     assert [layer.name for layer in layers] == [tensors[op["outputs"][0]]["name"] for op in ops]
-    assert layers[0].shapes == "1x8x8x1 -> 1x8x8x8"
+    assert layers[0].shapes == "int8[1,8,8,1] -> int8[1,8,8,8]"
 
 
 # ---------------------------------------------------------------- firmware without the commands

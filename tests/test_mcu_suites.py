@@ -60,3 +60,28 @@ def test_the_suites_run_on_a_prebuilt_elf_in_qemu(tmp_path):
     assert ("qemu-prebuilt runs a prebuilt firmware holding digits-mlp/tflite-int8 (serial.model.variant); "
             "digits-cnn/tflite-int8 is not on it") in out
     assert " failed" not in out and "measured no accuracy" not in out  # accuracy through the prebuilt DUT
+
+
+@pytest.mark.skipif(missing is not None, reason=f"emulated board: {missing}")
+def test_profile_on_the_emulated_board_is_stored_aligned_with_the_firmwares_peak(tmp_path):
+    """`--profile` on a serial board: the firmware's per-operator pass after the timed windows,
+    aligned to the .tflite's operators and held against the firmware's own kernel-loop roof."""
+    pytest.importorskip("ai_edge_litert")
+    from harness.store import Store
+
+    store = f"sqlite:///{tmp_path / 'store.sqlite'}"
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "suites/test_latency.py", "--device", "qemu-m3", "--profile",
+         "--variants", "digits-mlp/tflite-int8", "--rounds", "1", "--store", store, "--report", "",
+         "-p", "no:cacheprovider", "-q"],
+        cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    [m] = [m for m in Store(store).measurements() if m.variant == "tflite-int8"]
+    prof = m.profile
+    assert prof["source"] == "mcu-firmware" and prof["emulated"] == "guest-time"
+    types = [op["op_type"] for op in prof["ops"]]
+    assert types[-1] == "SOFTMAX" and set(types[:-1]) == {"FULLY_CONNECTED"}, types
+    assert prof["aligned"]["matched"] == len(prof["ops"])           # every operator found in the model
+    assert prof["peak"]["source"] == "firmware-kernel-loop" and prof["peak"]["macs_per_s"]["int8"] > 0
+    fc = [op for op in prof["roofline"]["ops"] if op["op_type"] == "FULLY_CONNECTED"]
+    assert all(0 < op["pct_of_peak"] <= 100 for op in fc)

@@ -41,7 +41,7 @@ class Layer:
 
     name: str       # its (first) output tensor's name
     op_type: str    # TFLite's builtin name: CONV_2D, FULLY_CONNECTED, ...
-    shapes: str     # "1x8x8x1 -> 1x8x8x8" (first input -> first output)
+    shapes: str     # "int8[1,8,8,1] -> int8[1,8,8,8]" (first input -> first output; the host profiler's form)
 
 
 def layers(path: Path | str) -> list[Layer]:
@@ -54,8 +54,13 @@ def layers(path: Path | str) -> list[Layer]:
     graph = model.subgraphs[0]
     builtin_names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
 
+    dtypes = {v: k.lower() for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
+
     def shape(i):
-        return "x".join(str(int(d)) for d in graph.tensors[i].shape) if i >= 0 else "-"
+        if i < 0:
+            return "-"
+        tensor = graph.tensors[i]
+        return f"{dtypes.get(tensor.type, 'unknown')}[{','.join(str(int(d)) for d in tensor.shape)}]"
 
     out = []
     for op in graph.operators:
