@@ -171,7 +171,7 @@ def cmd_report(args) -> int:
                                f"or pass a store URL")
         out = Path(args.out) if args.out else folder / "report.html"
     store = Store(url)
-    run_id = None if args.run == "all" else store.resolve_run(args.run)  # an id, 'latest' or a tag
+    run_id = store.run_scope(args.run)  # an id, 'latest', a tag or 'all'
     path = write_report(store, out, run_id=run_id)
     print(f"report: {path}")
     if args.static:
@@ -232,7 +232,7 @@ def cmd_export(args) -> int:
     from .export import export
 
     store = _store(args)
-    run_id = None if args.run == "all" else store.resolve_run(args.run)
+    run_id = store.run_scope(args.run)
     scope = "every run" if run_id is None else f"run {run_id}"
     if args.format == "parquet" and not args.out:
         raise HarnessError("--format parquet writes a file: give --out FILE.parquet")
@@ -309,7 +309,7 @@ def cmd_store_prune(args) -> int:
 def cmd_devices_status(args) -> int:
     from .lease import describe
 
-    rows = _store(args).leases()
+    rows = _store(args).leases.all()
     if not rows:
         print("no board is leased")
     for row in rows:

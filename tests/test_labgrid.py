@@ -63,7 +63,7 @@ def test_the_store_lease_defers_to_labgrid_for_labgrid_devices_only(tmp_path):
     manager.acquire("lgpool")          # labgrid locks it: no row in the lease table
     manager.acquire("some-ssh-board")  # any other board is still leased through the store
     assert lease.deferred("lgpool") == "labgrid" and lease.deferred("some-ssh-board") is None
-    assert [r["device"] for r in store.leases()] == ["some-ssh-board"]
+    assert [r["device"] for r in store.leases.all()] == ["some-ssh-board"]
     other = lease.LeaseManager(store, wait_s=0, holder="other:1")
     other.acquire("lgpool")            # a second worker of the pool is not refused by the store
     with pytest.raises(lease.LeaseBusy):
@@ -193,7 +193,7 @@ def test_two_places_with_one_tag_share_the_suites_under_xdist(lg_lab, make_board
     assert sorted(m.variant_id for m in rows) == ["digits-mlp/fp16", "digits-mlp/fp32"]
     hosts = {m.provenance["device_info"]["place"]: m.provenance["device_info"]["host"] for m in rows}
     assert hosts == {"lg-pool-0": boards[0].address, "lg-pool-1": boards[1].address}
-    assert not Store(store).leases()  # labgrid locked the boards, not the store
+    assert not Store(store).leases.all()  # labgrid locked the boards, not the store
     assert lg_lab.acquired_by("lg-pool-0") is None and lg_lab.acquired_by("lg-pool-1") is None
 
 

@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 
 from harness.report import trends, write_report
-from harness.store import Store, runs as runs_table
+from harness.store import Store
+from harness.store_tables import runs_table
 from labci_fakes import fake_measurement
 
 START = dt.datetime(2026, 1, 1, 2, 0, tzinfo=dt.timezone.utc)
