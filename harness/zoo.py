@@ -43,7 +43,7 @@ import numpy as np
 from . import __version__, datasets, names, schema, yamlfile
 from . import agreement as agreement_lib
 from .agreement import Agreement
-from .errors import ConfigError, HarnessError, ModelError
+from .errors import ConfigError, HarnessError, ModelError, RuntimeMissing
 from .modelinfo import facts, model_format, sha256_file
 
 DEFAULT_CACHE = Path(".harness-cache")
@@ -342,7 +342,8 @@ def dataset_file(manifest: Manifest, cache: Path = DEFAULT_CACHE, part: str = "t
 
 
 def host_accuracy(path: Path, dataset_npz: Path, inputs=()) -> float:
-    """Top-1 of a model file on this host, through the same code the on-device runner uses."""
+    """Top-1 of a model file on this host, through the same code the on-device runner uses.
+    RuntimeMissing when this host has no runtime for it; ModelError for any other failure."""
     from . import runner
 
     spec = {"model": str(path), "runtime": "auto", "threads": 1, "inputs": list(inputs)}
@@ -352,7 +353,8 @@ def host_accuracy(path: Path, dataset_npz: Path, inputs=()) -> float:
         model_inputs, _ = backend.signature()
         return runner.evaluate(backend, model_inputs, str(dataset_npz))["top1"]
     except runner.RunnerFailure as exc:
-        raise ModelError(f"{path}: cannot evaluate on this host: {exc}") from None
+        error = RuntimeMissing if exc.kind == "RuntimeMissing" else ModelError
+        raise error(f"{path}: cannot evaluate on this host: {exc}") from None
 
 
 def _onnx_evaluator(manifest: Manifest, part: str, cache: Path) -> Optional[Callable[[Path], float]]:
@@ -426,18 +428,23 @@ def build_variant(manifest: Manifest, recipe: VariantRecipe, cache: Path = DEFAU
         weight_bytes=storage or f.weight_bytes, macs_unknown=f.macs_unknown,
         agreement=None if agreement is None else Agreement(agreement))
     if evaluate_accuracy and manifest.dataset:
-        variant.host_accuracy = _cached_accuracy(variant, manifest, cache)
+        variant.host_accuracy = _cached_accuracy(variant, manifest, cache, recipe.where)
     return variant
 
 
-def _cached_accuracy(variant: Variant, manifest: Manifest, cache: Path) -> Optional[float]:
+def _cached_accuracy(variant: Variant, manifest: Manifest, cache: Path, where: str) -> Optional[float]:
+    """The variant's top-1 on this host (cached by content); None only when this host has no
+    runtime for it (the device still measures it). Any other failure is the variant's error:
+    a silent None would make the accuracy suite skip it."""
     record = names.join_inside(cache, "accuracy", f"{variant.sha256}-{manifest.dataset}.json")
     if record.is_file():
         return json.loads(record.read_text())["top1"]
     try:
         top1 = host_accuracy(variant.path, dataset_file(manifest, cache), manifest.inputs)
-    except ModelError:
-        return None  # e.g. no TFLite interpreter on this host; the device still measures it
+    except RuntimeMissing:
+        return None
+    except ModelError as exc:
+        raise ModelError(f"{where}: host accuracy: {exc}") from None
     record.parent.mkdir(parents=True, exist_ok=True)
     record.write_text(json.dumps({"top1": top1}))
     return top1

@@ -119,3 +119,15 @@ def test_a_build_writes_only_into_its_own_cache(tmp_path, monkeypatch):
     assert variant.path.is_file()
     assert (tmp_path / "cache" / "datasets").is_dir()
     assert not (cwd / ".harness-cache").exists()
+
+
+def test_a_variant_the_host_cannot_evaluate_is_an_error_naming_it(tmp_path):
+    # It was silently host_accuracy=None (the accuracy suite then skipped the variant); only a
+    # runtime missing on this host (a .tflite without LiteRT) may leave the accuracy to the device.
+    m = zoo.load_manifests(REPO / "models")[1]
+    cache = tmp_path / "cache"
+    (cache / "datasets").mkdir(parents=True)
+    (cache / "datasets" / "digits-test.npz").write_bytes(b"not an npz")   # a damaged cache file
+    with pytest.raises(ModelError, match=r"digits_mlp.yaml: variants\[0\] \(fp32, fp32\): host accuracy: "
+                                         r".*cannot read dataset"):
+        zoo.build_variant(m, m.recipe("fp32"), cache)
