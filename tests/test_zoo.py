@@ -131,3 +131,17 @@ def test_a_variant_the_host_cannot_evaluate_is_an_error_naming_it(tmp_path):
     with pytest.raises(ModelError, match=r"digits_mlp.yaml: variants\[0\] \(fp32, fp32\): host accuracy: "
                                          r".*cannot read dataset"):
         zoo.build_variant(m, m.recipe("fp32"), cache)
+
+
+def test_a_files_hash_is_memoised_per_version_of_the_file(tmp_path):
+    import hashlib
+    import os
+
+    from harness.modelinfo import sha256_file
+
+    path = tmp_path / "model.bin"
+    path.write_bytes(b"a" * 100)
+    assert sha256_file(path) == hashlib.sha256(b"a" * 100).hexdigest() == sha256_file(path)
+    path.write_bytes(b"b" * 100)                                  # same size, a new version
+    os.utime(path, ns=(1, path.stat().st_mtime_ns + 1_000_000))   # mtime moves on a coarse filesystem too
+    assert sha256_file(path) == hashlib.sha256(b"b" * 100).hexdigest()
