@@ -31,7 +31,6 @@ import hashlib
 import json
 import os
 import math
-import shutil
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -540,10 +539,9 @@ def _build(manifest: Manifest, recipe: VariantRecipe, folder: Path, out: Path, c
                          "the techniques start from a float32 model")
     normal_path = folder / f"base-normal.{unique}.onnx"
     onnx.save(base, str(normal_path))
-    calibration = labels = None
+    calibration = None
     if manifest.dataset and manifest.calibration is None:
-        split = datasets.load(manifest.dataset, "calibration")
-        calibration, labels = split.x, split.y
+        calibration = datasets.load(manifest.dataset, "calibration").x
     feeds, feeds_source = None, ""
     if recipe.technique in CALIBRATED or manifest.calibration is not None:
         feeds, feeds_source = probe_feeds(manifest, "calibration")
@@ -554,7 +552,7 @@ def _build(manifest: Manifest, recipe: VariantRecipe, folder: Path, out: Path, c
     input_name, input_shape = _base_input(manifest)
     ctx = BuildContext(base=manifest.base if recipe.technique == "fp32" else normal_path, out=tmp_out,
                        params=dict(recipe.params), source=recipe.where,
-                       calibration=calibration, calibration_labels=labels,
+                       calibration=calibration,
                        input_name=input_name, input_shape=input_shape,
                        evaluate=_onnx_evaluator(manifest, "calibration", cache), train_hook=_train_hook(manifest),
                        calibration_feeds=feeds, calibration_source=feeds_source,
@@ -594,7 +592,3 @@ def _base_input(manifest: Manifest) -> tuple[str, list]:
     shape = [d.dim_value if d.HasField("dim_value") else 1 for d in first.type.tensor_type.shape.dim]
     override = next((i for i in manifest.inputs if i.get("name") == first.name and i.get("shape")), None)
     return first.name, list(override["shape"]) if override else shape
-
-
-def clear_cache(cache: Path = DEFAULT_CACHE) -> None:
-    shutil.rmtree(Path(cache) / "variants", ignore_errors=True)

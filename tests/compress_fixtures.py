@@ -106,6 +106,6 @@ def build(tmp_path: Path, model, name, params, evaluate=True, train_hook=None, n
     shape = [d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
     ctx = BuildContext(base=base, out=Path(tmp_path) / f"{name}.onnx", params=params,
                        source=f"models/test.yaml: variants[0] ({name})", calibration=x,
-                       calibration_labels=labels, input_name="input", input_shape=shape,
+                       input_name="input", input_shape=shape,
                        evaluate=top1 if evaluate else None, train_hook=train_hook)
     return get_technique(name).build(ctx), base, x

@@ -1,5 +1,4 @@
 """The store on SQLite and on a real PostgreSQL server: migrations, runs, exports, leases."""
-import json
 import logging
 import threading
 

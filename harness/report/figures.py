@@ -39,10 +39,6 @@ def time_unit(values_ms) -> tuple[str, float]:
     return "ms", 1.0
 
 
-def _label(row) -> str:
-    return esc(f"{row['device']}{' (emulated)' if row['emulated'] else ''}")
-
-
 def tradeoff_figure(df: pd.DataFrame, x: str, x_title: str, title: str, log_x: bool = False,
                     front_column: str | None = None) -> go.Figure:
     """Accuracy against a cost, one colour per device and model, the Pareto front drawn
