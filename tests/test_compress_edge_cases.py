@@ -12,7 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from onnx import TensorProto, helper, numpy_helper
 
-from compress_fixtures import build, mlp
+from compress_fixtures import build
+from onnx_models import mlp
 from harness.compress import normalize
 from harness.compress import onnx_graph as g
 from harness.compress.deep_compression import cluster_layer

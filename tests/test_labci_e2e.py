@@ -12,7 +12,6 @@ Every subprocess and every wait has a timeout.
 import os
 import signal
 import subprocess
-import sys
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -20,24 +19,24 @@ from pathlib import Path
 import pytest
 
 from harness.store import Store
-from labci_board import ROOT, have_cgroup_v1_cpu, pytest_env, write_local_boards, write_slow_model
+from inner_pytest import pytest_argv, run_inner, start_inner
+from labci_board import have_cgroup_v1_cpu, write_local_boards, write_slow_model
 from labci_postgres import postgres_url  # noqa: F401  (fixture)
+from paths import ROOT
 
 TIMEOUT = 300
 
 
 def pytest_cmd(*args):
-    return [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-rs", *map(str, args)]
+    return pytest_argv("-q", "-rs", *args)
 
 
 def run(cmd, timeout=TIMEOUT):
-    return subprocess.run(cmd, cwd=ROOT, env=pytest_env(), capture_output=True, text=True, timeout=timeout)
+    return run_inner(cmd, timeout=timeout)
 
 
 def start(cmd, log: Path):
-    out = open(log, "w")
-    return subprocess.Popen(cmd, cwd=ROOT, env=pytest_env(), stdout=out, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    return start_inner(cmd, log)
 
 
 def wait_until(predicate, timeout=120, what="condition"):

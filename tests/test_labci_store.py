@@ -11,7 +11,7 @@ from harness.errors import DeviceError
 from harness.lease import LeaseBusy, LeaseManager, LeaseTable
 from harness.store import Store
 from harness.store_tables import SCHEMA_VERSION
-from labci_fakes import fake_measurement
+from fake_measurements import fake_measurement
 from labci_postgres import postgres_url  # noqa: F401  (fixture)
 
 
@@ -115,7 +115,7 @@ def test_comparisons_round_trip(store):
     a, b = store.start_run(), store.start_run()
     gates = parse_gates(["p50:5%"])
     comparison = compare_runs([fake_measurement(run_id=a, seed=1)],
-                              [fake_measurement(run_id=b, seed=2, median_ns=1.3e6)], gates, a, b)
+                              [fake_measurement(run_id=b, seed=2, median_ms=1.3)], gates, a, b)
     store.save_comparison(comparison, gates)
     [row] = store.comparisons([b])
     assert row["regressions"] == 1 and row["gates"] == ["p50:5%"]

@@ -2,7 +2,6 @@
 migrates in place, on SQLite and on a real PostgreSQL server, losing nothing."""
 import json
 import shutil
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -11,8 +10,9 @@ from harness import store_tables
 from harness.store import Store
 from harness.store_tables import SCHEMA_VERSION
 from labci_postgres import postgres_url  # noqa: F401  (fixture)
+from paths import TESTS
 
-FIXTURE = Path(__file__).parent / "data" / "store-v3.sqlite"  # made by tests/data/make_store_v3.py
+FIXTURE = TESTS / "data" / "store-v3.sqlite"  # made by tests/data/make_store_v3.py
 TABLES = ("comparisons", "measurements", "runs", "leases", "schema_version")
 
 

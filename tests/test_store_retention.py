@@ -11,7 +11,7 @@ from harness.cli import main, parse_keep
 from harness.compare import compare_runs, parse_gates
 from harness.errors import HarnessError, StoreError
 from harness.store import Store
-from labci_fakes import fake_measurement
+from fake_measurements import fake_measurement
 from labci_postgres import postgres_url  # noqa: F401  (fixture)
 
 NOW = dt.datetime(2026, 12, 1, 3, 0, tzinfo=dt.timezone.utc)
