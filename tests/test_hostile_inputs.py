@@ -252,7 +252,6 @@ def test_store_on_a_full_disk_fails_the_test_with_the_store_named(pytester, tmp_
         # The store opens (schema fits), then the disk fills before the measurement is saved.
         pytester.makepyfile(test_suite=f"""
 import os
-from paths import ROOT
 
 def test_one(harness_session, measure):
     harness_session.store.runs()

@@ -18,7 +18,6 @@ variants:
 
 SUITE = """\
 import pytest
-from paths import ROOT
 
 def test_latency(measure):
     m = measure()
