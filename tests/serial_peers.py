@@ -19,6 +19,43 @@ from harness.power.lpm01a import encode_value
 SHORT = 1.5  # seconds a silent DUT is waited for (generous: CI machines are busy)
 
 
+def serve_connections(server, stop, handle) -> None:
+    """Accept on `server` (a socket with a timeout) until `stop` is set; each connection is
+    handed to `handle` (with a short receive timeout) and closed after, so a host that
+    reopens the port meets the peer again, as a board after a reset."""
+    while not stop.is_set():
+        try:
+            conn, _ = server.accept()
+        except socket.timeout:
+            continue
+        except OSError:
+            return
+        conn.settimeout(0.05)
+        try:
+            handle(conn)
+        finally:
+            conn.close()
+
+
+def read_commands(recv, stop):
+    """Each `%`-terminated command a host sends (MLPerf Tiny's framing), as text, until the
+    host closes the connection, the transport fails, or `stop` is set."""
+    pending = b""
+    while not stop.is_set():
+        try:
+            data = recv()
+        except (socket.timeout, BlockingIOError):
+            continue
+        except OSError:
+            return
+        if not data:
+            return
+        pending += data
+        while b"%" in pending:
+            command, pending = pending.split(b"%", 1)
+            yield command.decode()
+
+
 class PtyPeer:
     def __init__(self):
         self.master, self.slave = os.openpty()
@@ -326,40 +363,22 @@ class ReferenceDut:
 
     # -- transport
     def _serve(self):
-        while not self._stop.is_set():
-            try:
-                conn, _ = self._server.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            self._conn = conn
-            conn.settimeout(0.05)
-            try:
-                self._session(conn)
-            except OSError:
-                pass
-            finally:
-                conn.close()
+        serve_connections(self._server, self._stop, self._connected)
+
+    def _connected(self, conn):
+        self._conn = conn
+        try:
+            self._session(conn)
+        except OSError:
+            pass
 
     def _session(self, conn):
         self.boot()
-        pending = b""
-        while not self._stop.is_set():
-            try:
-                data = conn.recv(256)
-            except socket.timeout:
-                continue
-            if not data:
+        for text in read_commands(lambda: conn.recv(256), self._stop):
+            self.received.append(text)
+            self.dispatch(text)
+            if self.fault == "lose_port" and self._conn.fileno() < 0:
                 return
-            pending += data
-            while b"%" in pending:
-                command, pending = pending.split(b"%", 1)
-                text = command.decode()
-                self.received.append(text)
-                self.dispatch(text)
-                if self.fault == "lose_port" and self._conn.fileno() < 0:
-                    return
 
     def dispatch(self, text: str):
         self.handle(text)
@@ -422,16 +441,7 @@ class FakeDut:
         # Accepts again after a disconnect: a host that reopens the port (after flashing)
         # meets the board again, banner first, as after a reset.
         self._server.settimeout(0.1)
-        while not self._stop.is_set():
-            try:
-                conn, _ = self._server.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            conn.settimeout(0.05)
-            self._loop(lambda: conn.recv(256), conn.sendall)
-            conn.close()
+        serve_connections(self._server, self._stop, lambda conn: self._loop(lambda: conn.recv(256), conn.sendall))
 
     def _serve_fd(self):
         import select
@@ -444,26 +454,14 @@ class FakeDut:
         self._loop(recv, lambda b: os.write(self._master, b))
 
     def _loop(self, recv, send):
-        pending = b""
         self._send = send
         if not self._opened.wait(5):
             return
         if self.fault != "interface":  # an interface board stays quiet until spoken to
             self._lines(["m-timestamp-mode-performance", "m-lap-us-0", "m-init-done"])
-        while not self._stop.is_set():
-            try:
-                data = recv()
-            except (socket.timeout, BlockingIOError):
-                continue
-            except OSError:
-                return
-            if not data:
-                return
-            pending += data
-            while b"%" in pending:
-                cmd, pending = pending.split(b"%", 1)
-                self.received.append(cmd.decode())
-                self._handle(cmd.decode())
+        for cmd in read_commands(recv, self._stop):
+            self.received.append(cmd)
+            self._handle(cmd)
 
     def _lines(self, lines):
         banner = bool(lines) and lines[0].startswith("m-timestamp-mode")
