@@ -82,7 +82,7 @@ def bench(manifest_path: Path, fine_tune: bool, folder: Path):
         out = folder / f"{manifest.name}__{recipe.name}.onnx"
         tune = hook if recipe.technique in FINE_TUNABLE else None
         ctx = BuildContext(base=manifest.base, out=out, params=dict(recipe.params), source=recipe.where,
-                           calibration=cal_x, calibration_labels=split["calibration"].y,
+                           calibration=cal_x,
                            input_name=base.graph.input[0].name, input_shape=shape,
                            evaluate=evaluator(cal_x, split["calibration"].y), train_hook=tune)
         start = time.perf_counter()
@@ -153,7 +153,7 @@ def speed(folder: Path, markdown: bool) -> list[str]:
     for name, params in SPEED_RECIPES:
         out = folder / f"speed-{len(rows)}.onnx"
         ctx = BuildContext(base=base, out=out, params=dict(params), source=f"speed ({name})", calibration=x,
-                           calibration_labels=None, input_name="input", input_shape=[1, 3, 32, 32])
+                           input_name="input", input_shape=[1, 3, 32, 32])
         result = get_technique(name).build(ctx)
         stats = g.model_stats(result.path, [1, 3, 32, 32])
         lat = latency_us(result.path, x, runs=200)

@@ -28,7 +28,7 @@ from harness.devices.local import LocalDevice  # noqa: E402
 from harness.devices.ssh import SshDevice  # noqa: E402
 from harness.inventory import parse_device  # noqa: E402
 from sshboards import Lab, skip_reason  # noqa: E402
-from sshmodels import matmul_model  # noqa: E402
+from onnx_models import matmul_chain  # noqa: E402
 
 TINY = {"warmup": 0, "min_duration_s": 0.0, "min_iterations": 1, "max_iterations": 1}
 
@@ -40,7 +40,7 @@ def timed(fn):
 
 
 def deploy_throughput(lab, board, models):
-    big = matmul_model(models / "big-20mb.onnx", 2236, seed=int(time.time()))  # new content: a real upload
+    big = matmul_chain(models / "big-20mb.onnx", 2236, seed=int(time.time()))  # new content: a real upload
     size = big.stat().st_size
     with SshDevice(lab.spec(board)) as device:
         first, _ = timed(lambda: device.deploy(big))
@@ -53,7 +53,7 @@ def deploy_throughput(lab, board, models):
 
 
 def overhead(lab, board, models, repeat):
-    tiny = matmul_model(models / "tiny.onnx", 16)
+    tiny = matmul_chain(models / "tiny.onnx", 16)
     walls = {}
     local = LocalDevice(parse_device({"kind": "local"}, "<bench>", "local"))
     with local:
@@ -71,7 +71,7 @@ def overhead(lab, board, models, repeat):
 
 
 def throttled(lab, fast, slow, models):
-    model = matmul_model(models / "mid.onnx", 1024)
+    model = matmul_chain(models / "mid.onnx", 1024)
     spec_extra = {"warmup": 20, "min_duration_s": 3.0, "min_iterations": 200}
     rows = {}
     for board in (fast, slow):

@@ -165,7 +165,7 @@ def cmd_report(args) -> int:
         url = f"sqlite:///{folder / DEFAULT_STORE_FILE.name}"
         out = Path(args.out) if args.out else folder / "report.html"
     store = open_existing_store(url)
-    run_id = None if args.run == "all" else store.resolve_run(args.run)  # an id, 'latest' or a tag
+    run_id = store.run_scope(args.run)  # an id, 'latest', a tag or 'all'
     # the manifests' accuracy budgets for the decision summary, where the models are here
     models = _models_dir(args)
     manifests = {m.name: m for m in zoo.load_manifests(models)} if models else None
@@ -247,7 +247,7 @@ def cmd_export(args) -> int:
     from .export import export
 
     store = _store(args)
-    run_id = None if args.run == "all" else store.resolve_run(args.run)
+    run_id = store.run_scope(args.run)
     scope = "every run" if run_id is None else f"run {run_id}"
     if args.format == "parquet" and not args.out:
         raise HarnessError("--format parquet writes a file: give --out FILE.parquet")
@@ -325,7 +325,7 @@ def cmd_store_prune(args) -> int:
 def cmd_devices_status(args) -> int:
     from .lease import describe
 
-    rows = _store(args).leases()
+    rows = _store(args).leases.all()
     if not rows:
         print("no board is leased")
     for row in rows:

@@ -275,7 +275,7 @@ def apply_history(verdict: Verdict, history) -> Verdict:
     """Hold a regression to the key's night-to-night noise (None: no history query made)."""
     if history is None or verdict.change is None:
         return verdict
-    values = [x for x in history if x is not None and x > 0]
+    values = [x for x in history[-HISTORY_RUNS:] if x is not None and x > 0]
     verdict.history_runs = len(values)
     limit = history_limit(values)
     if limit is None:
@@ -377,9 +377,6 @@ class Comparison:
     @property
     def regressions(self) -> list:
         return [v for v in self.verdicts if v.regression]
-
-    def for_key(self, key: tuple) -> list:
-        return [v for v in self.verdicts if v.key == key]
 
     def lines(self) -> list[str]:
         out = [f"baseline {self.base_run} -> run {self.new_run}: {len(self.regressions)} regression(s) "

@@ -182,17 +182,3 @@ def pareto_front(measurements: Sequence, cost: str = "latency", floor: float = 0
     'latency' or a numeric attribute of the Measurement ('storage_bytes', 'size_bytes')."""
     return [not any(j != i and _no_worse_and_better(other, m, floor, cost) for j, other in enumerate(measurements))
             for i, m in enumerate(measurements)]
-
-
-def ties_with(measurements: Sequence, floors: dict) -> dict:
-    """{(device, variant_id): [variant ids it is latency-tied with]} within each device."""
-    out: dict = {}
-    for i, a in enumerate(measurements):
-        for b in measurements[i + 1:]:
-            if a.device != b.device:
-                continue
-            rel, _ = latency_relation(a, b, floors.get(a.device, 0.02))
-            if rel == "tied":
-                out.setdefault((a.device, a.variant_id), []).append(b.variant_id)
-                out.setdefault((b.device, b.variant_id), []).append(a.variant_id)
-    return out

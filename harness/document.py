@@ -29,7 +29,6 @@ from .errors import DeviceError
 SCHEMA_VERSIONS = (1, 2)
 # memory figures the Measurement reads (a kind may add detail beside them, e.g. ELF sections)
 MEMORY_NUMBERS = ("peak_rss_kb", "load_growth_kb", "flash_bytes", "ram_bytes", "arena_bytes")
-CURRENT_SCHEMA = 2
 
 
 class DocumentError(DeviceError):

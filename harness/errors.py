@@ -28,6 +28,10 @@ class ModelError(HarnessError):
     """A model file is missing, unreadable, or cannot be fed."""
 
 
+class RuntimeMissing(ModelError):
+    """No runtime on this host can run the model (a .tflite without LiteRT); a device may still."""
+
+
 class DeviceError(HarnessError):
     """A device could not be reached, or a run on it failed."""
 

@@ -9,6 +9,7 @@ denominator of the weight ratio; the file size is the deployable file's.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +34,14 @@ class ModelFacts:
 
 
 def sha256_file(path: Path) -> str:
+    """Content hash of a local file, memoised per (path, size, mtime): a run deploys the same
+    model to every board and round, and a 20 MB model is hashed once."""
+    st = Path(path).stat()
+    return _sha256_of_version(str(Path(path).resolve()), st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=1024)
+def _sha256_of_version(path: str, _size: int, _mtime_ns: int) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):

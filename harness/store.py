@@ -11,7 +11,6 @@ from __future__ import annotations
 import copy
 import datetime as _dt
 import json
-import time
 import uuid
 from pathlib import Path
 from typing import Optional
@@ -20,181 +19,14 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 from . import provenance, samples as sample_codec
+from .lease import LeaseTable
 from .errors import StoreError
 from .measurement import Measurement
 from .redaction import redact  # noqa: F401 (re-exported: callers import it from here)
+from .store_tables import (comparisons_table, measurements_table, migrate, open_engine, runs_table,
+                           verdict_column)
 
 DEFAULT_URL = "sqlite:///reports/harness.sqlite"
-
-metadata = sa.MetaData()
-
-runs = sa.Table(
-    "runs", metadata,
-    sa.Column("id", sa.String(32), primary_key=True),
-    sa.Column("started_at", sa.String(40), nullable=False),
-    sa.Column("finished_at", sa.String(40)),
-    sa.Column("git_commit", sa.String(64)),
-    sa.Column("harness_version", sa.String(32)),
-    sa.Column("tag", sa.String(200)),
-    sa.Column("settings", sa.Text, nullable=False, default="{}"),
-)
-
-measurements = sa.Table(
-    "measurements", metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("run_id", sa.String(32), sa.ForeignKey("runs.id"), index=True),
-    sa.Column("created_at", sa.String(40), nullable=False),
-    sa.Column("device", sa.String(200), nullable=False, index=True),
-    sa.Column("model", sa.String(200), nullable=False),
-    sa.Column("variant", sa.String(200), nullable=False),
-    sa.Column("technique", sa.String(100)),
-    sa.Column("format", sa.String(20)),
-    sa.Column("model_sha256", sa.String(64)),
-    sa.Column("emulated", sa.Boolean, default=False),
-    sa.Column("n", sa.Integer),
-    sa.Column("mean_ms", sa.Float),
-    sa.Column("p50_ms", sa.Float),
-    sa.Column("p90_ms", sa.Float),
-    sa.Column("p99_ms", sa.Float),
-    sa.Column("peak_rss_kb", sa.Integer),
-    sa.Column("accuracy", sa.Float),
-    sa.Column("size_bytes", sa.Integer),
-    sa.Column("energy_per_inference_j", sa.Float),
-    sa.Column("data", sa.Text, nullable=False),      # the Measurement without its samples, as JSON
-    sa.Column("samples", sa.LargeBinary),             # harness/samples.py blob; NULL once pruned
-    sa.Column("verdict", sa.String(16)),              # validity verdict: valid | invalid | NULL
-)
-
-# One row: the schema version this store has been migrated to (see MIGRATIONS).
-schema_version = sa.Table(
-    "schema_version", metadata,
-    sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("version", sa.Integer, nullable=False),
-    sa.Column("migrated_at", sa.String(40)),
-)
-
-# A board locked for a run: one row per device; expires unless renewed (see harness/lease.py).
-leases = sa.Table(
-    "leases", metadata,
-    sa.Column("device", sa.String(200), primary_key=True),
-    sa.Column("holder", sa.String(300), nullable=False),   # host:pid of the pytest process
-    sa.Column("run_id", sa.String(32)),
-    sa.Column("acquired_at", sa.Float, nullable=False),   # epoch seconds (UTC)
-    sa.Column("expires_at", sa.Float, nullable=False),
-)
-
-# A run compared against a baseline: the verdicts of every gate, as JSON.
-comparisons = sa.Table(
-    "comparisons", metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("base_run", sa.String(32), nullable=False),
-    sa.Column("new_run", sa.String(32), nullable=False, index=True),
-    sa.Column("created_at", sa.String(40), nullable=False),
-    sa.Column("gates", sa.Text, nullable=False),
-    sa.Column("regressions", sa.Integer, nullable=False),
-    sa.Column("data", sa.Text, nullable=False),
-)
-
-
-# ------------------------------------------------------------------ migrations
-# An ordered list: migration i brings a store from version i to i + 1. Append, never edit:
-# a lab's PostgreSQL store outlives many harness versions.
-
-def _m1_runs_and_measurements(conn):
-    # Stores made before versioning already have these tables; checkfirst keeps them.
-    metadata.create_all(conn, tables=[runs, measurements], checkfirst=True)
-
-
-def _m2_leases(conn):
-    metadata.create_all(conn, tables=[leases], checkfirst=True)
-
-
-def _m3_comparisons_and_key_index(conn):
-    metadata.create_all(conn, tables=[comparisons], checkfirst=True)
-    # raw DDL: an sa.Index object would attach itself to the table for every later create_all
-    conn.execute(sa.text("CREATE INDEX IF NOT EXISTS ix_measurements_key "
-                         "ON measurements (device, model, variant)"))
-
-
-def _m4_binary_samples(conn):
-    """Samples move from the row's JSON to a compact binary column (BLOB / bytea); a `verdict`
-    column. Every existing row converts in place, in batches; a row whose samples cannot be
-    encoded exactly keeps them in its JSON (nothing is lost; readers accept both)."""
-    # run lists (every CLI command, every report) read (run_id, device) from this index alone,
-    # not from a table whose rows now reach into the samples' pages
-    conn.execute(sa.text("CREATE INDEX IF NOT EXISTS ix_measurements_run_device ON measurements (run_id, device)"))
-    have = {c["name"] for c in sa.inspect(conn).get_columns("measurements")}
-    for column in (measurements.c.samples, measurements.c.verdict):
-        if column.name not in have:
-            kind = column.type.compile(dialect=conn.dialect)
-            conn.execute(sa.text(f"ALTER TABLE measurements ADD COLUMN {column.name} {kind}"))
-    update = (measurements.update().where(measurements.c.id == sa.bindparam("row_id"))
-              .values(data=sa.bindparam("new_data"), samples=sa.bindparam("blob"),
-                      verdict=sa.bindparam("new_verdict")))
-    last = -1
-    while True:
-        rows = conn.execute(sa.select(measurements.c.id, measurements.c.data)
-                            .where(measurements.c.id > last).order_by(measurements.c.id).limit(500)).all()
-        if not rows:
-            return
-        last = rows[-1].id
-        changes = []
-        for row in rows:
-            d = json.loads(row.data)
-            if "samples_ns" not in d:
-                continue
-            try:
-                blob = sample_codec.encode(d["samples_ns"] if d["samples_ns"] is not None else [])
-            except sample_codec.SampleCodecError:
-                continue
-            del d["samples_ns"]
-            changes.append({"row_id": row.id, "new_data": json.dumps(d), "blob": blob,
-                            "new_verdict": _verdict(d.get("validity"))})
-        if changes:
-            conn.execute(update, changes)
-
-
-MIGRATIONS = [_m1_runs_and_measurements, _m2_leases, _m3_comparisons_and_key_index, _m4_binary_samples]
-SCHEMA_VERSION = len(MIGRATIONS)
-
-
-def current_version(conn) -> int:
-    if not sa.inspect(conn).has_table("schema_version"):
-        return 0
-    row = conn.execute(sa.select(schema_version.c.version).where(schema_version.c.id == 1)).first()
-    return row.version if row else 0
-
-
-def migrate(engine, attempts: int = 5) -> int:
-    """Bring the store to SCHEMA_VERSION; safe when several processes open it at once."""
-    for attempt in range(attempts):
-        try:
-            with engine.begin() as conn:
-                if engine.dialect.name == "postgresql":
-                    # xdist workers and parallel CI jobs migrate one at a time
-                    conn.execute(sa.text("SELECT pg_advisory_xact_lock(74110001)"))
-                version = current_version(conn)
-                if version > SCHEMA_VERSION:
-                    raise StoreError(f"the store has schema version {version}, newer than this harness "
-                                     f"knows ({SCHEMA_VERSION}); upgrade the harness")
-                if version == SCHEMA_VERSION:
-                    return version
-                metadata.create_all(conn, tables=[schema_version], checkfirst=True)
-                for step in MIGRATIONS[version:]:
-                    step(conn)
-                stamp = {"version": SCHEMA_VERSION, "migrated_at": provenance.now()}
-                if conn.execute(sa.update(schema_version).where(schema_version.c.id == 1)
-                                .values(**stamp)).rowcount == 0:
-                    conn.execute(sa.insert(schema_version).values(id=1, **stamp))
-                return SCHEMA_VERSION
-        except StoreError:
-            raise
-        except sa.exc.DBAPIError:
-            # SQLite: another process migrated between our read and our write; look again
-            if attempt == attempts - 1:
-                raise
-            time.sleep(0.2 * (attempt + 1))
-    return SCHEMA_VERSION
 
 
 class Store:
@@ -211,10 +43,10 @@ class Store:
             except OSError as exc:
                 raise StoreError(f"--store {redact(url)}: cannot create its directory: {exc}") from None
         try:
-            self.engine = sa.create_engine(parsed, future=True)
-            if parsed.get_backend_name() == "sqlite":
-                sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+            self.engine = open_engine(parsed)
             migrate(self.engine)
+            # Leases on an engine of their own: a renewal never waits behind a measurement write.
+            self.leases = LeaseTable(self.engine.url)
         except StoreError:
             raise
         except ModuleNotFoundError as exc:
@@ -229,7 +61,7 @@ class Store:
     def start_run(self, settings: dict | None = None, tag: str | None = None) -> str:
         run_id = uuid.uuid4().hex[:12]
         ctl = provenance.controller()
-        self._write(runs.insert().values(
+        self._write(runs_table.insert().values(
             id=run_id, started_at=provenance.now(), git_commit=ctl["git_commit"],
             harness_version=ctl["harness_version"], tag=tag, settings=json.dumps(settings or {})))
         return run_id
@@ -241,20 +73,35 @@ class Store:
         values = {"finished_at": provenance.now()}
         if outcomes or failed:
             with self.engine.connect() as conn:
-                row = conn.execute(sa.select(runs.c.settings).where(runs.c.id == run_id)).first()
+                row = conn.execute(sa.select(runs_table.c.settings).where(runs_table.c.id == run_id)).first()
             settings = json.loads(row.settings or "{}") if row else {}
             values["settings"] = json.dumps({**settings, "outcomes": outcomes or {}, "failed": failed or {}})
-        self._write(runs.update().where(runs.c.id == run_id).values(**values))
+        self._write(runs_table.update().where(runs_table.c.id == run_id).values(**values))
 
     def runs(self) -> list[dict]:
         """Every run, oldest first, with its measurement count and devices."""
-        counts = (sa.select(measurements.c.run_id, sa.func.count().label("measurements"))
-                  .group_by(measurements.c.run_id).subquery())
-        query = (sa.select(runs, sa.func.coalesce(counts.c.measurements, 0).label("measurements"))
-                 .outerjoin(counts, counts.c.run_id == runs.c.id).order_by(runs.c.started_at, runs.c.id))
-        devices = sa.select(measurements.c.run_id, measurements.c.device).distinct()
+        return self._run_rows()
+
+    def run(self, run_id: str) -> dict:
+        """One run by its exact id (one indexed look-up, not a scan of every run)."""
+        rows = self._run_rows(only=run_id)
+        if not rows:
+            raise StoreError(f"store {redact(self.url)}: no run {run_id!r}; `harness runs` lists them")
+        return rows[0]
+
+    def _run_rows(self, only: Optional[str] = None) -> list[dict]:
+        m, r = measurements_table, runs_table
+        counts = sa.select(m.c.run_id, sa.func.count().label("measurements")).group_by(m.c.run_id)
+        devices = sa.select(m.c.run_id, m.c.device).distinct()
+        query = sa.select(r).order_by(r.c.started_at, r.c.id)
+        if only is not None:
+            counts, devices, query = (counts.where(m.c.run_id == only), devices.where(m.c.run_id == only),
+                                      query.where(r.c.id == only))
+        counts = counts.subquery()
+        query = (query.add_columns(sa.func.coalesce(counts.c.measurements, 0).label("measurements"))
+                 .outerjoin(counts, counts.c.run_id == r.c.id))
         with self.engine.connect() as conn:
-            rows = [dict(r) for r in conn.execute(query).mappings().all()]
+            rows = [dict(row) for row in conn.execute(query).mappings().all()]
             per_run: dict = {}
             for row in conn.execute(devices):
                 per_run.setdefault(row.run_id, []).append(row.device)
@@ -262,12 +109,6 @@ class Store:
             row["devices"] = sorted(per_run.get(row["id"], []))
             row["settings"] = json.loads(row["settings"] or "{}")
         return rows
-
-    def run(self, run_id: str) -> dict:
-        for row in self.runs():
-            if row["id"] == run_id:
-                return row
-        raise StoreError(f"store {redact(self.url)}: no run {run_id!r}; `harness runs` lists them")
 
     def resolve_run(self, ref: str, exclude: Optional[str] = None) -> str:
         """A run id from `latest`, a run id (or a unique prefix of one), or a tag (its latest run).
@@ -290,6 +131,11 @@ class Store:
         raise StoreError(f"store {redact(self.url)}: {ref!r} is neither 'latest', a run id nor a run tag "
                          f"with measurements; `harness runs` lists them")
 
+    def run_scope(self, ref: Optional[str]) -> Optional[str]:
+        """What the CLI's RUN argument selects: None (every run) for 'all' or None, else the run
+        id that resolve_run() finds for 'latest', an id, a unique id prefix or a tag."""
+        return None if ref in (None, "all") else self.resolve_run(ref)
+
     # ------------------------------------------------------------ measurements
 
     def save(self, m: Measurement) -> int:
@@ -305,20 +151,20 @@ class Store:
         del data["samples_ns"]
         energy = (m.energy or {}).get("energy_per_inference_j")
         if m.id is not None:
-            self._write(measurements.update().where(measurements.c.id == m.id).values(
+            self._write(measurements_table.update().where(measurements_table.c.id == m.id).values(
                 n=m.latency.n, mean_ms=m.latency.mean_ms, p50_ms=m.latency.p50_ms, p90_ms=m.latency.p90_ms,
                 p99_ms=m.latency.p99_ms, peak_rss_kb=m.memory.peak_rss_kb, accuracy=m.accuracy,
                 energy_per_inference_j=energy, data=json.dumps(data, default=str), samples=blob,
-                verdict=_verdict(getattr(m, "validity", None))))
+                verdict=verdict_column(m.validity)))
             return m.id
-        result = self._write(measurements.insert().values(
+        result = self._write(measurements_table.insert().values(
             run_id=m.run_id, created_at=m.created_at, device=m.device, model=m.model,
             variant=m.variant, technique=m.technique, format=m.format, model_sha256=m.model_sha256,
             emulated=m.emulated, n=m.latency.n, mean_ms=m.latency.mean_ms, p50_ms=m.latency.p50_ms,
             p90_ms=m.latency.p90_ms, p99_ms=m.latency.p99_ms, peak_rss_kb=m.memory.peak_rss_kb,
             accuracy=m.accuracy, size_bytes=m.size_bytes, energy_per_inference_j=energy,
             data=json.dumps(data, default=str), samples=blob,
-            verdict=_verdict(getattr(m, "validity", None))))
+            verdict=verdict_column(m.validity)))
         m.id = int(result.inserted_primary_key[0])
         return m.id
 
@@ -330,12 +176,12 @@ class Store:
     def iter_measurements(self, run_id: Optional[str] = None, samples: bool = True, batch: int = 200):
         """Like measurements(), one at a time: rows are fetched `batch` at a time (a server-side
         cursor on PostgreSQL), so an export of a year holds one batch in memory, not the year."""
-        columns = [measurements.c.id, measurements.c.run_id, measurements.c.data]
+        columns = [measurements_table.c.id, measurements_table.c.run_id, measurements_table.c.data]
         if samples:
-            columns.append(measurements.c.samples)
-        query = sa.select(*columns).order_by(measurements.c.id)
+            columns.append(measurements_table.c.samples)
+        query = sa.select(*columns).order_by(measurements_table.c.id)
         if run_id is not None:
-            query = query.where(measurements.c.run_id == run_id)
+            query = query.where(measurements_table.c.run_id == run_id)
         with self.engine.connect() as conn:
             for row in conn.execution_options(yield_per=batch).execute(query):
                 d = json.loads(row.data)
@@ -349,16 +195,17 @@ class Store:
                 m.id, m.run_id = row.id, row.run_id
                 yield m
 
-    def dataframe(self, run_id: Optional[str] = None):
-        """The run's (or every run's) measurements as a pandas DataFrame, one row each."""
+    def dataframe(self, run: Optional[str] = None):
+        """Measurements as a pandas DataFrame, one row each, of `run`: what the CLI accepts
+        ('latest', a run id or unique prefix, a tag; 'all' or None for every run)."""
         from .frame import measurements_frame
 
-        return measurements_frame(self.measurements(run_id=run_id, samples=False))
+        return measurements_frame(self.measurements(run_id=self.run_scope(run), samples=False))
 
     def trend_rows(self, devices=None) -> list[dict]:
         """Key figures of every measurement (of `devices`, if given) with its run's start time,
         oldest first: for trends and history, read from columns only (no JSON, no samples)."""
-        m, r = measurements, runs
+        m, r = measurements_table, runs_table
         query = (sa.select(m.c.run_id, r.c.started_at, r.c.git_commit, r.c.tag, m.c.device, m.c.model,
                            m.c.variant, m.c.p50_ms, m.c.p99_ms, m.c.accuracy, m.c.peak_rss_kb, m.c.verdict)
                  .join(r, r.c.id == m.c.run_id).order_by(r.c.started_at, m.c.id))
@@ -379,7 +226,7 @@ class Store:
         with `keep_days`.) Returns what was (or, with dry_run, would be) dropped."""
         if (keep_days is None) == (keep_runs is None):
             raise StoreError("prune: give exactly one of a time (e.g. 90d) or a number of runs to keep")
-        m, r = measurements, runs
+        m, r = measurements_table, runs_table
         if keep_days is not None:
             if keep_days < 0:
                 raise StoreError(f"prune: keep time must not be negative, got {keep_days} days")
@@ -412,7 +259,7 @@ class Store:
 
     def stats(self) -> dict:
         """Rows and bytes: what `harness store stats` prints."""
-        m = measurements
+        m = measurements_table
         kept = sa.case((m.c.samples.is_not(None), m.c.n), else_=0)
         with self.engine.connect() as conn:
             row = conn.execute(sa.select(
@@ -421,7 +268,7 @@ class Store:
                 sa.func.coalesce(sa.func.sum(kept), 0).label("samples"),
                 sa.func.coalesce(sa.func.sum(sa.func.length(m.c.samples)), 0).label("sample_bytes"),
                 sa.func.coalesce(sa.func.sum(sa.func.length(m.c.data)), 0).label("json_chars"))).one()
-            run_count = conn.execute(sa.select(sa.func.count()).select_from(runs)).scalar()
+            run_count = conn.execute(sa.select(sa.func.count()).select_from(runs_table)).scalar()
             if self.engine.dialect.name == "sqlite":
                 pages = conn.exec_driver_sql("PRAGMA page_count").scalar()
                 total = pages * conn.exec_driver_sql("PRAGMA page_size").scalar()
@@ -444,7 +291,7 @@ class Store:
         column = row.column if row is not None else None
         if column is None:
             return None
-        m, r = measurements, runs
+        m, r = measurements_table, runs_table
         query = (sa.select(m.c.run_id, m.c[column]).join(r, r.c.id == m.c.run_id)
                  .where(m.c.device == key[0], m.c.model == key[1], m.c.variant == key[2])
                  .order_by(r.c.started_at, m.c.id))
@@ -459,68 +306,18 @@ class Store:
     # ------------------------------------------------------------ comparisons
 
     def save_comparison(self, comparison, gates: list) -> None:
-        self._write(comparisons.insert().values(
+        self._write(comparisons_table.insert().values(
             base_run=comparison.base_run, new_run=comparison.new_run, created_at=provenance.now(),
             gates=json.dumps([str(g) for g in gates]), regressions=len(comparison.regressions),
             data=json.dumps(comparison.to_dict(), default=str)))
 
     def comparisons(self, run_ids=None) -> list[dict]:
-        query = sa.select(comparisons).order_by(comparisons.c.id)
+        query = sa.select(comparisons_table).order_by(comparisons_table.c.id)
         if run_ids is not None:
-            query = query.where(comparisons.c.new_run.in_(list(run_ids)))
+            query = query.where(comparisons_table.c.new_run.in_(list(run_ids)))
         with self.engine.connect() as conn:
             rows = conn.execute(query).mappings().all()
         return [{**dict(r), "gates": json.loads(r["gates"]), "data": json.loads(r["data"])} for r in rows]
-
-    # ------------------------------------------------------------ leases
-    # Each call is one atomic statement in its own transaction, on a connection of its own
-    # engine, so a renewal never waits behind (or commits) a measurement write.
-
-    @property
-    def lease_engine(self):
-        if getattr(self, "_lease_engine", None) is None:
-            self._lease_engine = sa.create_engine(self.engine.url, future=True, poolclass=sa.pool.NullPool)
-            if self.engine.dialect.name == "sqlite":
-                sa.event.listen(self._lease_engine, "connect", _sqlite_pragmas)
-        return self._lease_engine
-
-    def try_lease(self, device: str, holder: str, ttl_s: float, run_id: Optional[str] = None) -> bool:
-        """Take the device's lease if it is free, expired or already ours. Atomic: an insert
-        (fails if a row exists) or a conditional update (matches only a stale or own row)."""
-        now = time.time()
-        values = dict(holder=holder, run_id=run_id, acquired_at=now, expires_at=now + ttl_s)
-        with self.lease_engine.begin() as conn:
-            taken = conn.execute(
-                leases.update()
-                .where(leases.c.device == device)
-                .where(sa.or_(leases.c.expires_at < now, leases.c.holder == holder))
-                .values(**values)).rowcount
-        if taken:
-            return True
-        try:
-            with self.lease_engine.begin() as conn:
-                conn.execute(leases.insert().values(device=device, **values))
-            return True
-        except sa.exc.IntegrityError:
-            return False  # someone holds it (or took it between our two statements)
-
-    def renew_lease(self, device: str, holder: str, ttl_s: float, run_id: Optional[str] = None) -> bool:
-        values = {"expires_at": time.time() + ttl_s}
-        if run_id is not None:
-            values["run_id"] = run_id  # known once the run's first measurement is stored
-        with self.lease_engine.begin() as conn:
-            return bool(conn.execute(
-                leases.update().where(leases.c.device == device).where(leases.c.holder == holder)
-                .values(**values)).rowcount)
-
-    def release_lease(self, device: str, holder: str) -> None:
-        with self.lease_engine.begin() as conn:
-            conn.execute(leases.delete().where(leases.c.device == device).where(leases.c.holder == holder))
-
-    def leases(self) -> list[dict]:
-        with self.lease_engine.connect() as conn:
-            rows = conn.execute(sa.select(leases).order_by(leases.c.device)).mappings().all()
-        return [dict(r) for r in rows]
 
     def _write(self, statement):
         try:
@@ -531,22 +328,7 @@ class Store:
 
     def close(self):
         self.engine.dispose()
-        if getattr(self, "_lease_engine", None) is not None:
-            self._lease_engine.dispose()
-
-
-def _sqlite_pragmas(dbapi_conn, _record):
-    cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")     # readers (a report) never block the writer
-    cur.execute("PRAGMA busy_timeout=30000")   # parallel workers wait instead of failing
-    cur.execute("PRAGMA foreign_keys=ON")
-    cur.close()
-
-
-def _verdict(validity) -> Optional[str]:
-    """The validity verdict for the `verdict` column (None before validity existed)."""
-    verdict = (validity or {}).get("verdict") if isinstance(validity, dict) else None
-    return str(verdict) if verdict is not None else None
+        self.leases.close()
 
 
 def _first_line(exc: Exception) -> str:

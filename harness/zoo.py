@@ -31,7 +31,6 @@ import hashlib
 import json
 import os
 import math
-import shutil
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -43,7 +42,7 @@ import numpy as np
 from . import __version__, datasets, names, schema, yamlfile
 from . import agreement as agreement_lib
 from .agreement import Agreement
-from .errors import ConfigError, HarnessError, ModelError
+from .errors import ConfigError, HarnessError, ModelError, RuntimeMissing
 from .modelinfo import facts, model_format, sha256_file
 
 DEFAULT_CACHE = Path(".harness-cache")
@@ -146,51 +145,8 @@ def load_manifest(path: Path) -> Manifest:
     base = names.check_model_file(src, "base", schema.get(src, "", data, "base", str, required=True),
                                      path.parent)
     dataset = schema.get(src, "", data, "dataset", str, None, choices=sorted(datasets.DATASETS))
-    inputs = schema.get(src, "", data, "inputs", list, [])
-    for i, item in enumerate(inputs):
-        where = f"inputs[{i}]"
-        schema.check_keys(src, where, item, ("name", "shape", "dtype", "low", "high"), required=("name",))
-        shape = schema.get(src, where, item, "shape", list, None)
-        if shape is not None and not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape):
-            raise ConfigError(src, f"{where}.shape", "a list of positive integers", shape)
-        schema.get(src, where, item, "dtype", str, None, choices=DTYPES)
-        _check_range(src, where, item)
-    recipes, seen = [], set()
-    for i, item in enumerate(schema.get(src, "", data, "variants", list, required=True)):
-        where = f"variants[{i}]"
-        schema.check_keys(src, where, item, ("name", "technique", "params", "file", "runtimes"), required=("name",))
-        vname = names.check_name(src, f"{where}.name", schema.get(src, where, item, "name", str, required=True))
-        if vname in seen:
-            raise ConfigError(src, f"{where}.name", "a name not used by another variant", vname)
-        if vname == CONTROL_NAME and data.get("control"):
-            raise ConfigError(src, f"{where}.name", f"a name other than {CONTROL_NAME!r} (with control: true "
-                              "the harness adds the base's A/A twin under that name)", vname)
-        seen.add(vname)
-        file = schema.get(src, where, item, "file", str, None)
-        if file is not None:
-            names.check_model_file(src, f"{where}.file", file, path.parent)
-        technique = schema.get(src, where, item, "technique", str, None)
-        if file is None:
-            from .compress import techniques
-
-            known = techniques()
-            if technique is None:
-                raise ConfigError(src, f"{where}.technique", "a technique or a file", None, "both are missing")
-            if technique not in known:
-                raise ConfigError(src, f"{where}.technique", "one of " + ", ".join(sorted(known)), technique)
-            params = schema.get(src, where, item, "params", dict, {})
-            schema.check_keys(f"{src}: {where} ({vname})", "params", params, known[technique].params)
-            fmt = "onnx"
-        else:
-            params = schema.get(src, where, item, "params", dict, {})
-            try:
-                fmt = model_format(Path(file))
-            except ModelError:
-                raise ConfigError(src, f"{where}.file", "a .onnx or .tflite file (or a torch.export .pt2)", file) from None
-        runtimes = tuple(schema.get_list(src, where, item, "runtimes", str,
-                                         default=RUNTIMES_BY_FORMAT[fmt]))
-        recipes.append(VariantRecipe(vname, technique or "prebuilt", params, file, runtimes,
-                                     f"{src}: {where} ({vname}, {technique or 'file'})"))
+    inputs = _inputs(src, data)
+    recipes = _recipes(src, path.parent, data)
     drop = _finite(src, "max_accuracy_drop",
                    schema.get(src, "", data, "max_accuracy_drop", float, None, minimum=0.0, maximum=1.0))
     manifest = Manifest(name=name, source=path, base=base,
@@ -202,6 +158,66 @@ def load_manifest(path: Path) -> Manifest:
                         **_agreement_fields(path, data))
     _check_against_model(manifest)
     return manifest
+
+
+def _inputs(src: str, data: dict) -> list:
+    """The manifest's `inputs:` overrides, each checked (shape, dtype, value range)."""
+    inputs = schema.get(src, "", data, "inputs", list, [])
+    for i, item in enumerate(inputs):
+        where = f"inputs[{i}]"
+        schema.check_keys(src, where, item, ("name", "shape", "dtype", "low", "high"), required=("name",))
+        shape = schema.get(src, where, item, "shape", list, None)
+        if shape is not None and not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape):
+            raise ConfigError(src, f"{where}.shape", "a list of positive integers", shape)
+        schema.get(src, where, item, "dtype", str, None, choices=DTYPES)
+        _check_range(src, where, item)
+    return inputs
+
+
+def _recipes(src: str, folder: Path, data: dict) -> list:
+    """The manifest's variants, in order; names unique and never the control's."""
+    recipes, seen = [], set()
+    for i, item in enumerate(schema.get(src, "", data, "variants", list, required=True)):
+        where = f"variants[{i}]"
+        schema.check_keys(src, where, item, ("name", "technique", "params", "file", "runtimes"), required=("name",))
+        vname = names.check_name(src, f"{where}.name", schema.get(src, where, item, "name", str, required=True))
+        if vname in seen:
+            raise ConfigError(src, f"{where}.name", "a name not used by another variant", vname)
+        if vname == CONTROL_NAME and data.get("control"):
+            raise ConfigError(src, f"{where}.name", f"a name other than {CONTROL_NAME!r} (with control: true "
+                              "the harness adds the base's A/A twin under that name)", vname)
+        seen.add(vname)
+        recipes.append(_recipe(src, folder, where, vname, item))
+    return recipes
+
+
+def _recipe(src: str, folder: Path, where: str, vname: str, item: dict) -> VariantRecipe:
+    """One variant: a technique built from the base (its params checked against the
+    technique's), or a prebuilt file (.onnx or .tflite) beside the manifest."""
+    file = schema.get(src, where, item, "file", str, None)
+    if file is not None:
+        names.check_model_file(src, f"{where}.file", file, folder)
+    technique = schema.get(src, where, item, "technique", str, None)
+    if file is not None:
+        params = schema.get(src, where, item, "params", dict, {})
+        try:
+            fmt = model_format(Path(file))
+        except ModelError:
+            raise ConfigError(src, f"{where}.file", "a .onnx or .tflite file (or a torch.export .pt2)", file) from None
+    else:
+        from .compress import techniques
+
+        known = techniques()
+        if technique is None:
+            raise ConfigError(src, f"{where}.technique", "a technique or a file", None, "both are missing")
+        if technique not in known:
+            raise ConfigError(src, f"{where}.technique", "one of " + ", ".join(sorted(known)), technique)
+        params = schema.get(src, where, item, "params", dict, {})
+        schema.check_keys(f"{src}: {where} ({vname})", "params", params, known[technique].params)
+        fmt = "onnx"
+    runtimes = tuple(schema.get_list(src, where, item, "runtimes", str, default=RUNTIMES_BY_FORMAT[fmt]))
+    return VariantRecipe(vname, technique or "prebuilt", params, file, runtimes,
+                         f"{src}: {where} ({vname}, {technique or 'file'})")
 
 
 def _finite(src, field_name, value):
@@ -342,7 +358,8 @@ def dataset_file(manifest: Manifest, cache: Path = DEFAULT_CACHE, part: str = "t
 
 
 def host_accuracy(path: Path, dataset_npz: Path, inputs=()) -> float:
-    """Top-1 of a model file on this host, through the same code the on-device runner uses."""
+    """Top-1 of a model file on this host, through the same code the on-device runner uses.
+    RuntimeMissing when this host has no runtime for it; ModelError for any other failure."""
     from .ondevice import runner
 
     spec = {"model": str(path), "runtime": "auto", "threads": 1, "inputs": list(inputs)}
@@ -352,7 +369,8 @@ def host_accuracy(path: Path, dataset_npz: Path, inputs=()) -> float:
         model_inputs, _ = backend.signature()
         return runner.evaluate(backend, model_inputs, str(dataset_npz))["top1"]
     except runner.RunnerFailure as exc:
-        raise ModelError(f"{path}: cannot evaluate on this host: {exc}") from None
+        error = RuntimeMissing if exc.kind == "RuntimeMissing" else ModelError
+        raise error(f"{path}: cannot evaluate on this host: {exc}") from None
 
 
 def _onnx_evaluator(manifest: Manifest, part: str, cache: Path) -> Optional[Callable[[Path], float]]:
@@ -391,32 +409,8 @@ def build_variant(manifest: Manifest, recipe: VariantRecipe, cache: Path = DEFAU
     checker or onnxruntime.
     """
     cache = Path(cache)
-    if recipe.file:
-        path = manifest.source.parent / recipe.file
-        if not path.is_file():
-            raise ModelError(f"{recipe.where}: file: model file {path} not found")
-        info, storage, build_s, agreement = {"prebuilt": True}, None, 0.0, None
-        if recipe.format == "onnx" and model_format(manifest.base) == "onnx" and manifest.base.is_file():
-            agreement = _agreement(manifest, path, recipe)
-    else:
-        if not manifest.base.is_file():
-            raise ModelError(f"{manifest.source}: base: model file {manifest.base} not found")
-        key = _cache_key(manifest, recipe, sha256_file(manifest.base))
-        # Checked names, and checked again here: nothing derived from a manifest leaves the cache.
-        folder = names.join_inside(cache, "variants", key)
-        path = names.join_inside(folder, f"{manifest.name}__{recipe.name}.onnx")
-        meta_path = folder / "meta.json"
-        if path.is_file() and meta_path.is_file():
-            meta = json.loads(meta_path.read_text())
-            info, storage, build_s, agreement = (meta["info"], meta["storage_bytes"], meta["build_s"],
-                                                 meta.get("agreement"))
-        else:
-            info, storage, build_s = _build(manifest, recipe, folder, path, cache)
-            agreement = _agreement(manifest, path, recipe)
-            tmp_meta = meta_path.with_suffix(f".{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
-            tmp_meta.write_text(json.dumps({"info": info, "storage_bytes": storage, "build_s": build_s,
-                                            "agreement": agreement}))
-            tmp_meta.replace(meta_path)  # a concurrent reader never sees half a file
+    path, info, storage, build_s, agreement = (_prebuilt(manifest, recipe) if recipe.file
+                                               else _built_or_cached(manifest, recipe, cache))
     f = facts(path, manifest.input_shapes)
     variant = Variant(
         model=manifest.name, name=recipe.name, technique=recipe.technique, params=dict(recipe.params),
@@ -426,18 +420,57 @@ def build_variant(manifest: Manifest, recipe: VariantRecipe, cache: Path = DEFAU
         weight_bytes=storage or f.weight_bytes, macs_unknown=f.macs_unknown,
         agreement=None if agreement is None else Agreement(agreement))
     if evaluate_accuracy and manifest.dataset:
-        variant.host_accuracy = _cached_accuracy(variant, manifest, cache)
+        variant.host_accuracy = _cached_accuracy(variant, manifest, cache, recipe.where)
     return variant
 
 
-def _cached_accuracy(variant: Variant, manifest: Manifest, cache: Path) -> Optional[float]:
+def _prebuilt(manifest: Manifest, recipe: VariantRecipe) -> tuple:
+    """(path, info, storage, build_s, agreement) of a variant given as a file; its agreement
+    with the base when both are ONNX."""
+    path = manifest.source.parent / recipe.file
+    if not path.is_file():
+        raise ModelError(f"{recipe.where}: file: model file {path} not found")
+    agreement = None
+    if recipe.format == "onnx" and model_format(manifest.base) == "onnx" and manifest.base.is_file():
+        agreement = _agreement(manifest, path, recipe)
+    return path, {"prebuilt": True}, None, 0.0, agreement
+
+
+def _built_or_cached(manifest: Manifest, recipe: VariantRecipe, cache: Path) -> tuple:
+    """(path, info, storage, build_s, agreement) of a technique variant: from the cache when
+    this base, recipe and harness built it before, else built, checked and cached now."""
+    if not manifest.base.is_file():
+        raise ModelError(f"{manifest.source}: base: model file {manifest.base} not found")
+    key = _cache_key(manifest, recipe, sha256_file(manifest.base))
+    # Checked names, and checked again here: nothing derived from a manifest leaves the cache.
+    folder = names.join_inside(cache, "variants", key)
+    path = names.join_inside(folder, f"{manifest.name}__{recipe.name}.onnx")
+    meta_path = folder / "meta.json"
+    if path.is_file() and meta_path.is_file():
+        meta = json.loads(meta_path.read_text())
+        return path, meta["info"], meta["storage_bytes"], meta["build_s"], meta.get("agreement")
+    info, storage, build_s = _build(manifest, recipe, folder, path, cache)
+    agreement = _agreement(manifest, path, recipe)
+    tmp_meta = meta_path.with_suffix(f".{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
+    tmp_meta.write_text(json.dumps({"info": info, "storage_bytes": storage, "build_s": build_s,
+                                    "agreement": agreement}))
+    tmp_meta.replace(meta_path)  # a concurrent reader never sees half a file
+    return path, info, storage, build_s, agreement
+
+
+def _cached_accuracy(variant: Variant, manifest: Manifest, cache: Path, where: str) -> Optional[float]:
+    """The variant's top-1 on this host (cached by content); None only when this host has no
+    runtime for it (the device still measures it). Any other failure is the variant's error:
+    a silent None would make the accuracy suite skip it."""
     record = names.join_inside(cache, "accuracy", f"{variant.sha256}-{manifest.dataset}.json")
     if record.is_file():
         return json.loads(record.read_text())["top1"]
     try:
         top1 = host_accuracy(variant.path, dataset_file(manifest, cache), manifest.inputs)
-    except ModelError:
-        return None  # e.g. no TFLite interpreter on this host; the device still measures it
+    except RuntimeMissing:
+        return None
+    except ModelError as exc:
+        raise ModelError(f"{where}: host accuracy: {exc}") from None
     record.parent.mkdir(parents=True, exist_ok=True)
     record.write_text(json.dumps({"top1": top1}))
     return top1
@@ -533,36 +566,17 @@ def _build(manifest: Manifest, recipe: VariantRecipe, folder: Path, out: Path, c
                          "the techniques start from a float32 model")
     normal_path = folder / f"base-normal.{unique}.onnx"
     onnx.save(base, str(normal_path))
-    calibration = labels = None
-    if manifest.dataset and manifest.calibration is None:
-        split = datasets.load(manifest.dataset, "calibration")
-        calibration, labels = split.x, split.y
-    feeds, feeds_source = None, ""
-    if recipe.technique in CALIBRATED or manifest.calibration is not None:
-        feeds, feeds_source = probe_feeds(manifest, "calibration")
-        single = len(feeds[0]) == 1 and next(iter(feeds[0].values())).dtype.kind == "f"
-        if calibration is None and single:
-            # samples along the batch axis: (N, ...) when the model's batch is 1
-            calibration = np.concatenate([next(iter(f.values())) for f in feeds]).astype(np.float32)
+    calibration, feeds, feeds_source = _calibration(manifest, recipe)
     input_name, input_shape = _base_input(manifest)
     ctx = BuildContext(base=manifest.base if recipe.technique == "fp32" else normal_path, out=tmp_out,
                        params=dict(recipe.params), source=recipe.where,
-                       calibration=calibration, calibration_labels=labels,
+                       calibration=calibration,
                        input_name=input_name, input_shape=input_shape,
                        evaluate=_onnx_evaluator(manifest, "calibration", cache), train_hook=_train_hook(manifest),
                        calibration_feeds=feeds, calibration_source=feeds_source,
                        input_shapes=manifest.input_shapes)
     start = time.perf_counter()
-    try:
-        result = technique.build(ctx)
-    except ModelError as exc:
-        text = str(exc)
-        raise ModelError(text if text.startswith(recipe.where) else f"{recipe.where}: {text}") from None
-    except HarnessError:
-        raise
-    except Exception as exc:
-        raise ModelError(f"{recipe.where}: technique {recipe.technique!r} failed: "
-                         f"{type(exc).__name__}: {exc}") from exc
+    result = _run_technique(technique, ctx, recipe)
     build_s = time.perf_counter() - start
     verify_built(result.path, base, recipe.technique, recipe.where)
     Path(result.path).replace(out)  # atomic: a half-written variant is never cached
@@ -573,6 +587,37 @@ def _build(manifest: Manifest, recipe: VariantRecipe, folder: Path, out: Path, c
     if feeds_source:
         info.setdefault("calibration", feeds_source)
     return info, result.storage_bytes, build_s
+
+
+def _calibration(manifest: Manifest, recipe: VariantRecipe) -> tuple:
+    """(calibration array, calibration feeds, where the feeds come from) for a build: the
+    dataset's calibration split, else the manifest's .npz or generated inputs for the
+    techniques that need representative inputs (a single float input also as an array)."""
+    calibration = None
+    if manifest.dataset and manifest.calibration is None:
+        calibration = datasets.load(manifest.dataset, "calibration").x
+    feeds, feeds_source = None, ""
+    if recipe.technique in CALIBRATED or manifest.calibration is not None:
+        feeds, feeds_source = probe_feeds(manifest, "calibration")
+        single = len(feeds[0]) == 1 and next(iter(feeds[0].values())).dtype.kind == "f"
+        if calibration is None and single:
+            # samples along the batch axis: (N, ...) when the model's batch is 1
+            calibration = np.concatenate([next(iter(f.values())) for f in feeds]).astype(np.float32)
+    return calibration, feeds, feeds_source
+
+
+def _run_technique(technique, ctx, recipe: VariantRecipe):
+    """The technique's build; any failure becomes a ModelError naming the variant."""
+    try:
+        return technique.build(ctx)
+    except ModelError as exc:
+        text = str(exc)
+        raise ModelError(text if text.startswith(recipe.where) else f"{recipe.where}: {text}") from None
+    except HarnessError:
+        raise
+    except Exception as exc:
+        raise ModelError(f"{recipe.where}: technique {recipe.technique!r} failed: "
+                         f"{type(exc).__name__}: {exc}") from exc
 
 
 def _base_input(manifest: Manifest) -> tuple[str, list]:
@@ -587,7 +632,3 @@ def _base_input(manifest: Manifest) -> tuple[str, list]:
     shape = [d.dim_value if d.HasField("dim_value") else 1 for d in first.type.tensor_type.shape.dim]
     override = next((i for i in manifest.inputs if i.get("name") == first.name and i.get("shape")), None)
     return first.name, list(override["shape"]) if override else shape
-
-
-def clear_cache(cache: Path = DEFAULT_CACHE) -> None:
-    shutil.rmtree(Path(cache) / "variants", ignore_errors=True)

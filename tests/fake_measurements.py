@@ -1,20 +1,29 @@
-"""Measurements made of plain numbers, for tests of what comes after the device."""
+"""Measurements made of plain numbers, for tests of what comes after the device (store, gates,
+reports): the one place tests make a Measurement without a device."""
+import hashlib
+
 import numpy as np
 
 from harness.measurement import Measurement, Memory
 from harness.stats import summarize
 
 
-def fake_measurement(device="local", model="digits-cnn", variant="fp32", median_ms=1.0, accuracy=0.97,
-                     size_bytes=5000, run_id=None, n=200, seed=0, emulated=False, energy=None):
-    samples = (np.random.default_rng(seed).normal(median_ms, median_ms * 0.02, n).clip(min=1e-4) * 1e6).astype(int)
+def fake_measurement(device="local", model="digits-cnn", variant="fp32", median_ms=1.0, spread=0.02, n=200,
+                     seed=0, accuracy=0.97, rss_kb=60000, size_bytes=5000, run_id=None, technique=None,
+                     rounds=1, emulated=False, energy=None):
+    """One Measurement of `n` samples scattered (lognormal, `spread`) around `median_ms`;
+    `rounds` > 1 splits them into that many rounds of one campaign (same machine)."""
+    rng = np.random.default_rng(seed)
+    samples = (median_ms * 1e6 * rng.lognormal(0.0, spread, n)).astype(np.int64).tolist()
+    sizes = [n // rounds] * (rounds - 1) + [n - (n // rounds) * (rounds - 1)] if rounds > 1 else []
     return Measurement(
-        device=device, model=model, variant=variant, technique=variant, format="onnx",
-        latency=summarize(samples), samples_ns=samples.tolist(), timings_ms={"first_inference": 1.0},
-        memory=Memory(peak_rss_kb=60000, load_growth_kb=1000), accuracy=accuracy, accuracy_n=360,
-        host_accuracy=accuracy, size_bytes=size_bytes, storage_bytes=size_bytes, n_params=954, macs=11904,
-        model_sha256="0" * 64, emulated=emulated, settings={}, provenance={"board": {}}, energy=energy,
-        run_id=run_id)
+        device=device, model=model, variant=variant, technique=technique or variant, format="onnx",
+        latency=summarize(samples, sizes or None), samples_ns=samples, round_sizes=sizes,
+        timings_ms={"first_inference": 1.0}, memory=Memory(peak_rss_kb=rss_kb, load_growth_kb=1000),
+        accuracy=accuracy, accuracy_n=360, host_accuracy=accuracy, size_bytes=size_bytes,
+        storage_bytes=size_bytes, n_params=954, macs=11904,
+        model_sha256=hashlib.sha256(f"{model}/{variant}".encode()).hexdigest(),  # one variant, one file
+        emulated=emulated, settings={"threads": 1}, provenance={"board": {}}, energy=energy, run_id=run_id)
 
 
 def measured_in_rounds(round_medians_ms, *, variant="fp32", device="local", model="digits-cnn", n=400,
@@ -39,3 +48,11 @@ def measured_in_rounds(round_medians_ms, *, variant="fp32", device="local", mode
         provenance={"campaign": {"id": campaign}}, run_id=run_id, round_sizes=sizes,
         machine={"rounds": windows},
         validity=assess(latency, windows, [{}] * len(rounds), Thresholds()))
+
+
+def verdict(windows, threads=1, rounds=(1.0, 1.01, 0.99), loops=None, thresholds=None):
+    """The validity verdict of a measurement in `rounds` (p50 ms each) over machine `windows`."""
+    from harness.validity import Thresholds, assess
+
+    m = measured_in_rounds(list(rounds))
+    return assess(m.latency, windows, loops or [{}] * len(windows), thresholds or Thresholds(), threads=threads)

@@ -10,11 +10,11 @@ reading is one step later than the last, and the test waits for a number of them
 import sys
 import threading
 import time
-from pathlib import Path
 
 from harness.inventory import parse_device
+from paths import TESTS
 
-FAKES = Path(__file__).resolve().parent / "fakes"
+FAKES = TESTS / "fakes"
 # Seconds a test waits for a meter thread before it fails (instead of hanging); it bounds
 # a broken meter, it is never a measurement.
 PATIENCE_S = 60.0

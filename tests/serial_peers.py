@@ -1,15 +1,59 @@
-"""pty peers that speak the serial meters' protocols (not a test module).
+"""pty and socket peers that speak the real serial protocols (not a test module): the serial
+meters' (PtyPeer and its kinds) and an MLPerf Tiny DUT's (FakeDut).
 
 Each peer owns the master side of a pty; the meter opens the slave's path with pyserial.
 Every loop polls a stop flag, so nothing outlives the test.
 """
 import os
 import select
+import socket
 import threading
 import time
 import tty
 
+import serial
+
+from harness.mcu.dut import DutClient
 from harness.power.lpm01a import encode_value
+
+SHORT = 1.5  # seconds a silent DUT is waited for (generous: CI machines are busy)
+
+
+def serve_connections(server, stop, handle) -> None:
+    """Accept on `server` (a socket with a timeout) until `stop` is set; each connection is
+    handed to `handle` (with a short receive timeout) and closed after, so a host that
+    reopens the port meets the peer again, as a board after a reset."""
+    while not stop.is_set():
+        try:
+            conn, _ = server.accept()
+        except socket.timeout:
+            continue
+        except OSError:
+            return
+        conn.settimeout(0.05)
+        try:
+            handle(conn)
+        finally:
+            conn.close()
+
+
+def read_commands(recv, stop):
+    """Each `%`-terminated command a host sends (MLPerf Tiny's framing), as text, until the
+    host closes the connection, the transport fails, or `stop` is set."""
+    pending = b""
+    while not stop.is_set():
+        try:
+            data = recv()
+        except (socket.timeout, BlockingIOError):
+            continue
+        except OSError:
+            return
+        if not data:
+            return
+        pending += data
+        while b"%" in pending:
+            command, pending = pending.split(b"%", 1)
+            yield command.decode()
 
 
 class PtyPeer:
@@ -192,8 +236,6 @@ class Lpm01aPeer(PtyPeer):
 # byte for byte, is what these peers print: `\r\n` after m- lines, a bare `\n` after the
 # size messages, `m-ready` after every command, `e-[Unknown command: X]` otherwise.
 
-import socket
-
 
 class ReferenceDut:
     """The reference DUT firmware's serial behaviour, as a socket:// peer.
@@ -321,40 +363,22 @@ class ReferenceDut:
 
     # -- transport
     def _serve(self):
-        while not self._stop.is_set():
-            try:
-                conn, _ = self._server.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            self._conn = conn
-            conn.settimeout(0.05)
-            try:
-                self._session(conn)
-            except OSError:
-                pass
-            finally:
-                conn.close()
+        serve_connections(self._server, self._stop, self._connected)
+
+    def _connected(self, conn):
+        self._conn = conn
+        try:
+            self._session(conn)
+        except OSError:
+            pass
 
     def _session(self, conn):
         self.boot()
-        pending = b""
-        while not self._stop.is_set():
-            try:
-                data = conn.recv(256)
-            except socket.timeout:
-                continue
-            if not data:
+        for text in read_commands(lambda: conn.recv(256), self._stop):
+            self.received.append(text)
+            self.dispatch(text)
+            if self.fault == "lose_port" and self._conn.fileno() < 0:
                 return
-            pending += data
-            while b"%" in pending:
-                command, pending = pending.split(b"%", 1)
-                text = command.decode()
-                self.received.append(text)
-                self.dispatch(text)
-                if self.fault == "lose_port" and self._conn.fileno() < 0:
-                    return
 
     def dispatch(self, text: str):
         self.handle(text)
@@ -390,3 +414,132 @@ class InterfaceBoardDut(ReferenceDut):
             self.out = out
         for line in "".join(relayed).splitlines(keepends=True):
             self.out("[dut]: " + line)
+
+
+class FakeDut:
+    """A minimal MLPerf Tiny DUT in a thread, on a TCP socket or a pty; ``fault`` breaks it."""
+
+    def __init__(self, fault=None, transport="socket"):
+        self.fault, self.buffer, self.expected = fault, bytearray(), 0
+        self.received: list[str] = []
+        self._stop = threading.Event()
+        self._opened = threading.Event()  # the banner goes out once the host's port is open
+        if transport == "socket":
+            self._server = socket.create_server(("127.0.0.1", 0))
+            self.url = f"socket://127.0.0.1:{self._server.getsockname()[1]}"
+            self._thread = threading.Thread(target=self._serve_socket, daemon=True)
+        else:
+            self._server = None
+            self._master, slave = os.openpty()
+            self.url = os.ttyname(slave)
+            self._slave = slave
+            self._thread = threading.Thread(target=self._serve_fd, daemon=True)
+        self._thread.start()
+
+    # transports
+    def _serve_socket(self):
+        # Accepts again after a disconnect: a host that reopens the port (after flashing)
+        # meets the board again, banner first, as after a reset.
+        self._server.settimeout(0.1)
+        serve_connections(self._server, self._stop, lambda conn: self._loop(lambda: conn.recv(256), conn.sendall))
+
+    def _serve_fd(self):
+        import select
+
+        def recv():
+            ready, _, _ = select.select([self._master], [], [], 0.05)
+            if not ready:
+                raise socket.timeout
+            return os.read(self._master, 256)
+        self._loop(recv, lambda b: os.write(self._master, b))
+
+    def _loop(self, recv, send):
+        self._send = send
+        if not self._opened.wait(5):
+            return
+        if self.fault != "interface":  # an interface board stays quiet until spoken to
+            self._lines(["m-timestamp-mode-performance", "m-lap-us-0", "m-init-done"])
+        for cmd in read_commands(recv, self._stop):
+            self.received.append(cmd)
+            self._handle(cmd)
+
+    def _lines(self, lines):
+        banner = bool(lines) and lines[0].startswith("m-timestamp-mode")
+        if self.fault == "interface" and not banner:
+            # an EEMBC interface board: its acknowledgement, then the DUT's lines relayed
+            lines = [f"m-dut-passthrough({self._passthrough})", "m-ready"] + \
+                ["[dut]: " + line for line in lines + ["m-ready"]]
+            self._send(b"".join(line.encode() + b"\r\n" for line in lines))
+            return
+        data = b"".join(line.encode() + b"\r\n" for line in lines + ["m-ready"])
+        if self.fault == "drop" and not banner:
+            data = data[:5] + data[6:]  # a byte lost on the wire
+        self._send(data)
+
+    def _handle(self, cmd):
+        f = self.fault
+        if f == "interface":
+            if not cmd.startswith("dut "):
+                self._send(b"e-[Unknown command: " + cmd.encode() + b"]\r\n")
+                return
+            cmd = self._passthrough = cmd[len("dut "):]
+        if f == "stall" and cmd != "name":
+            return
+        if f == "garbage" and cmd == "profile":
+            self._send(b"\x00\xfe\x13garbage\r\nm-ready\r\n")
+            return
+        if f == "error":
+            self._lines([f"e-[Unknown command: {cmd}]"])
+            return
+        words = cmd.split()
+        if cmd == "name":
+            self._lines(["m-name-dut-[fake]"])
+        elif cmd == "profile":
+            self._lines(["m-profile-[ULPMark for tinyML Firmware V0.0.1]", "m-model-[ic01]"])
+        elif cmd == "timestamp":
+            self._lines(["m-lap-us-1234"])
+        elif words[:2] == ["db", "load"]:
+            self.expected, self.buffer = int(words[2]), bytearray()
+            self._lines([f"m-[Expecting {self.expected} bytes]"])
+        elif words[0] == "db":
+            hexdigits = words[1]
+            if len(hexdigits) % 2 or f == "hex":
+                self._lines(["e-[Insufficent number of hex digits]"])
+                return
+            self.buffer += bytes.fromhex(hexdigits)
+            self._lines(["m-load-done"] if len(self.buffer) >= self.expected else [])
+        elif words[0] == "infer":
+            n, w = int(words[1]), int(words[2])
+            t0 = 1000
+            lines = [f"m-warmup-start-{w}", "m-warmup-done", f"m-infer-start-{n}",
+                     f"m-lap-us-{t0}", f"m-lap-us-{t0 + 10 * n}", "m-infer-done",
+                     "m-results-[0.000,0.996,0.004]"]
+            if f == "short":
+                lines = lines[:4]
+            if f == "chatty":  # other firmware's informational lines are fine
+                lines = lines[:3] + ["m-[model in flash]"] + lines[3:]
+            if f == "twice":
+                lines = lines[:5] + ["m-lap-us-99"] + lines[5:]
+            self._lines(lines)
+        elif cmd == "results":
+            self._lines(["m-results-[0.000,0.996,0.004]"])
+        else:
+            self._lines([f"e-[Unknown command: {cmd}]"])
+
+    def client(self, **kw) -> DutClient:
+        port = serial.serial_for_url(self.url, timeout=SHORT, baudrate=115200)
+        self._port = port
+        self._opened.set()
+        return DutClient(port, timeout_s=SHORT, **kw)
+
+    def close(self):
+        self._stop.set()
+        port = getattr(self, "_port", None)
+        if port is not None:
+            port.close()
+        self._thread.join(timeout=2)
+        if self._server is not None:
+            self._server.close()
+        else:
+            os.close(self._master)
+            os.close(self._slave)

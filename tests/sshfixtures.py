@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from sshboards import Lab, skip_reason
-from sshmodels import matmul_model
+from onnx_models import matmul_chain
 
 
 @pytest.fixture(scope="session")
@@ -46,10 +46,10 @@ def make_board(ssh_lab):
 
 @pytest.fixture(scope="session")
 def tiny_onnx(tmp_path_factory):
-    return matmul_model(tmp_path_factory.mktemp("models") / "small.onnx", 64)
+    return matmul_chain(tmp_path_factory.mktemp("models") / "small.onnx", 64)
 
 
 @pytest.fixture(scope="session")
 def onnx_20mb(tmp_path_factory):
     """About 20 MB (2236 x 2236 float32 weights)."""
-    return matmul_model(tmp_path_factory.mktemp("models") / "big.onnx", 2236)
+    return matmul_chain(tmp_path_factory.mktemp("models") / "big.onnx", 2236)

@@ -1,11 +1,11 @@
 """harness.agreement: per-output errors, cosine and top-1 agreement between two models."""
 import numpy as np
-import onnx
 import pytest
-from onnx import TensorProto, helper, numpy_helper
+from onnx import helper, numpy_helper
 
 from harness.agreement import compare, compare_outputs, generated_feeds, npz_feeds, within
 from harness.errors import ConfigError
+from onnx_models import model_of, save
 
 
 def test_identical_outputs_agree_fully():
@@ -52,13 +52,8 @@ def test_npz_inputs_must_name_every_input(tmp_path):
 
 def _scale_model(path, factor):
     w = numpy_helper.from_array(np.eye(4, dtype=np.float32) * factor, "w")
-    graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"], name="mm")], "g",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])], [w])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.save(model, str(path))
-    return path
+    return save(model_of([helper.make_node("MatMul", ["x", "w"], ["y"], name="mm")], [("x", [1, 4])],
+                         [("y", [1, 4])], [w]), path)
 
 
 def test_compare_runs_both_models_on_the_same_inputs(tmp_path):
@@ -71,19 +66,11 @@ def test_compare_runs_both_models_on_the_same_inputs(tmp_path):
 
 
 def test_outputs_named_otherwise_are_paired_in_order(tmp_path):
-    import onnx
-    import onnx.helper as oh
-
     from harness import agreement
 
     def model(path, out_name):
-        x = oh.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 4])
-        y = oh.make_tensor_value_info(out_name, onnx.TensorProto.FLOAT, [1, 4])
-        m = oh.make_model(oh.make_graph([oh.make_node("Relu", ["x"], [out_name])], "g", [x], [y]),
-                          opset_imports=[oh.make_opsetid("", 17)])
-        m.ir_version = 8
-        onnx.save(m, str(path))
-        return path
+        return save(model_of([helper.make_node("Relu", ["x"], [out_name])], [("x", [1, 4])],
+                             [(out_name, [1, 4])]), path)
 
     import numpy as np
 

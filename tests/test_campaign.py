@@ -9,13 +9,13 @@ from harness.errors import HarnessError
 from harness.inventory import Inventory
 from harness.session import Session
 from harness.store import Store
-from tests.conftest import make_onnx
+from onnx_models import single_op_model
 
 
 def lab(tmp_path, control=False, rounds=3):
     (tmp_path / "models").mkdir(parents=True)
-    make_onnx(tmp_path / "models" / "base.onnx", op="Relu")
-    make_onnx(tmp_path / "models" / "broken.onnx", op="NoSuchOperator")   # onnxruntime refuses it
+    single_op_model(tmp_path / "models" / "base.onnx", op="Relu")
+    single_op_model(tmp_path / "models" / "broken.onnx", op="NoSuchOperator")   # onnxruntime refuses it
     (tmp_path / "models" / "tiny.yaml").write_text(
         "name: tiny\nbase: base.onnx\n" + ("control: true\n" if control else "") +
         "variants:\n  - {name: fp32, technique: fp32}\n  - {name: fp16, technique: fp16}\n"

@@ -2,7 +2,7 @@
 import pytest
 
 from harness.cli import main
-from tests.conftest import REPO
+from paths import ROOT
 
 
 def test_devices_lists_and_flags_invalid_files(tmp_path, capsys):
@@ -23,7 +23,7 @@ def test_devices_show_and_unknown_name(tmp_path, capsys):
 
 
 def test_variants_build_prints_the_table(tmp_path, capsys):
-    code = main(["variants", "build", str(REPO / "models" / "digits_mlp.yaml"), "--cache", str(tmp_path), "-q"])
+    code = main(["variants", "build", str(ROOT / "models" / "digits_mlp.yaml"), "--cache", str(tmp_path), "-q"])
     assert code == 0
     out = capsys.readouterr().out
     lines = {line.split()[0]: line for line in out.splitlines()[2:]}
@@ -41,7 +41,7 @@ def test_report_needs_a_store(tmp_path, capsys):
 
 def test_report_from_a_store_directory(tmp_path, capsys):
     from harness.store import Store
-    from tests.fake_measurements import fake_measurement
+    from fake_measurements import fake_measurement
 
     store = Store(f"sqlite:///{tmp_path / 'harness.sqlite'}")
     run = store.start_run()

@@ -12,7 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from onnx import TensorProto, helper, numpy_helper
 
-from compress_fixtures import build, mlp
+from compress_fixtures import build
+from onnx_models import mlp, model_of
 from harness.compress import normalize
 from harness.compress import onnx_graph as g
 from harness.compress.deep_compression import cluster_layer
@@ -24,12 +25,7 @@ FAST = settings(max_examples=8, deadline=None, suppress_health_check=[HealthChec
 
 
 def _model(nodes, inits, in_shape, out_shape, opset=17):
-    graph = helper.make_graph(nodes, "m", [helper.make_tensor_value_info("input", TensorProto.FLOAT, in_shape)],
-                              [helper.make_tensor_value_info("out", TensorProto.FLOAT, out_shape)], inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
-    model.ir_version = 8
-    onnx.checker.check_model(model, full_check=True)
-    return model
+    return model_of(nodes, [("input", in_shape)], [("out", out_shape)], inits, opset=opset)
 
 
 def shared_weight_model(width, hidden, seed, share="weight"):

@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from compress_fixtures import build, cnn, mlp
+from compress_fixtures import build
+from onnx_models import cnn, mlp
 from harness.compress import onnx_graph as g
 from harness.compress.mixed_precision import choose
 from harness.errors import ConfigError

@@ -1,9 +1,11 @@
 import numpy as np
 import pytest
 
-from compress_fixtures import build, cnn, mlp
+from compress_fixtures import build
+from onnx_models import cnn, mlp
 from harness.compress import onnx_graph as g
 from harness.errors import ConfigError
+import paths
 
 MODELS = {"mlp": mlp(), "mlp-matmul": mlp(matmul=True), "cnn": cnn(),
           "cnn-bn-reshape": cnn(batchnorm=True, reshape=True)}
@@ -53,7 +55,7 @@ def test_malformed_parameters(tmp_path, params, field):
     assert "prune-structured" in str(err.value) and field in str(err.value)
 
 
-ZOO_CNN = __import__("pathlib").Path(__file__).resolve().parents[1] / "models" / "digits_cnn.onnx"
+ZOO_CNN = paths.MODELS / "digits_cnn.onnx"
 
 
 @pytest.mark.skipif(not ZOO_CNN.exists(), reason="zoo model not present")

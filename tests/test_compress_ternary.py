@@ -2,7 +2,8 @@ import numpy as np
 import onnx
 import pytest
 
-from compress_fixtures import build, cnn, mlp
+from compress_fixtures import build
+from onnx_models import cnn, mlp
 from harness.compress import onnx_graph as g
 from harness.compress.ternary import ternarize
 from harness.errors import ConfigError

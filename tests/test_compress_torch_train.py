@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from compress_fixtures import build, cnn, inputs, mlp
+from compress_fixtures import build, inputs
+from onnx_models import cnn, mlp
 from harness.compress import onnx_graph as g
 from harness.compress.torch_train import available, resolve
 

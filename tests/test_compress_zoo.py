@@ -1,13 +1,12 @@
 """Every technique on the committed demo models (skipped where the zoo files are absent)."""
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from compress_fixtures import build
 from harness.compress import onnx_graph as g
+from paths import MODELS
 
-MODELS = Path(__file__).resolve().parents[1] / "models"
 ZOO = [MODELS / "digits_mlp.onnx", MODELS / "digits_cnn.onnx"]
 RECIPES = [("prune-magnitude", {"sparsity": 0.5}), ("prune-structured", {"ratio": 0.25}),
            ("deep-compression", {"sparsity": 0.5}), ("fixed-point", {}), ("low-rank", {"energy": 0.95}),

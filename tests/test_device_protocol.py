@@ -19,7 +19,8 @@ from harness.inventory import Inventory, load_device_file
 from harness.power import Meter, MeterError, PowerTrace, meter, open_meters
 from harness.session import Session
 from harness.store import Store
-from tests.conftest import REPO, make_onnx
+from onnx_models import single_op_model
+from paths import ROOT
 
 KIND = "bare-protocol-test"
 
@@ -64,7 +65,7 @@ class BenchSupply(Meter):
 
 def lab(tmp_path, power=""):
     (tmp_path / "models").mkdir()
-    make_onnx(tmp_path / "models" / "base.onnx", op="Relu")
+    single_op_model(tmp_path / "models" / "base.onnx", op="Relu")
     (tmp_path / "models" / "tiny.yaml").write_text(
         "name: tiny\nbase: base.onnx\nvariants:\n  - {name: fp32, technique: fp32}\n")
     (tmp_path / "devices").mkdir()
@@ -123,7 +124,7 @@ def test_prepare_commands_on_a_kind_that_cannot_run_them_are_refused_by_name(tmp
 
 
 # Who may ask a device what: everything outside harness/devices/ uses the protocol.
-OUTSIDE = [p for p in (REPO / "harness").rglob("*.py") if "devices" not in p.relative_to(REPO / "harness").parts]
+OUTSIDE = [p for p in (ROOT / "harness").rglob("*.py") if "devices" not in p.relative_to(ROOT / "harness").parts]
 
 
 def _offences(path: Path) -> list:

@@ -12,11 +12,11 @@ import pytest
 from harness import machine
 from harness.ondevice import runner
 from harness.validity import Thresholds
-from tests.conftest import REPO
-from test_validity import verdict
+from paths import ROOT
+from fake_measurements import verdict
 
-FAKE_DIR = REPO / "tests" / "fake_pynvml"
-RECORDED = json.loads((REPO / "tests" / "data" / "nvml_recorded.json").read_text())
+FAKE_DIR = ROOT / "tests" / "fake_pynvml"
+RECORDED = json.loads((ROOT / "tests" / "data" / "nvml_recorded.json").read_text())
 
 
 @pytest.fixture
@@ -123,7 +123,7 @@ def test_runner_process_reads_the_gpu_and_its_own_memory(fake_nvml):
 
 
 def _machine_gpu(tmp_path, pythonpath, **env):
-    done = subprocess.run([sys.executable, str(REPO / "harness" / "ondevice" / "runner.py"), "--machine-gpu", "0"],
+    done = subprocess.run([sys.executable, str(ROOT / "harness" / "ondevice" / "runner.py"), "--machine-gpu", "0"],
                           capture_output=True, text=True, timeout=120,
                           env=dict(os.environ, PYTHONPATH=str(pythonpath), **env))
     assert done.returncode == 0, done.stderr
@@ -195,9 +195,9 @@ def test_gpu_settings_reach_the_run_spec_only_when_set():
 
     plain = parse_device({"kind": "local"}, "devices/box.yaml", "box")
     assert not set(plain.settings) & {"device", "io", "sync", "gpu_index", "trt_engine_cache_dir"}
-    desktop = Inventory(REPO / "devices").get("gpu-desktop")
+    desktop = Inventory(ROOT / "devices").get("gpu-desktop")
     assert {k: desktop.settings[k] for k in ("device", "io", "sync", "gpu_index")} == {
         "device": "cuda:0", "io": "device", "sync": True, "gpu_index": 0}
     assert desktop.validity.max_gpu_clock_change == 0.05 and "torch" in desktop.capabilities.runtimes
-    jetson = Inventory(REPO / "devices").get("jetson-orin-gpu")
+    jetson = Inventory(ROOT / "devices").get("jetson-orin-gpu")
     assert jetson.settings["trt_engine_cache_dir"] == "/home/nvidia/harness-trt-cache"

@@ -15,9 +15,9 @@ from harness.errors import ConfigError, HarnessError
 from harness.inventory import Inventory, load_device_file
 from harness.report.page import write_page
 from harness.redaction import redact, redact_argv
-from tests.conftest import REPO
+from paths import ROOT
 
-BASE = REPO / "models" / "digits_mlp.onnx"
+BASE = ROOT / "models" / "digits_mlp.onnx"
 
 
 def manifest_file(folder: Path, name="tiny", variant="fp32", extra="") -> Path:
@@ -207,7 +207,7 @@ def test_report_on_a_full_or_read_only_disk_leaves_nothing_behind(tmp_path):
 def test_cli_report_out_unwritable_is_exit_2_with_the_path(tmp_path, capsys):
     from harness.cli import main
     from harness.store import Store
-    from tests.fake_measurements import fake_measurement
+    from fake_measurements import fake_measurement
 
     store = Store(f"sqlite:///{tmp_path / 'harness.sqlite'}")
     store.save(fake_measurement(run_id=store.start_run()))

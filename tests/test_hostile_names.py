@@ -30,7 +30,7 @@ from harness.errors import ConfigError, ModelError
 from harness.inventory import Inventory
 from harness.session import Session
 from harness.store import Store
-from tests.conftest import make_onnx
+from onnx_models import single_op_model
 
 CANARY = Path("/tmp") / f"hostile-canary-{uuid.uuid4().hex[:12]}"
 TOUCH = f"touch {CANARY}"
@@ -102,7 +102,7 @@ def _as_file_name(name: str) -> str | None:
 
 
 def _write_manifest(box: Sandbox, model_name: str, variant_name: str, file_name: str | None) -> Path:
-    make_onnx(box.models / "base.onnx", op="Relu", shape=(1, 8))
+    single_op_model(box.models / "base.onnx", op="Relu", shape=(1, 8))
     variants = [{"name": variant_name, "technique": "fp32"}]
     if file_name is not None:
         real = _as_file_name(file_name + ".onnx")
@@ -190,7 +190,7 @@ def test_device_names_on_local(tmp_path, device):
 @given(tag=hostile_names)
 def test_run_tags(pytester, tmp_path, tag):
     box = Sandbox(tmp_path)
-    make_onnx(box.models / "base.onnx", op="Relu", shape=(1, 8))
+    single_op_model(box.models / "base.onnx", op="Relu", shape=(1, 8))
     (box.models / "m.yaml").write_text("name: m\nbase: base.onnx\nvariants: [{name: v, technique: fp32}]\n")
     try:
         config = pytester.parseconfigure("--models-dir", str(box.models), "--devices-dir", str(box.devices),

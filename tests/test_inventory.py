@@ -81,3 +81,15 @@ def test_power_meter_typos_fail_at_load(tmp_path):
     path = write(tmp_path, "jetson", "kind: local\npower: [{meter: tegrastats, interval_ms: fast}]\n")
     with pytest.raises(ConfigError, match=r"jetson.yaml: power\[0\].interval_ms"):
         load_device_file(path)
+
+
+def test_the_runners_own_defaults_are_the_inventorys(identity_model):
+    """The runner stays one standalone file, so it keeps its own defaults for a hand-written
+    spec; the inventory passes every setting anyway, and the two must not drift apart."""
+    from harness import runner
+    from harness.inventory import SETTINGS_DEFAULTS
+
+    used = runner.measure({"model": str(identity_model)})["settings"]
+    shared = sorted(set(used) & set(SETTINGS_DEFAULTS))
+    assert {"warmup", "min_duration_s", "min_iterations", "max_iterations"} <= set(shared)
+    assert {k: used[k] for k in shared} == {k: SETTINGS_DEFAULTS[k] for k in shared}

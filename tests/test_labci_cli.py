@@ -8,7 +8,7 @@ import pytest
 from harness.cli import main
 from harness.lease import LeaseManager
 from harness.store import Store
-from labci_fakes import fake_measurement
+from fake_measurements import fake_measurement
 
 
 @pytest.fixture
@@ -20,7 +20,7 @@ def store_url(tmp_path):
     store.save(fake_measurement(run_id=base, variant="int8", seed=2))
     store.finish_run(base)
     new = store.start_run(tag="tonight")
-    store.save(fake_measurement(run_id=new, seed=3, median_ns=1.2e6))    # 20% slower
+    store.save(fake_measurement(run_id=new, seed=3, median_ms=1.2))    # 20% slower
     store.save(fake_measurement(run_id=new, variant="int8", seed=4))     # unchanged
     store.finish_run(new)
     store.close()
@@ -59,7 +59,7 @@ def test_export_json_and_csv(store_url, tmp_path, capsys):
     assert doc["run"]["tag"] == "tonight" and len(doc["measurements"]) == 2
     assert "samples_ns" not in doc["measurements"][0]  # samples only when asked for
     assert main(["export", "latest", "--store", store_url, "--out", str(out), "--samples"]) == 0
-    assert len(json.loads(out.read_text())["measurements"][0]["samples_ns"]) == 2000
+    assert len(json.loads(out.read_text())["measurements"][0]["samples_ns"]) == 200  # fake_measurement's default n
 
 
 def test_devices_status(store_url, capsys):

@@ -12,7 +12,6 @@ Every subprocess and every wait has a timeout.
 import os
 import signal
 import subprocess
-import sys
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -20,24 +19,24 @@ from pathlib import Path
 import pytest
 
 from harness.store import Store
-from labci_board import ROOT, have_cgroup_v1_cpu, pytest_env, write_local_boards, write_slow_model
+from inner_pytest import pytest_argv, run_inner, start_inner
+from labci_board import have_cgroup_v1_cpu, write_local_boards, write_slow_model
 from labci_postgres import postgres_url  # noqa: F401  (fixture)
+from paths import ROOT
 
 TIMEOUT = 300
 
 
 def pytest_cmd(*args):
-    return [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-rs", *map(str, args)]
+    return pytest_argv("-q", "-rs", *args)
 
 
 def run(cmd, timeout=TIMEOUT):
-    return subprocess.run(cmd, cwd=ROOT, env=pytest_env(), capture_output=True, text=True, timeout=timeout)
+    return run_inner(cmd, timeout=timeout)
 
 
 def start(cmd, log: Path):
-    out = open(log, "w")
-    return subprocess.Popen(cmd, cwd=ROOT, env=pytest_env(), stdout=out, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    return start_inner(cmd, log)
 
 
 def wait_until(predicate, timeout=120, what="condition"):
@@ -98,7 +97,7 @@ def test_two_concurrent_jobs_on_one_board_never_interleave(lab, backend, request
     first = start(pytest_cmd(*suite_args(lab, "--run-tag", "job-a", store=url, duration=1.0,
                                          suites=("suites/test_latency.py", "suites/test_memory.py"))),
                   lab["tmp"] / "a.log")
-    wait_until(lambda: any(r["device"] == "bench-1" for r in store.leases()), what="job A's lease")
+    wait_until(lambda: any(r["device"] == "bench-1" for r in store.leases.all()), what="job A's lease")
     second = run(pytest_cmd(*suite_args(lab, "--run-tag", "job-b", "--lease-wait", "120", store=url)))
     assert finish(first) == 0, (lab["tmp"] / "a.log").read_text()
     assert second.returncode == 0 and "skipped" not in second.stdout, second.stdout
@@ -108,7 +107,7 @@ def test_two_concurrent_jobs_on_one_board_never_interleave(lab, backend, request
     assert a_rows and b_rows
     # B measured only after A had finished its run and let the board go
     assert min(m.created_at for m in b_rows) > runs["job-a"]["finished_at"]
-    assert store.leases() == []
+    assert store.leases.all() == []
 
 
 def test_killed_job_keeps_its_rows_and_its_lease_expires(lab):
@@ -126,11 +125,11 @@ def test_killed_job_keeps_its_rows_and_its_lease_expires(lab):
     kept = store.measurements(run_id=run_id)
     assert len(kept) >= 2 and all(m.latency.n == len(m.samples_ns) for m in kept)
     assert store.run(run_id)["finished_at"] is None
-    assert [r["device"] for r in store.leases()] == ["bench-1"]  # still locked by the dead job
+    assert [r["device"] for r in store.leases.all()] == ["bench-1"]  # still locked by the dead job
     after = run(pytest_cmd(*suite_args(lab, "--run-tag", "next", "--lease-wait", "60", "--lease-timeout", "3")))
     assert after.returncode == 0 and "skipped" not in after.stdout, after.stdout
     assert len(store.measurements(run_id=run_id)) == len(kept)  # the next job touched none of them
-    assert store.leases() == []
+    assert store.leases.all() == []
 
 
 # ------------------------------------------------------------------ xdist

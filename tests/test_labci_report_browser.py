@@ -9,9 +9,9 @@ import pytest
 from harness.compare import compare_runs, parse_gates
 from harness.report import write_report, write_static
 from harness.store import Store
-from labci_board import ROOT
+from paths import ROOT
 from labci_cdp import Browser, chromium_path
-from labci_fakes import fake_measurement
+from fake_measurements import fake_measurement
 
 # (variant, median latency ms, top-1 accuracy): fp32 and int8 are on the front, fp16 is not
 POINTS = [("fp32", 2.0, 0.975), ("fp16", 2.5, 0.970), ("int8", 1.0, 0.960)]
@@ -22,12 +22,12 @@ def report(tmp_path):
     store = Store(f"sqlite:///{tmp_path / 'h.sqlite'}")
     base = store.start_run(tag="base")
     for i, (variant, ms, acc) in enumerate(POINTS):
-        store.save(fake_measurement(device="rpi<5>", variant=variant, median_ns=ms * 1e6 * 1.2, accuracy=acc,
+        store.save(fake_measurement(device="rpi<5>", variant=variant, median_ms=ms * 1.2, accuracy=acc,
                                     seed=i, run_id=base, rounds=3))
     store.finish_run(base)
     new = store.start_run(tag="nightly")
     for i, (variant, ms, acc) in enumerate(POINTS):
-        store.save(fake_measurement(device="rpi<5>", variant=variant, median_ns=ms * 1e6, accuracy=acc,
+        store.save(fake_measurement(device="rpi<5>", variant=variant, median_ms=ms, accuracy=acc,
                                     seed=10 + i, run_id=new, rounds=3))
     store.finish_run(new)
     gates = parse_gates(["p50:5%"])

@@ -17,9 +17,10 @@ from harness import lease
 from harness.errors import ConfigError, DeviceError
 from harness.inventory import Inventory, load_device_file
 from harness.store import Store
+from inner_pytest import inner_env, pytest_argv
+from paths import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
-QUICK = ["--min-duration", "0.05", "--warmup", "2", "--report", "", "-p", "no:cacheprovider", "-q", "-rs",
+QUICK = ["--min-duration", "0.05", "--warmup", "2", "--report", "", "-q", "-rs",
          "--lease-wait", "0"]
 
 
@@ -63,7 +64,7 @@ def test_the_store_lease_defers_to_labgrid_for_labgrid_devices_only(tmp_path):
     manager.acquire("lgpool")          # labgrid locks it: no row in the lease table
     manager.acquire("some-ssh-board")  # any other board is still leased through the store
     assert lease.deferred("lgpool") == "labgrid" and lease.deferred("some-ssh-board") is None
-    assert [r["device"] for r in store.leases()] == ["some-ssh-board"]
+    assert [r["device"] for r in store.leases.all()] == ["some-ssh-board"]
     other = lease.LeaseManager(store, wait_s=0, holder="other:1")
     other.acquire("lgpool")            # a second worker of the pool is not refused by the store
     with pytest.raises(lease.LeaseBusy):
@@ -136,16 +137,16 @@ def lg_lab(ssh_lab):
 
 
 def _suites(lab, devices_dir, store, device, *extra, variants=("digits-mlp/fp32", "digits-mlp/fp16")):
-    argv = [sys.executable, "-m", "pytest", str(ROOT / "suites"), "--devices-dir", str(devices_dir),
-            "--store", store, "--device", device, *QUICK, *extra]
+    argv = pytest_argv(ROOT / "suites", "--devices-dir", devices_dir, "--store", store, "--device", device,
+                       *QUICK, *extra)
     for v in variants:
         argv += ["--variants", v]
     return argv
 
 
 def _run(lab, argv, **kw):
-    return subprocess.run(argv, cwd=ROOT, env={**lab.env(), "PYTHONPATH": str(ROOT)}, capture_output=True,
-                          text=True, timeout=900, **kw)
+    return subprocess.run(argv, cwd=ROOT, env=inner_env(lab.env()), capture_output=True, text=True, timeout=900,
+                          **kw)
 
 
 def test_a_free_place_becomes_an_ssh_board_and_is_released(lg_lab, make_board, tmp_path, monkeypatch):
@@ -193,7 +194,7 @@ def test_two_places_with_one_tag_share_the_suites_under_xdist(lg_lab, make_board
     assert sorted(m.variant_id for m in rows) == ["digits-mlp/fp16", "digits-mlp/fp32"]
     hosts = {m.provenance["device_info"]["place"]: m.provenance["device_info"]["host"] for m in rows}
     assert hosts == {"lg-pool-0": boards[0].address, "lg-pool-1": boards[1].address}
-    assert not Store(store).leases()  # labgrid locked the boards, not the store
+    assert not Store(store).leases.all()  # labgrid locked the boards, not the store
     assert lg_lab.acquired_by("lg-pool-0") is None and lg_lab.acquired_by("lg-pool-1") is None
 
 
@@ -206,7 +207,7 @@ def test_a_place_held_by_someone_else_is_waited_for_then_measured(lg_lab, make_b
     store = f"sqlite:///{tmp_path / 'store.sqlite'}"
     child = subprocess.Popen(_suites(lg_lab, devices, store, "held", "-s"), cwd=ROOT, stdout=subprocess.PIPE,
                              stderr=subprocess.STDOUT, text=True, start_new_session=True,  # no terminal
-                             env={**lg_lab.env(), "PYTHONPATH": str(ROOT)})
+                             env=inner_env(lg_lab.env()))
     try:
         deadline = time.monotonic() + 120
         while "state: waiting" not in lg_lab.client("reservations"):  # the run queued behind alice
@@ -251,7 +252,7 @@ def test_a_killed_run_leaves_its_place_to_the_next_run_of_the_same_user(lg_lab, 
     store = f"sqlite:///{tmp_path / 'store.sqlite'}"
     child = subprocess.Popen(_suites(lg_lab, devices, store, "kill", variants=("digits-mlp/*",)), cwd=ROOT,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-                             env={**lg_lab.env(), "PYTHONPATH": str(ROOT)})
+                             env=inner_env(lg_lab.env()))
     try:
         deadline = time.monotonic() + 300
         while lg_lab.acquired_by("lg-kill") is None:
@@ -389,7 +390,7 @@ def test_ctrl_c_releases_the_place(lg_lab, make_board, tmp_path):
     child = subprocess.Popen(_suites(lg_lab, devices, f"sqlite:///{tmp_path / 's.sqlite'}", "int",
                                      variants=("digits-mlp/*",)), cwd=ROOT, stdout=subprocess.PIPE,
                              stderr=subprocess.STDOUT, text=True, start_new_session=True,
-                             env={**lg_lab.env(), "PYTHONPATH": str(ROOT)})
+                             env=inner_env(lg_lab.env()))
     try:
         deadline = time.monotonic() + 300
         while lg_lab.acquired_by("lg-int") is None:
@@ -410,7 +411,7 @@ def test_a_network_serial_port_becomes_the_serial_kinds_port(lg_lab, tmp_path, m
     DUT is the MLPerf Tiny stand-in of tests/test_mcu_dut.py on a TCP socket."""
     import yaml
 
-    from test_mcu_dut import FakeDut
+    from serial_peers import FakeDut
 
     from harness.devices import open_device
 

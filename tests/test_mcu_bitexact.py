@@ -14,13 +14,13 @@ import pytest
 
 pytest.importorskip("ai_edge_litert")
 
-from harness.datasets import load  # noqa: E402
 from harness.mcu import build as fwbuild  # noqa: E402
 from harness.mcu import qemu  # noqa: E402
 from harness.mcu.dut import DutClient  # noqa: E402
 from harness.mcu.export import export  # noqa: E402
+from litert_reference import held_out_int8, litert_outputs  # noqa: E402
+from paths import ROOT  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
 ZOO_INT8 = sorted((ROOT / "models").glob("*_int8.tflite"))
 SHIM = """
 #include "engine.h"
@@ -30,28 +30,6 @@ unsigned input_offset(void) { return eng_model.input; }
 unsigned output_offset(void) { return eng_model.output; }
 void run(int8_t *arena) { eng_run(&eng_model, arena); }
 """
-
-
-def litert_outputs(model: Path, x_int8: np.ndarray) -> np.ndarray:
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
-
-    interp = Interpreter(model_path=str(model),
-                         experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
-    interp.allocate_tensors()
-    inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
-    outputs = []
-    for x in x_int8:
-        interp.set_tensor(inp["index"], x.reshape(inp["shape"]))
-        interp.invoke()
-        outputs.append(interp.get_tensor(out["index"]).reshape(-1).copy())
-    return np.array(outputs)
-
-
-def held_out_int8(exported) -> np.ndarray:
-    """The held-out digits quantized as the host does before `db load`."""
-    test = load("digits", "test")
-    q = exported.input
-    return np.clip(np.round(test.x / q["scale"]) + q["zero_point"], -128, 127).astype(np.int8)
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,6 @@
 memory figures come from the ELF."""
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 
@@ -11,8 +10,8 @@ pytest.importorskip("ai_edge_litert")
 from harness.errors import DeviceError  # noqa: E402
 from harness.mcu import build as fwbuild  # noqa: E402
 from harness.mcu.export import export  # noqa: E402
+from paths import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 missing = fwbuild.toolchain_missing()
 pytestmark = pytest.mark.skipif(missing is not None, reason=f"firmware build: {missing}")
 BOARDS = sorted(p.stem for p in (ROOT / "firmware" / "boards").glob("*.c"))

@@ -10,8 +10,8 @@ import pytest
 pytest.importorskip("ai_edge_litert")
 
 from harness.mcu import export as ex  # noqa: E402
+from paths import MODELS
 
-MODELS = Path(__file__).resolve().parents[1] / "models"
 ZOO_INT8 = sorted(MODELS.glob("*_int8.tflite"))
 
 

@@ -22,8 +22,8 @@ from hypothesis import strategies as st  # noqa: E402
 from harness.errors import DeviceError  # noqa: E402
 from harness.mcu import build as fwbuild  # noqa: E402
 from harness.mcu.export import export  # noqa: E402
+from paths import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 MODEL = ROOT / "models" / "digits_mlp_int8.tflite"
 missing = fwbuild.toolchain_missing()
 pytestmark = pytest.mark.skipif(missing is not None, reason=f"firmware build: {missing}")

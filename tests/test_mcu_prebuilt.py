@@ -3,7 +3,6 @@ variant the firmware holds, energy mode, and serial faults, against peers that s
 reference code does (tests/serial_peers.py)."""
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 
@@ -14,8 +13,8 @@ from harness.devices.serial import SerialDevice  # noqa: E402
 from harness.errors import ConfigError, DeviceError  # noqa: E402
 from harness.inventory import load_device_file  # noqa: E402
 from serial_peers import Lpm01aPeer, ReferenceDut  # noqa: E402
+from paths import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 CNN = ROOT / "models" / "digits_cnn_int8.tflite"
 FAST = {"warmup": 2, "min_iterations": 5, "min_duration_s": 0.0}
 

@@ -14,9 +14,8 @@ from harness.devices import open_device
 from harness.mcu import build as fwbuild
 from harness.mcu import qemu
 
-from test_mcu_dut import FakeDut
+from serial_peers import FakeDut
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def write(tmp_path, name, text):
@@ -159,7 +158,7 @@ emulator = toolchain or qemu.qemu_missing()
 def test_the_emulated_board_end_to_end(tmp_path):
     pytest.importorskip("ai_edge_litert")
     from harness.datasets import load
-    from test_mcu_bitexact import held_out_int8, litert_outputs
+    from litert_reference import held_out_int8, litert_outputs
     from harness.mcu.export import export
 
     spec = Inventory(ROOT / "devices").get("qemu-m3")
@@ -202,6 +201,7 @@ def test_a_qemu_that_cannot_start_is_an_error_not_a_hang(tmp_path):
 
 
 import pytest as _pytest
+from paths import ROOT
 
 
 @_pytest.mark.parametrize("key, value", [

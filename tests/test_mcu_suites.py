@@ -2,27 +2,24 @@
 suites as every other device kind, measures, stores and reports (labelled emulated)."""
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 from harness.mcu import build as fwbuild
 from harness.mcu import qemu
+from inner_pytest import pytest_argv, run_inner
+from paths import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 missing = fwbuild.toolchain_missing() or qemu.qemu_missing()
 
 
 @pytest.mark.skipif(missing is not None, reason=f"emulated board: {missing}")
 def test_the_suites_run_on_the_emulated_board(tmp_path):
     pytest.importorskip("ai_edge_litert")
-    proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "suites/", "--device", "qemu-m3", "--variants", "digits-mlp/*",
-         "--store", f"sqlite:///{tmp_path / 'store.sqlite'}", "--report", str(tmp_path / "report.html"),
-         "-p", "no:cacheprovider", "-q", "-rs"],
-        cwd=ROOT, capture_output=True, text=True, timeout=600)
+    proc = run_inner(pytest_argv(
+        "suites/", "--device", "qemu-m3", "--variants", "digits-mlp/*",
+        "--store", f"sqlite:///{tmp_path / 'store.sqlite'}", "--report", tmp_path / "report.html", "-q", "-rs"),
+        timeout=600)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-3000:]
     assert "qemu-m3 (emulated)  digits-mlp/tflite-int8" in out
@@ -47,11 +44,10 @@ def test_the_suites_run_on_a_prebuilt_elf_in_qemu(tmp_path):
         "settings: {warmup: 2, min_duration_s: 0.05, min_iterations: 10}\n"
         f"serial: {{firmware: prebuilt, elf: '{firmware.elf}', model: {{variant: digits-mlp/tflite-int8}},\n"
         "         qemu: {machine: mps2-an385}}\n")
-    proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "suites/", "--device", "qemu-prebuilt", "--devices-dir", str(devices),
-         "--variants", "digits-*/tflite-int8", "--store", f"sqlite:///{tmp_path / 'store.sqlite'}",
-         "--report", "", "-p", "no:cacheprovider", "-q", "-rs"],
-        cwd=ROOT, capture_output=True, text=True, timeout=600)
+    proc = run_inner(pytest_argv(
+        "suites/", "--device", "qemu-prebuilt", "--devices-dir", devices,
+        "--variants", "digits-*/tflite-int8", "--store", f"sqlite:///{tmp_path / 'store.sqlite'}",
+        "--report", "", "-q", "-rs"), timeout=600)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-3000:]
     assert "qemu-prebuilt (emulated)  digits-mlp/tflite-int8" in out

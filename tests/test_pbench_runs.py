@@ -9,51 +9,26 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from harness.store import Store
+from onnx_models import matmul_chain
+from inner_pytest import pytest_argv, run_inner
+from paths import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT_S = 240
 # Generous for the unchanged repeat on a noisy shared 2-core machine; the slow probe is
 # ~25x slower, far past it.
 COMPARE_FAIL = "median:300%"
 
 
-def probe_model(path: Path, width: int, depth: int) -> Path:
-    """x[1, width] -> depth x MatMul(width x width) -> y: cost grows as depth * width^2."""
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
-
-    rng = np.random.default_rng(0)
-    nodes, inits, prev = [], [], "x"
-    for i in range(depth):
-        w = (rng.standard_normal((width, width)) / np.sqrt(width)).astype(np.float32)
-        inits.append(numpy_helper.from_array(w, f"w{i}"))
-        out = "y" if i == depth - 1 else f"h{i}"
-        nodes.append(helper.make_node("MatMul", [prev, f"w{i}"], [out]))
-        prev = out
-    graph = helper.make_graph(nodes, "probe",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, width])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, width])],
-                              initializer=inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8  # readable by older onnxruntime builds on boards
-    onnx.checker.check_model(model)
-    onnx.save(model, str(path))
-    return path
-
-
 def models_dir(folder: Path, slow: bool = False, techniques=("fp32",)) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     width, depth = (512, 8) if slow else (8, 1)
-    probe_model(folder / "probe.onnx", width, depth)
+    matmul_chain(folder / "probe.onnx", width, depth)
     variants = "".join(f"  - {{name: {t}, technique: {t}}}\n" for t in techniques)
     (folder / "probe.yaml").write_text(f"name: probe\nbase: probe.onnx\nvariants:\n{variants}")
     return folder
@@ -72,23 +47,16 @@ def devices_dir(folder: Path, names=("local",)) -> Path:
 def run_suite(tmp: Path, models: Path, *args, devices=("local",), suites=("suites/test_benchmark.py",)):
     """An inner `pytest suites/...` of this checkout, run in `tmp` as a user runs it in a
     project folder: pytest-benchmark's default storage (./.benchmarks) lands there."""
-    cmd = [sys.executable, "-m", "pytest", *(str(ROOT / s) for s in suites), "--rootdir", str(ROOT),
-           "-c", str(ROOT / "pyproject.toml"), "-q", "-rs", "-p", "no:cacheprovider",
-           "--devices-dir", str(devices_dir(tmp / "devices", devices)),
-           "--models-dir", str(models), "--store", f"sqlite:///{tmp / 'harness.sqlite'}",
-           "--report", "", "--min-duration", "0.1"]
+    cmd = pytest_argv(*(ROOT / s for s in suites), "--rootdir", ROOT, "-c", ROOT / "pyproject.toml", "-q", "-rs",
+                      "--devices-dir", devices_dir(tmp / "devices", devices), "--models-dir", models,
+                      "--store", f"sqlite:///{tmp / 'harness.sqlite'}", "--report", "", "--min-duration", "0.1")
     for name in devices:
         cmd += ["--device", name]
     return _run(cmd + list(args), cwd=tmp)
 
 
 def _run(cmd, cwd):
-    # This checkout's harness first (not an installed one); an outer xdist worker's
-    # variables would make the inner pytest-benchmark disable itself.
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("PYTEST_XDIST", "PYTEST_ADDOPTS", "PYTEST_CURRENT_TEST"))}
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
-    return subprocess.run(cmd, check=False, cwd=cwd, env=env, capture_output=True, text=True, timeout=TIMEOUT_S)
+    return run_inner(cmd, cwd=cwd, timeout=TIMEOUT_S)
 
 
 def _ok(proc, rc=0):

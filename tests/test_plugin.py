@@ -3,7 +3,8 @@ import sqlite3
 
 import pytest
 
-from tests.conftest import REPO
+from paths import ROOT
+
 
 MANIFEST = """\
 name: tiny
@@ -32,8 +33,8 @@ def test_gpu_only(measure):
 def project(pytester, tmp_path):
     models = tmp_path / "models"
     models.mkdir()
-    (models / "tiny.yaml").write_text(MANIFEST.format(base=REPO / "models" / "digits_mlp.onnx",
-                                                      tflite=REPO / "models" / "digits_mlp_fp32.tflite"))
+    (models / "tiny.yaml").write_text(MANIFEST.format(base=ROOT / "models" / "digits_mlp.onnx",
+                                                      tflite=ROOT / "models" / "digits_mlp_fp32.tflite"))
     devices = tmp_path / "devices"
     devices.mkdir()
     (devices / "box.yaml").write_text("kind: local\ncapabilities: {runtimes: [onnxruntime]}\n"

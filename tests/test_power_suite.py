@@ -3,8 +3,8 @@ carries energy per inference -> the report draws the energy figures."""
 import json
 import sqlite3
 import sys
+from paths import ROOT
 
-from tests.conftest import REPO
 
 SUITE = """\
 def test_energy(measure):
@@ -17,7 +17,7 @@ def test_energy(measure):
 def test_meter_named_in_yaml_reaches_store_and_report(pytester, tmp_path):
     devices = tmp_path / "devices"
     devices.mkdir()
-    fake = [sys.executable, str(REPO / "tests" / "fakes" / "tegrastats"), "--watts", "5.0"]
+    fake = [sys.executable, str(ROOT / "tests" / "fakes" / "tegrastats"), "--watts", "5.0"]
     (devices / "jetson.yaml").write_text(
         "kind: local\ncapabilities: {runtimes: [onnxruntime], power: [tegrastats]}\n"
         "settings: {min_iterations: 20, min_duration_s: 0.1, warmup: 1}\n"
@@ -25,7 +25,7 @@ def test_meter_named_in_yaml_reaches_store_and_report(pytester, tmp_path):
     pytester.makepyfile(test_suite=SUITE)
     report = tmp_path / "r.html"
     result = pytester.runpytest_subprocess(
-        "--devices-dir", str(devices), "--models-dir", str(REPO / "models"), "--device", "jetson",
+        "--devices-dir", str(devices), "--models-dir", str(ROOT / "models"), "--device", "jetson",
         "--variants", "digits-mlp/fp32", "--store", f"sqlite:///{tmp_path / 'h.sqlite'}",
         "--report", str(report), "-p", "no:cacheprovider", timeout=300)
     result.assert_outcomes(passed=1)

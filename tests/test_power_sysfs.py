@@ -13,6 +13,7 @@ from harness.power import MeterError, open_meters
 from harness.power.energy import summarize
 from harness.power.source import LocalSource
 from power_helpers import VirtualClock, record_polls, spec_with
+from paths import ROOT
 
 
 def write(root: Path, rel: str, text) -> Path:
@@ -144,7 +145,7 @@ def test_rapl_root_only_as_a_real_unprivileged_user(tmp_path):
             "from harness.power.base import MeterError\n"
             "m = RaplMeter({'domains': None, 'interval_ms': 100, 'root': %r}, LocalSource(%r))\n"
             "try:\n    m.start()\nexcept MeterError as e:\n    print('MSG', e); sys.exit(3)\n"
-            % (str(Path(__file__).resolve().parents[1]), str(tmp_path), str(tmp_path)))
+            % (str(ROOT), str(tmp_path), str(tmp_path)))
     proc = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
                            sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     if proc.returncode != 3 and ("ModuleNotFoundError" in proc.stderr or "Permission denied" in proc.stderr):

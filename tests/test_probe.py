@@ -4,10 +4,10 @@ import json
 import os
 import subprocess
 import sys
+from paths import ROOT
 
-from tests.conftest import REPO
 
-PROBE = REPO / "harness" / "ondevice" / "probe.py"
+PROBE = ROOT / "harness" / "ondevice" / "probe.py"
 
 
 def test_a_runtime_that_crashes_on_import_is_named_and_the_others_survive(tmp_path):

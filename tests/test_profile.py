@@ -15,7 +15,7 @@ from harness.ondevice.runner import ort_trace_profile
 from harness.session import Session
 from harness.store import Store
 
-REPO = Path(__file__).resolve().parent.parent
+from paths import ROOT
 # The operators' summed kernel times lie inside the profiled inference (the spans nest on one
 # clock: at most 100%) and cover at least this much of it on the demo models: the rest is
 # onnxruntime's own per-operator bookkeeping between kernels (~3 us each; measured 40-55% here).
@@ -28,7 +28,7 @@ def demo(tmp_path_factory):
     cache = tmp_path_factory.mktemp("cache")
     out = {}
     for stem in ("digits_cnn", "digits_mlp"):
-        manifest = zoo.load_manifest(REPO / "models" / f"{stem}.yaml")
+        manifest = zoo.load_manifest(ROOT / "models" / f"{stem}.yaml")
         for name in ("fp32", "int8-dynamic"):
             out[(manifest.name, name)] = (manifest, zoo.build_variant(manifest, manifest.recipe(name), cache))
     return out
@@ -75,7 +75,7 @@ def test_unoptimized_profile_names_exactly_the_models_nodes(tmp_path, demo):
 
 def test_litert_offers_no_per_op_timing_and_the_cli_says_not_offered(tmp_path, capsys):
     store = f"sqlite:///{tmp_path / 's.sqlite'}"
-    code = cli_main(["profile", str(REPO / "models" / "digits_mlp.yaml"), "--device", "local", "--variant",
+    code = cli_main(["profile", str(ROOT / "models" / "digits_mlp.yaml"), "--device", "local", "--variant",
                      "tflite-int8", "--store", store, "--min-duration", "0.05", "--cache", str(tmp_path / "cache")])
     out = capsys.readouterr().out
     assert code == 0
@@ -116,7 +116,7 @@ def profiled_campaign(tmp_path_factory):
     import harness.profile_peak as peaks
 
     tmp = tmp_path_factory.mktemp("campaign")
-    manifest = zoo.load_manifest(REPO / "models" / "digits_cnn.yaml")
+    manifest = zoo.load_manifest(ROOT / "models" / "digits_cnn.yaml")
     store = Store(f"sqlite:///{tmp / 's.sqlite'}")
     calibrations, rounds = [], []
     with pytest.MonkeyPatch.context() as mp:
@@ -253,7 +253,7 @@ def test_pytest_profile_option_turns_profiles_on_for_a_suite(pytester, tmp_path)
     models, devices = tmp_path / "models", tmp_path / "devices"
     models.mkdir()
     devices.mkdir()
-    (models / "tiny.yaml").write_text(f"name: tiny\nbase: {REPO / 'models' / 'digits_mlp.onnx'}\n"
+    (models / "tiny.yaml").write_text(f"name: tiny\nbase: {ROOT / 'models' / 'digits_mlp.onnx'}\n"
                                       "variants:\n  - {name: fp32, technique: fp32}\n")
     (devices / "box.yaml").write_text("kind: local\ncapabilities: {runtimes: [onnxruntime]}\n"
                                       "settings: {min_iterations: 20, min_duration_s: 0.05, warmup: 1, rounds: 1}\n")

@@ -7,7 +7,7 @@ from harness.frame import measurements_frame
 from harness.report import write_report
 from harness.report.pareto import pareto_mask
 from harness.store import Store
-from tests.fake_measurements import fake_measurement
+from fake_measurements import fake_measurement
 
 EVIL = '<img src=x onerror="alert(1)">'
 

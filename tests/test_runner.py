@@ -9,9 +9,10 @@ import onnx
 import pytest
 
 from harness.ondevice import runner
-from tests.conftest import REPO, make_onnx
+from onnx_models import single_op_model
+from paths import ROOT
 
-RUNNER = REPO / "harness" / "ondevice" / "runner.py"
+RUNNER = ROOT / "harness" / "ondevice" / "runner.py"
 
 
 def run(tmp_path, spec, expect_ok=True):
@@ -71,14 +72,14 @@ def test_accuracy_from_a_labelled_dataset(tmp_path, identity_model):
 
 
 def test_int_bool_and_dynamic_inputs_are_generated(tmp_path):
-    ints = make_onnx(tmp_path / "ints.onnx", shape=(2, 3), dtype=onnx.TensorProto.INT64)
+    ints = single_op_model(tmp_path / "ints.onnx", shape=(2, 3), dtype=onnx.TensorProto.INT64)
     r = run(tmp_path, {"model": str(ints), "min_iterations": 2, "min_duration_s": 0})
     assert r["model"]["inputs"][0]["dtype"] == "int64"
-    booleans = make_onnx(tmp_path / "b.onnx", op="Not", shape=(1, 5), dtype=onnx.TensorProto.BOOL)
+    booleans = single_op_model(tmp_path / "b.onnx", op="Not", shape=(1, 5), dtype=onnx.TensorProto.BOOL)
     run(tmp_path, {"model": str(booleans), "min_iterations": 2, "min_duration_s": 0})
-    two = make_onnx(tmp_path / "two.onnx", op="Add", shape=(1, 8), inputs=2)
+    two = single_op_model(tmp_path / "two.onnx", op="Add", shape=(1, 8), inputs=2)
     run(tmp_path, {"model": str(two), "min_iterations": 2, "min_duration_s": 0})
-    dynamic = make_onnx(tmp_path / "dyn.onnx", shape=(1, 4), dynamic=True)
+    dynamic = single_op_model(tmp_path / "dyn.onnx", shape=(1, 4), dynamic=True)
     fixed = run(tmp_path, {"model": str(dynamic), "min_iterations": 2, "min_duration_s": 0,
                            "inputs": [{"name": "x0", "shape": [8, 4]}]})
     assert fixed["ok"]
@@ -101,7 +102,7 @@ def test_failures_are_typed_and_explained(tmp_path, identity_model, case, error_
         (tmp_path / "bad.onnx").write_bytes(b"\x00garbage" * 50)
         spec["model"] = str(tmp_path / "bad.onnx")
     elif case == "dynamic":
-        spec["model"] = str(make_onnx(tmp_path / "dyn.onnx", dynamic=True))
+        spec["model"] = str(single_op_model(tmp_path / "dyn.onnx", dynamic=True))
     elif case == "no_runtime":
         spec["runtime"] = "tflite_runtime"
     elif case == "provider":
@@ -126,7 +127,7 @@ def test_litert_backend_quantizes_int8_inputs(tmp_path):
     pytest.importorskip("ai_edge_litert")
     x = np.random.default_rng(0).random((5, 64), dtype=np.float32)
     np.savez(tmp_path / "d.npz", x=x, y=np.zeros(5, np.int64))
-    r = run(tmp_path, {"model": str(REPO / "models" / "digits_cnn_int8.tflite"), "min_iterations": 5,
+    r = run(tmp_path, {"model": str(ROOT / "models" / "digits_cnn_int8.tflite"), "min_iterations": 5,
                        "min_duration_s": 0, "dataset": str(tmp_path / "d.npz")})
     assert r["runtime"]["name"] == "litert"
     assert r["model"]["inputs"][0]["dtype"] == "int8"

@@ -11,12 +11,12 @@ import pytest
 
 from harness.ondevice import runner
 from harness.datasets import digits_split
-from tests.conftest import REPO
+from paths import ROOT
 
 torch = pytest.importorskip("torch", reason="torch is not installed (pip install -e '.[torch]')")
 
-RUNNER = REPO / "harness" / "ondevice" / "runner.py"
-MODELS = REPO / "models"
+RUNNER = ROOT / "harness" / "ondevice" / "runner.py"
+MODELS = ROOT / "models"
 
 
 def _make_zoo():
@@ -119,7 +119,7 @@ def test_bad_gpu_settings_are_named(pt2, spec, words):
 
 
 def test_probe_reports_torch_and_cuda_from_its_own_interpreter(tmp_path):
-    done = subprocess.run([sys.executable, str(REPO / "harness" / "ondevice" / "probe.py"), str(tmp_path)],
+    done = subprocess.run([sys.executable, str(ROOT / "harness" / "ondevice" / "probe.py"), str(tmp_path)],
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     found = json.loads(done.stdout.strip().splitlines()[-1])["runtimes"]["torch"]
@@ -168,7 +168,7 @@ def test_a_gpu_run_carries_gpu_state_memory_and_settings(pt2, monkeypatch):
     (recorded readings), the torch backend with its CUDA flag raised on a CPU device (no
     CUDA here: the kernels are the CPU's, the wiring around them is the GPU run's)."""
     from harness import document, machine
-    from test_gpu_state import FAKE_DIR
+    from paths import FAKE_PYNVML as FAKE_DIR
 
     spec = importlib.util.spec_from_file_location("pynvml", FAKE_DIR / "pynvml.py")
     fake = importlib.util.module_from_spec(spec)

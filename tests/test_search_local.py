@@ -20,8 +20,9 @@ from harness.search.cli import execute  # noqa: E402
 from harness.search.space import load_search  # noqa: E402
 from harness.session import Session  # noqa: E402
 from harness.store import Store  # noqa: E402
+from inner_pytest import inner_env, pytest_argv, run_inner
+from paths import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 BOARDS = ROOT / "tests" / "boards"   # local (a busy host is no invalid measurement) and qemu-m3
 FAST = {"min_duration_s": 0.02, "warmup": 2}
 # fixed point at 8 bits fits 4 KB; fp32 or fp16 layers do not: the budget sorts them before the device
@@ -67,10 +68,6 @@ def load(url: str, study: str):
 
 def cli(*args) -> list:
     return [sys.executable, "-m", "harness.cli", "--devices-dir", str(BOARDS), "search", *args]
-
-
-def env() -> dict:
-    return {**os.environ, "PYTHONPATH": str(ROOT)}
 
 
 def test_trials_are_measurements_and_a_budget_keeps_trials_off_the_device(tmp_path, cache):
@@ -155,7 +152,7 @@ def test_a_search_killed_between_trials_resumes_with_nothing_lost(tmp_path, cach
     manifest = write_manifest(tmp_path)
     args = cli(str(manifest), "--device", "local", "--trials", "5", "--study", "k", "--store", url,
                "--cache", str(cache), "--min-duration", "0.02", "--warmup", "2")
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env(), cwd=tmp_path)
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=inner_env(), cwd=tmp_path)
     seen = []
     try:
         for line in proc.stdout:
@@ -171,7 +168,7 @@ def test_a_search_killed_between_trials_resumes_with_nothing_lost(tmp_path, cach
     done_before = [t for t in before if t.state.is_finished()]
     assert len(done_before) >= 2
     page = tmp_path / "search.html"
-    again = subprocess.run(args + ["--report", str(page)], capture_output=True, text=True, env=env(), cwd=tmp_path,
+    again = subprocess.run(args + ["--report", str(page)], capture_output=True, text=True, env=inner_env(), cwd=tmp_path,
                            timeout=600)
     assert again.returncode == 0, again.stderr
     html = page.read_text()
@@ -221,7 +218,7 @@ def test_two_workers_share_one_study_on_postgresql(tmp_path, cache, postgres_url
     study = f"pg{os.getpid()}"
     args = cli(str(manifest), "--device", "local", "--trials", "4", "--worker-trials", "2", "--study", study,
                "--store", postgres_url, "--cache", str(cache), "--min-duration", "0.02", "--warmup", "2")
-    workers = [subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env(),
+    workers = [subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=inner_env(),
                                 cwd=tmp_path) for _ in range(2)]
     outputs = [w.communicate(timeout=600) for w in workers]
     for w, (out, err) in zip(workers, outputs):
@@ -241,12 +238,10 @@ def test_two_workers_share_one_study_on_postgresql(tmp_path, cache, postgres_url
 def test_pytest_entry_runs_the_search_as_a_test(tmp_path, cache):
     url = f"sqlite:///{tmp_path / 'h.sqlite'}"
     (tmp_path / "tests").mkdir()
-    run = subprocess.run(
-        [sys.executable, "-m", "pytest", str(tmp_path / "tests"), "-p", "harness.search.pytest_entry",
-         "-p", "no:cacheprovider", "--search", str(write_manifest(tmp_path)), "--device", "local",
-         "--search-trials", "2", "--search-study", "pt", "--store", url, "--min-duration", "0.02",
-         "--devices-dir", str(BOARDS), "--models-dir", str(ROOT / "models"), "--report", "", "-rA"],
-        capture_output=True, text=True, env=env(), cwd=ROOT, timeout=600)
+    run = run_inner(pytest_argv(
+        tmp_path / "tests", "-p", "harness.search.pytest_entry", "--search", write_manifest(tmp_path),
+        "--device", "local", "--search-trials", "2", "--search-study", "pt", "--store", url,
+        "--min-duration", "0.02", "--devices-dir", BOARDS, "--models-dir", ROOT / "models", "--report", "", "-rA"))
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
     assert "PASSED" in run.stdout and "search[local]" in run.stdout and "front (" in run.stdout
     assert len(load(url, "pt").get_trials()) == 2

@@ -1,6 +1,5 @@
 """The search's pure parts: budgets, objectives, the search: section, fronts, hypervolume,
 and the report figures' data. No device, no store."""
-from pathlib import Path
 
 import pytest
 
@@ -10,8 +9,8 @@ from harness.search import front
 from harness.search.objectives import parse_budget
 from harness.search.results import summarize_search
 from harness.search.space import describe, load_search
+from paths import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 LAYERS = ["/fc1/Gemm", "/fc2/Gemm", "/fc3/Gemm"]
 
 

@@ -3,7 +3,8 @@ sparsity per layer (pruning), energy per layer (low rank), precision per layer (
 import numpy as np
 import pytest
 
-from compress_fixtures import build, mlp
+from compress_fixtures import build
+from onnx_models import mlp
 from harness.compress import onnx_graph as g
 from harness.errors import ConfigError
 

@@ -10,7 +10,8 @@ import pytest
 from harness.devices.ssh import SshDevice, check, clean
 from harness.devices.sshlink import BoardLost, NoSpace
 from harness.errors import DeviceError, RunnerError
-from sshmodels import matmul_model
+from onnx_models import matmul_chain
+from paths import MODELS, TESTS
 
 QUICK = {"warmup": 2, "min_duration_s": 0.05, "min_iterations": 5}
 
@@ -53,7 +54,7 @@ def test_unknown_host_key_is_refused(ssh_lab, fast_board, tmp_path):
 
 
 def test_second_run_uploads_nothing(ssh_lab, fast_board, tmp_path):
-    model = matmul_model(tmp_path / "cache.onnx", 200, seed=7)  # content new to the board
+    model = matmul_chain(tmp_path / "cache.onnx", 200, seed=7)  # content new to the board
     with SshDevice(ssh_lab.spec(fast_board)) as first:
         first.run(run_spec(first.deploy(model)))
         assert first.link.bytes_uploaded >= model.stat().st_size
@@ -67,7 +68,7 @@ def test_second_run_uploads_nothing(ssh_lab, fast_board, tmp_path):
 def test_model_name_with_spaces_and_shell_metacharacters(ssh_lab, fast_board, tmp_path):
     canary = fast_board.home / "pwned"
     name = f"my model; touch {canary} $(touch {canary}) `touch {canary}` 'q\" & |.onnx"
-    model = matmul_model(tmp_path / name, 32)
+    model = matmul_chain(tmp_path / name, 32)
     with SshDevice(ssh_lab.spec(fast_board)) as device:
         handle = device.deploy(model)
         raw = device.run(run_spec(handle))
@@ -303,13 +304,11 @@ def _throttled(cpu_stat):
 
 
 def test_cli_devices_check_and_clean(ssh_lab, old_board, capsys):
-    from pathlib import Path
-
     from harness.cli import main
 
     ssh_lab.spec(old_board)
     common = ["--devices-dir", str(ssh_lab.root / "devices"),
-              "--models-dir", str(Path(__file__).resolve().parent.parent / "models")]
+              "--models-dir", str(MODELS)]
     assert main(common + ["devices", "check", old_board.name]) == 0
     out = capsys.readouterr().out
     assert "numpy    1." in out and "tflite_runtime 2.14" in out
@@ -392,7 +391,7 @@ def test_on_board_power_meter_over_the_boards_connection(ssh_lab, make_board, ti
 
     from harness.power import measure_with_meters, open_meters
 
-    fake = (Path(__file__).resolve().parent / "fakes" / "tegrastats").read_text()
+    fake = (TESTS / "fakes" / "tegrastats").read_text()
     board = make_board("tegra", files={"/usr/local/bin": {"tegrastats": fake}})
     spec = ssh_lab.spec(board, board="jetson", top={"power": [{"meter": "tegrastats", "interval_ms": 20}]})
     with SshDevice(spec) as device:

@@ -4,19 +4,18 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 from harness.store import Store
+from inner_pytest import inner_env, pytest_argv, run_inner
+from paths import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
-QUICK = ["--min-duration", "0.05", "--warmup", "2", "--report", "", "-p", "no:cacheprovider", "-q", "-rs"]
+QUICK = ["--min-duration", "0.05", "--warmup", "2", "--report", "", "-q", "-rs"]
 
 
 def suites(devices_dir, store, *devices, variants=("digits-mlp/*",)):
-    argv = [sys.executable, "-m", "pytest", str(ROOT / "suites"), "--devices-dir", str(devices_dir),
-            "--store", store, *QUICK]
+    argv = pytest_argv(ROOT / "suites", "--devices-dir", devices_dir, "--store", store, *QUICK)
     for d in devices:
         argv += ["--device", d]
     for v in variants:
@@ -28,8 +27,7 @@ def test_suites_run_on_a_board_and_an_older_image(ssh_lab, fast_board, old_board
     ssh_lab.spec(fast_board)
     ssh_lab.spec(old_board)
     store = f"sqlite:///{tmp_path / 'store.sqlite'}"
-    proc = subprocess.run(suites(ssh_lab.root / "devices", store, fast_board.name, old_board.name),
-                          cwd=ROOT, capture_output=True, text=True, timeout=900)
+    proc = run_inner(suites(ssh_lab.root / "devices", store, fast_board.name, old_board.name), timeout=900)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-4000:]
     rows = Store(store).measurements()
@@ -52,7 +50,7 @@ def test_a_board_lost_mid_suite_keeps_what_was_measured(ssh_lab, make_board, tmp
     ssh_lab.spec(board, retries=1, retry_wait_s=0.2)
     db = tmp_path / "store.sqlite"
     store = f"sqlite:///{db}"
-    child = subprocess.Popen(suites(ssh_lab.root / "devices", store, board.name), cwd=ROOT,
+    child = subprocess.Popen(suites(ssh_lab.root / "devices", store, board.name), cwd=ROOT, env=inner_env(),
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         deadline = time.monotonic() + 300

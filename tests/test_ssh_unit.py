@@ -3,7 +3,6 @@ and the retry/exit-code logic against a fake link. Runs anywhere, no root."""
 from __future__ import annotations
 
 import shlex
-from pathlib import Path
 
 import pytest
 
@@ -12,8 +11,8 @@ from harness.devices.ssh import SshDevice
 from harness.devices.sshlink import BoardLost, Completed, remote_argv, resolve
 from harness.errors import ConfigError, DeviceError, RunnerError
 from harness.inventory import load_device_file, parse_device
+from paths import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_remote_argv_quotes_every_element():

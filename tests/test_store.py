@@ -3,7 +3,7 @@ import pytest
 
 from harness.errors import StoreError
 from harness.store import Store, redact
-from tests.fake_measurements import fake_measurement
+from fake_measurements import fake_measurement
 
 
 def test_saved_rows_are_visible_to_another_connection_at_once(tmp_path):

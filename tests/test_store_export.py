@@ -11,7 +11,7 @@ from harness import store as store_mod
 from harness.cli import main
 from harness.export import export
 from harness.store import Store
-from labci_fakes import fake_measurement
+from fake_measurements import fake_measurement
 
 ROWS = 1000
 

@@ -2,16 +2,17 @@
 migrates in place, on SQLite and on a real PostgreSQL server, losing nothing."""
 import json
 import shutil
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
-from harness import store as store_mod
-from harness.store import SCHEMA_VERSION, Store
+from harness import store_tables
+from harness.store import Store
+from harness.store_tables import SCHEMA_VERSION
 from labci_postgres import postgres_url  # noqa: F401  (fixture)
+from paths import TESTS
 
-FIXTURE = Path(__file__).parent / "data" / "store-v3.sqlite"  # made by tests/data/make_store_v3.py
+FIXTURE = TESTS / "data" / "store-v3.sqlite"  # made by tests/data/make_store_v3.py
 TABLES = ("comparisons", "measurements", "runs", "leases", "schema_version")
 
 
@@ -59,11 +60,11 @@ def test_previous_release_store_migrates_in_place(old_store_url):
     before = fixture_rows()
     store = Store(old_store_url)
     with store.engine.connect() as conn:
-        assert store_mod.current_version(conn) == SCHEMA_VERSION
+        assert store_tables.current_version(conn) == SCHEMA_VERSION
         columns = {c["name"]: c["type"] for c in sa.inspect(conn).get_columns("measurements")}
         raw = {r.id: (json.loads(r.data), r.samples, r.verdict) for r in conn.execute(
-            sa.select(store_mod.measurements.c.id, store_mod.measurements.c.data,
-                      store_mod.measurements.c.samples, store_mod.measurements.c.verdict))}
+            sa.select(store_tables.measurements_table.c.id, store_tables.measurements_table.c.data,
+                      store_tables.measurements_table.c.samples, store_tables.measurements_table.c.verdict))}
     assert isinstance(columns["samples"], sa.LargeBinary)  # BLOB on SQLite, bytea on PostgreSQL
     # every row converted: samples out of the JSON into the blob, everything else untouched
     for mid, old in before.items():
@@ -101,7 +102,7 @@ def test_fractional_samples_convert_and_unencodable_ones_stay_in_the_json(tmp_pa
     engine.dispose()
     store = Store(f"sqlite:///{path}")
     with store.engine.connect() as conn:
-        blobs = dict(conn.execute(sa.select(store_mod.measurements.c.id, store_mod.measurements.c.samples)).all())
+        blobs = dict(conn.execute(sa.select(store_tables.measurements_table.c.id, store_tables.measurements_table.c.samples)).all())
     assert blobs[5] is not None and blobs[4] is None  # nothing lost: the unencodable row kept its JSON
     back = {m.id: m for m in store.measurements()}
     assert back[5].samples_ns == [1.5, 2.25] and back[4].samples_ns == [None, 3]

@@ -7,8 +7,9 @@ import re
 import numpy as np
 
 from harness.report import trends, write_report
-from harness.store import Store, runs as runs_table
-from labci_fakes import fake_measurement
+from harness.store import Store
+from harness.store_tables import runs_table
+from fake_measurements import fake_measurement
 
 START = dt.datetime(2026, 1, 1, 2, 0, tzinfo=dt.timezone.utc)
 
@@ -86,7 +87,7 @@ def test_report_of_the_newest_night_on_a_long_history(tmp_path):
         run_id = store.start_run(tag=f"nightly-{night}")
         ids.append(run_id)
         slower = 1.2 if night >= 50 else 1.0
-        store.save(fake_measurement(run_id=run_id, n=50, seed=night, median_ns=1e6 * slower))
+        store.save(fake_measurement(run_id=run_id, n=50, seed=night, median_ms=slower))
         with store.engine.begin() as conn:
             conn.execute(runs_table.update().where(runs_table.c.id == run_id)
                          .values(started_at=(START + dt.timedelta(days=night)).isoformat()))

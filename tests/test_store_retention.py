@@ -6,12 +6,12 @@ import json
 import pytest
 import sqlalchemy as sa
 
-from harness import store as store_mod
+from harness import store_tables
 from harness.cli import main, parse_keep
 from harness.compare import compare_runs, parse_gates
 from harness.errors import HarnessError, StoreError
 from harness.store import Store
-from labci_fakes import fake_measurement
+from fake_measurements import fake_measurement
 from labci_postgres import postgres_url  # noqa: F401  (fixture)
 
 NOW = dt.datetime(2026, 12, 1, 3, 0, tzinfo=dt.timezone.utc)
@@ -39,7 +39,7 @@ def aged_store(request, tmp_path):
             store.save(m)
         with store.engine.begin() as conn:
             started = (NOW - dt.timedelta(days=age)).isoformat()
-            conn.execute(store_mod.runs.update().where(store_mod.runs.c.id == run_id).values(started_at=started))
+            conn.execute(store_tables.runs_table.update().where(store_tables.runs_table.c.id == run_id).values(started_at=started))
         run_ids.append(run_id)
     gates = parse_gates(["p50:5%"])
     store.save_comparison(compare_runs(store.measurements(run_ids[0]), store.measurements(run_ids[1]), gates,
@@ -51,8 +51,8 @@ def aged_store(request, tmp_path):
 def everything_but_samples(store):
     with store.engine.connect() as conn:
         rows = [dict(r._mapping) for r in conn.execute(
-            sa.select(*[c for c in store_mod.measurements.c if c.name != "samples"])
-            .order_by(store_mod.measurements.c.id))]
+            sa.select(*[c for c in store_tables.measurements_table.c if c.name != "samples"])
+            .order_by(store_tables.measurements_table.c.id))]
     return {"rows": rows, "runs": store.runs(), "comparisons": store.comparisons(),
             "trend": store.trend_rows(), "frame": store.dataframe().to_dict("records"),
             "measurements": [{**m.to_dict(), "samples_ns": None} for m in store.measurements(samples=False)]}

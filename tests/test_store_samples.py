@@ -92,7 +92,7 @@ def test_latency_samples_are_compact():
 
 def test_a_serial_boards_fractional_samples_survive_the_store(tmp_path):
     from harness.store import Store
-    from labci_fakes import fake_measurement
+    from fake_measurements import fake_measurement
 
     store = Store(f"sqlite:///{tmp_path / 'h.sqlite'}")
     m = fake_measurement(n=5)

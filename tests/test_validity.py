@@ -5,7 +5,7 @@ import pytest
 from harness import document, machine
 from harness.stats import summarize
 from harness.validity import Thresholds, assess
-from fake_measurements import measured_in_rounds
+from fake_measurements import measured_in_rounds, verdict
 
 
 def snapshot(t, busy, self_cpu, steal=0, freq=None, throttled=None, quota=None, nr_throttled=0, temp=None):
@@ -28,11 +28,6 @@ def window(seconds=1.0, runner_cores=1.0, other_cores=0.0, steal_cores=0.0, **ed
                      1.0 + seconds * runner_cores, steal=int(100 * seconds * steal_cores),
                      **{k: v[1] for k, v in edges.items()})
     return machine.window_state(before, after)
-
-
-def verdict(windows, threads=1, rounds=(1.0, 1.01, 0.99), loops=None, thresholds=Thresholds()):
-    m = measured_in_rounds(list(rounds))
-    return assess(m.latency, windows, loops or [{}] * len(windows), thresholds, threads=threads)
 
 
 def test_window_state_reads_other_processes_and_steal():

@@ -6,7 +6,7 @@ import pytest
 from harness import zoo
 from harness.errors import ConfigError, ModelError
 from harness.modelinfo import facts
-from tests.conftest import REPO
+from paths import ROOT
 
 
 def manifest(tmp_path, text, name="m.yaml"):
@@ -15,19 +15,19 @@ def manifest(tmp_path, text, name="m.yaml"):
 
 
 def test_demo_manifests_load_and_counts_are_right():
-    cnn, mlp = zoo.load_manifests(REPO / "models")
+    cnn, mlp = zoo.load_manifests(ROOT / "models")
     assert (cnn.name, mlp.name) == ("digits-cnn", "digits-mlp")
     # By hand: conv 8*9+8, depthwise 8*9+8, 1x1 16*8+16, fc 64*10+10 = 954 parameters;
     # MACs 512*9 + 512*9 + 256*8 + 640 = 11904.
-    f = facts(REPO / "models" / "digits_cnn.onnx")
+    f = facts(ROOT / "models" / "digits_cnn.onnx")
     assert (f.params, f.macs) == (954, 11904)
-    f = facts(REPO / "models" / "digits_mlp.onnx")
+    f = facts(ROOT / "models" / "digits_mlp.onnx")
     assert (f.params, f.macs) == (64 * 32 + 32 + 32 * 16 + 16 + 16 * 10 + 10, 64 * 32 + 32 * 16 + 16 * 10)
-    assert facts(REPO / "models" / "digits_cnn_fp32.tflite").macs in (0, 11904)
+    assert facts(ROOT / "models" / "digits_cnn_fp32.tflite").macs in (0, 11904)
 
 
 def test_build_is_cached_by_content(tmp_path):
-    m = zoo.load_manifests(REPO / "models")[1]
+    m = zoo.load_manifests(ROOT / "models")[1]
     recipe = m.recipe("fp16")
     first = zoo.build_variant(m, recipe, tmp_path)
     stamp = first.path.stat().st_mtime_ns
@@ -40,7 +40,7 @@ def test_build_is_cached_by_content(tmp_path):
 
 
 def test_static_int8_is_calibrated_and_accurate(tmp_path):
-    m = zoo.load_manifests(REPO / "models")[0]
+    m = zoo.load_manifests(ROOT / "models")[0]
     v = zoo.build_variant(m, m.recipe("int8-static"), tmp_path)
     ops = {n.op_type for n in __import__("onnx").load(str(v.path)).graph.node}
     assert "QuantizeLinear" in ops and "DequantizeLinear" in ops
@@ -49,7 +49,7 @@ def test_static_int8_is_calibrated_and_accurate(tmp_path):
 
 
 def test_dataset_file_is_the_held_out_split(tmp_path):
-    m = zoo.load_manifests(REPO / "models")[0]
+    m = zoo.load_manifests(ROOT / "models")[0]
     data = np.load(zoo.dataset_file(m, tmp_path))
     from harness.datasets import digits_split
 
@@ -79,7 +79,7 @@ def test_manifest_errors_name_the_field(tmp_path, text, words):
 
 
 def test_bad_parameter_value_names_the_recipe(tmp_path):
-    (tmp_path / "a.onnx").write_bytes((REPO / "models" / "digits_mlp.onnx").read_bytes())
+    (tmp_path / "a.onnx").write_bytes((ROOT / "models" / "digits_mlp.onnx").read_bytes())
     path = manifest(tmp_path, "name: x\nbase: a.onnx\ndataset: digits\n"
                               "variants: [{name: v, technique: int8-static, params: {samples: 0}}]\n")
     m = zoo.load_manifest(path)
@@ -101,7 +101,7 @@ def test_missing_and_corrupt_model_files(tmp_path):
 
 
 def test_variants_run_in_onnxruntime(tmp_path):
-    m = zoo.load_manifests(REPO / "models")[0]
+    m = zoo.load_manifests(ROOT / "models")[0]
     for name in ("fp32", "fp16", "int8-dynamic", "int8-static"):
         v = zoo.build_variant(m, m.recipe(name), tmp_path, evaluate_accuracy=False)
         sess = ort.InferenceSession(str(v.path), providers=["CPUExecutionProvider"])
@@ -114,8 +114,34 @@ def test_a_build_writes_only_into_its_own_cache(tmp_path, monkeypatch):
     cwd = tmp_path / "elsewhere"
     cwd.mkdir()
     monkeypatch.chdir(cwd)
-    m = zoo.load_manifest(REPO / "models" / "compression" / "digits_mlp.yaml")
+    m = zoo.load_manifest(ROOT / "models" / "compression" / "digits_mlp.yaml")
     variant = zoo.build_variant(m, m.recipe("prune-50"), tmp_path / "cache", evaluate_accuracy=False)
     assert variant.path.is_file()
     assert (tmp_path / "cache" / "datasets").is_dir()
     assert not (cwd / ".harness-cache").exists()
+
+
+def test_a_variant_the_host_cannot_evaluate_is_an_error_naming_it(tmp_path):
+    # It was silently host_accuracy=None (the accuracy suite then skipped the variant); only a
+    # runtime missing on this host (a .tflite without LiteRT) may leave the accuracy to the device.
+    m = zoo.load_manifests(ROOT / "models")[1]
+    cache = tmp_path / "cache"
+    (cache / "datasets").mkdir(parents=True)
+    (cache / "datasets" / "digits-test.npz").write_bytes(b"not an npz")   # a damaged cache file
+    with pytest.raises(ModelError, match=r"digits_mlp.yaml: variants\[0\] \(fp32, fp32\): host accuracy: "
+                                         r".*cannot read dataset"):
+        zoo.build_variant(m, m.recipe("fp32"), cache)
+
+
+def test_a_files_hash_is_memoised_per_version_of_the_file(tmp_path):
+    import hashlib
+    import os
+
+    from harness.modelinfo import sha256_file
+
+    path = tmp_path / "model.bin"
+    path.write_bytes(b"a" * 100)
+    assert sha256_file(path) == hashlib.sha256(b"a" * 100).hexdigest() == sha256_file(path)
+    path.write_bytes(b"b" * 100)                                  # same size, a new version
+    os.utime(path, ns=(1, path.stat().st_mtime_ns + 1_000_000))   # mtime moves on a coarse filesystem too
+    assert sha256_file(path) == hashlib.sha256(b"b" * 100).hexdigest()

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from harness.datasets import digits_split
+from paths import MODELS
 
-MODELS = Path(__file__).resolve().parent.parent / "models"
 ACCURACY_FLOOR = 0.85
 AGREEMENT_FLOOR = 0.99
 

@@ -8,9 +8,9 @@ import pytest
 from harness import zoo
 from harness.cli import main
 from harness.errors import ConfigError
-from tests.conftest import REPO
+from paths import ROOT
 
-CNN = REPO / "models" / "digits_cnn.onnx"
+CNN = ROOT / "models" / "digits_cnn.onnx"
 
 
 def write(tmp_path, body, base=CNN):
@@ -40,7 +40,7 @@ def test_bad_manifest_fields_are_named(tmp_path, body, field, expected):
 
 def test_a_technique_on_a_tflite_base_is_refused_at_load(tmp_path):
     path = write(tmp_path, "variants: [{name: p, technique: prune-magnitude}]\n",
-                 base=REPO / "models" / "digits_cnn_fp32.tflite")
+                 base=ROOT / "models" / "digits_cnn_fp32.tflite")
     with pytest.raises(ConfigError, match=r"variants\[0\]\.technique: expected a technique that accepts a tflite "
                                           r"base \(p: prune-magnitude accepts onnx\)"):
         zoo.load_manifest(path)
@@ -96,7 +96,7 @@ def test_no_weight_ratio_above_its_bit_width_ceiling(tmp_path, variant, bits):
     from harness.modelinfo import facts
     from harness.variant_table import Reference, variant_table
 
-    m = zoo.load_manifest(REPO / "models" / "compression" / "digits_cnn.yaml")
+    m = zoo.load_manifest(ROOT / "models" / "compression" / "digits_cnn.yaml")
     v = zoo.build_variant(m, m.recipe(variant), tmp_path, evaluate_accuracy=False)
     base = facts(m.base, m.input_shapes)
     assert 1 < base.weight_bytes / v.weight_bytes <= 32 / bits

@@ -25,7 +25,6 @@ class BuildContext:
     params: dict                     # the recipe's parameters, as written in the manifest
     source: str                      # "models/x.yaml: variants[3] (int8-static)" for errors
     calibration: Optional[np.ndarray] = None   # representative inputs, never evaluation data
-    calibration_labels: Optional[np.ndarray] = None
     input_name: Optional[str] = None
     input_shape: Optional[list] = None
     # top-1 of a model file on calibration-side data, for sensitivity scans (never test data)

@@ -167,13 +167,45 @@ def build_deep_compression(ctx: BuildContext) -> BuildResult:
     pruned_bytes = sparse_storage_bytes(model)
 
     layers = g.weight_layers(model)
-    labels_of, books = {}, {}
-    for layer in layers:
-        shared, codebook, labels = cluster_layer(g.get_weight(model, layer), bits[layer.kind], iterations)
-        g.set_weight(model, layer, shared)
-        labels_of[layer.weight], books[layer.weight] = labels, codebook
+    labels_of = _share_weights(model, layers, bits, iterations)
     model, tuned_sharing = fine_tune(ctx, model, sharing_projection(model, labels_of), enabled=tune)
+    encoded, fixed_bits = _encode_layers(model, layers, bits, index_bits, facts)
+    storage, others = _pack_and_verify(ctx, model, layers, encoded)
+    g.save(model, ctx.out)
 
+    fine_tuned = tuned_pruning["fine_tuned"] or tuned_sharing["fine_tuned"]
+    weights = sum(f["weights"] for f in facts.values())
+    zeros = sum(f["weights"] * f["sparsity"] for f in facts.values())
+    info = {
+        "target_sparsity": sparsity, "sparsity": round(zeros / weights, 4) if weights else 0.0,
+        "allocation": mode, "conv_bits": bits["conv"], "fc_bits": bits["fc"],
+        "conv_index_bits": index_bits["conv"], "fc_index_bits": index_bits["fc"],
+        # the paper's three columns: after pruning, + weight sharing, + Huffman
+        # bit counts without container headers (the paper's columns); ratio_total is the real container
+        "ratio_pruning": round(dense_bytes / pruned_bytes, 2),
+        "ratio_pruning_sharing": round(dense_bytes / ((fixed_bits + 7) // 8 + others), 2),
+        "ratio_total": round(dense_bytes / storage, 2),
+        "dense_fp32_bytes": dense_bytes, "other_initializer_bytes": others,
+        "layers": facts, "fine_tuned": fine_tuned, "post_training": not fine_tuned,
+    }
+    return BuildResult(ctx.out, info, storage_bytes=int(storage))
+
+
+def _share_weights(model, layers, bits: dict, iterations: int) -> dict:
+    """Stage 2: each layer's non-zero weights replaced by their k-means centroid; returns
+    every layer's cluster labels (fine-tuning keeps the sharing through them)."""
+    labels_of = {}
+    for layer in layers:
+        shared, _codebook, labels = cluster_layer(g.get_weight(model, layer), bits[layer.kind], iterations)
+        g.set_weight(model, layer, shared)
+        labels_of[layer.weight] = labels
+    return labels_of
+
+
+def _encode_layers(model, layers, bits: dict, index_bits: dict, facts: dict) -> tuple[list, int]:
+    """Stage 3: each layer Huffman-coded (values and index gaps); returns the encodings and
+    the bits the same entries take at fixed width (the paper's pruning + sharing column).
+    Each layer's facts get its codebook size, entries and bits per value and index."""
     encoded, fixed_bits = [], 0
     for layer in layers:
         w = g.get_weight(model, layer)
@@ -194,33 +226,21 @@ def build_deep_compression(ctx: BuildContext) -> BuildResult:
             "huffman_bits_per_value": round(enc.values.nbits / max(entries, 1), 3),
             "huffman_bits_per_index": round(enc.gaps.nbits / max(entries, 1), 3),
             "storage_bytes": int(enc.storage_bytes)})
+    return encoded, fixed_bits
+
+
+def _pack_and_verify(ctx: BuildContext, model, layers, encoded: list) -> tuple[int, int]:
+    """The stored container (encoded layers + the other float initializers as they are);
+    the model's weights become the ones decoded from it, checked equal to what was encoded.
+    Returns (container bytes, bytes of the other initializers)."""
     layer_names = {l.weight for l in layers}
     other_arrays = [g.get_array(model, t.name) for t in model.graph.initializer
                     if t.name not in layer_names and t.data_type in (1, 10, 11)]
-    others = 4 * sum(a.size for a in other_arrays)
     blob = pack(encoded, other_arrays)
-    storage = len(blob)
-    # the deployable model is the one decoded from the stored bytes, checked against the weights
     decoded, _ = unpack(blob)
     for layer, dense in zip(layers, decoded):
         if not np.array_equal(dense, g.get_weight(model, layer)):
             raise ModelError(f"{ctx.source}: deep-compression: the encoding of {layer.name} "
                              "does not decode to its weights")
         g.set_weight(model, layer, dense)
-    g.save(model, ctx.out)
-    fine_tuned = tuned_pruning["fine_tuned"] or tuned_sharing["fine_tuned"]
-    weights = sum(f["weights"] for f in facts.values())
-    zeros = sum(f["weights"] * f["sparsity"] for f in facts.values())
-    info = {
-        "target_sparsity": sparsity, "sparsity": round(zeros / weights, 4) if weights else 0.0,
-        "allocation": mode, "conv_bits": bits["conv"], "fc_bits": bits["fc"],
-        "conv_index_bits": index_bits["conv"], "fc_index_bits": index_bits["fc"],
-        # the paper's three columns: after pruning, + weight sharing, + Huffman
-        # bit counts without container headers (the paper's columns); ratio_total is the real container
-        "ratio_pruning": round(dense_bytes / pruned_bytes, 2),
-        "ratio_pruning_sharing": round(dense_bytes / ((fixed_bits + 7) // 8 + others), 2),
-        "ratio_total": round(dense_bytes / storage, 2),
-        "dense_fp32_bytes": dense_bytes, "other_initializer_bytes": others,
-        "layers": facts, "fine_tuned": fine_tuned, "post_training": not fine_tuned,
-    }
-    return BuildResult(ctx.out, info, storage_bytes=int(storage))
+    return len(blob), 4 * sum(a.size for a in other_arrays)

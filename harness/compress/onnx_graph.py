@@ -178,13 +178,6 @@ def remove_unused_initializers(model) -> None:
     model.graph.initializer.extend(keep)
 
 
-def ensure_opset(model, version: int) -> None:
-    """Raise the default-domain opset import to at least ``version`` (for new QDQ types)."""
-    for op in model.opset_import:
-        if op.domain in ("", "ai.onnx") and op.version < version:
-            op.version = version
-
-
 def save(model, path) -> Path:
     """Check the graph (shapes included) and write it; a broken graph never reaches disk."""
     remove_unused_initializers(model)

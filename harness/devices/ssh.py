@@ -23,12 +23,13 @@ from pathlib import Path
 
 from .. import schema
 from ..errors import ConfigError, DeviceError, RunnerError
+from ..modelinfo import sha256_file
 from ..redaction import host_has_password
 from ..registry import Option, with_defaults
 from . import boardlock
 from .base import Device, stability_text
 from .local import RUNNER, decode_runner_output, runner_env
-from .sshlink import BoardLost, Link, remote_argv, resolve, sha256_of
+from .sshlink import BoardLost, Link, remote_argv, resolve
 
 log = logging.getLogger("harness.devices.ssh")
 
@@ -143,7 +144,7 @@ class SshDevice(Device):
         return path if path.startswith("/") else posixpath.join(self.link.home(), path)
 
     def _upload_tool(self, local: Path, stem: str) -> str:
-        remote = posixpath.join(self.workdir, f"{stem}-{sha256_of(local)[:16]}.py")
+        remote = posixpath.join(self.workdir, f"{stem}-{sha256_file(local)[:16]}.py")
         if not self.link.exists(remote):
             self.link.put_file(local, remote)
         return remote
@@ -161,7 +162,7 @@ class SshDevice(Device):
         # The board's name for it is its content: names with spaces or shell
         # metacharacters never reach the board, and equal content is sent once.
         ext = "".join(c for c in artifact.suffix.lower() if c.isalnum())
-        remote = posixpath.join(self.workdir, "blobs", sha256_of(artifact) + (f".{ext}" if ext else ""))
+        remote = posixpath.join(self.workdir, "blobs", sha256_file(artifact) + (f".{ext}" if ext else ""))
         size = artifact.stat().st_size
         for attempt in range(self.retries + 1):
             try:

@@ -527,16 +527,3 @@ class Link:
             return int(done.stdout.strip().splitlines()[-1].split()[3]) * 1024
         except (DeviceError, ValueError, IndexError):
             return None
-
-
-def sha256_of(path: Path, _cache={}) -> str:
-    """Content hash of a local file, memoised per (path, size, mtime)."""
-    st = Path(path).stat()
-    key = (str(Path(path).resolve()), st.st_size, st.st_mtime_ns)
-    if key not in _cache:
-        h = hashlib.sha256()
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
-        _cache[key] = h.hexdigest()
-    return _cache[key]

@@ -16,6 +16,8 @@ window (a partial one would be an invention); the covered energy and power still
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, fields
+from typing import Optional
 
 import numpy as np
 
@@ -176,20 +178,29 @@ def _period(trace) -> float | None:
     return None
 
 
-def _window_energy(trace, t0, t1, gap_factor, series=None):
-    """(energy_j, covered_s, gaps, n_in_window, edge_uncertainty_s) of one series."""
+@dataclass
+class WindowEnergy:
+    """One series (the total or a rail) integrated over the window."""
+    energy_j: float
+    covered_s: float
+    gaps: list           # [(start, end)] silences longer than gap_factor periods
+    n_samples: int       # samples (or counter polls) inside the window
+    edge_s: float        # unresolved time at the window's edges (the uncertainty's basis)
+
+
+def _window_energy(trace, t0, t1, gap_factor, series=None) -> WindowEnergy:
     t = np.asarray(trace.t, dtype=float)
     n_in = int(np.count_nonzero((t >= t0) & (t <= t1)))
     if trace.method == "counter":
         values = trace.joules if series is None else series
         e, cov, gaps, (ba, bb) = counter_energy(t, values, t0, t1)
         # The counter's own readings are exact; between them power is assumed constant.
-        return e, cov, gaps, n_in, (ba + bb) / 2.0
+        return WindowEnergy(e, cov, gaps, n_in, (ba + bb) / 2.0)
     values = trace.watts if series is None else series
     period = _period(trace) or math.inf
     e, cov, gaps = trapezoid_energy(t, values, t0, t1, max_gap_s=gap_factor * period,
                                     hold_s=period if math.isfinite(period) else 0.0)
-    return e, cov, gaps, n_in, period if math.isfinite(period) else math.inf
+    return WindowEnergy(e, cov, gaps, n_in, period if math.isfinite(period) else math.inf)
 
 
 def idle_power(trace, gap_factor: float = GAP_FACTOR) -> float | None:
@@ -199,15 +210,47 @@ def idle_power(trace, gap_factor: float = GAP_FACTOR) -> float | None:
     t = np.asarray(trace.t, dtype=float)
     if t.size < 2:
         return None
-    t0, t1 = float(t.min()), float(t.max())
-    e, cov, _gaps, _n, _u = _window_energy(trace, t0, t1, gap_factor)
-    return e / cov if cov > 0 else None
+    idle = _window_energy(trace, float(t.min()), float(t.max()), gap_factor)
+    return idle.energy_j / idle.covered_s if idle.covered_s > 0 else None
+
+
+@dataclass
+class EnergyRecord:
+    """The energy record of one measurement, stored (and shown) as to_dict() gives it."""
+    source: str
+    method: str                  # counter | trapezoid
+    window_s: float
+    avg_power_w: Optional[float]
+    energy_j: float
+    energy_per_inference_j: Optional[float]   # only for a fully covered window
+    idle_power_w: Optional[float]
+    net_energy_j: Optional[float]
+    net_energy_per_inference_j: Optional[float]
+    sample_rate_hz: Optional[float]
+    nominal_rate_hz: Optional[float]
+    sample_period_s: Optional[float]
+    n_samples: int
+    enough_samples: bool
+    coverage: float
+    gaps: list
+    meter_gaps: list
+    uncertainty: float           # relative; a stated estimate, not a bound
+    uncertainty_j: Optional[float]
+    uncertainty_basis: str
+    inferences: int
+    rails: dict
+    bad_lines: int
+    extra: dict
+    notes: list
+
+    def to_dict(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
 def summarize(trace, window_start: float, window_end: float, inferences: int, idle_trace=None, *,
               gap_factor: float = GAP_FACTOR, min_samples: int = MIN_SAMPLES,
               clock_offset_s: float = 0.0) -> dict:
-    """The energy record of one measurement.
+    """The energy record of one measurement, as a dict (EnergyRecord.to_dict()).
 
     ``window_start``/``window_end`` are the timed loop's wall-clock edges as the runner
     reported them; ``clock_offset_s`` (board clock minus host clock) moves them onto the
@@ -218,87 +261,82 @@ def summarize(trace, window_start: float, window_end: float, inferences: int, id
     t1 = float(window_end) - clock_offset_s
     window = max(t1 - t0, 0.0)
     notes = list(getattr(trace, "notes", []) or [])
-    energy, covered, gaps, n_in, edge_s = _window_energy(trace, t0, t1, gap_factor)
-    # Gaps the meter itself reported (failed reads) are listed beside the derived ones;
-    # energy is judged from the samples alone (a counter keeps counting through a failed
-    # poll, and a long silence between samples is already a derived gap).
-    meter_gaps = [[max(a, t0), min(b, t1)] for a, b in (getattr(trace, "gaps", []) or [])
-                  if min(b, t1) > max(a, t0)]
-    coverage = covered / window if window > 0 else 0.0
-    coverage = min(coverage, 1.0)
-    full = window > 0 and not gaps and coverage >= 1.0 - 1e-9
-
-    avg_power = energy / covered if covered > 0 else None
-    period = _period(trace)
-    if trace.method == "counter":
-        rate = n_in / window if window > 0 else None
-    else:
-        rate = (n_in - 1) / window if window > 0 and n_in > 1 else None
-
-    # A stated estimate, not a bound: the energy of the unresolved time at the edges
-    # (one sample period in all, or the counter poll spacing around each edge), plus
-    # the meter's own averaging window, relative to the window length; plus counter
-    # resolution. Power that changes faster than the sampling is not covered by it.
-    averaging = float(getattr(trace, "averaging_s", 0.0) or 0.0)
-    rel = (edge_s + averaging) / window if window > 0 else math.inf
-    resolution = float(getattr(trace, "resolution_j", 0.0) or 0.0)
-    if energy > 0 and resolution:
-        rel += 2 * resolution / energy
-    basis = ("counter poll spacing at the window edges" if trace.method == "counter"
-             else "one sample period at the window edges")
-    if averaging:
-        basis += f" + the meter's {averaging:g} s averaging"
-    basis += " relative to the window length"
-
+    total = _window_energy(trace, t0, t1, gap_factor)
+    energy, n_in = total.energy_j, total.n_samples
+    coverage = min(total.covered_s / window, 1.0) if window > 0 else 0.0
+    full = window > 0 and not total.gaps and coverage >= 1.0 - 1e-9
     per_inf = energy / inferences if full and inferences > 0 else None
     if not full:
-        notes.append(f"window only {coverage:.1%} covered by the meter ({len(gaps)} gap(s)); "
+        notes.append(f"window only {coverage:.1%} covered by the meter ({len(total.gaps)} gap(s)); "
                      "no energy per inference is given for a partly covered window")
     if n_in < min_samples:
         notes.append(f"only {n_in} samples in the window (at least {min_samples} wanted); "
                      "lengthen the run (min_window_s)")
+    idle_w, net_energy, net_per_inf = _net(idle_trace, gap_factor, energy, per_inf, window, inferences, notes)
+    rel, basis = _uncertainty(trace, total, window)
+    return EnergyRecord(
+        source=trace.source, method=trace.method, window_s=window,
+        avg_power_w=energy / total.covered_s if total.covered_s > 0 else None, energy_j=energy,
+        energy_per_inference_j=per_inf, idle_power_w=idle_w, net_energy_j=net_energy,
+        net_energy_per_inference_j=net_per_inf, sample_rate_hz=_sample_rate(trace, n_in, window),
+        nominal_rate_hz=getattr(trace, "nominal_rate_hz", None), sample_period_s=_period(trace),
+        n_samples=n_in, enough_samples=n_in >= min_samples, coverage=coverage,
+        gaps=[[a, b] for a, b in total.gaps], meter_gaps=_meter_gaps(trace, t0, t1), uncertainty=rel,
+        uncertainty_j=rel * energy if math.isfinite(rel) else None, uncertainty_basis=basis,
+        inferences=inferences, rails=_rails(trace, t0, t1, window, gap_factor),
+        bad_lines=int(getattr(trace, "bad_lines", 0) or 0), extra=dict(getattr(trace, "extra", {}) or {}),
+        notes=notes).to_dict()
 
+
+def _meter_gaps(trace, t0, t1) -> list:
+    # Gaps the meter itself reported (failed reads) are listed beside the derived ones;
+    # energy is judged from the samples alone (a counter keeps counting through a failed
+    # poll, and a long silence between samples is already a derived gap).
+    return [[max(a, t0), min(b, t1)] for a, b in (getattr(trace, "gaps", []) or []) if min(b, t1) > max(a, t0)]
+
+
+def _sample_rate(trace, n_in: int, window: float) -> Optional[float]:
+    if trace.method == "counter":
+        return n_in / window if window > 0 else None
+    return (n_in - 1) / window if window > 0 and n_in > 1 else None
+
+
+def _uncertainty(trace, total: WindowEnergy, window: float) -> tuple[float, str]:
+    """A stated estimate, not a bound: the energy of the unresolved time at the edges (one
+    sample period in all, or the counter poll spacing around each edge), plus the meter's
+    own averaging window, relative to the window length; plus counter resolution. Power
+    that changes faster than the sampling is not covered by it."""
+    averaging = float(getattr(trace, "averaging_s", 0.0) or 0.0)
+    rel = (total.edge_s + averaging) / window if window > 0 else math.inf
+    resolution = float(getattr(trace, "resolution_j", 0.0) or 0.0)
+    if total.energy_j > 0 and resolution:
+        rel += 2 * resolution / total.energy_j
+    basis = ("counter poll spacing at the window edges" if trace.method == "counter"
+             else "one sample period at the window edges")
+    if averaging:
+        basis += f" + the meter's {averaging:g} s averaging"
+    return rel, basis + " relative to the window length"
+
+
+def _net(idle_trace, gap_factor, energy, per_inf, window, inferences, notes) -> tuple:
+    """(idle power, net energy, net energy per inference): the idle draw taken off."""
     idle_w = idle_power(idle_trace, gap_factor)
-    net_energy = net_per_inf = None
     if idle_w is not None and per_inf is not None:
         net_energy = energy - idle_w * window
-        net_per_inf = net_energy / inferences
-    elif idle_trace is not None and idle_w is None:
+        return idle_w, net_energy, net_energy / inferences
+    if idle_trace is not None and idle_w is None:
         notes.append("the idle trace held no usable samples; no net energy")
+    return idle_w, None, None
 
+
+def _rails(trace, t0, t1, window, gap_factor) -> dict:
     rails = {}
     for name, series in (getattr(trace, "rails", None) or {}).items():
-        re_, rcov, rgaps, _n, _u = _window_energy(trace, t0, t1, gap_factor, series)
-        rails[name] = {"avg_power_w": re_ / rcov if rcov > 0 else None, "energy_j": re_,
-                       "coverage": min(rcov / window, 1.0) if window > 0 else 0.0}
-
-    return {
-        "source": trace.source,
-        "method": trace.method,
-        "window_s": window,
-        "avg_power_w": avg_power,
-        "energy_j": energy,
-        "energy_per_inference_j": per_inf,
-        "idle_power_w": idle_w,
-        "net_energy_j": net_energy,
-        "net_energy_per_inference_j": net_per_inf,
-        "sample_rate_hz": rate,
-        "nominal_rate_hz": getattr(trace, "nominal_rate_hz", None),
-        "sample_period_s": period,
-        "n_samples": n_in,
-        "enough_samples": n_in >= min_samples,
-        "coverage": coverage,
-        "gaps": [[a, b] for a, b in gaps],
-        "meter_gaps": meter_gaps,
-        "uncertainty": rel,
-        "uncertainty_j": rel * energy if math.isfinite(rel) else None,
-        "uncertainty_basis": basis,
-        "inferences": inferences,
-        "rails": rails,
-        "bad_lines": int(getattr(trace, "bad_lines", 0) or 0),
-        "extra": dict(getattr(trace, "extra", {}) or {}),
-        "notes": notes,
-    }
+        rail = _window_energy(trace, t0, t1, gap_factor, series)
+        rails[name] = {"avg_power_w": rail.energy_j / rail.covered_s if rail.covered_s > 0 else None,
+                       "energy_j": rail.energy_j,
+                       "coverage": min(rail.covered_s / window, 1.0) if window > 0 else 0.0}
+    return rails
 
 
 def min_window_for_rate(rate_hz: float | None, samples: int = MIN_SAMPLES) -> float:
