@@ -15,7 +15,7 @@ from harness.validity import Thresholds
 from paths import ROOT
 from fake_measurements import verdict
 
-FAKE_DIR = ROOT / "tests" / "fake_pynvml"
+from paths import FAKE_PYNVML as FAKE_DIR  # noqa: E402
 RECORDED = json.loads((ROOT / "tests" / "data" / "nvml_recorded.json").read_text())
 
 

@@ -14,7 +14,7 @@ from harness.mcu import qemu
 from harness.mcu.dut import DutError
 from harness.mcu.profile import Layer
 
-ROOT = Path(__file__).resolve().parents[1]
+from paths import ROOT
 MODELS = [ROOT / "models" / "digits_cnn_int8.tflite", ROOT / "models" / "digits_mlp_int8.tflite"]
 # The operators' times sum to the whole inference within this fraction: what is not in an
 # operator is eng_run's loop and call per operator and the clock's 40-instruction tick

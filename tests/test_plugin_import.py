@@ -4,7 +4,7 @@ import os
 import subprocess
 import sys
 
-from tests.conftest import REPO
+from paths import ROOT as REPO
 
 HEAVY = ("sqlalchemy", "pandas", "plotly", "onnx", "onnxruntime", "numpy", "scipy", "yaml")
 CONFTEST = f"""\

@@ -4,7 +4,7 @@ import pytest
 
 from harness import document, machine
 from harness.stats import summarize
-from harness.validity import Thresholds, assess
+from harness.validity import Thresholds
 from fake_measurements import measured_in_rounds, verdict
 
 
