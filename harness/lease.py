@@ -23,10 +23,7 @@ import threading
 import time
 from typing import Callable, Optional
 
-import sqlalchemy as sa
-
 from .errors import DeviceError
-from .store_tables import leases_table, open_engine
 
 DEFAULT_TTL_S = 60.0
 DEFAULT_WAIT_S = 120.0
@@ -64,6 +61,16 @@ def deferred(device: str) -> Optional[str]:
     return _deferred.get(device)
 
 
+def _sql():
+    """SQLAlchemy and the leases table, imported on first use: the pytest plugin imports this
+    module's constants in every pytest run, benchmarking or not (harness/pytestplugin/options.py)."""
+    import sqlalchemy as sa
+
+    from .store_tables import leases_table, open_engine
+
+    return sa, leases_table, open_engine
+
+
 def default_holder() -> str:
     return f"{platform.node()}:{os.getpid()}"
 
@@ -78,6 +85,7 @@ class LeaseTable:
     """
 
     def __init__(self, url, clock: Callable[[], float] = time.time):
+        sa, _, open_engine = _sql()
         self.engine = open_engine(url, poolclass=sa.pool.NullPool)
         self.clock = clock
 
@@ -86,7 +94,7 @@ class LeaseTable:
         (fails if a row exists) or a conditional update (matches only a stale or own row)."""
         now = self.clock()
         values = dict(holder=holder, run_id=run_id, acquired_at=now, expires_at=now + ttl_s)
-        t = leases_table
+        sa, t, _ = _sql()
         with self.engine.begin() as conn:
             taken = conn.execute(
                 t.update().where(t.c.device == device)
@@ -106,20 +114,21 @@ class LeaseTable:
         values = {"expires_at": self.clock() + ttl_s}
         if run_id is not None:
             values["run_id"] = run_id  # known once the run's first measurement is stored
-        t = leases_table
+        _, t, _ = _sql()
         with self.engine.begin() as conn:
             return bool(conn.execute(
                 t.update().where(t.c.device == device).where(t.c.holder == holder).values(**values)).rowcount)
 
     def release(self, device: str, holder: str) -> None:
-        t = leases_table
+        _, t, _ = _sql()
         with self.engine.begin() as conn:
             conn.execute(t.delete().where(t.c.device == device).where(t.c.holder == holder))
 
     def all(self) -> list[dict]:
         """Every lease row (expired ones too, until taken or released), by device."""
+        sa, t, _ = _sql()
         with self.engine.connect() as conn:
-            rows = conn.execute(sa.select(leases_table).order_by(leases_table.c.device)).mappings().all()
+            rows = conn.execute(sa.select(t).order_by(t.c.device)).mappings().all()
         return [dict(r) for r in rows]
 
     def close(self) -> None:
