@@ -69,7 +69,7 @@ def _harness(cwd, *args):
     import subprocess
     import sys
 
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.run([sys.executable, "-m", "harness.cli", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=120)
 
@@ -110,7 +110,7 @@ def test_a_pyproject_declaring_the_harness_marks_the_root(tmp_path):
     (tmp_path / "a" / "b").mkdir(parents=True)
     (tmp_path / "a" / "pyproject.toml").write_text('[project]\nname = "edge-harness-notes"\n')  # not the harness
     assert find_root(tmp_path / "a" / "b") == tmp_path.resolve()
-    assert find_root(REPO / "harness" / "report") == REPO   # the harness's own repository
+    assert find_root(ROOT / "harness" / "report") == ROOT   # the harness's own repository
 
 
 @pytest.mark.parametrize("command", [["runs"], ["compare", "latest", "latest"], ["report"],
@@ -130,7 +130,7 @@ def test_scripts_bench_passes_pytest_options_through_unchanged(tmp_path):
     import subprocess
 
     (tmp_path / "scripts").mkdir()
-    shutil.copy(REPO / "scripts" / "bench", tmp_path / "scripts" / "bench")
+    shutil.copy(ROOT / "scripts" / "bench", tmp_path / "scripts" / "bench")
     (tmp_path / "scripts" / "setup.sh").write_text('python() { printf "%s\\n" "$@" > argv.txt; }\n')
     subprocess.run(["bash", str(tmp_path / "scripts" / "bench"), "--lf", "-k", "fp32 and not int8",
                     "--device", "rpi5"], cwd="/", check=True, timeout=60)

@@ -66,11 +66,9 @@ def test_profile_on_the_emulated_board_is_stored_aligned_with_the_firmwares_peak
     from harness.store import Store
 
     store = f"sqlite:///{tmp_path / 'store.sqlite'}"
-    proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "suites/test_latency.py", "--device", "qemu-m3", "--profile",
-         "--variants", "digits-mlp/tflite-int8", "--rounds", "1", "--store", store, "--report", "",
-         "-p", "no:cacheprovider", "-q"],
-        cwd=ROOT, capture_output=True, text=True, timeout=600)
+    proc = run_inner(pytest_argv("suites/test_latency.py", "--device", "qemu-m3", "--profile",
+                                 "--variants", "digits-mlp/tflite-int8", "--rounds", "1", "--store", store,
+                                 "--report", "", "-q"), timeout=600)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
     [m] = [m for m in Store(store).measurements() if m.variant == "tflite-int8"]
     prof = m.profile
