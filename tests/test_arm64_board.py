@@ -79,7 +79,7 @@ def test_suites_run_on_both_arm64_images(ssh_lab, arm64_board, arm64_old_board, 
     for m in rows:
         assert m.provenance["device_info"]["machine"] == "aarch64"
         assert m.emulated and m.accuracy is not None and m.host_accuracy is not None
-        assert m.p50_ms > 0
+        assert m.latency.p50_ms > 0
     old = [m for m in rows if m.device == arm64_old_board.name]
     assert old[0].provenance["numpy_version"].startswith("1.24.")
     assert f"{arm64_old_board.name} cannot run" in out
