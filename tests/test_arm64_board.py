@@ -69,7 +69,8 @@ def test_suites_run_on_both_arm64_images(ssh_lab, arm64_board, arm64_old_board, 
                   variants=("digits-mlp/fp32", "digits-mlp/tflite-int8"))
     proc = subprocess.run(argv + ["--rounds", "1"], cwd=ROOT, capture_output=True, text=True, timeout=1800)
     out = proc.stdout + proc.stderr
-    assert proc.returncode == 0, out[-4000:]
+    failures = "\n".join(line for line in out.splitlines() if line.startswith(("FAILED", "ERROR", "E ")))
+    assert proc.returncode == 0, failures[:6000] + out[-3000:]
     rows = Store(store).measurements()
     measured = {(m.device, m.variant_id) for m in rows}
     control = f"digits-mlp/{zoo.CONTROL_NAME}"  # the base's A/A twin, measured beside them
