@@ -18,4 +18,5 @@ def repo():
 
 
 # Real SSH test boards (network namespaces + sshd, root only): tests/sshboards.py.
+from sshfixtures import arm64_binfmt, arm64_board, arm64_old_board  # noqa: E402,F401
 from sshfixtures import fast_board, make_board, old_board, onnx_20mb, slow_board, ssh_lab, tiny_onnx  # noqa: E402,F401

@@ -6,6 +6,11 @@ exist only on that pair; each has its own host key, a dedicated user with an aut
 key, and its own cgroup (v1) with an optional CPU quota and memory limit, so a "slow
 board" really is slower. Everything is torn down at the end, also after a failure.
 
+A board may also run in a root filesystem of another CPU (`rootfs=`, tests/arm64board.py):
+then its own sshd runs chrooted in a per-board overlay of that tree, in its own mount
+namespace, and reaches the host's user, key and config through a bind mount of the board
+directory.
+
 Needs root (namespaces, cgroups, users). `skip_reason()` says why it cannot run here.
 """
 from __future__ import annotations
@@ -29,6 +34,21 @@ BOARD_PYTHONS = Path(os.environ.get("EDGE_HARNESS_BOARD_PYTHONS", "/opt/edge-har
 PORT = 2222
 LOCK = Path("/run/edge-harness-boards.lock")
 USER_MARK = "edge-harness test board"  # GECOS of every board user: what cleanup_stale() removes
+# A rootfs board's sshd: in its own mount namespace (gone with its last process), the shared
+# root filesystem read-only under the board's own layer, /proc, /dev and the netns's /sys,
+# and the board directory (host key, sshd_config, home) at the same path inside.
+CHROOT = """set -e
+lower=$1 dir=$2
+shift 2
+root=$dir/root
+mount -t overlay overlay -o "lowerdir=$lower,upperdir=$dir/upper,workdir=$dir/overlaywork" "$root"
+mount -t proc proc "$root/proc"
+mount --bind /dev "$root/dev"
+mount --bind /sys "$root/sys"
+mkdir -p "$root$dir"
+mount --bind "$dir" "$root$dir"
+exec chroot "$root" "$@"
+"""
 
 
 def skip_reason() -> str | None:
@@ -69,6 +89,8 @@ class Board:
     tmpfs: Path | None = None
     overlays: dict = field(default_factory=dict)  # board dir -> layer dir shown on top of it
     password_auth: bool = False
+    rootfs: Path | None = None  # another CPU's root filesystem, shown read-only below an overlay
+    env: dict = field(default_factory=dict)  # for sshd and every session (sshd_config SetEnv)
 
     @property
     def port(self) -> int:
@@ -107,14 +129,21 @@ class Lab:
 
     def add_board(self, name: str, python_env: str = "current", cpu_quota_pct: int | None = None,
                   memory_mb: int | None = None, disk_kb: int | None = None, cpu: int | None = None,
-                  files: dict | None = None, password: str | None = None) -> Board:
+                  files: dict | None = None, password: str | None = None, rootfs: Path | None = None,
+                  python: str | None = None, env: dict | None = None,
+                  start_timeout_s: float = 15.0) -> Board:
         """files: {"/etc": {"nv_tegra_release": text}, ...}: extra files only this board sees
-        (a read-only overlay in the board's own mount namespace), e.g. a Jetson's."""
+        (a read-only overlay in the board's own mount namespace), e.g. a Jetson's.
+        rootfs: run the board's own sshd and everything it starts in that root filesystem
+        (python: the interpreter's path inside it); env: variables for sshd and its sessions."""
         LOCK.touch()
         with open(LOCK) as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             n = self._free_subnet()
             board = self._make_board(name, n, python_env)
+            board.rootfs, board.env = rootfs, dict(env or {})
+            if python:
+                board.python = python
             self.boards[name] = board  # registered before anything can fail: teardown finds it
             self._network(board)
         self._user(board, password)
@@ -132,8 +161,10 @@ class Lab:
                 (layer / name).write_text(text)
                 (layer / name).chmod(0o755)
             board.overlays[target] = layer
+        if rootfs is not None:
+            self._rootfs_layer(board)
         self._sshd_config(board)
-        self.start_sshd(board, cpu=cpu)
+        self.start_sshd(board, cpu=cpu, timeout_s=start_timeout_s)
         return board
 
     def _make_board(self, name, n, python_env) -> Board:
@@ -168,6 +199,23 @@ class Lab:
         (ssh_dir / "authorized_keys").write_text(Path(f"{self.client_key}.pub").read_text())
         _sh("chown", "-R", f"{b.user}:{b.user}", b.home)
 
+    def _rootfs_layer(self, b: Board):
+        """The board's writable layer over the shared root filesystem: its user (the host
+        user's ids, so the bind-mounted home belongs to it) and sshd's privilege-separation
+        directory."""
+        upper = b.dir / "upper"
+        (upper / "etc").mkdir(parents=True)
+        (upper / "run" / "sshd").mkdir(parents=True, mode=0o755)
+        (b.dir / "root").mkdir()
+        (b.dir / "overlaywork").mkdir()
+        entry = pwd.getpwnam(b.user)
+        for name, line in (("passwd", f"{b.user}:x:{entry.pw_uid}:{entry.pw_gid}:{USER_MARK}:{b.home}:/bin/sh"),
+                           ("group", f"{b.user}:x:{entry.pw_gid}:"),
+                           ("shadow", f"{b.user}:*:19000:0:99999:7:::")):
+            text = (b.rootfs / "etc" / name).read_text()
+            (upper / "etc" / name).write_text(text.rstrip("\n") + "\n" + line + "\n")
+        (upper / "etc" / "shadow").chmod(0o640)
+
     def _cgroups(self, b: Board, cpu_quota_pct, memory_mb):
         for controller in ("cpu", "memory"):
             path = CGROUP_ROOT / controller / "edge-harness" / f"{self.token}-{b.name}"
@@ -199,13 +247,13 @@ AllowTcpForwarding yes
 Subsystem sftp internal-sftp
 MaxStartups 50
 LogLevel INFO
-""")
+""" + "".join(f"SetEnv {k}={v}\n" for k, v in b.env.items()))
         pub = Path(f"{key}.pub").read_text().split()
         b.host_key_line = f"[{b.address}]:{PORT} {pub[0]} {pub[1]}"
         with open(self.known_hosts, "a") as f:
             f.write(b.host_key_line + "\n")
 
-    def start_sshd(self, b: Board, cpu: int | None = None):
+    def start_sshd(self, b: Board, cpu: int | None = None, timeout_s: float = 15.0):
         cgroup_procs = [p / "cgroup.procs" for p in b.cgroups]
 
         def enter_cgroups():  # in the child, before exec: sshd and all it starts live there
@@ -215,7 +263,10 @@ LogLevel INFO
                 os.sched_setaffinity(0, {cpu})
 
         argv = ["ip", "netns", "exec", b.netns, SSHD, "-D", "-e", "-f", str(b.dir / "sshd_config")]
-        if b.overlays:
+        if b.rootfs is not None:
+            argv = argv[:4] + ["unshare", "-m", "--propagation", "private", "sh", "-c", CHROOT,
+                               "sh", str(b.rootfs), str(b.dir)] + argv[4:]
+        elif b.overlays:
             mounts = " && ".join(f'mount -t overlay overlay -o "lowerdir=${{{i * 2 + 1}}}:${{{i * 2 + 2}}}" '
                                  f'"${{{i * 2 + 2}}}"' for i in range(len(b.overlays)))
             layers = [str(x) for target, layer in b.overlays.items() for x in (layer, target)]
@@ -224,10 +275,10 @@ LogLevel INFO
                      f'{mounts} && shift {shift} && exec "$@"', "sh"] + layers + argv)
         log = open(b.dir / "sshd.log", "ab")
         b.sshd = subprocess.Popen(
-            argv,
+            argv, env={**os.environ, **b.env},
             stdout=log, stderr=log, preexec_fn=enter_cgroups, start_new_session=True)
         log.close()
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if b.sshd.poll() is not None:
                 raise RuntimeError(f"sshd of {b.name} exited: {(b.dir / 'sshd.log').read_text()[-2000:]}")
@@ -236,7 +287,7 @@ LogLevel INFO
                 return
             except OSError:
                 time.sleep(0.1)
-        raise RuntimeError(f"sshd of {b.name} did not listen on {b.address}:{PORT} within 15 s")
+        raise RuntimeError(f"sshd of {b.name} did not listen on {b.address}:{PORT} within {timeout_s:g} s")
 
     def kill_board(self, b: Board):
         """The board drops: sshd, every session and the runner die at once (SIGKILL)."""
@@ -379,5 +430,7 @@ if __name__ == "__main__":
 
     if sys.argv[1:] != ["--cleanup"]:
         sys.exit("usage: python tests/sshboards.py --cleanup")
-    for item in cleanup_stale():
+    import arm64board
+
+    for item in cleanup_stale() + arm64board.remove_stale_entries():
         print("removed", item)

@@ -1,8 +1,11 @@
 """pytest fixtures for the SSH test boards; skipped with the reason when not root."""
 from __future__ import annotations
 
+import os
+
 import pytest
 
+import arm64board
 from sshboards import Lab, skip_reason
 from onnx_models import matmul_chain
 
@@ -53,3 +56,26 @@ def tiny_onnx(tmp_path_factory):
 def onnx_20mb(tmp_path_factory):
     """About 20 MB (2236 x 2236 float32 weights)."""
     return matmul_chain(tmp_path_factory.mktemp("models") / "big.onnx", 2236)
+
+
+# The emulated aarch64 boards (tests/arm64board.py): QEMU is registered through binfmt_misc
+# for this session only; skipped with the reason where the root filesystem is not built.
+@pytest.fixture(scope="session")
+def arm64_binfmt(ssh_lab):
+    reason = arm64board.skip_reason()
+    if reason:
+        pytest.skip(reason)
+    with arm64board.Binfmt(f"edge-harness-arm64-{ssh_lab.token}-{os.getpid()}") as entry:
+        yield entry
+
+
+@pytest.fixture(scope="session")
+def arm64_board(ssh_lab, arm64_binfmt):
+    """numpy 2, onnxruntime and ai-edge-litert from their aarch64 wheels."""
+    return arm64board.add_board(ssh_lab, "arm64")
+
+
+@pytest.fixture(scope="session")
+def arm64_old_board(ssh_lab, arm64_binfmt):
+    """An older aarch64 image: Debian's numpy 1.24 and tflite-runtime 2.14, no onnxruntime."""
+    return arm64board.add_board(ssh_lab, "arm64old", env="old-image")
