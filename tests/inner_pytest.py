@@ -40,3 +40,16 @@ def start_inner(argv: list, log: Path, cwd: Path = ROOT, env: Optional[dict] = N
     out = open(log, "w")
     return subprocess.Popen(argv, cwd=cwd, env=inner_env(env), stdout=out, stderr=subprocess.STDOUT,
                             start_new_session=True)
+
+
+QUICK = ["--min-duration", "0.05", "--warmup", "2", "--report", "", "-q", "-rs"]
+
+
+def suites(devices_dir, store, *devices, variants=("digits-mlp/*",)) -> list:
+    """argv of the user's suites on `devices` from `devices_dir`, short loops, no report."""
+    argv = pytest_argv(ROOT / "suites", "--devices-dir", devices_dir, "--store", store, *QUICK)
+    for d in devices:
+        argv += ["--device", d]
+    for v in variants:
+        argv += ["--variants", v]
+    return argv

@@ -12,7 +12,8 @@ import arm64board
 from harness import zoo
 from harness.devices.ssh import SshDevice, check
 from harness.store import Store
-from test_ssh_suites import ROOT, suites
+from inner_pytest import suites
+from paths import ROOT
 
 pytestmark = pytest.mark.arm64
 

@@ -8,19 +8,8 @@ import time
 from pathlib import Path
 
 from harness.store import Store
-from inner_pytest import inner_env, pytest_argv, run_inner
+from inner_pytest import inner_env, run_inner, suites
 from paths import ROOT
-
-QUICK = ["--min-duration", "0.05", "--warmup", "2", "--report", "", "-q", "-rs"]
-
-
-def suites(devices_dir, store, *devices, variants=("digits-mlp/*",)):
-    argv = pytest_argv(ROOT / "suites", "--devices-dir", devices_dir, "--store", store, *QUICK)
-    for d in devices:
-        argv += ["--device", d]
-    for v in variants:
-        argv += ["--variants", v]
-    return argv
 
 
 def test_suites_run_on_a_board_and_an_older_image(ssh_lab, fast_board, old_board, tmp_path):
