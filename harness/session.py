@@ -228,6 +228,8 @@ class Session:
         visits, seen = [], set()
         twins = [(m, zoo.control_recipe(m)) for m in {id(m): m for m, _ in cases}.values()
                  if m.control and controls]
+        # the twin is the base model again: a board that cannot run the base has no control
+        twins = [(m, r) for m, r in twins if self.skip_reason(device_name, r) is None]
         for manifest, recipe in cases + twins:
             key = self._key(device_name, manifest, recipe, settings)
             if key in seen or key in self._results or key in self.failures:

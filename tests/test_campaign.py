@@ -129,3 +129,23 @@ def test_a_variant_that_could_not_be_measured_is_listed_in_the_report(tmp_path):
     listed = page[page.index("<h2>Not measured</h2>"):]
     assert "local tiny/broken" in listed and "NoSuchOperator" in listed
     assert "nothing to plot: no measurement here has a top-1 accuracy" in page   # the manifest has no dataset
+
+
+def test_a_board_that_cannot_run_the_base_model_gets_no_control_twin(tmp_path):
+    """The A/A twin is the base model again: on a board without its runtime (a LiteRT-only
+    image) it is left out, not scheduled and failed."""
+    from paths import ROOT
+
+    (tmp_path / "devices").mkdir()
+    (tmp_path / "devices" / "local.yaml").write_text(
+        "kind: local\ncapabilities: {runtimes: [litert]}\n"
+        "settings: {min_duration_s: 0.02, min_iterations: 20, warmup: 2, rounds: 1}\n")
+    manifests = zoo.load_manifests(ROOT / "models")
+    [manifest] = [m for m in manifests if m.name == "digits-mlp"]
+    assert manifest.control
+    s = Session(Inventory(tmp_path / "devices"), Store(f"sqlite:///{tmp_path / 'store.sqlite'}"), manifests,
+                cache=tmp_path / "cache", order_seed=1)
+    s.select(zoo.select(manifests, ["digits-mlp/tflite-int8"]))
+    s.measure("local", manifest, manifest.recipe("tflite-int8"))
+    assert [m.variant for m in s.measured] == ["tflite-int8"]
+    assert not s.failures, s.failures
