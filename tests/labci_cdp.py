@@ -3,6 +3,7 @@ its browser download needs the internet). Every wait has a deadline."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import re
@@ -122,3 +123,19 @@ class Browser:
             self.proc.kill()
             self.proc.wait(timeout=15)
         shutil.rmtree(self.profile, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def chromium():
+    """A headless Chromium for one test or module; skipped with the reason where there is none."""
+    import pytest
+
+    binary = chromium_path()
+    if binary is None:
+        pytest.skip("Chromium not found: apt-get install chromium (.ci/install.d/labci.sh)")
+    pytest.importorskip("websocket", reason="websocket-client not installed: pip install websocket-client")
+    b = Browser(binary)
+    try:
+        yield b
+    finally:
+        b.close()

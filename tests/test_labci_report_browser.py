@@ -10,7 +10,7 @@ from harness.compare import compare_runs, parse_gates
 from harness.report import write_report, write_static
 from harness.store import Store
 from paths import ROOT
-from labci_cdp import Browser, chromium_path
+from labci_cdp import chromium, chromium_path
 from fake_measurements import fake_measurement
 
 # (variant, median latency ms, top-1 accuracy): fp32 and int8 are on the front, fp16 is not
@@ -48,13 +48,8 @@ def test_report_html_has_trends_regressions_and_escapes(report):
 
 @pytest.fixture
 def browser():
-    binary = chromium_path()
-    if binary is None:
-        pytest.skip("Chromium not found: apt-get install chromium (.ci/install.d/labci.sh)")
-    pytest.importorskip("websocket", reason="websocket-client not installed: pip install websocket-client")
-    b = Browser(binary)
-    yield b
-    b.close()
+    with chromium() as b:
+        yield b
 
 
 def test_report_in_headless_chromium(report, browser):

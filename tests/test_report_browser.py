@@ -18,7 +18,7 @@ from harness.report import write_report
 from harness.report.decisions import outcomes_of
 from harness.store import Store
 from labci_board import ROOT
-from labci_cdp import Browser, chromium_path
+from labci_cdp import chromium
 
 PAGE_LIMIT = 1.5e6
 EVIL = '<img src=x onerror="window.pwned=1">'
@@ -96,17 +96,12 @@ def reports(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser():
-    binary = chromium_path()
-    if binary is None:
-        pytest.skip("Chromium not found: apt-get install chromium (.ci/install.d/labci.sh)")
-    pytest.importorskip("websocket", reason="websocket-client not installed: pip install websocket-client")
-    b = Browser(binary)
-    b.send("Runtime.enable")
-    b.send("Log.enable")
-    b.send("Page.enable")
-    b.send("Emulation.setDeviceMetricsOverride", width=1400, height=1200, deviceScaleFactor=1, mobile=False)
-    yield b
-    b.close()
+    with chromium() as b:
+        b.send("Runtime.enable")
+        b.send("Log.enable")
+        b.send("Page.enable")
+        b.send("Emulation.setDeviceMetricsOverride", width=1400, height=1200, deviceScaleFactor=1, mobile=False)
+        yield b
 
 
 def load(browser, path):

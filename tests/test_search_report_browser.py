@@ -6,7 +6,7 @@ import pytest
 
 from harness.search.cli import SearchOutcome, write_search_page
 from harness.search.results import summarize_search
-from labci_cdp import Browser, chromium_path
+from labci_cdp import chromium
 
 TRIALS = [
     {"number": 0, "state": "feasible", "technique": "fixed-point", "config": {"layer_bits": {"/fc1/Gemm": 4}},
@@ -32,13 +32,8 @@ def page(tmp_path):
 
 @pytest.fixture
 def browser():
-    binary = chromium_path()
-    if binary is None:
-        pytest.skip("Chromium not found: apt-get install chromium (.ci/install.d/labci.sh)")
-    pytest.importorskip("websocket", reason="websocket-client not installed: pip install websocket-client")
-    b = Browser(binary)
-    yield b
-    b.close()
+    with chromium() as b:
+        yield b
 
 
 def test_search_page_in_headless_chromium(page, browser):
