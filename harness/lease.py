@@ -247,7 +247,7 @@ class LeaseManager:
                     self.lost.add(device)
                     self.held.discard(device)
 
-    def check(self, device: str) -> None:
+    def ensure_held(self, device: str) -> None:
         """Refuse to measure on a board whose lease lapsed or may have: its numbers could be
         another run's load, and that other run may be measuring on it right now."""
         if device in self.lost:

@@ -384,7 +384,7 @@ class Session:
 
     def _check_lease(self, device_name: str) -> None:
         if self.leases is not None:
-            self.leases.check(device_name)
+            self.leases.ensure_held(device_name)
 
     def _run(self, device, spec: DeviceSpec, run_spec: dict):
         """Run once; with power meters declared, bracket the run with them.

@@ -199,7 +199,7 @@ def test_renewal_pushes_the_expiry_and_keeps_the_lease_fresh(store):
     mine.renew_once()
     assert store.leases.all()[0]["expires_at"] > first
     clock.sleep(20)          # 40 s since the take, 20 s since the renewal: fresh
-    mine.check("pi")
+    mine.ensure_held("pi")
     mine.release_all()
     assert store.leases.all() == [] and not mine.lost
 
@@ -216,11 +216,11 @@ def test_a_lease_not_renewed_within_its_ttl_is_stale(store, caplog):
     with caplog.at_level(logging.WARNING, logger="harness.lease"):
         mine.renew_once()
     assert "pi: lease renewal failed" in caplog.text
-    mine.check("pi")         # 20 s since the take: still within the ttl
+    mine.ensure_held("pi")         # 20 s since the take: still within the ttl
     clock.sleep(11)
     mine.renew_once()
     with pytest.raises(DeviceError, match="stale: last renewed 31 s ago"):
-        mine.check("pi")
+        mine.ensure_held("pi")
 
 
 def test_a_lapsed_lease_stops_measuring_on_that_board(store):
@@ -232,7 +232,7 @@ def test_a_lapsed_lease_stops_measuring_on_that_board(store):
     assert store.leases.take("pi", "other:2", ttl_s=60)
     mine.renew_once()
     with pytest.raises(DeviceError, match="lease on the board lapsed"):
-        mine.check("pi")
+        mine.ensure_held("pi")
     assert "pi" not in mine.held  # no longer renewed: the other run's lease is left alone
     mine.release_all()
     assert [r["holder"] for r in store.leases.all()] == ["other:2"]
