@@ -225,8 +225,8 @@ class LeaseManager:
 
     def renew_once(self) -> None:
         """Renew every lease this process holds. A lease found taken by another run is lost
-        (check() then refuses the board); a store error is logged and the next renewal tries
-        again, and check() refuses the board once its last good renewal is older than the ttl."""
+        (ensure_held() then refuses the board); a store error is logged and the next renewal tries
+        again, and ensure_held() refuses the board once its last good renewal is older than the ttl."""
         with self._lock:
             devices = list(self.held)
         for device in devices:
@@ -242,7 +242,7 @@ class LeaseManager:
                     self.renewed_at[device] = self.clock()
                 else:
                     # expired under us (a long stall): another run may hold the board now;
-                    # stop renewing and let check() refuse further measurements on it
+                    # stop renewing and let ensure_held() refuse further measurements on it
                     log.warning("%s: the lease was taken by another run; no more measurements on it", device)
                     self.lost.add(device)
                     self.held.discard(device)
