@@ -221,7 +221,13 @@ class Lab:
             path = CGROUP_ROOT / controller / "edge-harness" / f"{self.token}-{b.name}"
             path.mkdir(parents=True, exist_ok=True)
             b.cgroups.append(path)
+        # Shares are weighed level by level: the boards' common parent competes with every
+        # other task on the host, so a large share there (and on a throttled board's own
+        # group) makes a board's speed its quota's, not the host load's (a starved board
+        # never reaches its quota, and its cgroup is never throttled).
+        (b.cgroups[0].parent / "cpu.shares").write_text("262144")
         if cpu_quota_pct:
+            (b.cgroups[0] / "cpu.shares").write_text("262144")
             (b.cgroups[0] / "cpu.cfs_period_us").write_text("100000")
             (b.cgroups[0] / "cpu.cfs_quota_us").write_text(str(cpu_quota_pct * 1000))
         if memory_mb:

@@ -183,9 +183,28 @@ def test_two_places_with_one_tag_share_the_suites_under_xdist(lg_lab, make_board
     devices = tmp_path / "devices"
     lg_lab.device_yaml("pool", boards[0], devices_dir=devices, tags={"board": "pool"})
     store = f"sqlite:///{tmp_path / 'store.sqlite'}"
-    proc = _run(lg_lab, _suites(lg_lab, devices, store, "pool", "-n", "2"))
-    out = proc.stdout + proc.stderr
-    assert proc.returncode == 0, out[-4000:]
+    # Both places are held by hand until BOTH workers queue a reservation: a worker that
+    # started first (the other still importing on a loaded machine) could otherwise measure
+    # its variant and release its place before the other reserved, which then got the same
+    # place. Released together, the two waiting reservations get one place each.
+    for i in range(len(boards)):
+        lg_lab.client("-p", f"lg-pool-{i}", "acquire", user="alice")
+    child = subprocess.Popen(_suites(lg_lab, devices, store, "pool", "-n", "2"), cwd=ROOT, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True, start_new_session=True,
+                             env={**lg_lab.env(), "PYTHONPATH": str(ROOT)})
+    try:
+        deadline = time.monotonic() + 300
+        while lg_lab.client("reservations").count("state: waiting") < 2:
+            assert time.monotonic() < deadline and child.poll() is None, "two workers never both waited"
+            time.sleep(0.2)
+        for i in range(len(boards)):
+            lg_lab.client("-p", f"lg-pool-{i}", "release", user="alice")
+        out, _ = child.communicate(timeout=900)
+    finally:
+        if child.poll() is None:
+            os.killpg(child.pid, signal.SIGKILL)
+            child.wait(timeout=30)
+    assert child.returncode == 0, out[-4000:]
     rows = Store(store).measurements()
     assert {m.device for m in rows} == {"pool"} and len({m.run_id for m in rows}) == 1
     # each worker reserved its own place; every row says which place measured it

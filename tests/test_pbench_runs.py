@@ -146,7 +146,17 @@ def test_skip_disable_and_no_plugin_keep_the_harness_working(tmp_path):
     assert "1 passed, 1 skipped" in only.stdout and "benchmark 'local'" in only.stdout
     assert "harness measurements" in only.stdout and (tmp_path / "only.html").stat().st_size > 0
 
-    assert len(store.measurements()) == 4  # every run measured, whatever pytest-benchmark did
+    # Every run measured, whatever pytest-benchmark did. A run on a busy machine may hold
+    # two rows of the variant: the local YAML's validity.remeasure measures an INVALID one
+    # (other processes' contention) once more, and the invalid row stays in the store as
+    # evidence; the store and the gates take a run's last row (Store.key_history).
+    per_run = {}
+    for m in store.measurements(samples=False):
+        per_run.setdefault(m.run_id, []).append(m)
+    assert len(per_run) == 4
+    for rows in per_run.values():
+        assert {m.variant_id for m in rows} == {"probe/fp32"}
+        assert len(rows) <= 2 and all(not m.valid for m in rows[:-1]), [m.validity for m in rows]
 
 
 @pytest.mark.skipif(importlib.util.find_spec("xdist") is None, reason="pytest-xdist is not installed")

@@ -1,7 +1,9 @@
 """The ssh kind against real sshd test boards (network namespaces, cgroups): needs root."""
 from __future__ import annotations
 
+import os
 import shlex
+import signal
 import threading
 import time
 
@@ -104,6 +106,9 @@ def test_the_runner_orphaned_by_a_dropped_link_is_stopped_before_the_retry(ssh_l
         handle = device.deploy(tiny_onnx)
         worker, result = _run_in_background(device, handle, 8.0)
         orphan = _wait_for_runner(board)
+        # Frozen, so it is still there when the retry looks for it, however long the
+        # reconnect takes on a loaded machine (running, its 8 s loop ended by itself first).
+        os.kill(orphan, signal.SIGSTOP)
         ssh_lab.drop_link(board)           # sshd dies; the runner lives on, orphaned
         assert _alive(orphan)
         ssh_lab.start_sshd(board)
@@ -389,17 +394,20 @@ def test_on_board_power_meter_over_the_boards_connection(ssh_lab, make_board, ti
     over the device's own SSH connection, and is integrated over the runner's window."""
     from pathlib import Path
 
-    from harness.power import measure_with_meters, open_meters
+    from harness.power import measure_with_meters, min_window_s, open_meters
 
     fake = (TESTS / "fakes" / "tegrastats").read_text()
     board = make_board("tegra", files={"/usr/local/bin": {"tegrastats": fake}})
-    spec = ssh_lab.spec(board, board="jetson", top={"power": [{"meter": "tegrastats", "interval_ms": 20}]})
+    # Lines are stamped on arrival, and a silence of 3 periods is a gap (no energy per
+    # inference): at 20 ms a loaded host's scheduling alone made one; 100 ms tolerates 0.3 s.
+    spec = ssh_lab.spec(board, board="jetson", top={"power": [{"meter": "tegrastats", "interval_ms": 100}]})
     with SshDevice(spec) as device:
         handle = device.deploy(tiny_onnx)
         meters = open_meters(spec, device)
+        window = min_window_s(meters)  # enough samples at that rate
         try:
             raw, energies = measure_with_meters(
-                meters, lambda: device.run(run_spec(handle, min_duration_s=0.5)), idle_s=0.3)
+                meters, lambda: device.run(run_spec(handle, min_duration_s=window)), idle_s=0.3)
         finally:
             for meter in meters:
                 meter.close()
