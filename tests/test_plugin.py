@@ -153,13 +153,16 @@ def test_pytest_benchmark_tables_when_an_option_asks_for_them(project):
     assert _harness_lines(out)[-1].startswith("store: ")
 
 
-def test_each_tests_outcome_per_variant_reaches_the_run(project):
-    pytester, args, tmp = project
-    pytester.makepyfile(test_budget="""
+FP16_OVER_BUDGET = """
 def test_budget(measure, variant_case):
     measure()
     assert variant_case[1].name != "fp16", "over budget"
-""")
+"""
+
+
+def test_each_tests_outcome_per_variant_reaches_the_run(project):
+    pytester, args, tmp = project
+    pytester.makepyfile(test_budget=FP16_OVER_BUDGET)
     result = pytester.runpytest_subprocess(*args, "--device", "box", "--variants", "tiny/fp*", "test_budget.py",
                                            timeout=300)
     result.assert_outcomes(passed=1, failed=1)
@@ -173,11 +176,7 @@ def test_budget(measure, variant_case):
 def test_last_failed_reruns_only_the_variant_that_failed(project):
     pytester, args, tmp = project
     args = [a for a in args if a not in ("-p", "no:cacheprovider")]   # --lf needs pytest's cache
-    pytester.makepyfile(test_budget="""
-def test_budget(measure, variant_case):
-    measure()
-    assert variant_case[1].name != "fp16", "over budget"
-""")
+    pytester.makepyfile(test_budget=FP16_OVER_BUDGET)
     first = pytester.runpytest_subprocess(*args, "--device", "box", "--variants", "tiny/fp*", "test_budget.py",
                                           timeout=300)
     first.assert_outcomes(passed=1, failed=1)
