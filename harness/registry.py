@@ -144,16 +144,19 @@ class Registry:
         self._from_builtin_modules: set = set()   # names the built-in modules registered
 
     # -- registering
-    def register(self, name: str, obj=None):
-        """Register ``obj`` as ``name``; without ``obj``, a class or function decorator."""
+    def register(self, name: str, obj=None, *, module: str = ""):
+        """Register ``obj`` as ``name``; without ``obj``, a class or function decorator.
+        ``module``: the module that defines it, where that is not ``obj.__module__``."""
         if obj is None:
-            return lambda o: self.register(name, o)
+            return lambda o: self.register(name, o, module=module)
         self._import_modules()   # a built-in's name is taken even before anyone asked for it
         self._refuse_duplicate(name, obj)
         if isinstance(obj, type):
             setattr(obj, self.attribute, name)
         self._registered[name] = obj
-        if self._importing_builtins:
+        # a built-in module imported directly (before the registry imported its list) registers
+        # outside _importing_builtins: its own module still says it is the harness's
+        if self._importing_builtins or (module or getattr(obj, "__module__", "")) in self.modules:
             self._from_builtin_modules.add(name)
         return obj
 

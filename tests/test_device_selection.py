@@ -29,7 +29,7 @@ def test_a_near_miss_names_what_exists_and_guesses(tmp_path):
 
 def test_the_demo_inventory_answers_the_readme_commands(repo):
     inv = Inventory(repo / "devices")
-    assert inv.select("jetson") == ["jetson-orin-nano"]
+    assert inv.select("jetson") == ["jetson-orin-gpu", "jetson-orin-nano"]   # every Jetson in the demo inventory
     assert "qemu-m3" in inv.select("mcu")
 
 

@@ -86,7 +86,7 @@ def test_power_meter_typos_fail_at_load(tmp_path):
 def test_the_runners_own_defaults_are_the_inventorys(identity_model):
     """The runner stays one standalone file, so it keeps its own defaults for a hand-written
     spec; the inventory passes every setting anyway, and the two must not drift apart."""
-    from harness import runner
+    from harness.ondevice import runner
     from harness.inventory import SETTINGS_DEFAULTS
 
     used = runner.measure({"model": str(identity_model)})["settings"]

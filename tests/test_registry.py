@@ -204,3 +204,18 @@ def test_an_entry_point_taking_a_built_in_name_is_refused(tmp_path, monkeypatch)
     with pytest.raises(RegistryError, match=r"entry point 'ssh' \(thirdparty_kinds:Board\) of group "
                                             r"harness.devices names a device kind that is already registered"):
         kind_registry.names()
+
+
+def test_the_docs_do_not_depend_on_which_module_was_imported_first():
+    """A technique module imported directly (as a test or a user script does) registers before
+    the registry imports its list; it is still the harness's own and still in the docs."""
+    import subprocess
+    import sys
+
+    from paths import ROOT
+
+    code = ("import harness.compress.deep_compression\n"
+            "from pathlib import Path\nfrom harness.registry import options_markdown\n"
+            "print(Path('docs/options.md').read_text() == options_markdown())")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.stdout.strip() == "True", done.stdout + done.stderr

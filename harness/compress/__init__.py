@@ -34,7 +34,8 @@ def technique(name: str, options=None, formats=("onnx",), description="", params
     def decorator(fn):
         technique_registry.register(name, Technique(
             name=name, build=fn, options=table, formats=tuple(formats),
-            description=description or next(iter((fn.__doc__ or "").strip().splitlines()), "")))
+            description=description or next(iter((fn.__doc__ or "").strip().splitlines()), "")),
+            module=fn.__module__)
         return fn
     return decorator
 
