@@ -6,6 +6,6 @@ set -e
 wheel=/opt/wheels/torch-2.13.0+cpu-cp311-cp311-manylinux_2_28_x86_64.whl
 if [ -f "$wheel" ]; then
     python -m pip install --quiet "$wheel"
-else
-    python -m pip install --quiet --index-url https://download.pytorch.org/whl/cpu "torch==2.13.0"
+else   # pinned: pip takes the machine's own copy where there is one; never fatal (the tests skip)
+    python -m pip install --quiet "torch==2.13.0" || echo "torch.sh: torch 2.13.0 not installed; its tests skip"
 fi
