@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 import arm64board  # noqa: E402
-from harness import zoo  # noqa: E402
+from harness import variant_build  # noqa: E402
 from harness.devices.local import LocalDevice  # noqa: E402
 from harness.devices.ssh import SshDevice  # noqa: E402
 from harness.inventory import parse_device  # noqa: E402
@@ -48,8 +48,8 @@ def top1(raw):
 
 
 def measure(device, manifest, model: Path, settings: dict) -> dict:
-    return device.run({"model": device.deploy(model), "dataset": device.deploy(zoo.dataset_file(manifest)),
-                       "inputs": zoo.input_spec(manifest), **settings})
+    return device.run({"model": device.deploy(model), "dataset": device.deploy(variant_build.dataset_file(manifest)),
+                       "inputs": variant_build.input_spec(manifest), **settings})
 
 
 def main():
@@ -74,7 +74,7 @@ def main():
         with local, SshDevice(lab.spec(boards["current"], top=arm64board.spec_top())) as arm, \
                 SshDevice(lab.spec(boards["old-image"], top=arm64board.spec_top())) as old:
             for label, manifest_name, file in MODELS:
-                manifest = zoo.load_manifest(ROOT / "models" / f"{manifest_name}.yaml")
+                manifest = variant_build.load_manifest(ROOT / "models" / f"{manifest_name}.yaml")
                 model = ROOT / "models" / file
                 lo = measure(local, manifest, model, settings)
                 ar = measure(arm, manifest, model, settings)

@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
-from harness import datasets, zoo  # noqa: E402
+from harness import datasets, variant_build  # noqa: E402
 from harness.compress import BuildContext, get_technique  # noqa: E402
 from harness.compress import onnx_graph as g  # noqa: E402
 
@@ -65,7 +65,7 @@ def evaluator(x, y):
 
 
 def bench(manifest_path: Path, fine_tune: bool, folder: Path):
-    manifest = zoo.load_manifest(manifest_path)
+    manifest = variant_build.load_manifest(manifest_path)
     split = datasets.digits_split()
     base = g.load(manifest.base)
     shape = [d.dim_value or 1 for d in base.graph.input[0].type.tensor_type.shape.dim]

@@ -26,7 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from harness import zoo  # noqa: E402
+from harness import variant_build  # noqa: E402
 from harness.devices import open_device  # noqa: E402
 from harness.inventory import Inventory  # noqa: E402
 from labgrid_lab import LabgridLab, labgrid_python  # noqa: E402
@@ -80,7 +80,7 @@ def main():
         devices = tmp / "devices"
         lab.device_yaml("pool", boards[0], devices_dir=devices, tags={"board": "bench"})
         os.environ.update({k: lab.env()[k] for k in ("XDG_CACHE_HOME", "HARNESS_LABGRID_PYTHON")})
-        manifest = next(m for m in zoo.load_manifests(ROOT / "models") if m.name == "digits-mlp")
+        manifest = next(m for m in variant_build.load_manifests(ROOT / "models") if m.name == "digits-mlp")
         model = ROOT / "models" / manifest.base
         acquire, connect, first = zip(*[first_measurement(devices, model) for _ in range(args.repeat)])
         print(f"free place (median of {args.repeat}): reserve + acquire {statistics.median(acquire):.2f} s, "

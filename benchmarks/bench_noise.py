@@ -42,9 +42,9 @@ import numpy as np  # noqa: E402
 import onnx  # noqa: E402
 import onnx.helper as oh  # noqa: E402
 
-from harness import compare, decide, zoo  # noqa: E402
+from harness import compare, decide, variant_build  # noqa: E402
 from harness.inventory import Inventory  # noqa: E402
-from harness.session import Session  # noqa: E402
+from harness.session import BenchSession  # noqa: E402
 from harness.store import Store  # noqa: E402
 
 WIDTH = 256
@@ -100,10 +100,10 @@ def lab(folder: Path, layers_b: int, tag_b: str, rounds: int, seconds: float) ->
 
 
 def campaign(folder: Path, store: Store, seed: int, hog: Hog, pattern) -> list:
-    manifests = zoo.load_manifests(folder / "models")
-    s = Session(Inventory(folder / "devices"), store, manifests, cache=folder / "cache", order_seed=seed,
+    manifests = variant_build.load_manifests(folder / "models")
+    s = BenchSession(Inventory(folder / "devices"), store, manifests, cache=folder / "cache", order_seed=seed,
                 before_round=lambda device, r: hog.set(pattern(r)))
-    s.select(zoo.select(manifests, None))
+    s.select(variant_build.select(manifests, None))
     manifest = manifests[0]
     try:
         s.measure("local", manifest, manifest.recipe("fp32"))
@@ -194,8 +194,8 @@ def bench_fidelity(rounds: int, seconds: float, tmp: Path):
     (folder / "models" / "cnn.yaml").write_text("name: cnn\nbase: " + str(model) + "\nvariants:\n"
                                                 "  - {name: fp32, technique: fp32}\n")
     for r in range(rounds):
-        manifests = [zoo.load_manifest(folder / "models" / "cnn.yaml")]
-        s = Session(Inventory(folder / "devices"), store, manifests, cache=folder / "cache", order_seed=r)
+        manifests = [variant_build.load_manifest(folder / "models" / "cnn.yaml")]
+        s = BenchSession(Inventory(folder / "devices"), store, manifests, cache=folder / "cache", order_seed=r)
         m = s.measure("local", manifests[0], manifests[0].recipe("fp32"))
         s.close()
         harness_rounds.append(m.latency.p50_ms)

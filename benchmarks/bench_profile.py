@@ -20,9 +20,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from harness import profile, zoo  # noqa: E402
+from harness import profile, variant_build  # noqa: E402
 from harness.inventory import Inventory  # noqa: E402
-from harness.session import Session  # noqa: E402
+from harness.session import BenchSession  # noqa: E402
 from harness.store import Store  # noqa: E402
 
 
@@ -33,13 +33,13 @@ def main(argv=None) -> int:
     p.add_argument("--store", help="store URL (default: a temporary SQLite file)")
     args = p.parse_args(argv)
     store_url = args.store or f"sqlite:///{tempfile.mkdtemp(prefix='bench-profile-')}/s.sqlite"
-    manifests = [zoo.load_manifest(REPO / "models" / f"{stem}.yaml") for stem in ("digits_cnn", "digits_mlp")]
+    manifests = [variant_build.load_manifest(REPO / "models" / f"{stem}.yaml") for stem in ("digits_cnn", "digits_mlp")]
     store = Store(store_url)
-    session = Session(Inventory(REPO / "devices" if (REPO / "devices").is_dir() else None), store, manifests,
-                      cache=REPO / zoo.DEFAULT_CACHE, run_tag="bench-profile",
+    session = BenchSession(Inventory(REPO / "devices" if (REPO / "devices").is_dir() else None), store, manifests,
+                      cache=REPO / variant_build.DEFAULT_CACHE, run_tag="bench-profile",
                       overrides={"profile": True, "rounds": args.rounds, "min_duration_s": args.min_duration},
                       progress=lambda text: print(text, file=sys.stderr))
-    pairs = zoo.select(manifests, None)
+    pairs = variant_build.select(manifests, None)
     session.select(pairs)
     try:
         for manifest in manifests:

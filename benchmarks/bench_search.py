@@ -22,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from harness import zoo  # noqa: E402
+from harness import variant_build  # noqa: E402
 from harness.search import space  # noqa: E402
 from harness.search.cli import execute, front_lines  # noqa: E402
 
@@ -51,7 +51,7 @@ def main() -> int:
                      log=lambda line: print(line, flush=True))
     wall = time.perf_counter() - start
     s = result.summary
-    spec = space.load_search(zoo.load_manifest(manifest_path))
+    spec = space.load_search(variant_build.load_manifest(manifest_path))
     print()
     print(f"device {args.device}, {args.trials} trials, sampler {spec.sampler}, seed {spec.seed}, "
           f"objectives {', '.join(s['objectives'])}, budgets {', '.join(b.text for b in spec.budgets) or 'none'}")

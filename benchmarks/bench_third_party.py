@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
 import thirdparty  # noqa: E402
-from harness import zoo  # noqa: E402
+from harness import variant_build  # noqa: E402
 from harness.errors import HarnessError  # noqa: E402
 
 # the detector at a smaller page than its usual 960 to keep a run short on a laptop
@@ -69,12 +69,12 @@ def main() -> int:
         for model in args.models:
             folder = Path(tmp) / model
             folder.mkdir()
-            m = zoo.load_manifest(manifest(folder, model))
-            base = zoo.build_variant(m, m.recipe("fp32"), folder / "cache")
+            m = variant_build.load_manifest(manifest(folder, model))
+            base = variant_build.build_variant(m, m.recipe("fp32"), folder / "cache")
             for recipe in m.variants:
                 start = time.perf_counter()
                 try:
-                    v = zoo.build_variant(m, recipe, folder / "cache")
+                    v = variant_build.build_variant(m, recipe, folder / "cache")
                 except HarnessError as exc:
                     reason = str(exc).split("): ", 1)[-1].replace("|", "/").replace("\n", " ")[:160]
                     print(f"| {model} | {recipe.name} | refused: {reason} | | | | | | "

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness import zoo
+from harness import variant_build
 from harness.ondevice import runner
 from harness.measurement import Measurement, Memory
 from harness.report import write_report
@@ -33,13 +33,13 @@ REPORT_MEASUREMENTS = 300  # 3 devices x 10 variants x 10 runs
 @pytest.mark.parametrize("technique", ["fp16", "int8-dynamic", "int8-static"])
 def test_variant_build(benchmark, technique, tmp_path_factory):
     """One technique on the digits CNN, the cache cold every round (a fresh cache folder)."""
-    manifest = zoo.load_manifest(MODELS / "digits_cnn.yaml")
+    manifest = variant_build.load_manifest(MODELS / "digits_cnn.yaml")
     recipe = manifest.recipe(technique)
 
     def cold_cache():
         return (manifest, recipe, tmp_path_factory.mktemp("cache")), {"evaluate_accuracy": False}
 
-    variant = benchmark.pedantic(zoo.build_variant, setup=cold_cache, rounds=3, warmup_rounds=1)
+    variant = benchmark.pedantic(variant_build.build_variant, setup=cold_cache, rounds=3, warmup_rounds=1)
     benchmark.extra_info.update(variant=variant.id, size_bytes=variant.size_bytes)
     assert variant.path.is_file()
 

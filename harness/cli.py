@@ -30,7 +30,7 @@ import re
 import sys
 from pathlib import Path
 
-from . import __version__, zoo
+from . import __version__, variant_build
 from .errors import HarnessError
 from .inventory import Inventory
 from .project import project_root
@@ -93,7 +93,7 @@ def cmd_devices_check(args) -> int:
     spec = _inventory(args).get(args.name)
     models = _models_dir(args)
     variants = [(f"{m.name}/{r.name}", r.runtimes)
-                for m in (zoo.load_manifests(models) if models else []) for r in m.variants]
+                for m in (variant_build.load_manifests(models) if models else []) for r in m.variants]
     with open_device(spec) as device:
         print(device.check(variants))
     return 0
@@ -108,8 +108,8 @@ def cmd_devices_clean(args) -> int:
 
 def _manifests(args) -> list:
     if args.manifests:
-        return [zoo.load_manifest(Path(p)) for p in args.manifests]
-    return zoo.load_manifests(Path(args.models_dir) if args.models_dir else _root() / "models")
+        return [variant_build.load_manifest(Path(p)) for p in args.manifests]
+    return variant_build.load_manifests(Path(args.models_dir) if args.models_dir else _root() / "models")
 
 
 def cmd_variants_list(args) -> int:
@@ -133,7 +133,7 @@ def cmd_variants_build(args) -> int:
         for recipe in tqdm(manifest.variants, desc=manifest.name, unit="variant", file=sys.stderr,
                            disable=args.quiet):
             try:
-                rows.append(zoo.build_variant(manifest, recipe, _cache(args)))
+                rows.append(variant_build.build_variant(manifest, recipe, _cache(args)))
             except HarnessError as exc:
                 rows.append(Failure(manifest.name, recipe.name, recipe.technique, str(exc)))
                 failed += 1
@@ -151,7 +151,7 @@ def cmd_variants_build(args) -> int:
 
 
 def _cache(args) -> Path:
-    return Path(args.cache) if args.cache else _root() / zoo.DEFAULT_CACHE
+    return Path(args.cache) if args.cache else _root() / variant_build.DEFAULT_CACHE
 
 
 def cmd_report(args) -> int:
@@ -168,7 +168,7 @@ def cmd_report(args) -> int:
     run_id = store.run_scope(args.run)  # an id, 'latest', a tag or 'all'
     # the manifests' accuracy budgets for the decision summary, where the models are here
     models = _models_dir(args)
-    manifests = {m.name: m for m in zoo.load_manifests(models)} if models else None
+    manifests = {m.name: m for m in variant_build.load_manifests(models)} if models else None
     path = write_report(store, out, run_id=run_id, manifests=manifests,
                         assets=Path(args.report_assets) if args.report_assets else None)
     print(f"report: {path}")
@@ -449,7 +449,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, func in (("list", cmd_variants_list), ("build", cmd_variants_build)):
         p = vsub.add_parser(name)
         p.add_argument("manifests", nargs="*", help="model manifests (default: every models/*.yaml)")
-        p.add_argument("--cache", help=f"variant cache directory (default: <project root>/{zoo.DEFAULT_CACHE})")
+        p.add_argument("--cache", help=f"variant cache directory (default: <project root>/{variant_build.DEFAULT_CACHE})")
         p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
         p.set_defaults(func=func)
 

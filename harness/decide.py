@@ -23,7 +23,7 @@ import numpy as np
 from .stats import log_interval, t_quantile
 
 CONFIDENCE = 0.95
-CONTROL_VARIANT = "control"   # the A/A twin of a manifest's base model (zoo.control_recipe)
+CONTROL_VARIANT = "control"   # the A/A twin of a manifest's base model (variant_build.control_recipe)
 
 
 @dataclass(frozen=True)

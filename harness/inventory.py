@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from . import names, schema, yamlfile
+from . import names, config_fields, yamlfile
 from .errors import ConfigError
 from .validity import Thresholds
 
@@ -121,36 +121,36 @@ def parse_device(data, source, default_name: str) -> DeviceSpec:
 
     if not isinstance(data, dict):
         raise ConfigError(source, "(top level)", "a mapping of device fields", type(data).__name__)
-    kind = schema.get(source, "", data, "kind", str, required=True)
+    kind = config_fields.get(source, "", data, "kind", str, required=True)
     if kind not in known_kinds():
         expected, hint = kind_registry.expected(kind)
         raise ConfigError(source, "kind", expected, kind, hint)
-    schema.check_keys(source, "", data, TOP_LEVEL + (kind,), required=("kind",))
+    config_fields.check_keys(source, "", data, TOP_LEVEL + (kind,), required=("kind",))
     # The name keys leases, stores, reports and test ids: one safe alphabet (harness.names).
     names.check_name(source, "name (the file's stem)", default_name)
-    name = schema.get(source, "", data, "name", str, default_name)
+    name = config_fields.get(source, "", data, "name", str, default_name)
     if name != default_name:
         raise ConfigError(source, "name", f"the file's stem {default_name!r} (one board, one file)", name)
 
-    caps = schema.get(source, "", data, "capabilities", dict, {})
-    schema.check_keys(source, "capabilities", caps, ("runtimes", "providers", "power"))
-    runtimes = tuple(schema.get_list(source, "capabilities", caps, "runtimes", str, choices=KNOWN_RUNTIMES))
-    providers = tuple(schema.get_list(source, "capabilities", caps, "providers", str))
-    declared_power = (schema.get_list(source, "capabilities", caps, "power", str)
+    caps = config_fields.get(source, "", data, "capabilities", dict, {})
+    config_fields.check_keys(source, "capabilities", caps, ("runtimes", "providers", "power"))
+    runtimes = tuple(config_fields.get_list(source, "capabilities", caps, "runtimes", str, choices=KNOWN_RUNTIMES))
+    providers = tuple(config_fields.get_list(source, "capabilities", caps, "providers", str))
+    declared_power = (config_fields.get_list(source, "capabilities", caps, "power", str)
                       if caps.get("power") is not None else None)   # None: the meters declared
 
-    raw_settings = schema.get(source, "", data, "settings", dict, {})
-    schema.check_keys(source, "settings", raw_settings, tuple(SETTINGS_DEFAULTS) + GPU_SETTINGS)
+    raw_settings = config_fields.get(source, "", data, "settings", dict, {})
+    config_fields.check_keys(source, "settings", raw_settings, tuple(SETTINGS_DEFAULTS) + GPU_SETTINGS)
     settings = dict(SETTINGS_DEFAULTS)
     for key, default in SETTINGS_DEFAULTS.items():
         if isinstance(default, bool):
-            settings[key] = schema.get(source, "settings", raw_settings, key, bool, default)
+            settings[key] = config_fields.get(source, "settings", raw_settings, key, bool, default)
         elif isinstance(default, int):
-            settings[key] = schema.get(source, "settings", raw_settings, key, int, default, minimum=0)
+            settings[key] = config_fields.get(source, "settings", raw_settings, key, int, default, minimum=0)
         elif isinstance(default, float):
-            settings[key] = schema.get(source, "settings", raw_settings, key, float, default, minimum=0.0)
+            settings[key] = config_fields.get(source, "settings", raw_settings, key, float, default, minimum=0.0)
         else:
-            settings[key] = schema.get(source, "settings", raw_settings, key, str, default,
+            settings[key] = config_fields.get(source, "settings", raw_settings, key, str, default,
                                        choices=("disable", "basic", "extended", "all"))
     settings.update(_gpu_settings(source, raw_settings))
     driver = device_class(kind)
@@ -164,29 +164,29 @@ def parse_device(data, source, default_name: str) -> DeviceSpec:
         raise ConfigError(source, "settings.max_iterations", "at least settings.min_iterations",
                           settings["max_iterations"])
 
-    power = schema.get(source, "", data, "power", list, [])
+    power = config_fields.get(source, "", data, "power", list, [])
     from .power import validate_entries
 
     validate_entries(source, kind, power)
 
-    emulated = bool(schema.get(source, "", data, "emulated", bool, False) or data.get("emulation"))
-    options = driver.validate_options(schema.get(source, "", data, kind, dict, {}), source)
+    emulated = bool(config_fields.get(source, "", data, "emulated", bool, False) or data.get("emulation"))
+    options = driver.validate_options(config_fields.get(source, "", data, kind, dict, {}), source)
     meters = tuple(dict.fromkeys([entry["meter"] for entry in power] + list(driver.meters_in_options(options))))
     capabilities = Capabilities(runtimes=runtimes, providers=providers,
                                 power=_power_capability(source, declared_power, meters))
     return DeviceSpec(
         name=name, kind=kind, source=str(source),
-        description=schema.get(source, "", data, "description", str, ""),
-        python=schema.get(source, "", data, "python", str, None),
+        description=config_fields.get(source, "", data, "description", str, ""),
+        python=config_fields.get(source, "", data, "python", str, None),
         capabilities=capabilities, settings=settings,
-        timeout_s=schema.get(source, "", data, "timeout_s", float, 600.0, minimum=1.0),
+        timeout_s=config_fields.get(source, "", data, "timeout_s", float, 600.0, minimum=1.0),
         power=tuple(power),
-        tags=tuple(schema.get_list(source, "", data, "tags", str)),
+        tags=tuple(config_fields.get_list(source, "", data, "tags", str)),
         emulated=emulated,
-        emulation=(schema.get(source, "", data, "emulation", str, None, choices=EMULATIONS)
+        emulation=(config_fields.get(source, "", data, "emulation", str, None, choices=EMULATIONS)
                    or (driver.default_emulation if emulated else None)),
         options=options,
-        validity=Thresholds.parse(source, schema.get(source, "", data, "validity", dict, {})),
+        validity=Thresholds.parse(source, config_fields.get(source, "", data, "validity", dict, {})),
         prepare=_commands(source, data, "prepare"),
         restore=_commands(source, data, "restore"),
         peak=_datasheet_peak(source, data),
@@ -195,16 +195,16 @@ def parse_device(data, source, default_name: str) -> DeviceSpec:
 
 def _datasheet_peak(source, data: dict) -> dict | None:
     """`peak: {macs_per_s: {fp32: 1.2e10, int8: 4.8e10}, bytes_per_s: 1.7e10, source: "..."}`."""
-    raw = schema.get(source, "", data, "peak", dict, None)
+    raw = config_fields.get(source, "", data, "peak", dict, None)
     if raw is None:
         return None
-    schema.check_keys(source, "peak", raw, ("macs_per_s", "bytes_per_s", "source"))
-    macs = schema.get(source, "peak", raw, "macs_per_s", dict, {})
-    schema.check_keys(source, "peak.macs_per_s", macs, ("fp32", "int8"))
-    return {"macs_per_s": {k: schema.get(source, "peak.macs_per_s", macs, k, (int, float), None, minimum=1)
+    config_fields.check_keys(source, "peak", raw, ("macs_per_s", "bytes_per_s", "source"))
+    macs = config_fields.get(source, "peak", raw, "macs_per_s", dict, {})
+    config_fields.check_keys(source, "peak.macs_per_s", macs, ("fp32", "int8"))
+    return {"macs_per_s": {k: config_fields.get(source, "peak.macs_per_s", macs, k, (int, float), None, minimum=1)
                            for k in ("fp32", "int8") if k in macs},
-            "bytes_per_s": schema.get(source, "peak", raw, "bytes_per_s", (int, float), None, minimum=1),
-            "source": schema.get(source, "peak", raw, "source", str, "datasheet")}
+            "bytes_per_s": config_fields.get(source, "peak", raw, "bytes_per_s", (int, float), None, minimum=1),
+            "source": config_fields.get(source, "peak", raw, "source", str, "datasheet")}
 
 
 def _power_capability(source, declared, meters: tuple) -> tuple:
@@ -224,14 +224,14 @@ def _power_capability(source, declared, meters: tuple) -> tuple:
 
 def _gpu_settings(source, raw: dict) -> dict:
     out = {}
-    device = schema.get(source, "settings", raw, "device", str, None)
+    device = config_fields.get(source, "settings", raw, "device", str, None)
     if device is not None and not TORCH_DEVICE.match(device):
         raise ConfigError(source, "settings.device", "cpu, cuda or cuda:N", device)
-    io = schema.get(source, "settings", raw, "io", str, None, choices=("device", "host"))
+    io = config_fields.get(source, "settings", raw, "io", str, None, choices=("device", "host"))
     values = {"device": device, "io": io,
-              "sync": schema.get(source, "settings", raw, "sync", bool, None),
-              "gpu_index": schema.get(source, "settings", raw, "gpu_index", int, None, minimum=0),
-              "trt_engine_cache_dir": schema.get(source, "settings", raw, "trt_engine_cache_dir", str, None)}
+              "sync": config_fields.get(source, "settings", raw, "sync", bool, None),
+              "gpu_index": config_fields.get(source, "settings", raw, "gpu_index", int, None, minimum=0),
+              "trt_engine_cache_dir": config_fields.get(source, "settings", raw, "trt_engine_cache_dir", str, None)}
     out.update({k: v for k, v in values.items() if v is not None})
     return out
 
@@ -239,7 +239,7 @@ def _gpu_settings(source, raw: dict) -> dict:
 def _commands(source, data: dict, key: str) -> tuple:
     """A list of argv lists (never a shell string: each word is passed as it is)."""
     out = []
-    for i, argv in enumerate(schema.get(source, "", data, key, list, [])):
+    for i, argv in enumerate(config_fields.get(source, "", data, key, list, [])):
         if not isinstance(argv, list) or not argv or not all(isinstance(w, str) and w for w in argv):
             raise ConfigError(source, f"{key}[{i}]", "a command as a list of words, e.g. "
                               "[cpupower, frequency-set, -g, performance]", argv)

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Optional
 
 from . import profile as profiles
-from . import zoo
+from . import variant_build
 from .errors import ConfigError
 
 
@@ -20,23 +20,23 @@ def add_arguments(p) -> None:
     p.add_argument("--rounds", type=int, default=1, help="timed rounds before the profiled pass (default 1)")
     p.add_argument("--min-duration", type=float, help="minimum timed-loop seconds")
     p.add_argument("--store", default=DEFAULT_URL, help=f"store URL the measurement is written to (default: {DEFAULT_URL})")
-    p.add_argument("--cache", default=str(zoo.DEFAULT_CACHE), help="variant and peak cache directory")
+    p.add_argument("--cache", default=str(variant_build.DEFAULT_CACHE), help="variant and peak cache directory")
 
 
 def measure(manifest_path: Path, device: str, variant: str, *, store_url: str, devices_dir: Optional[Path] = None,
-            cache: Path = zoo.DEFAULT_CACHE, rounds: int = 1, min_duration_s: Optional[float] = None):
+            cache: Path = variant_build.DEFAULT_CACHE, rounds: int = 1, min_duration_s: Optional[float] = None):
     """The variant's Measurement with its profile (stored like any other)."""
     from .inventory import Inventory
-    from .session import Session
+    from .session import BenchSession
     from .store import Store
 
-    manifest = zoo.load_manifest(Path(manifest_path))
+    manifest = variant_build.load_manifest(Path(manifest_path))
     names = [r.name for r in manifest.variants]
     if variant not in names:
         raise ConfigError("--variant", "variant", f"one of {', '.join(names)} (from {manifest_path})", variant)
     inventory = Inventory(devices_dir if devices_dir and Path(devices_dir).is_dir() else None)
     inventory.get(device)
-    session = Session(inventory, Store(store_url), [manifest], cache=Path(cache), run_tag="profile",
+    session = BenchSession(inventory, Store(store_url), [manifest], cache=Path(cache), run_tag="profile",
                       overrides={"min_duration_s": min_duration_s})
     try:
         # settings given: this variant is measured alone, in its own rounds

@@ -143,7 +143,7 @@ class PeakCache:
 def profile_variant(doc: dict, *, device_name: str, device, run_spec: dict, model_path: Path,
                     input_shapes: Optional[dict], cache_dir: Path, datasheet: Optional[dict] = None) -> None:
     """Align a round document's profile to its model and add the measured roofline, in place
-    (the Session calls this after a campaign's rounds, before the result is stored)."""
+    (the BenchSession calls this after a campaign's rounds, before the result is stored)."""
     from . import modelinfo, profile
 
     prof = doc.get("profile")

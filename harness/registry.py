@@ -22,7 +22,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from . import schema
+from . import config_fields
 from .errors import HarnessError
 
 
@@ -52,20 +52,20 @@ class Option:
         """mapping[key] checked (or the default); errors name the file, the field and what
         is expected."""
         choices = None if self.items is not None else self.choices  # a list's choices are its items'
-        value = schema.get(source, where, mapping, key, self.types, self.default, choices=choices,
+        value = config_fields.get(source, where, mapping, key, self.types, self.default, choices=choices,
                            minimum=self.minimum, maximum=self.maximum, required=self.required)
         if self.items is not None and mapping.get(key) is not None:
-            value = schema.get_list(source, where, mapping, key, self.items, choices=self.choices)
+            value = config_fields.get_list(source, where, mapping, key, self.items, choices=self.choices)
         # A copy, so no caller can change the table's default.
         return list(value) if isinstance(value, list) else value
 
     # -- the docs' words for it
     def type_words(self) -> str:
         if self.items is not None:
-            return "a list of " + _PLURAL.get(self.items, schema.describe(self.items))
+            return "a list of " + _PLURAL.get(self.items, config_fields.describe(self.items))
         if self.types is object:
             return "any"
-        return schema.describe(self.types)
+        return config_fields.describe(self.types)
 
     def allowed_words(self) -> str:
         if self.choices is not None:
@@ -98,7 +98,7 @@ def check_options(source, where: str, mapping: Any, table: Mapping[str, Option],
     reads itself (e.g. a meter entry's ``meter``). ``fill``: defaults filled in (else only
     the fields given: a driver that tells "not given" from a default, e.g. ssh's port,
     which ~/.ssh/config may set)."""
-    schema.check_keys(source, where, mapping, tuple(also) + tuple(table))
+    config_fields.check_keys(source, where, mapping, tuple(also) + tuple(table))
     return {key: option.get(source, where, mapping, key) for key, option in table.items()
             if fill or option.required or mapping.get(key) is not None}
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from . import document, provenance, zoo
+from . import document, provenance, variant_build
 from .devices import device_class, open_device
 from .errors import DeviceError, HarnessError
 from .inventory import DeviceSpec, Inventory
@@ -36,9 +36,9 @@ TFLITE_PREFERENCE = ("litert", "tflite_runtime", "mcu")
 class _Visit:
     """One variant's place in a campaign and what its rounds returned so far."""
     key: tuple
-    manifest: zoo.Manifest
-    recipe: zoo.VariantRecipe
-    variant: zoo.Variant
+    manifest: variant_build.Manifest
+    recipe: variant_build.VariantRecipe
+    variant: variant_build.Variant
     run_spec: dict
     docs: list = field(default_factory=list)
     energies: list = field(default_factory=list)
@@ -46,9 +46,11 @@ class _Visit:
     stored_id: Optional[int] = None   # the store row its rounds so far are written to
 
 
-class Session:
+class BenchSession:
+    """One benchmarking run over an inventory and manifests (not pytest's session)."""
+
     def __init__(self, inventory: Inventory, store: Store, manifests: list, *,
-                 cache: Path = zoo.DEFAULT_CACHE, overrides: Optional[dict] = None,
+                 cache: Path = variant_build.DEFAULT_CACHE, overrides: Optional[dict] = None,
                  run_tag: Optional[str] = None, run_id: Optional[str] = None,
                  leases=None, owns_run: Optional[bool] = None, run_settings: Optional[dict] = None,
                  order_seed: Optional[int] = None, progress=None, before_round=None):
@@ -71,7 +73,7 @@ class Session:
         self.selection: list = []       # (manifest, recipe) pairs a campaign covers
         self._specs: dict[str, DeviceSpec] = {}
         self._devices: dict = {}
-        self._variants: dict[str, zoo.Variant] = {}
+        self._variants: dict[str, variant_build.Variant] = {}
         self._results: dict[tuple, Measurement] = {}
         self.failures: dict[tuple, HarnessError] = {}   # a variant that failed: asked once
         self._campaigns = 0
@@ -129,14 +131,14 @@ class Session:
             self.busy[name] = exc
             raise
 
-    def variant(self, manifest: zoo.Manifest, recipe: zoo.VariantRecipe) -> zoo.Variant:
+    def variant(self, manifest: variant_build.Manifest, recipe: variant_build.VariantRecipe) -> variant_build.Variant:
         key = f"{manifest.name}/{recipe.name}"
         if key not in self._variants:
             self.progress(f"building {key} ({recipe.technique})")
-            self._variants[key] = zoo.build_variant(manifest, recipe, self.cache)
+            self._variants[key] = variant_build.build_variant(manifest, recipe, self.cache)
         return self._variants[key]
 
-    def runtime_for(self, spec: DeviceSpec, recipe: zoo.VariantRecipe) -> Optional[str]:
+    def runtime_for(self, spec: DeviceSpec, recipe: variant_build.VariantRecipe) -> Optional[str]:
         """The runtime this device uses for this variant, or None if it has none that fits."""
         offered = [r for r in recipe.runtimes if r in spec.capabilities.runtimes]
         if not offered:
@@ -145,7 +147,7 @@ class Session:
             return min(offered, key=lambda r: TFLITE_PREFERENCE.index(r) if r in TFLITE_PREFERENCE else 99)
         return offered[0]
 
-    def skip_reason(self, device_name: str, recipe: zoo.VariantRecipe) -> Optional[str]:
+    def skip_reason(self, device_name: str, recipe: variant_build.VariantRecipe) -> Optional[str]:
         spec = self.spec(device_name)
         if self.runtime_for(spec, recipe) is None:
             return (f"{device_name} cannot run {recipe.name}: it needs one of the runtimes "
@@ -158,10 +160,10 @@ class Session:
     # ------------------------------------------------------------ measuring
 
     @staticmethod
-    def _key(device_name: str, manifest: zoo.Manifest, recipe: zoo.VariantRecipe, settings: dict) -> tuple:
+    def _key(device_name: str, manifest: variant_build.Manifest, recipe: variant_build.VariantRecipe, settings: dict) -> tuple:
         return (device_name, manifest.name, recipe.name, json.dumps(settings, sort_keys=True, default=str))
 
-    def measure(self, device_name: str, manifest: zoo.Manifest, recipe: zoo.VariantRecipe,
+    def measure(self, device_name: str, manifest: variant_build.Manifest, recipe: variant_build.VariantRecipe,
                 **settings) -> Measurement:
         """The Measurement of this variant on this device with these settings.
 
@@ -226,7 +228,7 @@ class Session:
         """Build and deploy every variant of the campaign (a failure is remembered per
         variant); with `controls`, a manifest's A/A twin joins beside its variants."""
         visits, seen = [], set()
-        twins = [(m, zoo.control_recipe(m)) for m in {id(m): m for m, _ in cases}.values()
+        twins = [(m, variant_build.control_recipe(m)) for m in {id(m): m for m, _ in cases}.values()
                  if m.control and controls]
         # the twin is the base model again: a board that cannot run the base has no control
         twins = [(m, r) for m, r in twins if self.skip_reason(device_name, r) is None]
@@ -250,10 +252,10 @@ class Session:
             "model": device.deploy(variant.path),
             "runtime": self.runtime_for(spec, recipe),
             "providers": list(merged.pop("providers", None) or spec.capabilities.providers or ["CPUExecutionProvider"]),
-            "inputs": zoo.input_spec(manifest),
+            "inputs": variant_build.input_spec(manifest),
             **merged,
         }
-        dataset = zoo.dataset_file(manifest, self.cache)
+        dataset = variant_build.dataset_file(manifest, self.cache)
         if dataset is not None:
             run_spec["dataset"] = device.deploy(dataset)
         return run_spec
@@ -322,7 +324,7 @@ class Session:
             self._results[visit.key] = measurement
             self.measured.append(measurement)
 
-    def result(self, device_name: str, manifest: zoo.Manifest, recipe: zoo.VariantRecipe,
+    def result(self, device_name: str, manifest: variant_build.Manifest, recipe: variant_build.VariantRecipe,
                **settings) -> Optional[Measurement]:
         """The measurement if it was taken (never measures)."""
         return self._results.get(self._key(device_name, manifest, recipe, settings))
@@ -336,7 +338,7 @@ class Session:
             return m
         self._remeasured.add(key)
         manifest = next(x for x in self.manifests if x.name == m.model)
-        recipe = next((r for r in manifest.variants if r.name == m.variant), None) or zoo.control_recipe(manifest)
+        recipe = next((r for r in manifest.variants if r.name == m.variant), None) or variant_build.control_recipe(manifest)
         del self._results[key]
         self.progress(f"{m.device}: {m.variant_id} was invalid ({'; '.join(m.validity.get('reasons', []))}): "
                       "measuring it once more")
@@ -410,7 +412,7 @@ class Session:
             return raw, None
         return raw, {**energies[0], "meters": energies}
 
-    def _provenance(self, spec: DeviceSpec, device, raw: dict, variant: zoo.Variant) -> dict:
+    def _provenance(self, spec: DeviceSpec, device, raw: dict, variant: variant_build.Variant) -> dict:
         return {
             "time": provenance.now(),
             "device": spec.public(),

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Optional
 
-from . import schema
+from . import config_fields
 from .stats import PERCENTILE_MIN_SAMPLES, LatencyStats, supported
 
 VALID, INVALID = "valid", "invalid"
@@ -51,14 +51,14 @@ class Thresholds:
         """The device YAML's `validity:` section; errors name the file and field."""
         mapping = mapping or {}
         names = [f.name for f in fields(cls)]
-        schema.check_keys(source, "validity", mapping, names)
+        config_fields.check_keys(source, "validity", mapping, names)
         values = {}
         for f in fields(cls):
             default = getattr(cls, f.name)
             if f.name == "remeasure":
-                values[f.name] = schema.get(source, "validity", mapping, f.name, bool, default)
+                values[f.name] = config_fields.get(source, "validity", mapping, f.name, bool, default)
             else:
-                values[f.name] = schema.get(source, "validity", mapping, f.name, float, default, minimum=0.0)
+                values[f.name] = config_fields.get(source, "validity", mapping, f.name, float, default, minimum=0.0)
         return cls(**values)
 
     def to_dict(self) -> dict:

@@ -2,7 +2,7 @@
 loses no more than the manifest allows against the fp32 base."""
 import pytest
 
-from harness import zoo
+from harness import variant_build
 from harness.accuracy import compare_with_host
 
 
@@ -26,7 +26,7 @@ def test_accuracy_drop_within_budget(measure, manifest, variant, harness_session
     m = measure()
     if m.accuracy is None:
         pytest.skip(f"{m.device} measured no accuracy for {variant.id}")
-    reference = zoo.host_accuracy(manifest.base, zoo.dataset_file(manifest, harness_session.cache), manifest.inputs)
+    reference = variant_build.host_accuracy(manifest.base, variant_build.dataset_file(manifest, harness_session.cache), manifest.inputs)
     drop = reference - m.accuracy
     assert drop <= manifest.max_accuracy_drop, (
         f"{variant.id} loses {100 * drop:.2f} points against the fp32 base "

@@ -9,7 +9,7 @@ import subprocess
 import pytest
 
 import arm64board
-from harness import zoo
+from harness import variant_build
 from harness.devices.ssh import SshDevice, check
 from harness.store import Store
 from inner_pytest import suites
@@ -74,7 +74,7 @@ def test_suites_run_on_both_arm64_images(ssh_lab, arm64_board, arm64_old_board, 
     assert proc.returncode == 0, failures[:6000] + out[-3000:]
     rows = Store(store).measurements()
     measured = {(m.device, m.variant_id) for m in rows}
-    control = f"digits-mlp/{zoo.CONTROL_NAME}"  # the base's A/A twin, measured beside them
+    control = f"digits-mlp/{variant_build.CONTROL_NAME}"  # the base's A/A twin, measured beside them
     assert measured - {(arm64_board.name, control)} == {
         (arm64_board.name, "digits-mlp/fp32"), (arm64_board.name, "digits-mlp/tflite-int8"),
         (arm64_old_board.name, "digits-mlp/tflite-int8")}, out[-3000:]

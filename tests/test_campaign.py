@@ -4,10 +4,10 @@ import json
 
 import pytest
 
-from harness import zoo
+from harness import variant_build
 from harness.errors import HarnessError
 from harness.inventory import Inventory
-from harness.session import Session
+from harness.session import BenchSession
 from harness.store import Store
 from onnx_models import single_op_model
 
@@ -28,10 +28,10 @@ def lab(tmp_path, control=False, rounds=3):
 
 
 def session(path, seed):
-    manifests = zoo.load_manifests(path / "models")
-    s = Session(Inventory(path / "devices"), Store(f"sqlite:///{path / 'store.sqlite'}"), manifests,
+    manifests = variant_build.load_manifests(path / "models")
+    s = BenchSession(Inventory(path / "devices"), Store(f"sqlite:///{path / 'store.sqlite'}"), manifests,
                 cache=path / "cache", order_seed=seed)
-    s.select(zoo.select(manifests, None))
+    s.select(variant_build.select(manifests, None))
     return s, manifests[0]
 
 
@@ -111,8 +111,8 @@ def test_identical_bytes_are_tied_and_a_control_twin_measures_the_noise_floor(tm
 def test_round_spec_splits_the_budget():
     spec = {"model": "m", "min_duration_s": 1.5, "min_iterations": 50, "max_iterations": 1000,
             "dataset": "d", "rounds": 3}
-    first = Session.round_spec(spec, 0, 3)
-    last = Session.round_spec(spec, 2, 3)
+    first = BenchSession.round_spec(spec, 0, 3)
+    last = BenchSession.round_spec(spec, 2, 3)
     assert first["min_duration_s"] == pytest.approx(0.5) and first["min_iterations"] == 17
     assert first["max_iterations"] == 334 and "dataset" not in first and "rounds" not in first
     assert last["dataset"] == "d" and last["round"] == 2
@@ -140,12 +140,12 @@ def test_a_board_that_cannot_run_the_base_model_gets_no_control_twin(tmp_path):
     (tmp_path / "devices" / "local.yaml").write_text(
         "kind: local\ncapabilities: {runtimes: [litert]}\n"
         "settings: {min_duration_s: 0.02, min_iterations: 20, warmup: 2, rounds: 1}\n")
-    manifests = zoo.load_manifests(ROOT / "models")
+    manifests = variant_build.load_manifests(ROOT / "models")
     [manifest] = [m for m in manifests if m.name == "digits-mlp"]
     assert manifest.control
-    s = Session(Inventory(tmp_path / "devices"), Store(f"sqlite:///{tmp_path / 'store.sqlite'}"), manifests,
+    s = BenchSession(Inventory(tmp_path / "devices"), Store(f"sqlite:///{tmp_path / 'store.sqlite'}"), manifests,
                 cache=tmp_path / "cache", order_seed=1)
-    s.select(zoo.select(manifests, ["digits-mlp/tflite-int8"]))
+    s.select(variant_build.select(manifests, ["digits-mlp/tflite-int8"]))
     s.measure("local", manifest, manifest.recipe("tflite-int8"))
     assert [m.variant for m in s.measured] == ["tflite-int8"]
     assert not s.failures, s.failures

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import zoo
+from harness import variant_build
 from harness.cli import main
 from harness.devices import register
 from harness.devices.base import Device
@@ -17,7 +17,7 @@ from harness.devices.local import RUNNER, decode_runner_output
 from harness.errors import ConfigError
 from harness.inventory import Inventory, load_device_file
 from harness.power import Meter, MeterError, PowerTrace, meter, open_meters
-from harness.session import Session
+from harness.session import BenchSession
 from harness.store import Store
 from onnx_models import single_op_model
 from paths import ROOT
@@ -77,10 +77,10 @@ def lab(tmp_path, power=""):
 
 def test_a_kind_overriding_nothing_is_measured_by_the_session_with_a_controller_meter(tmp_path):
     path = lab(tmp_path, power="power: [{meter: bench-psu-protocol-test}]\n")
-    manifests = zoo.load_manifests(path / "models")
-    session = Session(Inventory(path / "devices"), Store(f"sqlite:///{path / 'store.sqlite'}"), manifests,
+    manifests = variant_build.load_manifests(path / "models")
+    session = BenchSession(Inventory(path / "devices"), Store(f"sqlite:///{path / 'store.sqlite'}"), manifests,
                       cache=path / "cache")
-    session.select(zoo.select(manifests, None))
+    session.select(variant_build.select(manifests, None))
     try:
         m = session.measure("bare", manifests[0], manifests[0].recipe("fp32"))
     finally:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import names, provenance, zoo
+from harness import names, provenance, variant_build
 from harness.errors import ConfigError, HarnessError
 from harness.inventory import Inventory, load_device_file
 from harness.report.page import write_page
@@ -33,7 +33,7 @@ def manifest_file(folder: Path, name="tiny", variant="fp32", extra="") -> Path:
 def test_manifest_name_that_is_a_path_is_refused_at_load(tmp_path):
     path = manifest_file(tmp_path / "models", name=str(tmp_path / "x" / "ESCAPED"))
     with pytest.raises(ConfigError) as err:
-        zoo.load_manifest(path)
+        variant_build.load_manifest(path)
     text = str(err.value)
     assert str(path) in text and ": name: expected a name of" in text and "ESCAPED" in text
     assert not (tmp_path / "x").exists()
@@ -43,24 +43,24 @@ def test_manifest_name_that_is_a_path_is_refused_at_load(tmp_path):
 def test_variant_name_outside_the_alphabet_is_refused_with_the_field(tmp_path, bad):
     path = manifest_file(tmp_path / "models", variant=bad)
     with pytest.raises(ConfigError, match=r"variants\[0\]\.name: expected a name of 1-64 characters"):
-        zoo.load_manifest(path)
+        variant_build.load_manifest(path)
 
 
 def test_the_cache_join_refuses_a_name_that_never_passed_the_door(tmp_path):
     """Defence in depth: a Manifest built in code (no loader) still cannot write outside."""
-    manifest = zoo.load_manifest(manifest_file(tmp_path / "models"))
-    evil = zoo.Manifest(name="../../escaped", source=manifest.source, base=manifest.base,
+    manifest = variant_build.load_manifest(manifest_file(tmp_path / "models"))
+    evil = variant_build.Manifest(name="../../escaped", source=manifest.source, base=manifest.base,
                         variants=manifest.variants)
     with pytest.raises(ValueError, match="not a safe path component"):
-        zoo.build_variant(evil, evil.variants[0], tmp_path / "cache", evaluate_accuracy=False)
+        variant_build.build_variant(evil, evil.variants[0], tmp_path / "cache", evaluate_accuracy=False)
     assert not list(tmp_path.rglob("*escaped*"))
 
 
 def test_model_file_names_follow_the_alphabet_but_may_live_elsewhere(tmp_path):
     extra = "  - {name: lite, file: '../shared/m$(shell touch PWNED)n.tflite'}\n"
     with pytest.raises(ConfigError, match=r"variants\[1\]\.file: expected a model file path whose file name"):
-        zoo.load_manifest(manifest_file(tmp_path / "models", extra=extra))
-    ok = zoo.load_manifest(manifest_file(tmp_path / "models2", extra="  - {name: lite, file: ../shared/m.tflite}\n"))
+        variant_build.load_manifest(manifest_file(tmp_path / "models", extra=extra))
+    ok = variant_build.load_manifest(manifest_file(tmp_path / "models2", extra="  - {name: lite, file: ../shared/m.tflite}\n"))
     assert ok.recipe("lite").file == "../shared/m.tflite"  # read-only input: a shared folder is fine
 
 
@@ -152,7 +152,7 @@ def test_duplicate_keys_are_refused_with_both_lines(tmp_path):
     assert "duplicate key 'threads': first on line 3, again on line 5" in str(err.value)
     manifest = manifest_file(tmp_path / "models", extra="name: other\n")
     with pytest.raises(ConfigError, match="duplicate key 'name': first on line 1, again on line 5"):
-        zoo.load_manifest(manifest)
+        variant_build.load_manifest(manifest)
 
 
 def test_yaml_merge_keys_may_still_be_overridden(tmp_path):

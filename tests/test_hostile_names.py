@@ -25,10 +25,10 @@ import yaml
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from harness import zoo
+from harness import variant_build
 from harness.errors import ConfigError, ModelError
 from harness.inventory import Inventory
-from harness.session import Session
+from harness.session import BenchSession
 from harness.store import Store
 from onnx_models import single_op_model
 
@@ -123,11 +123,11 @@ def _device_yaml(box: Sandbox, device_name: str, text: str) -> None:
 def _works_or_names_field(box: Sandbox, model, variant, file, device, device_text: str):
     """Load and measure; returns the stored rows, or the ConfigError's field."""
     try:
-        manifest = zoo.load_manifest(_write_manifest(box, model, variant, file))
+        manifest = variant_build.load_manifest(_write_manifest(box, model, variant, file))
         _device_yaml(box, device, device_text)
         inventory = Inventory(box.devices)
         store = Store(box.store_url)
-        session = Session(inventory, store, [manifest], cache=box.cache)
+        session = BenchSession(inventory, store, [manifest], cache=box.cache)
         try:
             for recipe in manifest.variants:
                 session.measure(device, manifest, recipe, **QUICK)
@@ -201,7 +201,7 @@ def test_run_tags(pytester, tmp_path, tag):
     else:
         from harness.pytestplugin.state import harness_state  # the plugin's state: its session stores the tag
 
-        session = harness_state(config).session
+        session = harness_state(config).bench_session
         run_id = session.start_run()
         assert session.store.run(run_id)["tag"] == tag
         event("worked end to end")

@@ -12,6 +12,6 @@ def test_a_remeasured_variant_is_one_row_the_newest():
     threads4 = fake_measurement(variant="fp32", median_ms=0.8)
     threads4.settings = {"threads": 4}                       # other settings: a row of its own
     session = SimpleNamespace(measured=[invalid, other, again, threads4], run_id="r1", store=None)
-    rows = table_measurements(SimpleNamespace(existing_session=session))
+    rows = table_measurements(SimpleNamespace(existing_bench_session=session))
     assert len(rows) == 3
     assert again in rows and invalid not in rows and other in rows and threads4 in rows

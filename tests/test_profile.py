@@ -5,14 +5,14 @@ from pathlib import Path
 
 import pytest
 
-from harness import modelinfo, profile, zoo
+from harness import modelinfo, profile, variant_build
 from harness.cli import main as cli_main
 from harness.devices import open_device
 from harness.document import DocumentError
 from harness.inventory import Inventory, parse_device
 from harness.profile_peak import PeakCache
 from harness.ondevice.runner import ort_trace_profile
-from harness.session import Session
+from harness.session import BenchSession
 from harness.store import Store
 
 from paths import ROOT
@@ -28,9 +28,9 @@ def demo(tmp_path_factory):
     cache = tmp_path_factory.mktemp("cache")
     out = {}
     for stem in ("digits_cnn", "digits_mlp"):
-        manifest = zoo.load_manifest(ROOT / "models" / f"{stem}.yaml")
+        manifest = variant_build.load_manifest(ROOT / "models" / f"{stem}.yaml")
         for name in ("fp32", "int8-dynamic"):
-            out[(manifest.name, name)] = (manifest, zoo.build_variant(manifest, manifest.recipe(name), cache))
+            out[(manifest.name, name)] = (manifest, variant_build.build_variant(manifest, manifest.recipe(name), cache))
     return out
 
 
@@ -39,7 +39,7 @@ def local(tmp_path):
 
 
 def profiled(dev, manifest, variant, **extra):
-    spec = {"model": dev.deploy(variant.path), "inputs": zoo.input_spec(manifest), "min_iterations": 20,
+    spec = {"model": dev.deploy(variant.path), "inputs": variant_build.input_spec(manifest), "min_iterations": 20,
             "min_duration_s": 0.05, "warmup": 2, "profile": True, "profile_runs": 30, **extra}
     return dev.run(spec)
 
@@ -116,7 +116,7 @@ def profiled_campaign(tmp_path_factory):
     import harness.profile_peak as peaks
 
     tmp = tmp_path_factory.mktemp("campaign")
-    manifest = zoo.load_manifest(ROOT / "models" / "digits_cnn.yaml")
+    manifest = variant_build.load_manifest(ROOT / "models" / "digits_cnn.yaml")
     store = Store(f"sqlite:///{tmp / 's.sqlite'}")
     calibrations, rounds = [], []
     with pytest.MonkeyPatch.context() as mp:
@@ -124,7 +124,7 @@ def profiled_campaign(tmp_path_factory):
         mp.setattr(peaks, "STREAM_ELEMENTS", 1 << 14)
         real_measure = peaks.measure_peak
         mp.setattr(peaks, "measure_peak", lambda *a, **k: calibrations.append(1) or real_measure(*a, **k))
-        session = Session(Inventory(None), store, [manifest], cache=tmp / "cache",
+        session = BenchSession(Inventory(None), store, [manifest], cache=tmp / "cache",
                           overrides={"profile": True, "rounds": 2, "min_duration_s": 0.05, "warmup": 2})
         session.select([(manifest, manifest.recipe(n)) for n in ("fp32", "int8-dynamic", "tflite-int8")])
         real_run = session._run

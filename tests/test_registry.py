@@ -5,7 +5,7 @@ generated from the same tables."""
 import pytest
 import yaml
 
-from harness import schema
+from harness import config_fields
 from harness.compress import BuildContext, get_technique, technique, technique_registry
 from harness.devices import kind_registry, register
 from harness.devices.base import Device
@@ -75,7 +75,7 @@ def _scalar_cases(table):
 
 
 def _expected(option) -> str:
-    return schema.describe(option.types)
+    return config_fields.describe(option.types)
 
 
 @pytest.mark.parametrize("kind", sorted(VALID))

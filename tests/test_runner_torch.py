@@ -75,7 +75,7 @@ def test_pt2_outputs_agree_with_onnxruntime(pt2, kind):
     assert pt.shape == ort.shape == (200, 10)
     np.testing.assert_allclose(pt, ort, rtol=1e-4, atol=1e-5)
     assert (pt.argmax(1) == ort.argmax(1)).all()
-    # the backend changes no process-wide torch state (the zoo imports the runner and
+    # the backend changes no process-wide torch state (variant_build imports the runner and
     # fine-tunes with autograd in the same process)
     assert torch.is_grad_enabled()
 
@@ -131,9 +131,9 @@ def test_probe_reports_torch_and_cuda_from_its_own_interpreter(tmp_path):
 def test_a_pt2_variant_is_measured_through_the_session_like_any_other(tmp_path, pt2):
     import shutil
 
-    from harness import zoo
+    from harness import variant_build
     from harness.inventory import Inventory
-    from harness.session import Session
+    from harness.session import BenchSession
     from harness.store import Store
 
     models = tmp_path / "models"
@@ -147,11 +147,11 @@ def test_a_pt2_variant_is_measured_through_the_session_like_any_other(tmp_path, 
     (tmp_path / "devices" / "local.yaml").write_text(
         "kind: local\ncapabilities: {runtimes: [onnxruntime, torch]}\n"
         "settings: {min_duration_s: 0.02, min_iterations: 20, warmup: 2, rounds: 1, device: cpu}\n")
-    manifests = zoo.load_manifests(models)
+    manifests = variant_build.load_manifests(models)
     assert manifests[0].recipe("pt2").runtimes == ("torch",)
-    s = Session(Inventory(tmp_path / "devices"), Store(f"sqlite:///{tmp_path / 'store.sqlite'}"), manifests,
+    s = BenchSession(Inventory(tmp_path / "devices"), Store(f"sqlite:///{tmp_path / 'store.sqlite'}"), manifests,
                 cache=tmp_path / "cache", order_seed=3)
-    s.select(zoo.select(manifests, None))
+    s.select(variant_build.select(manifests, None))
     try:
         pt = s.measure("local", manifests[0], manifests[0].recipe("pt2"))
         onnx_m = s.measure("local", manifests[0], manifests[0].recipe("fp32"))

@@ -13,12 +13,12 @@ from labci_postgres import postgres_url  # noqa: F401  (fixture)
 
 optuna = pytest.importorskip("optuna", reason="the search extra: pip install optuna")
 
-from harness import zoo  # noqa: E402
+from harness import variant_build  # noqa: E402
 from harness.inventory import Inventory  # noqa: E402
 from harness.search import study as study_mod  # noqa: E402
 from harness.search.cli import execute  # noqa: E402
 from harness.search.space import load_search  # noqa: E402
-from harness.session import Session  # noqa: E402
+from harness.session import BenchSession  # noqa: E402
 from harness.store import Store  # noqa: E402
 from inner_pytest import inner_env, pytest_argv, run_inner
 from paths import ROOT
@@ -101,7 +101,7 @@ def test_trials_are_measurements_and_a_budget_keeps_trials_off_the_device(tmp_pa
 
 
 class VerdictSession:
-    """The real Session, with the validity verdict the lead's Session will give stamped on
+    """The real BenchSession, with the validity verdict the lead's BenchSession will give stamped on
     its first ``invalid_first`` measurements (the numbers stay real)."""
 
     def __init__(self, session, invalid_first: int):
@@ -124,11 +124,11 @@ class VerdictSession:
 @pytest.mark.parametrize("invalid_first,remeasure", [(1, 2), (3, 2)])
 def test_an_invalid_measurement_is_remeasured_and_never_told_as_a_number(tmp_path, cache, invalid_first, remeasure):
     url = f"sqlite:///{tmp_path / 'h.sqlite'}"
-    manifest = zoo.load_manifest(write_manifest(tmp_path, SEARCH.replace("[fp16, int8]", "[int8]")
+    manifest = variant_build.load_manifest(write_manifest(tmp_path, SEARCH.replace("[fp16, int8]", "[int8]")
                                                 .replace("choices: [4, 8]", "choices: [8]")))
     spec = load_search(manifest)
     store = Store(url)
-    session = Session(Inventory(BOARDS), store, [manifest], cache=cache, overrides=FAST)
+    session = BenchSession(Inventory(BOARDS), store, [manifest], cache=cache, overrides=FAST)
     try:
         study_mod.run_search(spec, manifest, VerdictSession(session, invalid_first), "local", trials=1,
                              storage_url=url, study_name="v", remeasure=remeasure)
@@ -190,7 +190,7 @@ def test_a_search_killed_between_trials_resumes_with_nothing_lost(tmp_path, cach
 
 def test_a_trial_left_running_by_a_dead_worker_is_failed_and_its_configuration_retried(tmp_path, cache):
     url = f"sqlite:///{tmp_path / 'h.sqlite'}"
-    manifest = zoo.load_manifest(write_manifest(tmp_path))
+    manifest = variant_build.load_manifest(write_manifest(tmp_path))
     spec = load_search(manifest)
     study = optuna.create_study(study_name="d", storage=study_mod.open_storage(url), directions=spec.directions)
     dead = subprocess.Popen(["true"])
@@ -200,7 +200,7 @@ def test_a_trial_left_running_by_a_dead_worker_is_failed_and_its_configuration_r
     spec.sample(orphan)                                            # its configuration, never measured
     alive = study.ask()
     alive.set_user_attr("worker", f"{platform.node()}:{os.getpid()}")   # a live worker's: untouched
-    session = Session(Inventory(BOARDS), Store(url), [manifest], cache=cache, overrides=FAST)
+    session = BenchSession(Inventory(BOARDS), Store(url), [manifest], cache=cache, overrides=FAST)
     try:
         study_mod.run_search(spec, manifest, session, "local", trials=1, storage_url=url, study_name="d")
     finally:

@@ -3,7 +3,7 @@ and the report figures' data. No device, no store."""
 
 import pytest
 
-from harness import zoo
+from harness import variant_build
 from harness.errors import ConfigError
 from harness.search import front
 from harness.search.objectives import parse_budget
@@ -18,7 +18,7 @@ def manifest_with(tmp_path, search: str, name="m.yaml"):
     path = tmp_path / name
     path.write_text(f"name: mlp\nbase: {ROOT / 'models' / 'digits_mlp.onnx'}\ndataset: digits\n"
                     f"variants:\n  - {{name: fp32, technique: fp32}}\n{search}")
-    return zoo.load_manifest(path)
+    return variant_build.load_manifest(path)
 
 
 # ---------------------------------------------------------------- budgets

@@ -3,7 +3,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from harness import zoo
+from harness import variant_build
 from harness.errors import ConfigError, ModelError
 from harness.modelinfo import facts
 from paths import ROOT
@@ -15,7 +15,7 @@ def manifest(tmp_path, text, name="m.yaml"):
 
 
 def test_demo_manifests_load_and_counts_are_right():
-    cnn, mlp = zoo.load_manifests(ROOT / "models")
+    cnn, mlp = variant_build.load_manifests(ROOT / "models")
     assert (cnn.name, mlp.name) == ("digits-cnn", "digits-mlp")
     # By hand: conv 8*9+8, depthwise 8*9+8, 1x1 16*8+16, fc 64*10+10 = 954 parameters;
     # MACs 512*9 + 512*9 + 256*8 + 640 = 11904.
@@ -27,21 +27,21 @@ def test_demo_manifests_load_and_counts_are_right():
 
 
 def test_build_is_cached_by_content(tmp_path):
-    m = zoo.load_manifests(ROOT / "models")[1]
+    m = variant_build.load_manifests(ROOT / "models")[1]
     recipe = m.recipe("fp16")
-    first = zoo.build_variant(m, recipe, tmp_path)
+    first = variant_build.build_variant(m, recipe, tmp_path)
     stamp = first.path.stat().st_mtime_ns
-    again = zoo.build_variant(m, recipe, tmp_path)
+    again = variant_build.build_variant(m, recipe, tmp_path)
     assert again.path == first.path and again.path.stat().st_mtime_ns == stamp
     assert again.sha256 == first.sha256
     assert first.size_bytes < facts(m.base).size_bytes  # fp16 halves the weights
-    other = zoo.build_variant(m, m.recipe("int8-dynamic"), tmp_path)
+    other = variant_build.build_variant(m, m.recipe("int8-dynamic"), tmp_path)
     assert other.path.parent != first.path.parent
 
 
 def test_static_int8_is_calibrated_and_accurate(tmp_path):
-    m = zoo.load_manifests(ROOT / "models")[0]
-    v = zoo.build_variant(m, m.recipe("int8-static"), tmp_path)
+    m = variant_build.load_manifests(ROOT / "models")[0]
+    v = variant_build.build_variant(m, m.recipe("int8-static"), tmp_path)
     ops = {n.op_type for n in __import__("onnx").load(str(v.path)).graph.node}
     assert "QuantizeLinear" in ops and "DequantizeLinear" in ops
     assert v.host_accuracy > 0.9
@@ -49,8 +49,8 @@ def test_static_int8_is_calibrated_and_accurate(tmp_path):
 
 
 def test_dataset_file_is_the_held_out_split(tmp_path):
-    m = zoo.load_manifests(ROOT / "models")[0]
-    data = np.load(zoo.dataset_file(m, tmp_path))
+    m = variant_build.load_manifests(ROOT / "models")[0]
+    data = np.load(variant_build.dataset_file(m, tmp_path))
     from harness.datasets import digits_split
 
     split = digits_split()
@@ -75,35 +75,35 @@ def test_dataset_file_is_the_held_out_split(tmp_path):
 ])
 def test_manifest_errors_name_the_field(tmp_path, text, words):
     with pytest.raises(ConfigError, match=words.replace("[", r"\[").replace("]", r"\]")):
-        zoo.load_manifest(manifest(tmp_path, text))
+        variant_build.load_manifest(manifest(tmp_path, text))
 
 
 def test_bad_parameter_value_names_the_recipe(tmp_path):
     (tmp_path / "a.onnx").write_bytes((ROOT / "models" / "digits_mlp.onnx").read_bytes())
     path = manifest(tmp_path, "name: x\nbase: a.onnx\ndataset: digits\n"
                               "variants: [{name: v, technique: int8-static, params: {samples: 0}}]\n")
-    m = zoo.load_manifest(path)
+    m = variant_build.load_manifest(path)
     with pytest.raises(ConfigError, match=r"variants\[0\] \(v, int8-static\): params.samples: expected an integer in 1..inf, got 0"):
-        zoo.build_variant(m, m.variants[0], tmp_path / "cache")
+        variant_build.build_variant(m, m.variants[0], tmp_path / "cache")
 
 
 def test_missing_and_corrupt_model_files(tmp_path):
     path = manifest(tmp_path, "name: x\nbase: gone.onnx\nvariants: [{name: v, technique: fp32}, "
                               "{name: t, file: gone.tflite}]\n")
-    m = zoo.load_manifest(path)
+    m = variant_build.load_manifest(path)
     with pytest.raises(ModelError, match="base: model file .*gone.onnx not found"):
-        zoo.build_variant(m, m.variants[0], tmp_path)
+        variant_build.build_variant(m, m.variants[0], tmp_path)
     with pytest.raises(ModelError, match=r"variants\[1\] \(t, file\): file: model file .*gone.tflite not found"):
-        zoo.build_variant(m, m.variants[1], tmp_path)
+        variant_build.build_variant(m, m.variants[1], tmp_path)
     (tmp_path / "gone.onnx").write_bytes(b"not a model")
     with pytest.raises(ModelError, match="gone.onnx: cannot read the ONNX model"):
-        zoo.build_variant(m, m.variants[0], tmp_path)
+        variant_build.build_variant(m, m.variants[0], tmp_path)
 
 
 def test_variants_run_in_onnxruntime(tmp_path):
-    m = zoo.load_manifests(ROOT / "models")[0]
+    m = variant_build.load_manifests(ROOT / "models")[0]
     for name in ("fp32", "fp16", "int8-dynamic", "int8-static"):
-        v = zoo.build_variant(m, m.recipe(name), tmp_path, evaluate_accuracy=False)
+        v = variant_build.build_variant(m, m.recipe(name), tmp_path, evaluate_accuracy=False)
         sess = ort.InferenceSession(str(v.path), providers=["CPUExecutionProvider"])
         out = sess.run(None, {"input": np.zeros((1, 1, 8, 8), np.float32)})[0]
         assert out.shape == (1, 10) and abs(float(out.sum()) - 1.0) < 1e-2
@@ -114,8 +114,8 @@ def test_a_build_writes_only_into_its_own_cache(tmp_path, monkeypatch):
     cwd = tmp_path / "elsewhere"
     cwd.mkdir()
     monkeypatch.chdir(cwd)
-    m = zoo.load_manifest(ROOT / "models" / "compression" / "digits_mlp.yaml")
-    variant = zoo.build_variant(m, m.recipe("prune-50"), tmp_path / "cache", evaluate_accuracy=False)
+    m = variant_build.load_manifest(ROOT / "models" / "compression" / "digits_mlp.yaml")
+    variant = variant_build.build_variant(m, m.recipe("prune-50"), tmp_path / "cache", evaluate_accuracy=False)
     assert variant.path.is_file()
     assert (tmp_path / "cache" / "datasets").is_dir()
     assert not (cwd / ".harness-cache").exists()
@@ -124,13 +124,13 @@ def test_a_build_writes_only_into_its_own_cache(tmp_path, monkeypatch):
 def test_a_variant_the_host_cannot_evaluate_is_an_error_naming_it(tmp_path):
     # It was silently host_accuracy=None (the accuracy suite then skipped the variant); only a
     # runtime missing on this host (a .tflite without LiteRT) may leave the accuracy to the device.
-    m = zoo.load_manifests(ROOT / "models")[1]
+    m = variant_build.load_manifests(ROOT / "models")[1]
     cache = tmp_path / "cache"
     (cache / "datasets").mkdir(parents=True)
     (cache / "datasets" / "digits-test.npz").write_bytes(b"not an npz")   # a damaged cache file
     with pytest.raises(ModelError, match=r"digits_mlp.yaml: variants\[0\] \(fp32, fp32\): host accuracy: "
                                          r".*cannot read dataset"):
-        zoo.build_variant(m, m.recipe("fp32"), cache)
+        variant_build.build_variant(m, m.recipe("fp32"), cache)
 
 
 def test_a_files_hash_is_memoised_per_version_of_the_file(tmp_path):

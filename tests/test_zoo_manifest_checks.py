@@ -5,7 +5,7 @@ import shutil
 import numpy as np
 import pytest
 
-from harness import zoo
+from harness import variant_build
 from harness.cli import main
 from harness.errors import ConfigError
 from paths import ROOT
@@ -35,7 +35,7 @@ def test_bad_manifest_fields_are_named(tmp_path, body, field, expected):
     # mutation checked: _check_range removed -> high: max loads and later crashes the runner
     path = write(tmp_path, body + "variants: [{name: fp32, technique: fp32}]\n")
     with pytest.raises(ConfigError, match=rf"m\.yaml: {field}: expected {expected}"):
-        zoo.load_manifest(path)
+        variant_build.load_manifest(path)
 
 
 def test_a_technique_on_a_tflite_base_is_refused_at_load(tmp_path):
@@ -43,27 +43,27 @@ def test_a_technique_on_a_tflite_base_is_refused_at_load(tmp_path):
                  base=ROOT / "models" / "digits_cnn_fp32.tflite")
     with pytest.raises(ConfigError, match=r"variants\[0\]\.technique: expected a technique that accepts a tflite "
                                           r"base \(p: prune-magnitude accepts onnx\)"):
-        zoo.load_manifest(path)
+        variant_build.load_manifest(path)
 
 
 def test_calibration_npz_is_used_and_shown(tmp_path):
     x = np.random.default_rng(0).random((12, 1, 1, 8, 8), dtype=np.float32)
     np.savez(tmp_path / "calib.npz", input=x)
     path = write(tmp_path, "calibration: calib.npz\nvariants: [{name: q, technique: int8-static}]\n")
-    m = zoo.load_manifest(path)
-    v = zoo.build_variant(m, m.variants[0], tmp_path / "cache", evaluate_accuracy=False)
+    m = variant_build.load_manifest(path)
+    v = variant_build.build_variant(m, m.variants[0], tmp_path / "cache", evaluate_accuracy=False)
     assert v.info["calibration"] == "file calib.npz (12 samples)" and v.info["calibration_samples"] == 12
     np.savez(tmp_path / "calib.npz", image=x)
     with pytest.raises(ConfigError, match=r"calib\.npz: calibration: expected arrays named after the model's "
                                           r"inputs \(input\)"):
-        zoo.build_variant(zoo.load_manifest(path), m.variants[0], tmp_path / "cache2", evaluate_accuracy=False)
+        variant_build.build_variant(variant_build.load_manifest(path), m.variants[0], tmp_path / "cache2", evaluate_accuracy=False)
 
 
 def test_generated_calibration_without_a_dataset(tmp_path):
     path = write(tmp_path, "inputs: [{name: input, low: 0, high: 1}]\n"
                            "variants: [{name: q, technique: int8-static, params: {samples: 5}}]\n")
-    m = zoo.load_manifest(path)
-    v = zoo.build_variant(m, m.variants[0], tmp_path / "cache")
+    m = variant_build.load_manifest(path)
+    v = variant_build.build_variant(m, m.variants[0], tmp_path / "cache")
     assert v.info["calibration"].startswith("generated, seed 1: input float32 [1, 1, 8, 8] 0..1 (manifest)")
     assert v.agreement.source.startswith("generated, seed 0") and v.agreement.n == 16
 
@@ -84,9 +84,9 @@ def test_variants_build_prints_every_row_and_fails_when_one_fails(tmp_path, caps
 
 def test_a_failing_build_names_the_variant(tmp_path):
     path = write(tmp_path, "variants: [{name: n, technique: ternary, params: {threshold: .nan}}]\n")
-    m = zoo.load_manifest(path)
+    m = variant_build.load_manifest(path)
     with pytest.raises(ConfigError, match=r"variants\[0\] \(n, ternary\): params\.threshold: expected a finite"):
-        zoo.build_variant(m, m.variants[0], tmp_path / "cache")
+        variant_build.build_variant(m, m.variants[0], tmp_path / "cache")
 
 
 @pytest.mark.parametrize("variant,bits", [("fixed-point-8", 8), ("fixed-point-6", 6)])
@@ -96,8 +96,8 @@ def test_no_weight_ratio_above_its_bit_width_ceiling(tmp_path, variant, bits):
     from harness.modelinfo import facts
     from harness.variant_table import Reference, variant_table
 
-    m = zoo.load_manifest(ROOT / "models" / "compression" / "digits_cnn.yaml")
-    v = zoo.build_variant(m, m.recipe(variant), tmp_path, evaluate_accuracy=False)
+    m = variant_build.load_manifest(ROOT / "models" / "compression" / "digits_cnn.yaml")
+    v = variant_build.build_variant(m, m.recipe(variant), tmp_path, evaluate_accuracy=False)
     base = facts(m.base, m.input_shapes)
     assert 1 < base.weight_bytes / v.weight_bytes <= 32 / bits
     row = variant_table([(v, Reference(base.size_bytes, base.weight_bytes))])[2]

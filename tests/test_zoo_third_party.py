@@ -14,7 +14,7 @@ import onnx
 import pytest
 
 import thirdparty
-from harness import zoo
+from harness import variant_build
 from harness.errors import HarnessError
 
 # technique -> (params, minimum cosine of every output over the generated inputs)
@@ -58,14 +58,14 @@ def built(tmp_path_factory):
             folder = tmp_path_factory.mktemp(model)
             variants = [{"name": "fp32", "technique": "fp32"},
                         {"name": technique, "technique": technique, "params": TECHNIQUES[technique][0]}]
-            manifest = zoo.load_manifest(thirdparty.manifest(folder, model, variants, samples=3,
+            manifest = variant_build.load_manifest(thirdparty.manifest(folder, model, variants, samples=3,
                                                              first_shape=SMALL.get(model)))
             try:
-                results[(model, technique)] = zoo.build_variant(manifest, manifest.recipe(technique),
+                results[(model, technique)] = variant_build.build_variant(manifest, manifest.recipe(technique),
                                                                 folder / "cache", evaluate_accuracy=False)
             except HarnessError as exc:
                 results[(model, technique)] = exc
-            results[(model, "fp32")] = zoo.build_variant(manifest, manifest.recipe("fp32"), folder / "cache",
+            results[(model, "fp32")] = variant_build.build_variant(manifest, manifest.recipe("fp32"), folder / "cache",
                                                          evaluate_accuracy=False)
         return results[(model, technique)], results[(model, "fp32")]
     return get

@@ -14,7 +14,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from .. import schema
+from .. import config_fields
 from ..errors import ConfigError
 
 
@@ -45,7 +45,7 @@ class BuildContext:
         if types is None:
             value = self.options[key].get(self.source, "params", self.params, key)
         else:
-            value = schema.get(self.source, "params", self.params, key, types, default, **limits)
+            value = config_fields.get(self.source, "params", self.params, key, types, default, **limits)
         if isinstance(value, float) and not math.isfinite(value):
             raise ConfigError(self.source, f"params.{key}", "a finite number", value)
         return value
@@ -54,7 +54,7 @@ class BuildContext:
         """A per-layer choice ``{layer name: value}`` (e.g. bits or sparsity per layer); {} when
         absent. Each value is checked like ``param``; a name that is not a weight layer of the
         base model is refused with the known names."""
-        mapping = schema.get(self.source, "params", self.params, key, dict, {})
+        mapping = config_fields.get(self.source, "params", self.params, key, dict, {})
         known = list(layer_names)
         for name in mapping:
             if name not in known:
@@ -62,7 +62,7 @@ class BuildContext:
 
                 raise ConfigError(self.source, f"params.{key}.{name}",
                                   "a weight layer of the base model (" + ", ".join(known) + ")", name)
-        return {name: schema.get(self.source, f"params.{key}", mapping, name, types, **limits)
+        return {name: config_fields.get(self.source, f"params.{key}", mapping, name, types, **limits)
                 for name in mapping}
 
 

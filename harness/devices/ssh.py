@@ -21,7 +21,7 @@ import time
 import uuid
 from pathlib import Path
 
-from .. import schema
+from .. import config_fields
 from ..errors import ConfigError, DeviceError, RunnerError
 from ..modelinfo import sha256_file
 from ..redaction import host_has_password
@@ -97,7 +97,7 @@ class SshDevice(Device):
                                   "a password in the host is refused: it would be stored and shown; put it "
                                   "in an environment variable and name that in password_env")
         if isinstance(options.get("key_file"), list):
-            schema.get_list(source, where, options, "key_file", str)
+            config_fields.get_list(source, where, options, "key_file", str)
         jump = options.get("jump")
         if jump and (jump.count(":") > 1 or "," in jump or ":" in jump and not jump.rsplit(":", 1)[1].isdigit()):
             raise ConfigError(source, f"{where}.jump", "one jump host: an ssh config alias or [user@]host[:port]",

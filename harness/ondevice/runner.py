@@ -695,7 +695,7 @@ class TorchBackend(object):
         self.program = program
         # no autograd for this module, so the timed call is the module's call alone (no
         # inference_mode context entered each iteration) and no process-wide grad switch
-        # reaches other code that imports the runner (the zoo's host accuracy)
+        # reaches other code that imports the runner (variant_build's host accuracy)
         for parameter in self.module.parameters():
             parameter.requires_grad_(False)
         if self.cuda:

@@ -17,7 +17,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from .. import schema
+from .. import config_fields
 from ..errors import ConfigError, HarnessError
 from ..registry import Option, check_options  # noqa: F401  (Option: meters declare OPTIONS with it)
 from . import energy
@@ -77,7 +77,7 @@ class Meter:
     @classmethod
     def validate(cls, entry: dict, source, where: str) -> dict:
         out = check_options(source, where, entry, cls.OPTIONS, also=("meter", "label"))
-        out["label"] = schema.get(source, where, entry, "label", str, None)
+        out["label"] = config_fields.get(source, where, entry, "label", str, None)
         cls.check(out, source, where)
         return out
 

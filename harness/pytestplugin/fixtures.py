@@ -34,10 +34,10 @@ def pytest_generate_tests(metafunc):
             pytest.param(name, marks=() if _pooled(state, name) else pytest.mark.xdist_group(f"harness-device-{name}"))
             for name in state.device_names], scope="session")
     if "variant_case" in metafunc.fixturenames:
-        from .. import zoo
+        from .. import variant_build
 
         try:
-            pairs = zoo.select(state.manifests, metafunc.config.option.harness_variants)
+            pairs = variant_build.select(state.manifests, metafunc.config.option.harness_variants)
         except ConfigError as exc:
             raise pytest.UsageError(str(exc)) from None
         state.select(pairs)   # a device's campaign covers all of them (a pool's: one each)
@@ -59,7 +59,8 @@ def _pooled(state, name) -> bool:
 
 @pytest.fixture(scope="session")
 def harness_session(request):
-    yield harness_state(request.config).session
+    """The run's harness.session.BenchSession (named before the class was; kept for suites)."""
+    yield harness_state(request.config).bench_session
 
 
 @pytest.fixture
@@ -147,12 +148,12 @@ def _record_case(item) -> None:
     controller: the tests' outcomes per variant) and the teardown's (which JUnit XML
     writes) both carry them."""
     callspec = getattr(item, "callspec", None)
-    session = harness_state(item.config).existing_session
-    if session is None or callspec is None or not {"device_name", "variant_case"} <= set(callspec.params):
+    bench = harness_state(item.config).existing_bench_session
+    if bench is None or callspec is None or not {"device_name", "variant_case"} <= set(callspec.params):
         return
     manifest, recipe = callspec.params["variant_case"]
     item.user_properties.append(("harness_case", f"{callspec.params['device_name']}|{manifest.name}/{recipe.name}"))
-    m = session.result(callspec.params["device_name"], manifest, recipe)
+    m = bench.result(callspec.params["device_name"], manifest, recipe)
     if m is not None:   # JUnit XML <property>: dashboards see which numbers to distrust
         item.user_properties.append(("harness_validity", "; ".join([m.verdict] + m.validity.get("reasons", []))))
 

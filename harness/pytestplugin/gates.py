@@ -13,9 +13,9 @@ from .state import HarnessState
 
 def resolve_baseline(state: HarnessState) -> None:
     """The --baseline reference as a run id (the controller's answer, handed to workers)."""
-    store = state.session.store
+    store = state.bench_session.store
     try:
-        state.baseline_run = store.resolve_run(state.baseline_ref, exclude=state.session.run_id)
+        state.baseline_run = store.resolve_run(state.baseline_ref, exclude=state.bench_session.run_id)
     except HarnessError:
         if state.baseline_ref != "latest" or any(r["measurements"] for r in store.runs()):
             raise
@@ -28,7 +28,7 @@ def _baseline(state: HarnessState) -> dict:
         from ..compare import measurement_key
 
         state.baseline_measurements = {measurement_key(m): m for m in
-                                       state.session.store.measurements(run_id=state.baseline_run)}
+                                       state.bench_session.store.measurements(run_id=state.baseline_run)}
     return state.baseline_measurements
 
 
@@ -40,7 +40,7 @@ def verdicts_for(state: HarnessState, m) -> list:
 
         key = compare.measurement_key(m)
         base = _baseline(state).get(key)
-        store = state.session.store
+        store = state.bench_session.store
         state.verdicts[m.id] = (
             [compare.compare_measurement(base, m, g, store.key_history(key, g.metric, exclude_run=m.run_id))
              for g in state.gates] if base else [])
@@ -52,8 +52,8 @@ def judge_run(state: HarnessState) -> None:
     key, with the verdicts its test decided (or decided now, for one no test read)."""
     from .. import compare
 
-    store = state.session.store
-    run_id = state.session.run_id
+    store = state.bench_session.store
+    run_id = state.bench_session.run_id
     newest = {}
     for m in store.measurements(run_id=run_id):   # every worker's; a re-measure replaces
         newest[compare.measurement_key(m)] = m

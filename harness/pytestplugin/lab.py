@@ -16,14 +16,14 @@ VERDICTS_ATTRIBUTE = "harness_verdicts"   # on a test report: (measurement id, [
 
 def _verdicts_of_test(item) -> tuple:
     state = harness_state(item.config)
-    hsession = state.existing_session
+    bench = state.existing_bench_session
     callspec = getattr(item, "callspec", None)
-    if not state.gates or not state.baseline_run or hsession is None or callspec is None:
+    if not state.gates or not state.baseline_run or bench is None or callspec is None:
         return None, []
     if "device_name" not in callspec.params or "variant_case" not in callspec.params:
         return None, []
     manifest, recipe = callspec.params["variant_case"]
-    m = hsession.result(callspec.params["device_name"], manifest, recipe)
+    m = bench.result(callspec.params["device_name"], manifest, recipe)
     return (None, []) if m is None else (m.id, verdicts_for(state, m))
 
 

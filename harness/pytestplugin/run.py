@@ -1,12 +1,12 @@
 """The run's life in pytest: check what to measure, start one run, finish it.
 
     --device a --device b -n 2   one board per xdist worker (tests grouped by device), one run
-                                 id made by the controller (Session.start_run) and handed to
+                                 id made by the controller (BenchSession.start_run) and handed to
                                  every worker, one report written by the controller
 
 The finish is one hook, in the order it must happen: the gates' verdict on the run
 (harness.pytestplugin.gates), then the run row with the tests' outcomes and the leases
-released (Session.close), then the HTML report.
+released (BenchSession.close), then the HTML report.
 """
 from __future__ import annotations
 
@@ -51,7 +51,7 @@ def pytest_sessionstart(session):
         if state.baseline_ref:
             gates.resolve_baseline(state)
         if is_xdist_controller(config):
-            state.session.start_run()  # now, so every worker writes into this one run
+            state.bench_session.start_run()  # now, so every worker writes into this one run
     except HarnessError as exc:
         pytest.exit(f"harness: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
 
@@ -63,23 +63,23 @@ class XdistController:
         if not benchmarking(node.config):
             return
         state = harness_state(node.config)
-        node.workerinput["harness_run_id"] = state.session.start_run()
+        node.workerinput["harness_run_id"] = state.bench_session.start_run()
         node.workerinput["harness_baseline_run"] = state.baseline_run
         node.workerinput["harness_group_by_device"] = node.config.option.dist == "loadgroup"
 
 
 def pytest_sessionfinish(session, exitstatus):
     state = harness_state(session.config)
-    hsession = state.existing_session
-    if hsession is None:
+    bench = state.existing_bench_session
+    if bench is None:
         return
-    run_id = hsession.run_id
+    run_id = bench.run_id
     if run_id is not None and not is_worker(session.config) and state.gates and state.baseline_run:
         gates.judge_run(state)
         if state.comparison.regressions and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
     try:
-        hsession.close(state.outcomes)
+        bench.close(state.outcomes)
     except HarnessError as exc:  # e.g. the store's disk is full: said after the summary, run failed
         state.errors.append(str(exc))
         if session.exitstatus == pytest.ExitCode.OK:
@@ -88,7 +88,7 @@ def pytest_sessionfinish(session, exitstatus):
         from ..report import ReportWriteError, write_report
 
         try:
-            write_report(hsession.store, Path(state.report_path), run_id=run_id,
+            write_report(bench.store, Path(state.report_path), run_id=run_id,
                          manifests={m.name: m for m in state.manifests})
         except HarnessError as exc:  # shown after the summary table
             state.errors.append(str(exc))

@@ -1,7 +1,7 @@
 """HarnessState: the one object the plugin's modules share, kept in ``config.stash``.
 
 Every module reads and writes its public attributes; none reaches into another module.
-The harness Session (and so the store, and sqlalchemy) is made on first use only: a pytest
+The harness BenchSession (and so the store, and sqlalchemy) is made on first use only: a pytest
 run that does not benchmark never opens a store.
 """
 from __future__ import annotations
@@ -12,13 +12,13 @@ from typing import Callable, Optional
 import pytest
 
 STORE_FILE = Path("reports") / "harness.sqlite"
-VARIANT_CACHE = ".harness-cache"   # harness.zoo.DEFAULT_CACHE, without importing the zoo
+VARIANT_CACHE = ".harness-cache"   # harness.variant_build.DEFAULT_CACHE, without importing variant_build
 
 _KEY = pytest.StashKey["HarnessState"]()
 
 
 class HarnessState:
-    """Per-pytest-process state: options resolved against the rootdir, the Session, what the
+    """Per-pytest-process state: options resolved against the rootdir, the BenchSession, what the
     tests and the gates found, and what the terminal summary says at the end."""
 
     def __init__(self, config):
@@ -51,9 +51,9 @@ class HarnessState:
         self.baseline_measurements: Optional[dict] = None   # (device, model, variant) -> Measurement
         self.verdicts: dict = {}            # measurement id -> its gates' verdicts (gated once)
         self.comparison = None              # the run's compare.Comparison, at its end
-        self._device_names = self._inventory = self._manifests = self._session = None
+        self._device_names = self._inventory = self._manifests = self._bench_session = None
 
-    # ------------------------------------------------------------ inventory and zoo
+    # ------------------------------------------------ inventory and variant_build
 
     @property
     def device_names(self) -> list:
@@ -77,26 +77,26 @@ class HarnessState:
     @property
     def manifests(self) -> list:
         if self._manifests is None:
-            from .. import zoo
+            from .. import variant_build
 
             given = self.dirs_given["models"] or self.models_dir.is_dir()
-            self._manifests = zoo.load_manifests(self.models_dir) if given else []
+            self._manifests = variant_build.load_manifests(self.models_dir) if given else []
         return self._manifests
 
     def select(self, pairs) -> None:
         self.selection = list(pairs)
-        if self._session is not None:
-            self._session.select(self.selection)
+        if self._bench_session is not None:
+            self._bench_session.select(self.selection)
 
-    # ------------------------------------------------------------ the Session
+    # ------------------------------------------------------------ the BenchSession
 
     @property
-    def session(self):
-        """The harness Session, made (and its store opened) on first use. Its run starts
-        only when Session.start_run() is called (by the first campaign, or by an xdist
+    def bench_session(self):
+        """The harness BenchSession, made (and its store opened) on first use. Its run starts
+        only when BenchSession.start_run() is called (by the first campaign, or by an xdist
         controller before its workers start)."""
-        if self._session is None:
-            from ..session import Session
+        if self._bench_session is None:
+            from ..session import BenchSession
             from ..store import Store
 
             opt = self.config.option
@@ -112,17 +112,17 @@ class HarnessState:
                             "compare_fail": [str(g) for g in self.gates],
                             "workers": getattr(opt, "numprocesses", None) or 0}
             worker = {"run_id": self.worker_run_id, "owns_run": False} if is_worker(self.config) else {}
-            self._session = Session(self.inventory, store, self.manifests, cache=self.root / VARIANT_CACHE,
+            self._bench_session = BenchSession(self.inventory, store, self.manifests, cache=self.root / VARIANT_CACHE,
                                     overrides=self.overrides, run_tag=opt.harness_run_tag,
                                     order_seed=opt.harness_order_seed, progress=lambda text: self.progress(text),
                                     leases=leases, run_settings=run_settings, **worker)
-            self._session.select(self.selection)
-        return self._session
+            self._bench_session.select(self.selection)
+        return self._bench_session
 
     @property
-    def existing_session(self):
-        """The Session if one was made (hooks that must not open a store ask this)."""
-        return self._session
+    def existing_bench_session(self):
+        """The BenchSession if one was made (hooks that must not open a store ask this)."""
+        return self._bench_session
 
     def validate(self) -> None:
         """Check devices and manifests before any test runs: a typo fails at once, clearly."""
@@ -133,7 +133,7 @@ class HarnessState:
         _ = self.manifests
         if self.config.option.harness_run_tag is not None:
             names.check_name("--run-tag", "TAG", self.config.option.harness_run_tag)
-        _ = self.session.store  # a store that cannot be opened stops the run before any test
+        _ = self.bench_session.store  # a store that cannot be opened stops the run before any test
 
 
 def harness_state(config) -> HarnessState:

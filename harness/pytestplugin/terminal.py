@@ -57,34 +57,34 @@ def table_measurements(state: HarnessState) -> list:
     """This run's measurements, the newest of each variant and settings: a measurement taken
     again (the device's validity.remeasure) replaces the invalid one in the table; the
     store keeps both."""
-    session = state.existing_session
-    if session is None:
+    bench = state.existing_bench_session
+    if bench is None:
         return []
     # an xdist controller measured nothing itself: its workers' rows are in the store
-    rows = session.measured or (session.store.measurements(run_id=session.run_id) if session.run_id else [])
+    rows = bench.measured or (bench.store.measurements(run_id=bench.run_id) if bench.run_id else [])
     newest = {(m.device, m.variant_id, json.dumps(m.settings, sort_keys=True, default=str)): m for m in rows}
     return list(newest.values())
 
 
 def _write_results(tr, state: HarnessState) -> None:
-    session = state.existing_session
-    if session is None:
+    bench = state.existing_bench_session
+    if bench is None:
         return
     measured = table_measurements(state)
     if measured:
         from ..recommend import recommend
 
-        tr.section("harness measurements" + (f" (run {session.run_id})" if session.run_id else ""))
+        tr.section("harness measurements" + (f" (run {bench.run_id})" if bench.run_id else ""))
         for line in results_lines(measured):
             tr.write_line(line, red=line.startswith("INVALID"))
         outcomes = {tuple(case.split("|", 1)): record for case, record in state.outcomes.items()}
         for rec in recommend(measured, outcomes, {m.name: m for m in state.manifests}):
             tr.write_line(rec.reason, green=rec.variant is not None, bold=rec.variant is not None)
-    for key, exc in session.failures.items():
+    for key, exc in bench.failures.items():
         tr.write_line(f"failed: {key[0]} {key[1]}/{key[2]}: {str(exc).splitlines()[0]}", red=True)
-    if session.leases is not None and session.busy:
+    if bench.leases is not None and bench.busy:
         tr.section("harness leases")
-        for exc in session.busy.values():
+        for exc in bench.busy.values():
             tr.write_line(f"skipped: {exc}", yellow=True)
     if state.baseline_note:
         tr.section("harness comparison")
@@ -100,13 +100,13 @@ def _write_results(tr, state: HarnessState) -> None:
 
 
 def _write_closing(tr, state: HarnessState) -> None:
-    session = state.existing_session
+    bench = state.existing_bench_session
     for error in state.errors:  # also when nothing was measured: the run failed, say why
         tr.write_line(f"harness: {error}", red=True)
-    if session is not None and session.run_id and not state.errors and table_measurements(state):
+    if bench is not None and bench.run_id and not state.errors and table_measurements(state):
         from ..redaction import redact
 
         tr.ensure_newline()
         if state.report_path:
             tr.write_line(f"report: {state.report_path}")
-        tr.write_line(f"store: {redact(session.store.url)}")
+        tr.write_line(f"store: {redact(bench.store.url)}")

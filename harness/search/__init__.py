@@ -2,7 +2,7 @@
 
     space.py       a manifest's search: section -> SearchSpec; a trial's (technique, params)
     objectives.py  objectives and budgets over the metrics, canonical units
-    study.py       the trial loop: build (cached), cheap budgets first, Session.measure, optuna
+    study.py       the trial loop: build (cached), cheap budgets first, BenchSession.measure, optuna
     front.py       Pareto fronts and hypervolume (pure)
     results.py     the found front vs the hand-written variants, as plain data
     pytest_entry.py  `pytest suites/ --device NAME --search MANIFEST`

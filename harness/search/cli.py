@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
-from .. import zoo
+from .. import variant_build
 from ..errors import ConfigError
 
 
@@ -36,28 +36,28 @@ def add_arguments(p) -> None:
     p.add_argument("--min-duration", type=float, help="minimum timed-loop seconds per measurement")
     p.add_argument("--warmup", type=int, help="untimed inferences before the timed loop")
     p.add_argument("--remeasure", type=int, default=2, help="re-measurements of an invalid measurement (default 2)")
-    p.add_argument("--cache", default=str(zoo.DEFAULT_CACHE), help="variant cache directory")
+    p.add_argument("--cache", default=str(variant_build.DEFAULT_CACHE), help="variant cache directory")
     p.add_argument("--report", help="write the search's HTML page here")
 
 
 def execute(manifest_path: Path, device: str, *, trials: int, store_url: str, study: Optional[str] = None,
-            devices_dir: Optional[Path] = None, cache: Path = zoo.DEFAULT_CACHE, overrides: Optional[dict] = None,
+            devices_dir: Optional[Path] = None, cache: Path = variant_build.DEFAULT_CACHE, overrides: Optional[dict] = None,
             worker_trials: Optional[int] = None, with_variants: bool = False, remeasure: int = 2,
             log: Callable[[str], None] = print) -> SearchOutcome:
     from ..inventory import Inventory
-    from ..session import Session
+    from ..session import BenchSession
     from ..store import Store
     from . import study as study_mod
     from .results import handwritten_points, summarize_search
     from .space import load_search
 
-    manifest = zoo.load_manifest(Path(manifest_path))
+    manifest = variant_build.load_manifest(Path(manifest_path))
     spec = load_search(manifest)
     name = study_mod.check_study_name(study or study_mod.default_study_name(manifest, device))
     inventory = Inventory(devices_dir if devices_dir and Path(devices_dir).is_dir() else None)
     inventory.get(device)            # an unknown device is named before anything is built
     store = Store(store_url)
-    session = Session(inventory, store, [manifest], cache=Path(cache), overrides=overrides or {},
+    session = BenchSession(inventory, store, [manifest], cache=Path(cache), overrides=overrides or {},
                       run_tag=f"search:{name}", run_settings={"search": name})
     try:
         if with_variants:

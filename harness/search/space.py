@@ -29,7 +29,7 @@ from typing import Optional
 
 import yaml
 
-from .. import schema
+from .. import config_fields
 from ..errors import ConfigError
 from .objectives import parse_budget, parse_objective
 
@@ -103,7 +103,7 @@ class SearchSpec:
 
 
 def load_search(manifest) -> SearchSpec:
-    """The ``search:`` section of ``manifest`` (a harness.zoo.Manifest), checked against the
+    """The ``search:`` section of ``manifest`` (a harness.variant_build.Manifest), checked against the
     registered techniques and the base model's weight layers."""
     src = str(manifest.source)
     try:
@@ -114,26 +114,26 @@ def load_search(manifest) -> SearchSpec:
         raise ConfigError(src, "search", "a search: section (techniques, objectives, budgets)", None,
                           "it is missing; docs/search.md shows one")
     section = data["search"]
-    schema.check_keys(src, "search", section, ("techniques", "objectives", "budgets", "sampler", "seed",
+    config_fields.check_keys(src, "search", section, ("techniques", "objectives", "budgets", "sampler", "seed",
                                                "population"), required=("techniques", "objectives"))
     objectives = [parse_objective(src, f"search.objectives[{i}]", o)
-                  for i, o in enumerate(schema.get_list(src, "search", section, "objectives", str))]
+                  for i, o in enumerate(config_fields.get_list(src, "search", section, "objectives", str))]
     if not objectives:
         raise ConfigError(src, "search.objectives", "at least one objective", [])
     if len({o.name for o in objectives}) != len(objectives):
         raise ConfigError(src, "search.objectives", "each objective once", [o.name for o in objectives])
     budgets = tuple(parse_budget(src, f"search.budgets[{i}]", b)
-                    for i, b in enumerate(schema.get_list(src, "search", section, "budgets", str)))
-    techniques = schema.get(src, "search", section, "techniques", dict, required=True)
+                    for i, b in enumerate(config_fields.get_list(src, "search", section, "budgets", str)))
+    techniques = config_fields.get(src, "search", section, "techniques", dict, required=True)
     if not techniques:
         raise ConfigError(src, "search.techniques", "at least one technique", {})
     layers = _base_layers(manifest)
     spaces = tuple(_technique_space(src, name, params, layers) for name, params in techniques.items())
     return SearchSpec(
         source=src, techniques=spaces, objectives=tuple(objectives), budgets=budgets,
-        sampler=schema.get(src, "search", section, "sampler", str, "nsga2", choices=SAMPLERS),
-        seed=schema.get(src, "search", section, "seed", int, 0, minimum=0),
-        population=schema.get(src, "search", section, "population", int, 8, minimum=2))
+        sampler=config_fields.get(src, "search", section, "sampler", str, "nsga2", choices=SAMPLERS),
+        seed=config_fields.get(src, "search", section, "seed", int, 0, minimum=0),
+        population=config_fields.get(src, "search", section, "population", int, 8, minimum=2))
 
 
 def _base_layers(manifest) -> list:
@@ -154,7 +154,7 @@ def _technique_space(src: str, name: str, params, layers: list) -> TechniqueSpac
     if name not in known:
         raise ConfigError(src, where, "one of " + ", ".join(sorted(known)), name)
     params = {} if params is None else params
-    schema.check_keys(src, where, params, known[name].params)
+    config_fields.check_keys(src, where, params, known[name].params)
     fixed, searched = {}, []
     for param, value in params.items():
         if isinstance(value, dict) and value and set(value) <= set(RANGE_KEYS):
@@ -165,8 +165,8 @@ def _technique_space(src: str, name: str, params, layers: list) -> TechniqueSpac
 
 
 def _searched(src: str, where: str, technique: str, param: str, spec: dict, layers: list) -> SearchedParam:
-    per_layer = schema.get(src, where, spec, "per_layer", bool, False)
-    chosen_layers = schema.get_list(src, where, spec, "layers", str, default=layers if per_layer else ())
+    per_layer = config_fields.get(src, where, spec, "per_layer", bool, False)
+    chosen_layers = config_fields.get_list(src, where, spec, "layers", str, default=layers if per_layer else ())
     if chosen_layers and not per_layer:
         raise ConfigError(src, f"{where}.layers", "per_layer: true beside a list of layers", chosen_layers)
     for i, layer in enumerate(chosen_layers):
@@ -176,15 +176,15 @@ def _searched(src: str, where: str, technique: str, param: str, spec: dict, laye
     if "choices" in spec:
         if any(k in spec for k in ("low", "high", "step", "log")):
             raise ConfigError(src, where, "either choices or low/high, not both", sorted(spec))
-        choices = schema.get(src, where, spec, "choices", list)
+        choices = config_fields.get(src, where, spec, "choices", list)
         if not choices or not all(isinstance(c, (int, float, str, bool)) for c in choices):
             raise ConfigError(src, f"{where}.choices", "a non-empty list of numbers, strings or booleans", choices)
         make = lambda name: Dimension(name=name, choices=tuple(choices))   # noqa: E731
     else:
-        low = schema.get(src, where, spec, "low", (int, float), required=True)
-        high = schema.get(src, where, spec, "high", (int, float), required=True)
-        step = schema.get(src, where, spec, "step", (int, float), None)
-        log = schema.get(src, where, spec, "log", bool, False)
+        low = config_fields.get(src, where, spec, "low", (int, float), required=True)
+        high = config_fields.get(src, where, spec, "high", (int, float), required=True)
+        step = config_fields.get(src, where, spec, "step", (int, float), None)
+        log = config_fields.get(src, where, spec, "log", bool, False)
         if high < low:
             raise ConfigError(src, f"{where}.high", f"a number >= low ({low})", high)
         if step is not None and step <= 0:

@@ -4,7 +4,7 @@ Per trial: the sampler proposes a technique and its parameters; the variant is b
 the ordinary generators through the content-addressed cache (a repeated configuration is
 not rebuilt); a budget on a metric known before measuring (sizes, host accuracy) is checked
 first and a trial that already misses it never reaches the device (kept as PRUNED, marked
-``excluded``); otherwise the variant is measured through ``Session.measure`` like any other
+``excluded``); otherwise the variant is measured through ``BenchSession.measure`` like any other
 (stored at once, with the study and trial number in its settings), re-measured while the
 session's validity verdict says "invalid" (never told to the sampler as a number), and its
 objectives told to optuna with the budgets as constraints (infeasible trials kept, marked).
@@ -24,14 +24,14 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
-from .. import zoo
+from .. import variant_build
 from ..errors import ConfigError, HarnessError
 from . import objectives as obj
 from .space import SearchSpec, describe
 
 STUDY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 DEFAULT_REMEASURE = 2
-SEARCH_RUNTIMES = zoo.RUNTIMES_BY_FORMAT["onnx"]    # technique variants are ONNX models
+SEARCH_RUNTIMES = variant_build.RUNTIMES_BY_FORMAT["onnx"]    # technique variants are ONNX models
 
 
 def _optuna():
@@ -104,7 +104,7 @@ class TrialOutcome:
     measure_s: float = 0.0
 
 
-def run_search(spec: SearchSpec, manifest: zoo.Manifest, session, device: str, *, trials: int,
+def run_search(spec: SearchSpec, manifest: variant_build.Manifest, session, device: str, *, trials: int,
                storage_url: str, study_name: str, worker_trials: Optional[int] = None,
                remeasure: int = DEFAULT_REMEASURE, log: Callable[[str], None] = lambda line: None) -> list:
     """Run trials until the study holds ``trials`` finished ones (see ``_finished``) or this
@@ -113,7 +113,7 @@ def run_search(spec: SearchSpec, manifest: zoo.Manifest, session, device: str, *
     if trials < 1:
         raise ConfigError("--trials", "trials", "a positive number of trials", trials)
     check_study_name(study_name)
-    probe = zoo.VariantRecipe("search", "fp32", {}, None, SEARCH_RUNTIMES, spec.source)
+    probe = variant_build.VariantRecipe("search", "fp32", {}, None, SEARCH_RUNTIMES, spec.source)
     cannot = session.skip_reason(device, probe)
     if cannot:                # e.g. an MCU: searched variants are ONNX models
         raise HarnessError(f"search on {device}: {cannot}")
@@ -186,7 +186,7 @@ def _alive(pid: int) -> bool:
 
 def reference_accuracy(session, manifest) -> Optional[float]:
     """The base model's host accuracy: what an accuracy-drop budget drops from."""
-    recipe = zoo.VariantRecipe("fp32", "fp32", {}, None, ("onnxruntime",), f"{manifest.source}: search reference")
+    recipe = variant_build.VariantRecipe("fp32", "fp32", {}, None, ("onnxruntime",), f"{manifest.source}: search reference")
     return session.variant(manifest, recipe).host_accuracy
 
 
@@ -197,7 +197,7 @@ def _one_trial(optuna, study, spec, manifest, session, device, study_name, refer
     trial.set_user_attr("technique", technique)
     trial.set_user_attr("config", params)
     outcome = TrialOutcome(trial.number, "failed", technique, params)
-    recipe = zoo.VariantRecipe(name=f"{study_name}-t{trial.number:04d}", technique=technique, params=params,
+    recipe = variant_build.VariantRecipe(name=f"{study_name}-t{trial.number:04d}", technique=technique, params=params,
                                file=None, runtimes=SEARCH_RUNTIMES,
                                where=f"{spec.source}: search trial {trial.number} ({technique})")
     start = time.perf_counter()

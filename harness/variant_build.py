@@ -39,7 +39,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from . import __version__, datasets, names, schema, yamlfile
+from . import __version__, datasets, names, config_fields, yamlfile
 from . import agreement as agreement_lib
 from .agreement import Agreement
 from .errors import ConfigError, HarnessError, ModelError, RuntimeMissing
@@ -135,26 +135,26 @@ def load_manifest(path: Path) -> Manifest:
     path = Path(path)
     data = yamlfile.load(path, "a readable model manifest")
     src = str(path)
-    schema.check_keys(src, "", data, ("name", "description", "base", "dataset", "inputs", "variants",
+    config_fields.check_keys(src, "", data, ("name", "description", "base", "dataset", "inputs", "variants",
                                       "max_accuracy_drop", "train_hook", "control",
                                       "search",  # search: read by harness.search.space
                                       "min_cosine", "calibration", "agreement"),
                         required=("name", "base", "variants"))
     # Names and files become cache paths, C identifiers and report text: checked here, once.
-    name = names.check_name(src, "name", schema.get(src, "", data, "name", str, required=True))
-    base = names.check_model_file(src, "base", schema.get(src, "", data, "base", str, required=True),
+    name = names.check_name(src, "name", config_fields.get(src, "", data, "name", str, required=True))
+    base = names.check_model_file(src, "base", config_fields.get(src, "", data, "base", str, required=True),
                                      path.parent)
-    dataset = schema.get(src, "", data, "dataset", str, None, choices=sorted(datasets.DATASETS))
+    dataset = config_fields.get(src, "", data, "dataset", str, None, choices=sorted(datasets.DATASETS))
     inputs = _inputs(src, data)
     recipes = _recipes(src, path.parent, data)
     drop = _finite(src, "max_accuracy_drop",
-                   schema.get(src, "", data, "max_accuracy_drop", float, None, minimum=0.0, maximum=1.0))
+                   config_fields.get(src, "", data, "max_accuracy_drop", float, None, minimum=0.0, maximum=1.0))
     manifest = Manifest(name=name, source=path, base=base,
-                        description=schema.get(src, "", data, "description", str, ""),
+                        description=config_fields.get(src, "", data, "description", str, ""),
                         dataset=dataset, inputs=tuple(inputs), max_accuracy_drop=drop,
                         variants=tuple(recipes),
-                        train_hook=schema.get(src, "", data, "train_hook", str, None, choices=TRAIN_HOOKS),
-                        control=schema.get(src, "", data, "control", bool, False),
+                        train_hook=config_fields.get(src, "", data, "train_hook", str, None, choices=TRAIN_HOOKS),
+                        control=config_fields.get(src, "", data, "control", bool, False),
                         **_agreement_fields(path, data))
     _check_against_model(manifest)
     return manifest
@@ -162,14 +162,14 @@ def load_manifest(path: Path) -> Manifest:
 
 def _inputs(src: str, data: dict) -> list:
     """The manifest's `inputs:` overrides, each checked (shape, dtype, value range)."""
-    inputs = schema.get(src, "", data, "inputs", list, [])
+    inputs = config_fields.get(src, "", data, "inputs", list, [])
     for i, item in enumerate(inputs):
         where = f"inputs[{i}]"
-        schema.check_keys(src, where, item, ("name", "shape", "dtype", "low", "high"), required=("name",))
-        shape = schema.get(src, where, item, "shape", list, None)
+        config_fields.check_keys(src, where, item, ("name", "shape", "dtype", "low", "high"), required=("name",))
+        shape = config_fields.get(src, where, item, "shape", list, None)
         if shape is not None and not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape):
             raise ConfigError(src, f"{where}.shape", "a list of positive integers", shape)
-        schema.get(src, where, item, "dtype", str, None, choices=DTYPES)
+        config_fields.get(src, where, item, "dtype", str, None, choices=DTYPES)
         _check_range(src, where, item)
     return inputs
 
@@ -177,10 +177,10 @@ def _inputs(src: str, data: dict) -> list:
 def _recipes(src: str, folder: Path, data: dict) -> list:
     """The manifest's variants, in order; names unique and never the control's."""
     recipes, seen = [], set()
-    for i, item in enumerate(schema.get(src, "", data, "variants", list, required=True)):
+    for i, item in enumerate(config_fields.get(src, "", data, "variants", list, required=True)):
         where = f"variants[{i}]"
-        schema.check_keys(src, where, item, ("name", "technique", "params", "file", "runtimes"), required=("name",))
-        vname = names.check_name(src, f"{where}.name", schema.get(src, where, item, "name", str, required=True))
+        config_fields.check_keys(src, where, item, ("name", "technique", "params", "file", "runtimes"), required=("name",))
+        vname = names.check_name(src, f"{where}.name", config_fields.get(src, where, item, "name", str, required=True))
         if vname in seen:
             raise ConfigError(src, f"{where}.name", "a name not used by another variant", vname)
         if vname == CONTROL_NAME and data.get("control"):
@@ -194,12 +194,12 @@ def _recipes(src: str, folder: Path, data: dict) -> list:
 def _recipe(src: str, folder: Path, where: str, vname: str, item: dict) -> VariantRecipe:
     """One variant: a technique built from the base (its params checked against the
     technique's), or a prebuilt file (.onnx or .tflite) beside the manifest."""
-    file = schema.get(src, where, item, "file", str, None)
+    file = config_fields.get(src, where, item, "file", str, None)
     if file is not None:
         names.check_model_file(src, f"{where}.file", file, folder)
-    technique = schema.get(src, where, item, "technique", str, None)
+    technique = config_fields.get(src, where, item, "technique", str, None)
     if file is not None:
-        params = schema.get(src, where, item, "params", dict, {})
+        params = config_fields.get(src, where, item, "params", dict, {})
         try:
             fmt = model_format(Path(file))
         except ModelError:
@@ -212,10 +212,10 @@ def _recipe(src: str, folder: Path, where: str, vname: str, item: dict) -> Varia
             raise ConfigError(src, f"{where}.technique", "a technique or a file", None, "both are missing")
         if technique not in known:
             raise ConfigError(src, f"{where}.technique", "one of " + ", ".join(sorted(known)), technique)
-        params = schema.get(src, where, item, "params", dict, {})
-        schema.check_keys(f"{src}: {where} ({vname})", "params", params, known[technique].params)
+        params = config_fields.get(src, where, item, "params", dict, {})
+        config_fields.check_keys(f"{src}: {where} ({vname})", "params", params, known[technique].params)
         fmt = "onnx"
-    runtimes = tuple(schema.get_list(src, where, item, "runtimes", str, default=RUNTIMES_BY_FORMAT[fmt]))
+    runtimes = tuple(config_fields.get_list(src, where, item, "runtimes", str, default=RUNTIMES_BY_FORMAT[fmt]))
     return VariantRecipe(vname, technique or "prebuilt", params, file, runtimes,
                          f"{src}: {where} ({vname}, {technique or 'file'})")
 
@@ -243,13 +243,13 @@ def _check_range(src, where, item) -> None:
 
 def _agreement_fields(path: Path, data: dict) -> dict:
     src = str(path)
-    min_cosine = _finite(src, "min_cosine", schema.get(src, "", data, "min_cosine", float, None,
+    min_cosine = _finite(src, "min_cosine", config_fields.get(src, "", data, "min_cosine", float, None,
                                                        minimum=-1.0, maximum=1.0))
-    calibration = schema.get(src, "", data, "calibration", str, None)
-    block = schema.get(src, "", data, "agreement", dict, {})
-    schema.check_keys(src, "agreement", block, ("samples", "inputs"))
-    samples = schema.get(src, "agreement", block, "samples", int, 16, minimum=1, maximum=100000)
-    inputs = schema.get(src, "agreement", block, "inputs", str, None)
+    calibration = config_fields.get(src, "", data, "calibration", str, None)
+    block = config_fields.get(src, "", data, "agreement", dict, {})
+    config_fields.check_keys(src, "agreement", block, ("samples", "inputs"))
+    samples = config_fields.get(src, "agreement", block, "samples", int, 16, minimum=1, maximum=100000)
+    inputs = config_fields.get(src, "agreement", block, "inputs", str, None)
     files = {}
     for field_name, name in (("calibration", calibration), ("agreement.inputs", inputs)):
         if name is None:
