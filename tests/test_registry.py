@@ -113,16 +113,16 @@ def test_every_declared_parameter_of_a_technique_names_manifest_field_and_expect
     where = "models/x.yaml: variants[0] (v)"
     checked = 0
     for name, t in technique_registry.items():
+        for key, option in t.options.items():   # every parameter declared: a type and what it means
+            assert option.types is not object and option.help, (name, key)
         for key, option in _scalar_cases(t.options):
-            if option.types is object:   # undeclared: the technique checks it itself
-                continue
             ctx = BuildContext(base=tmp_path / "b.onnx", out=tmp_path / "o.onnx", params={key: WRONG[option.types]},
                                source=where, options=t.options)
             with pytest.raises(ConfigError) as info:
                 ctx.param(key)
             assert str(info.value).startswith(f"{where}: params.{key}: expected {_expected(option)}, got "), (name, key)
             checked += 1
-    assert checked > 20
+    assert checked > 28
 
 
 def test_a_given_default_is_the_declared_one_and_a_copy(tmp_path):

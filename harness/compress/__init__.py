@@ -8,7 +8,7 @@ through the ``harness.techniques`` entry-point group.
 """
 from __future__ import annotations
 
-from ..registry import Option, Registry
+from ..registry import Registry
 from .base import BuildContext, BuildResult, Technique
 
 technique_registry = Registry("technique", "harness.techniques", modules=(
@@ -23,13 +23,10 @@ technique_registry = Registry("technique", "harness.techniques", modules=(
 ))
 
 
-def technique(name: str, options=None, formats=("onnx",), description="", params=()):
-    """Register ``build(ctx) -> BuildResult`` as technique ``name``. ``options``: its
-    parameters as an option table; ``params``: names only, for a technique that checks
-    its parameters itself (each shown undeclared in the docs)."""
+def technique(name: str, options=None, formats=("onnx",), description=""):
+    """Register ``build(ctx) -> BuildResult`` as technique ``name``; ``options``: its
+    parameters as an option table (registry.Option), which ``ctx.param(key)`` reads."""
     table = dict(options or {})
-    for key in params:
-        table.setdefault(key, Option(object, None, help="(checked by the technique when it builds)"))
 
     def decorator(fn):
         technique_registry.register(name, Technique(

@@ -39,13 +39,9 @@ class BuildContext:
     # the technique's option table (set as its build starts): param(key) reads from it
     options: dict = field(default_factory=dict)
 
-    def param(self, key, types=None, default=None, **limits):
-        """The manifest's parameter ``key``, checked: against the technique's declared
-        option when only the key is given, else against ``types``/``default``/``limits``."""
-        if types is None:
-            value = self.options[key].get(self.source, "params", self.params, key)
-        else:
-            value = config_fields.get(self.source, "params", self.params, key, types, default, **limits)
+    def param(self, key):
+        """The manifest's parameter ``key``, checked against the technique's option table."""
+        value = self.options[key].get(self.source, "params", self.params, key)
         if isinstance(value, float) and not math.isfinite(value):
             raise ConfigError(self.source, f"params.{key}", "a finite number", value)
         return value

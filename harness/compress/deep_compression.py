@@ -22,6 +22,7 @@ from ..errors import ModelError
 from . import huffman
 from . import onnx_graph as g
 from . import technique
+from ..registry import Option
 from .base import BuildContext, BuildResult
 from .finetune import fine_tune
 from .kmeans import kmeans_1d
@@ -144,20 +145,29 @@ def sharing_projection(model, labels_of):
     return project
 
 
-@technique("deep-compression",
-           params=("sparsity", "max_layer_sparsity", "sensitivity", "conv_bits", "fc_bits",
-                   "conv_index_bits", "fc_index_bits", "iterations", "fine_tune"),
-           description="Pruning + k-means weight sharing + Huffman coding (Han et al. 2016)")
+@technique("deep-compression", options={
+    "sparsity": Option(float, 0.8, minimum=0.0, maximum=0.99,
+                       help="share of fc/conv weights pruned overall (per layer from the sensitivity scan)"),
+    "max_layer_sparsity": Option(float, 0.97, minimum=0.0, maximum=0.99,
+                                 help="the most any one layer is pruned"),
+    "sensitivity": Option(bool, True, help="spread sparsity by a per-layer sensitivity scan (else uniform)"),
+    "conv_bits": Option(int, 8, minimum=1, maximum=32, help="conv layers share 2**bits weight values (Han: 8)"),
+    "fc_bits": Option(int, 5, minimum=1, maximum=32, help="fc layers share 2**bits weight values (Han: 5)"),
+    "conv_index_bits": Option(int, 8, minimum=1, maximum=16,
+                              help="bits per gap between kept conv weights (Han: 8)"),
+    "fc_index_bits": Option(int, 5, minimum=1, maximum=16,
+                            help="bits per gap between kept fc weights (Han: 5)"),
+    "iterations": Option(int, 50, minimum=1, maximum=1000, help="k-means iterations per layer"),
+    "fine_tune": Option(bool, True, help="retrain (masks and shared weights kept) when the manifest has a training hook"),
+}, description="Pruning + k-means weight sharing + Huffman coding (Han et al. 2016)")
 def build_deep_compression(ctx: BuildContext) -> BuildResult:
-    sparsity = ctx.param("sparsity", float, 0.8, minimum=0.0, maximum=0.99)
-    maximum = ctx.param("max_layer_sparsity", float, 0.97, minimum=0.0, maximum=0.99)
-    use_scan = ctx.param("sensitivity", bool, True)
-    bits = {"conv": ctx.param("conv_bits", int, 8, minimum=1, maximum=32),
-            "fc": ctx.param("fc_bits", int, 5, minimum=1, maximum=32)}
-    index_bits = {"conv": ctx.param("conv_index_bits", int, 8, minimum=1, maximum=16),
-                  "fc": ctx.param("fc_index_bits", int, 5, minimum=1, maximum=16)}
-    iterations = ctx.param("iterations", int, 50, minimum=1, maximum=1000)
-    tune = ctx.param("fine_tune", bool, True)
+    sparsity = ctx.param("sparsity")
+    maximum = ctx.param("max_layer_sparsity")
+    use_scan = ctx.param("sensitivity")
+    bits = {"conv": ctx.param("conv_bits"), "fc": ctx.param("fc_bits")}
+    index_bits = {"conv": ctx.param("conv_index_bits"), "fc": ctx.param("fc_index_bits")}
+    iterations = ctx.param("iterations")
+    tune = ctx.param("fine_tune")
 
     model = g.load(ctx.base)
     g.require_layers(model, "deep-compression")
