@@ -10,9 +10,14 @@ def test_latency(measure, device_spec):
     # the inferences of the timed loop, not the samples.
     iterations = (m.provenance.get("timed_loop") or {}).get("iterations", m.latency.n)
     assert iterations >= min(settings["min_iterations"], settings["max_iterations"])
-    assert m.latency.n == len(m.samples_ns) == sum(m.round_sizes)
+    # Each round's loop ran for its share of the minimum duration unless it hit the cap (a
+    # runner that stops early, or a clock that runs slow, fails here).
+    rounds = (m.provenance.get("timed_loop") or {}).get("rounds") or []
+    share_ns = float(m.settings.get("min_duration_s") or 0) / max(1, len(rounds)) * 1e9
+    for i, loop in enumerate(rounds):
+        if loop.get("stop_reason") != "max_iterations":
+            assert loop["wall_ns"] >= share_ns, f"round {i + 1} stopped before its share of the minimum duration"
     assert 0 < m.latency.min_ms <= m.latency.p50_ms <= m.latency.p99_ms <= m.latency.max_ms
-    assert m.latency.median_ci_low_ms <= m.latency.p50_ms <= m.latency.median_ci_high_ms
     assert m.timings_ms.get("first_inference", 0) > 0
     # every round's window is in the result (the campaign ran them all)
     assert len(m.latency.rounds_p50_ms) == len(m.round_sizes) == m.latency.rounds
