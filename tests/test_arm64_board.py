@@ -10,7 +10,7 @@ import pytest
 
 import arm64board
 from harness import variant_build
-from harness.devices.ssh import SshDevice, check
+from harness.devices.ssh import SshDevice, check_board
 from harness.store import Store
 from inner_pytest import suites
 from paths import ROOT
@@ -22,7 +22,7 @@ QUICK = {"warmup": 2, "min_duration_s": 0.05, "min_iterations": 5}
 
 def test_the_board_is_an_aarch64_with_its_runtimes(ssh_lab, arm64_board, tiny_onnx):
     spec = ssh_lab.spec(arm64_board, top=arm64board.spec_top())
-    report = check(spec, [tiny_onnx])
+    report = check_board(spec, [tiny_onnx])
     facts = report["facts"]
     assert facts["machine"] == "aarch64", facts
     assert facts["numpy"].startswith("2."), facts
@@ -50,7 +50,7 @@ def test_the_pinned_cpu_model_reaches_the_runner(ssh_lab, arm64_board):
 def test_the_older_arm64_image(ssh_lab, arm64_old_board, tiny_onnx, tmp_path):
     spec = ssh_lab.spec(arm64_old_board, top=arm64board.spec_top())
     tflite = ROOT / "models" / "digits_mlp_int8.tflite"
-    report = check(spec, [tiny_onnx, tflite])
+    report = check_board(spec, [tiny_onnx, tflite])
     facts = report["facts"]
     assert facts["machine"] == "aarch64"
     assert facts["numpy"].startswith("1.24."), facts  # Debian bookworm's python3-numpy

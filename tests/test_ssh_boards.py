@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from harness.devices.ssh import SshDevice, check, clean
+from harness.devices.ssh import SshDevice, check_board, clean_board
 from harness.devices.sshlink import BoardLost, NoSpace
 from harness.errors import DeviceError, RunnerError
 from onnx_models import matmul_chain
@@ -160,7 +160,7 @@ def test_full_disk_on_the_board(ssh_lab, make_board, onnx_20mb):
 
 def test_board_missing_a_runtime(ssh_lab, old_board, tiny_onnx):
     spec = ssh_lab.spec(old_board)
-    report = check(spec, [tiny_onnx])
+    report = check_board(spec, [tiny_onnx])
     facts = report["facts"]
     assert facts["numpy"].startswith("1.")                 # the older image
     assert "version" in facts["runtimes"]["tflite_runtime"]
@@ -184,7 +184,7 @@ def test_throttled_board_is_throttled(ssh_lab, slow_board, tiny_onnx):
 
 
 def test_check_reports_the_board(ssh_lab, fast_board, tiny_onnx, tmp_path):
-    report = check(ssh_lab.spec(fast_board), [tiny_onnx, tmp_path / "x.tflite"])
+    report = check_board(ssh_lab.spec(fast_board), [tiny_onnx, tmp_path / "x.tflite"])
     f = report["facts"]
     for key in ("os", "cpu", "mem_total_kb", "python", "numpy", "runtimes"):
         assert f[key], key
@@ -198,10 +198,10 @@ def test_clean_removes_the_work_directory(ssh_lab, make_board, tiny_onnx):
     with SshDevice(spec) as device:
         device.deploy(tiny_onnx)
         workdir = device.workdir
-    done = clean(spec)
+    done = clean_board(spec)
     assert done["workdir"] == workdir and done["freed_bytes"] > 0
     assert not (board.home / ".cache" / "edge-harness").exists()
-    assert clean(spec)["freed_bytes"] == 0  # already gone: nothing to do
+    assert clean_board(spec)["freed_bytes"] == 0  # already gone: nothing to do
 
 
 def test_clean_refuses_a_directory_the_harness_did_not_make(ssh_lab, make_board):
@@ -211,7 +211,7 @@ def test_clean_refuses_a_directory_the_harness_did_not_make(ssh_lab, make_board)
     (keep / "file").write_text("not the harness's")
     spec = ssh_lab.spec(board, workdir=str(keep))
     with pytest.raises(DeviceError, match="not a harness work directory"):
-        clean(spec)
+        clean_board(spec)
     assert (keep / "file").exists()
 
 
@@ -344,11 +344,11 @@ def test_jetson_facts_reach_provenance(ssh_lab, make_board, tiny_onnx):
     assert info["board"] == "jetson"
     assert info["l4t"]["l4t"] == "36.4.3" and info["jetpack"] == "6.2.1+b38"
     assert info["nvpmodel"] == {"name": "15W", "id": 0}
-    assert not any("l4t" in w for w in check(spec)["warnings"])
+    assert not any("l4t" in w for w in check_board(spec)["warnings"])
     # The same host, declared a Jetson, without the files: check says what is missing.
     plain = ssh_lab.spec(ssh_lab.boards["fast"] if "fast" in ssh_lab.boards else make_board("plain"),
                      name="notjetson", board="jetson")
-    assert any("reports no l4t" in w for w in check(plain)["warnings"])
+    assert any("reports no l4t" in w for w in check_board(plain)["warnings"])
 
 
 def test_check_warns_where_the_yaml_and_the_board_disagree(ssh_lab, old_board, fast_board):
@@ -358,11 +358,11 @@ def test_check_warns_where_the_yaml_and_the_board_disagree(ssh_lab, old_board, f
 
     spec = dataclasses.replace(ssh_lab.spec(old_board), capabilities=Capabilities(
         runtimes=("onnxruntime", "tflite_runtime"), providers=("CUDAExecutionProvider",)))
-    warnings = check(spec)["warnings"]
+    warnings = check_board(spec)["warnings"]
     assert any("declares onnxruntime, which the board lacks" in w for w in warnings), warnings
     spec = dataclasses.replace(ssh_lab.spec(fast_board), capabilities=Capabilities(
         runtimes=("onnxruntime",), providers=("CUDAExecutionProvider",)))
-    assert any("declares CUDAExecutionProvider; this onnxruntime offers" in w for w in check(spec)["warnings"])
+    assert any("declares CUDAExecutionProvider; this onnxruntime offers" in w for w in check_board(spec)["warnings"])
 
 
 def test_a_run_past_timeout_s_fails_and_leaves_no_runner(ssh_lab, make_board, tiny_onnx):

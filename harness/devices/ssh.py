@@ -337,7 +337,7 @@ class SshDevice(Device):
 RUNTIME_FOR = {".onnx": ("onnxruntime",), ".tflite": ("litert", "tflite_runtime"), ".pt2": ("torch",)}
 
 
-def check(spec, variants=()) -> dict:
+def check_board(spec, variants=()) -> dict:
     """What `harness devices check NAME` reports: the board's facts and which variants run.
 
     `variants`: model files (the runtime follows the suffix) or (name, runtimes) pairs,
@@ -406,9 +406,9 @@ def format_check(report: dict) -> str:
     return "\n".join(lines)
 
 
-def clean(spec) -> dict:
+def clean_board(spec) -> dict:
     """Remove the harness work directory from the board (`harness devices clean NAME`)."""
     return SshDevice(spec).remove_workdir()
 
 
-__all__ = ["SshDevice", "check", "clean", "format_check", "remote_argv"]
+__all__ = ["SshDevice", "check_board", "clean_board", "format_check", "remote_argv"]

@@ -78,11 +78,11 @@ class Meter:
     def validate(cls, entry: dict, source, where: str) -> dict:
         out = check_options(source, where, entry, cls.OPTIONS, also=("meter", "label"))
         out["label"] = config_fields.get(source, where, entry, "label", str, None)
-        cls.check(out, source, where)
+        cls.cross_check(out, source, where)
         return out
 
     @classmethod
-    def check(cls, options: dict, source, where: str) -> None:
+    def cross_check(cls, options: dict, source, where: str) -> None:
         """Cross-field checks; raise ConfigError naming the field."""
 
     @staticmethod

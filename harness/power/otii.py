@@ -32,7 +32,7 @@ class OtiiMeter(Meter):
     client_module = None  # otii_tcp_client; tests inject a fake
 
     @classmethod
-    def check(cls, options, source, where):
+    def cross_check(cls, options, source, where):
         if options["channel"] == "mc" and options["voltage_v"] is None:
             raise cls.config_error(source, f"{where}.voltage_v", "the supply voltage for channel mc", None)
 

@@ -58,7 +58,7 @@ class TegrastatsMeter(LineStreamMeter):
         self.nominal_rate_hz = 1000.0 / options["interval_ms"]
 
     @classmethod
-    def check(cls, options, source, where):
+    def cross_check(cls, options, source, where):
         if not options["command"]:
             raise cls.config_error(source, f"{where}.command", "a non-empty argv list", options["command"])
 

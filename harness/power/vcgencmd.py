@@ -47,7 +47,7 @@ class VcgencmdMeter(PollingMeter):
     }
 
     @classmethod
-    def check(cls, options, source, where):
+    def cross_check(cls, options, source, where):
         if not options["command"]:
             raise cls.config_error(source, f"{where}.command", "a non-empty argv list", options["command"])
 
