@@ -448,28 +448,8 @@ class OnnxruntimeBackend(object):
 
     def init(self, blob):
         ort, spec = self.ort, self.spec
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = int(spec.get("threads", 1))
-        opts.inter_op_num_threads = int(spec.get("inter_threads", 1))
-        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        opts.enable_cpu_mem_arena = bool(spec.get("cpu_arena", True))
-        levels = {
-            "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
-            "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
-            "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
-            "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
-        }
-        level = spec.get("optimization", "all")
-        if level not in levels:
-            raise RunnerFailure("BadSpec", "optimization: expected one of %s, got %r" % (sorted(levels), level))
-        opts.graph_optimization_level = levels[level]
-        providers = list(spec.get("providers") or ["CPUExecutionProvider"])
-        missing = [p for p in providers if p not in self.providers_available]
-        if missing:
-            raise RunnerFailure(
-                "ProviderMissing",
-                "execution provider(s) %s not available; this onnxruntime %s offers %s"
-                % (", ".join(missing), self.version, ", ".join(self.providers_available)))
+        opts = self._session_options()
+        providers = self._providers()
         provider_options = spec.get("provider_options")
         cache_dir = spec.get("trt_engine_cache_dir")
         if cache_dir and "TensorrtExecutionProvider" in providers:
@@ -488,6 +468,37 @@ class OnnxruntimeBackend(object):
         if self.gpu_provider:
             options = (provider_options or [{}] * len(providers))[providers.index(self.gpu_provider)] or {}
             self.device_id = int(options.get("device_id", 0))
+
+    def _session_options(self):
+        """SessionOptions from the spec: threads, sequential execution, arena, optimization level."""
+        ort, spec = self.ort, self.spec
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = int(spec.get("threads", 1))
+        opts.inter_op_num_threads = int(spec.get("inter_threads", 1))
+        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        opts.enable_cpu_mem_arena = bool(spec.get("cpu_arena", True))
+        levels = {
+            "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+            "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+            "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+            "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+        }
+        level = spec.get("optimization", "all")
+        if level not in levels:
+            raise RunnerFailure("BadSpec", "optimization: expected one of %s, got %r" % (sorted(levels), level))
+        opts.graph_optimization_level = levels[level]
+        return opts
+
+    def _providers(self):
+        """The spec's execution providers (default CPU), each one this onnxruntime offers."""
+        providers = list(self.spec.get("providers") or ["CPUExecutionProvider"])
+        missing = [p for p in providers if p not in self.providers_available]
+        if missing:
+            raise RunnerFailure(
+                "ProviderMissing",
+                "execution provider(s) %s not available; this onnxruntime %s offers %s"
+                % (", ".join(missing), self.version, ", ".join(self.providers_available)))
+        return providers
 
     def _with_engine_cache(self, providers, provider_options, cache_dir):
         """TensorRT's engine cache in the device's directory; a cache without engines is cold
