@@ -1280,6 +1280,32 @@ def litert_profile_offer(name, version, interp):
     return ("%s %s: its Python Interpreter exposes no per-operator timing (no profiler hook; TFLite's "
             "per-op profiles come from the C++ benchmark_model tool)" % (name, version))
 
+def read_spec(path):
+    """The run spec: a JSON object, or a BadSpec failure."""
+    try:
+        with open(path) as f:
+            spec = json.load(f)
+    except (IOError, OSError, ValueError) as exc:
+        raise RunnerFailure("BadSpec", "cannot read the run spec %s: %s" % (path, exc))
+    if not isinstance(spec, dict):
+        raise RunnerFailure("BadSpec", "the run spec must be a JSON object")
+    return spec
+
+
+def run_spec_file(path):
+    """(result document, exit code): every failure is still one JSON answer, with exit code 2."""
+    try:
+        return measure(read_spec(path)), 0
+    except RunnerFailure as exc:
+        return {"ok": False, "schema": SCHEMA, "error": {"type": exc.kind, "message": str(exc)}}, 2
+    except Exception as exc:  # a runtime failing mid-loop, a bad value
+        import traceback
+
+        traceback.print_exc()  # the host shows the board's stderr with the error
+        return {"ok": False, "schema": SCHEMA,
+                "error": {"type": "Internal", "message": "%s: %s" % (type(exc).__name__, exc)}}, 2
+
+
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv == ["--machine"]:
@@ -1298,25 +1324,7 @@ def main(argv=None):
     if len(argv) != 1:
         sys.stderr.write("usage: runner.py SPEC.json [--out RESULT.json]\n")
         return 64
-    code = 0
-    try:
-        try:
-            with open(argv[0]) as f:
-                spec = json.load(f)
-        except (IOError, OSError, ValueError) as exc:
-            raise RunnerFailure("BadSpec", "cannot read the run spec %s: %s" % (argv[0], exc))
-        if not isinstance(spec, dict):
-            raise RunnerFailure("BadSpec", "the run spec must be a JSON object")
-        result = measure(spec)
-    except RunnerFailure as exc:
-        result, code = {"ok": False, "schema": SCHEMA, "error": {"type": exc.kind, "message": str(exc)}}, 2
-    except Exception as exc:  # a runtime failing mid-loop, a bad value: still one JSON answer
-        import traceback
-
-        traceback.print_exc()  # the host shows the board's stderr with the error
-        result = {"ok": False, "schema": SCHEMA,
-                  "error": {"type": "Internal", "message": "%s: %s" % (type(exc).__name__, exc)}}
-        code = 2
+    result, code = run_spec_file(argv[0])
     text = json.dumps(result)
     if out_path:
         with open(out_path, "w") as f:
