@@ -448,28 +448,8 @@ class OnnxruntimeBackend(object):
 
     def init(self, blob):
         ort, spec = self.ort, self.spec
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = int(spec.get("threads", 1))
-        opts.inter_op_num_threads = int(spec.get("inter_threads", 1))
-        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        opts.enable_cpu_mem_arena = bool(spec.get("cpu_arena", True))
-        levels = {
-            "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
-            "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
-            "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
-            "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
-        }
-        level = spec.get("optimization", "all")
-        if level not in levels:
-            raise RunnerFailure("BadSpec", "optimization: expected one of %s, got %r" % (sorted(levels), level))
-        opts.graph_optimization_level = levels[level]
-        providers = list(spec.get("providers") or ["CPUExecutionProvider"])
-        missing = [p for p in providers if p not in self.providers_available]
-        if missing:
-            raise RunnerFailure(
-                "ProviderMissing",
-                "execution provider(s) %s not available; this onnxruntime %s offers %s"
-                % (", ".join(missing), self.version, ", ".join(self.providers_available)))
+        opts = self._session_options()
+        providers = self._providers()
         provider_options = spec.get("provider_options")
         cache_dir = spec.get("trt_engine_cache_dir")
         if cache_dir and "TensorrtExecutionProvider" in providers:
@@ -488,6 +468,37 @@ class OnnxruntimeBackend(object):
         if self.gpu_provider:
             options = (provider_options or [{}] * len(providers))[providers.index(self.gpu_provider)] or {}
             self.device_id = int(options.get("device_id", 0))
+
+    def _session_options(self):
+        """SessionOptions from the spec: threads, sequential execution, arena, optimization level."""
+        ort, spec = self.ort, self.spec
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = int(spec.get("threads", 1))
+        opts.inter_op_num_threads = int(spec.get("inter_threads", 1))
+        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        opts.enable_cpu_mem_arena = bool(spec.get("cpu_arena", True))
+        levels = {
+            "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+            "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+            "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+            "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+        }
+        level = spec.get("optimization", "all")
+        if level not in levels:
+            raise RunnerFailure("BadSpec", "optimization: expected one of %s, got %r" % (sorted(levels), level))
+        opts.graph_optimization_level = levels[level]
+        return opts
+
+    def _providers(self):
+        """The spec's execution providers (default CPU), each one this onnxruntime offers."""
+        providers = list(self.spec.get("providers") or ["CPUExecutionProvider"])
+        missing = [p for p in providers if p not in self.providers_available]
+        if missing:
+            raise RunnerFailure(
+                "ProviderMissing",
+                "execution provider(s) %s not available; this onnxruntime %s offers %s"
+                % (", ".join(missing), self.version, ", ".join(self.providers_available)))
+        return providers
 
     def _with_engine_cache(self, providers, provider_options, cache_dir):
         """TensorRT's engine cache in the device's directory; a cache without engines is cold
@@ -936,77 +947,28 @@ def _cuda_index(spec, backend):
 
 
 def measure(spec):
-    np = _np()
+    """One round of one model, as one result document. The order of the steps is part of the
+    measurement: every timing and memory mark sees only the steps before it."""
+    _np()  # numpy imported before the first mark, so no phase below pays for its import
     memory = MemoryLog()
     memory.mark("start")
-    if not isinstance(spec.get("model"), str):
-        raise RunnerFailure("BadSpec", "model: expected the path of a .onnx, .tflite or .pt2 file")
-    if not os.path.isfile(spec["model"]):
-        raise RunnerFailure("ModelLoad", "model file not found: %s" % spec["model"])
-    # the inventory's defaults (harness/inventory.py SETTINGS_DEFAULTS): a spec written by
-    # hand gets what a device YAML without settings gets
-    warmup = _int(spec, "warmup", 10)
-    min_iterations = _int(spec, "min_iterations", 50, low=1)
-    max_iterations = _int(spec, "max_iterations", 200000, low=1)
-    min_duration_s = float(spec.get("min_duration_s", 1.0))
-    if max_iterations < min_iterations:
-        raise RunnerFailure("BadSpec", "max_iterations (%d) is below min_iterations (%d)" % (max_iterations, min_iterations))
-
-    clock = time.perf_counter_ns
-    t = clock()
-    backend = make_backend(spec)
-    import_ns = clock() - t
+    plan = plan_run(spec)
+    backend, import_ns = start_runtime(spec)
     memory.mark("before_load")
-
-    t = clock()
-    try:
-        blob = backend.load(spec["model"])
-    except (IOError, OSError) as exc:
-        raise RunnerFailure("ModelLoad", "cannot read %s: %s" % (spec["model"], exc))
-    load_ns = clock() - t
-    gpu_index = spec.get("gpu_index")
-    if isinstance(backend, TorchBackend):
-        uses_gpu = backend.cuda
-    else:
-        uses_gpu = isinstance(backend, OnnxruntimeBackend) and any(
-            p in _GPU_PROVIDERS for p in (spec.get("providers") or []))
-    gpu = None
-    if uses_gpu:
-        if gpu_index is None:
-            gpu_index = _cuda_index(spec, backend)
-        gpu = GpuState(int(gpu_index))
-        memory.watch_gpu(backend, gpu)
-
-    t = clock()
-    backend.init(blob)
-    init_ns = clock() - t
-    del blob
+    blob, load_ns = read_model(spec, backend)
+    gpu, gpu_index = start_gpu_watch(spec, backend, memory)
+    init_ns = init_model(backend, blob)
+    del blob  # the file's bytes are not the loaded model's memory
     memory.mark("after_init")
 
     inputs, outputs = backend.signature()
     feed = generate_inputs(inputs, spec)
     infer = backend.prepare(feed)
-    t = clock()
-    try:
-        infer()
-    except Exception as exc:
-        raise RunnerFailure("Input", "the first inference failed: %s" % exc)
-    first_ns = clock() - t
+    first_ns = first_inference(infer)
     memory.mark("after_first")
-
-    t = clock()
-    for _ in range(warmup):
-        infer()
-    warmup_ns = clock() - t
+    warmup_ns = warm_up(infer, plan["warmup"])
     memory.mark("after_warmup")
-
-    # Wall-clock edges of the timed window, so a meter on another clock (a host-side power
-    # monitor) can align its samples to it.
-    machine_before = machine_snapshot(gpu)
-    window_start = time.time()
-    latencies, loop = timed_loop(infer, min_duration_s, min_iterations, max_iterations)
-    window_end = time.time()
-    machine_after = machine_snapshot(gpu)
+    timed = timed_window(infer, plan, gpu)
     memory.mark("after_timed")
 
     accuracy = None
@@ -1015,38 +977,156 @@ def measure(spec):
         memory.mark("after_dataset")
     if gpu is not None:
         gpu.close()
-    gpu_settings = {}
-    if uses_gpu:
-        gpu_settings = {"device": str(getattr(backend, "device", "cuda:%s" % gpu_index)),
-                        "io": backend.io, "sync": backend.sync, "gpu_index": int(gpu_index)}
-        if spec.get("trt_engine_cache_dir"):
-            gpu_settings["trt_engine_cache_dir"] = spec["trt_engine_cache_dir"]
-
     # Last, after every memory mark: the profiled session's memory and time touch no figure above.
-    profile = profiled_pass(backend, feed, spec, latencies) if spec.get("profile") else None
+    profile = profiled_pass(backend, feed, spec, timed["latencies_ns"]) if spec.get("profile") else None
 
+    timings_ns = {"import": import_ns, "load": load_ns, "init": init_ns, "first_inference": first_ns,
+                  "warmup_total": warmup_ns}
+    return result_document(spec, backend, plan, gpu_index, (inputs, outputs), timings_ns, timed, memory,
+                           accuracy, profile)
+
+
+def plan_run(spec):
+    """The spec's model and loop settings, checked before any runtime is imported. The
+    defaults are the inventory's (harness/inventory.py SETTINGS_DEFAULTS): a spec written by
+    hand gets what a device YAML without settings gets."""
+    if not isinstance(spec.get("model"), str):
+        raise RunnerFailure("BadSpec", "model: expected the path of a .onnx, .tflite or .pt2 file")
+    if not os.path.isfile(spec["model"]):
+        raise RunnerFailure("ModelLoad", "model file not found: %s" % spec["model"])
+    plan = {
+        "warmup": _int(spec, "warmup", 10),
+        "min_iterations": _int(spec, "min_iterations", 50, low=1),
+        "max_iterations": _int(spec, "max_iterations", 200000, low=1),
+        "min_duration_s": float(spec.get("min_duration_s", 1.0)),
+    }
+    if plan["max_iterations"] < plan["min_iterations"]:
+        raise RunnerFailure("BadSpec", "max_iterations (%d) is below min_iterations (%d)"
+                            % (plan["max_iterations"], plan["min_iterations"]))
+    return plan
+
+
+def start_runtime(spec):
+    """The backend, and the time its runtime's import took (ns)."""
+    clock = time.perf_counter_ns
+    t = clock()
+    backend = make_backend(spec)
+    return backend, clock() - t
+
+
+def read_model(spec, backend):
+    """The model file as the backend loads it, and the time that took (ns)."""
+    clock = time.perf_counter_ns
+    t = clock()
+    try:
+        blob = backend.load(spec["model"])
+    except (IOError, OSError) as exc:
+        raise RunnerFailure("ModelLoad", "cannot read %s: %s" % (spec["model"], exc))
+    return blob, clock() - t
+
+
+def _uses_gpu(spec, backend):
+    if isinstance(backend, TorchBackend):
+        return backend.cuda
+    return isinstance(backend, OnnxruntimeBackend) and any(
+        p in _GPU_PROVIDERS for p in (spec.get("providers") or []))
+
+
+def start_gpu_watch(spec, backend, memory):
+    """(GpuState, the spec's or the CUDA device's index) for a run on a GPU, (None, None)
+    otherwise. Called before init, so the device memory init takes is a phase of its own."""
+    if not _uses_gpu(spec, backend):
+        return None, None
+    gpu_index = spec.get("gpu_index")
+    if gpu_index is None:
+        gpu_index = _cuda_index(spec, backend)
+    gpu = GpuState(int(gpu_index))
+    memory.watch_gpu(backend, gpu)
+    return gpu, gpu_index
+
+
+def init_model(backend, blob):
+    """The runtime's session or interpreter built from the loaded file; the time it took (ns)."""
+    clock = time.perf_counter_ns
+    t = clock()
+    backend.init(blob)
+    return clock() - t
+
+
+def first_inference(infer):
+    """The first inference alone (lazy allocations, first touches), timed (ns). It is the
+    first use of the generated inputs, so its failure is an Input failure."""
+    clock = time.perf_counter_ns
+    t = clock()
+    try:
+        infer()
+    except Exception as exc:
+        raise RunnerFailure("Input", "the first inference failed: %s" % exc)
+    return clock() - t
+
+
+def warm_up(infer, count):
+    """`count` untimed inferences before the timed loop; their total time (ns)."""
+    clock = time.perf_counter_ns
+    t = clock()
+    for _ in range(count):
+        infer()
+    return clock() - t
+
+
+def timed_window(infer, plan, gpu):
+    """The timed loop between two machine snapshots, as the document's latencies_ns, loop,
+    window and machine entries. The window's edges are wall-clock times, so a meter on
+    another clock (a host-side power monitor) can align its samples to it."""
+    min_duration_s, min_iterations = plan["min_duration_s"], plan["min_iterations"]
+    max_iterations = plan["max_iterations"]
+    machine_before = machine_snapshot(gpu)
+    window_start = time.time()
+    latencies, loop = timed_loop(infer, min_duration_s, min_iterations, max_iterations)
+    window_end = time.time()
+    machine_after = machine_snapshot(gpu)
+    return {"latencies_ns": latencies, "loop": loop,
+            "window": {"start_unix_s": window_start, "end_unix_s": window_end},
+            "machine": {"before": machine_before, "after": machine_after}}
+
+
+def run_settings(spec, plan, backend, gpu_index):
+    """The settings the run used, defaults filled in; with a GPU (gpu_index not None) also
+    the device, its io and sync modes and, where given, TensorRT's engine cache."""
+    settings = {
+        "threads": int(spec.get("threads", 1)), "inter_threads": int(spec.get("inter_threads", 1)),
+        "warmup": plan["warmup"], "min_duration_s": plan["min_duration_s"],
+        "min_iterations": plan["min_iterations"], "max_iterations": plan["max_iterations"],
+        "optimization": spec.get("optimization", "all"), "cpu_arena": bool(spec.get("cpu_arena", True)),
+        "seed": int(spec.get("seed", 0)), "round": int(spec.get("round", 0)),
+    }
+    if gpu_index is not None:
+        settings.update({"device": str(getattr(backend, "device", "cuda:%s" % gpu_index)),
+                         "io": backend.io, "sync": backend.sync, "gpu_index": int(gpu_index)})
+        if spec.get("trt_engine_cache_dir"):
+            settings["trt_engine_cache_dir"] = spec["trt_engine_cache_dir"]
+    return settings
+
+
+def result_document(spec, backend, plan, gpu_index, signature, timings_ns, timed, memory, accuracy, profile):
+    """The run's result document (harness/document.py validates it): the steps' figures
+    and the facts of the host, runtime, settings and model they were measured with."""
+    inputs, outputs = signature
     doc = {
         "ok": True,
         "schema": SCHEMA,
         "runner_version": RUNNER_VERSION,
         "host": host_facts(),
         "runtime": backend.facts(),
-        "numpy_version": np.__version__,
-        "settings": dict({
-            "threads": int(spec.get("threads", 1)), "inter_threads": int(spec.get("inter_threads", 1)),
-            "warmup": warmup, "min_duration_s": min_duration_s, "min_iterations": min_iterations,
-            "max_iterations": max_iterations, "optimization": spec.get("optimization", "all"),
-            "cpu_arena": bool(spec.get("cpu_arena", True)), "seed": int(spec.get("seed", 0)),
-            "round": int(spec.get("round", 0)),
-        }, **gpu_settings),
+        "numpy_version": _np().__version__,
+        "settings": run_settings(spec, plan, backend, gpu_index),
         "model": {"path": spec["model"], "bytes": os.path.getsize(spec["model"]),
                   "inputs": inputs, "outputs": outputs},
-        "timings_ms": {"import": import_ns / 1e6, "load": load_ns / 1e6, "init": init_ns / 1e6,
-                       "first_inference": first_ns / 1e6, "warmup_total": warmup_ns / 1e6},
-        "latencies_ns": latencies,
-        "loop": loop,
-        "window": {"start_unix_s": window_start, "end_unix_s": window_end},
-        "machine": {"before": machine_before, "after": machine_after},
+        "timings_ms": dict((name, ns / 1e6) for name, ns in timings_ns.items()),
+        "latencies_ns": timed["latencies_ns"],
+        "loop": timed["loop"],
+        "window": timed["window"],
+        "machine": timed["machine"],
         "memory": memory.result(),
         "accuracy": accuracy,
     }
@@ -1200,6 +1280,32 @@ def litert_profile_offer(name, version, interp):
     return ("%s %s: its Python Interpreter exposes no per-operator timing (no profiler hook; TFLite's "
             "per-op profiles come from the C++ benchmark_model tool)" % (name, version))
 
+def read_spec(path):
+    """The run spec: a JSON object, or a BadSpec failure."""
+    try:
+        with open(path) as f:
+            spec = json.load(f)
+    except (IOError, OSError, ValueError) as exc:
+        raise RunnerFailure("BadSpec", "cannot read the run spec %s: %s" % (path, exc))
+    if not isinstance(spec, dict):
+        raise RunnerFailure("BadSpec", "the run spec must be a JSON object")
+    return spec
+
+
+def run_spec_file(path):
+    """(result document, exit code): every failure is still one JSON answer, with exit code 2."""
+    try:
+        return measure(read_spec(path)), 0
+    except RunnerFailure as exc:
+        return {"ok": False, "schema": SCHEMA, "error": {"type": exc.kind, "message": str(exc)}}, 2
+    except Exception as exc:  # a runtime failing mid-loop, a bad value
+        import traceback
+
+        traceback.print_exc()  # the host shows the board's stderr with the error
+        return {"ok": False, "schema": SCHEMA,
+                "error": {"type": "Internal", "message": "%s: %s" % (type(exc).__name__, exc)}}, 2
+
+
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv == ["--machine"]:
@@ -1218,25 +1324,7 @@ def main(argv=None):
     if len(argv) != 1:
         sys.stderr.write("usage: runner.py SPEC.json [--out RESULT.json]\n")
         return 64
-    code = 0
-    try:
-        try:
-            with open(argv[0]) as f:
-                spec = json.load(f)
-        except (IOError, OSError, ValueError) as exc:
-            raise RunnerFailure("BadSpec", "cannot read the run spec %s: %s" % (argv[0], exc))
-        if not isinstance(spec, dict):
-            raise RunnerFailure("BadSpec", "the run spec must be a JSON object")
-        result = measure(spec)
-    except RunnerFailure as exc:
-        result, code = {"ok": False, "schema": SCHEMA, "error": {"type": exc.kind, "message": str(exc)}}, 2
-    except Exception as exc:  # a runtime failing mid-loop, a bad value: still one JSON answer
-        import traceback
-
-        traceback.print_exc()  # the host shows the board's stderr with the error
-        result = {"ok": False, "schema": SCHEMA,
-                  "error": {"type": "Internal", "message": "%s: %s" % (type(exc).__name__, exc)}}
-        code = 2
+    result, code = run_spec_file(argv[0])
     text = json.dumps(result)
     if out_path:
         with open(out_path, "w") as f:
