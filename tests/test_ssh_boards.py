@@ -42,9 +42,7 @@ def test_changed_host_key_is_refused(ssh_lab, fast_board, tmp_path):
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "k")], check=True)
     fake = (tmp_path / "k.pub").read_text().split()
     other.write_text(f"[{fast_board.address}]:{fast_board.port} {fake[0]} {fake[1]}\n")
-    with pytest.raises(DeviceError) as err:
-        SshDevice(ssh_lab.spec(fast_board, name="changed", known_hosts=str(other))).connect()
-    message = str(err.value)
+    message = ssh_lab.refusal(fast_board, name="changed", known_hosts=str(other))
     assert "CHANGED" in message and str(other) in message and "Refusing" in message
 
 
