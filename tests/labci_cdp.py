@@ -12,6 +12,7 @@ import subprocess
 import tempfile
 import time
 import urllib.request
+from pathlib import Path
 
 
 def chromium_path():
@@ -87,6 +88,14 @@ class Browser:
                 return msg
             self.events.append(msg)
         raise TimeoutError(method)
+
+    def open(self, path) -> None:
+        """Load a local file, recording its console messages, exceptions and log entries
+        (console_errors reads them), and wait for its load event."""
+        for domain in ("Runtime", "Log", "Page"):
+            self.send(f"{domain}.enable")
+        self.send("Page.navigate", url=Path(path).resolve().as_uri())
+        self.wait_event("Page.loadEventFired")
 
     def evaluate(self, expression: str):
         result = self.send("Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=True)

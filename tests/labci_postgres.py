@@ -14,6 +14,7 @@ import tempfile
 import contextlib
 
 import pytest
+import sqlalchemy as sa
 
 
 class Unavailable(Exception):
@@ -45,6 +46,24 @@ def postgres_url():
             yield url
     except Unavailable as exc:
         pytest.skip(str(exc))
+
+
+HARNESS_TABLES = ("comparisons", "measurements", "runs", "leases", "schema_version")
+
+
+def empty_store_url(request, tmp_path) -> str:
+    """A store URL with no harness tables yet, on the backend `request.param` names: a new
+    SQLite file under tmp_path, or the session's shared server ("postgresql", the
+    postgres_url fixture) with the harness's tables dropped, since earlier tests wrote there."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'h.sqlite'}"
+    url = request.getfixturevalue("postgres_url")
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        for table in HARNESS_TABLES:
+            conn.execute(sa.text(f"DROP TABLE IF EXISTS {table} CASCADE"))
+    engine.dispose()
+    return url
 
 
 @contextlib.contextmanager

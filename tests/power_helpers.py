@@ -152,32 +152,27 @@ class ArrivalClock:
     sleep = wait
 
 
-def record_polls(m, clock: VirtualClock, seconds: float):
-    """start, ``seconds`` of virtual time, stop: one trace with a read at every interval."""
+def recorded(m, meanwhile):
+    """start, ``meanwhile()``, stop (also when it fails): the meter's one trace."""
     m.start()
     try:
-        clock.advance(seconds)
+        meanwhile()
     finally:
         trace = m.stop()
     return trace
+
+
+def record_polls(m, clock: VirtualClock, seconds: float):
+    """start, ``seconds`` of virtual time, stop: one trace with a read at every interval."""
+    return recorded(m, lambda: clock.advance(seconds))
 
 
 def record_lines(m, clock: ArrivalClock, lines: int):
     """start, wait until the meter has stamped ``lines`` lines, stop."""
-    m.start()
-    try:
-        clock.wait_for_readings(lines)
-    finally:
-        trace = m.stop()
-    return trace
+    return recorded(m, lambda: clock.wait_for_readings(lines))
 
 
 def record(m, seconds):
     """start, sleep, stop: one trace from a real-time meter (serial and NVML tests; no
     sample count or wall-clock assert is made on it)."""
-    m.start()
-    try:
-        time.sleep(seconds)
-    finally:
-        trace = m.stop()
-    return trace
+    return recorded(m, lambda: time.sleep(seconds))

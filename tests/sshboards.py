@@ -365,6 +365,18 @@ LogLevel INFO
         path.write_text(yaml.safe_dump(data, sort_keys=False))
         return load_device_file(path)
 
+    def refusal(self, b: Board, name: str | None = None, **ssh_overrides) -> str:
+        """The DeviceError message connecting to the board with these ssh options is refused
+        with (the test fails if it connects)."""
+        import pytest
+
+        from harness.devices.ssh import SshDevice
+        from harness.errors import DeviceError
+
+        with pytest.raises(DeviceError) as err:
+            SshDevice(self.spec(b, name=name, **ssh_overrides)).connect()
+        return str(err.value)
+
     # ------------------------------------------------------------- teardown
 
     def close(self):

@@ -108,17 +108,25 @@ def test_provenance_argv_keeps_no_secret(monkeypatch):
     assert redact_argv(["--password", "x", "y"]) == ["--password", "***", "y"]
 
 
-def test_store_password_in_query_never_printed_or_stored(pytester, tmp_path):
+PLUGIN_SUITE = "def test_one(measure):\n    assert measure().latency.n >= 5\n"
+
+
+def _plugin_project(pytester, tmp_path):
+    """A local device `box` and a tiny model folder: the inner pytest's options for them."""
     models = manifest_file(tmp_path / "models").parent
     devices = tmp_path / "devices"
     devices.mkdir()
     (devices / "box.yaml").write_text("kind: local\ncapabilities: {runtimes: [onnxruntime]}\n"
                                       "settings: {min_iterations: 5, min_duration_s: 0.01, warmup: 0}\n")
-    pytester.makepyfile(test_suite="def test_one(measure):\n    assert measure().latency.n >= 5\n")
+    return ["--devices-dir", devices, "--models-dir", models, "--device", "box", "-p", "no:cacheprovider"]
+
+
+def test_store_password_in_query_never_printed_or_stored(pytester, tmp_path):
+    args = _plugin_project(pytester, tmp_path)
+    pytester.makepyfile(test_suite=PLUGIN_SUITE)
     url = f"sqlite:///{tmp_path / 'h.sqlite'}?password=hunter2-pw"
-    result = pytester.runpytest_subprocess("--devices-dir", devices, "--models-dir", models, "--device", "box",
-                                           "--store", url, "--report", tmp_path / "r.html",
-                                           "-p", "no:cacheprovider", "-W", "ignore", timeout=300)
+    result = pytester.runpytest_subprocess(*args, "--store", url, "--report", tmp_path / "r.html",
+                                           "-W", "ignore", timeout=300)
     result.assert_outcomes(passed=1)
     assert "hunter2-pw" not in result.stdout.str() + result.stderr.str()
     result.stdout.fnmatch_lines(["*store: sqlite:///*password=[*][*][*]"])
@@ -215,18 +223,6 @@ def test_cli_report_out_unwritable_is_exit_2_with_the_path(tmp_path, capsys):
     assert main(["report", str(tmp_path), "--out", str(tmp_path / "out")]) == 2
     assert f"report {tmp_path / 'out'}: not written: it is a directory" in capsys.readouterr().err
     assert _leftovers(tmp_path) == []
-
-
-PLUGIN_SUITE = "def test_one(measure):\n    assert measure().latency.n >= 5\n"
-
-
-def _plugin_project(pytester, tmp_path):
-    models = manifest_file(tmp_path / "models").parent
-    devices = tmp_path / "devices"
-    devices.mkdir()
-    (devices / "box.yaml").write_text("kind: local\ncapabilities: {runtimes: [onnxruntime]}\n"
-                                      "settings: {min_iterations: 5, min_duration_s: 0.01, warmup: 0}\n")
-    return ["--devices-dir", devices, "--models-dir", models, "--device", "box", "-p", "no:cacheprovider"]
 
 
 def test_pytest_report_failure_comes_after_summary_and_junit_and_fails_the_run(pytester, tmp_path):

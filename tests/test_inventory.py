@@ -5,12 +5,7 @@ import pytest
 
 from harness.errors import ConfigError
 from harness.inventory import Inventory, load_device_file
-
-
-def write(tmp_path, name, text):
-    path = tmp_path / f"{name}.yaml"
-    path.write_text(text)
-    return path
+from device_files import assert_refused, write_device
 
 
 def test_repo_local_yaml_is_valid_and_matches_the_builtin(repo, tmp_path):
@@ -37,23 +32,18 @@ def test_repo_local_yaml_is_valid_and_matches_the_builtin(repo, tmp_path):
     ("kind: local\nname: other\n", "name", "file's stem"),
 ])
 def test_bad_yaml_names_file_field_and_value(tmp_path, text, field, words):
-    path = write(tmp_path, "board", text)
-    with pytest.raises(ConfigError) as info:
-        load_device_file(path)
-    message = str(info.value)
-    assert message.startswith(f"{path}: {field}: "), message
-    assert words in message
+    assert_refused(write_device(tmp_path, "board", text), field, words)
 
 
 def test_yaml_syntax_error_gives_line(tmp_path):
-    path = write(tmp_path, "board", "kind: local\nsettings: {threads: 1\n")
+    path = write_device(tmp_path, "board", "kind: local\nsettings: {threads: 1\n")
     with pytest.raises(ConfigError, match=r"board.yaml: line \d+, column \d+: .*expected valid YAML"):
         load_device_file(path)
 
 
 def test_unknown_device_lists_known_ones(tmp_path):
-    write(tmp_path, "rpi5", "kind: local\n")
-    write(tmp_path, "jetson", "kind: local\n")
+    write_device(tmp_path, "rpi5", "kind: local\n")
+    write_device(tmp_path, "jetson", "kind: local\n")
     with pytest.raises(ConfigError) as info:
         Inventory(tmp_path).get("jetsn")
     assert "jetson, local, rpi5" in str(info.value)
@@ -66,7 +56,7 @@ def test_missing_inventory_directory(tmp_path):
 
 
 def test_capability_lacks_reason(tmp_path):
-    spec = load_device_file(write(tmp_path, "b", "kind: local\ncapabilities: {runtimes: [onnxruntime], providers: [CPUExecutionProvider]}\n"))
+    spec = load_device_file(write_device(tmp_path, "b", "kind: local\ncapabilities: {runtimes: [onnxruntime], providers: [CPUExecutionProvider]}\n"))
     assert spec.capabilities.lacks(runtime="onnxruntime") is None
     assert "needs execution provider 'CUDAExecutionProvider'" in spec.capabilities.lacks(provider="CUDAExecutionProvider")
     assert "power source 'nvml'" in spec.capabilities.lacks(power="nvml")
@@ -75,10 +65,10 @@ def test_capability_lacks_reason(tmp_path):
 
 
 def test_power_meter_typos_fail_at_load(tmp_path):
-    path = write(tmp_path, "jetson", "kind: local\npower: [{meter: tegrastat}]\n")
+    path = write_device(tmp_path, "jetson", "kind: local\npower: [{meter: tegrastat}]\n")
     with pytest.raises(ConfigError, match=r"jetson.yaml: power\[0\].meter: expected one of .*tegrastats"):
         load_device_file(path)
-    path = write(tmp_path, "jetson", "kind: local\npower: [{meter: tegrastats, interval_ms: fast}]\n")
+    path = write_device(tmp_path, "jetson", "kind: local\npower: [{meter: tegrastats, interval_ms: fast}]\n")
     with pytest.raises(ConfigError, match=r"jetson.yaml: power\[0\].interval_ms"):
         load_device_file(path)
 

@@ -54,11 +54,7 @@ def browser():
 
 def test_report_in_headless_chromium(report, browser):
     _, path = report
-    browser.send("Runtime.enable")
-    browser.send("Log.enable")
-    browser.send("Page.enable")
-    browser.send("Page.navigate", url=path.resolve().as_uri())
-    browser.wait_event("Page.loadEventFired")
+    browser.open(path)
     assert browser.evaluate("document.readyState") == "complete"
     # plotly.js is inlined gzip-compressed: the page unpacks it, then draws
     assert browser.evaluate("window.reportReady.then(() => 'drawn', e => e.message)") == "drawn"

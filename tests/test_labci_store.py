@@ -12,21 +12,12 @@ from harness.lease import LeaseBusy, LeaseManager, LeaseTable
 from harness.store import Store
 from harness.store_tables import SCHEMA_VERSION
 from fake_measurements import fake_measurement
-from labci_postgres import postgres_url  # noqa: F401  (fixture)
+from labci_postgres import empty_store_url, postgres_url  # noqa: F401  (postgres_url: fixture)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def store(request, tmp_path):
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'h.sqlite'}"
-    else:
-        url = request.getfixturevalue("postgres_url")
-        engine = sa.create_engine(url)
-        with engine.begin() as conn:  # a clean schema per test on the shared server
-            for table in ("comparisons", "measurements", "runs", "leases", "schema_version"):
-                conn.execute(sa.text(f"DROP TABLE IF EXISTS {table} CASCADE"))
-        engine.dispose()
-    s = Store(url)
+    s = Store(empty_store_url(request, tmp_path))
     yield s
     s.close()
 

@@ -8,20 +8,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.errors import ConfigError, DeviceError
+from harness.errors import DeviceError
 from harness.inventory import Inventory, load_device_file
 from harness.devices import open_device
 from harness.mcu import build as fwbuild
 from harness.mcu import qemu
 
+from device_files import assert_refused, write_device
 from serial_peers import FakeDut
-
-
-
-def write(tmp_path, name, text):
-    path = tmp_path / f"{name}.yaml"
-    path.write_text(text)
-    return path
 
 
 def test_the_repo_serial_devices_are_valid():
@@ -45,11 +39,7 @@ def test_the_repo_serial_devices_are_valid():
     ("kind: serial\nserial: {port: /dev/ttyACM0, chunk_bytes: 40}\n", "serial.chunk_bytes", "in 1..38"),
 ])
 def test_bad_serial_yaml_names_file_and_field(tmp_path, text, field, words):
-    path = write(tmp_path, "board", text)
-    with pytest.raises(ConfigError) as info:
-        load_device_file(path)
-    assert str(info.value).startswith(f"{path}: {field}: "), str(info.value)
-    assert words in str(info.value)
+    assert_refused(write_device(tmp_path, "board", text), field, words)
 
 
 @pytest.fixture
@@ -61,8 +51,8 @@ def fake_board(tmp_path):
         duts.append(dut)
         dut._opened.set()  # the device opens the port itself
         # clock_check off: the fake claims DUT times it does not spend (10 us per inference)
-        path = write(tmp_path, "fakeboard", f"kind: serial\nserial: {{port: '{dut.url}', timeout_s: 2, "
-                                            f"clock_check: false, cache_dir: '{tmp_path / 'cache'}'{extra}}}\n")
+        path = write_device(tmp_path, "fakeboard", f"kind: serial\nserial: {{port: '{dut.url}', timeout_s: 2, "
+                                                   f"clock_check: false, cache_dir: '{tmp_path / 'cache'}'{extra}}}\n")
         return dut, open_device(load_device_file(path))
     yield make
     for dut in duts:

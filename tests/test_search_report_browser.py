@@ -39,11 +39,7 @@ def browser():
 def test_search_page_in_headless_chromium(page, browser):
     text = page.read_text()
     assert "&lt;fp32&gt;" in text and "<fp32>" not in text
-    browser.send("Runtime.enable")
-    browser.send("Log.enable")
-    browser.send("Page.enable")
-    browser.send("Page.navigate", url=page.resolve().as_uri())
-    browser.wait_event("Page.loadEventFired")
+    browser.open(page)
     # plotly.js is inlined gzip-compressed: the page unpacks it, then draws
     assert browser.evaluate("window.reportReady.then(() => 'drawn', e => e.message)") == "drawn"
     traces = json.loads(browser.evaluate("""JSON.stringify(document.getElementById('plot-0')._fullData.map(

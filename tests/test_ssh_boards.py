@@ -1,6 +1,7 @@
 """The ssh kind against real sshd test boards (network namespaces, cgroups): needs root."""
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import signal
@@ -42,9 +43,7 @@ def test_changed_host_key_is_refused(ssh_lab, fast_board, tmp_path):
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "k")], check=True)
     fake = (tmp_path / "k.pub").read_text().split()
     other.write_text(f"[{fast_board.address}]:{fast_board.port} {fake[0]} {fake[1]}\n")
-    with pytest.raises(DeviceError) as err:
-        SshDevice(ssh_lab.spec(fast_board, name="changed", known_hosts=str(other))).connect()
-    message = str(err.value)
+    message = ssh_lab.refusal(fast_board, name="changed", known_hosts=str(other))
     assert "CHANGED" in message and str(other) in message and "Refusing" in message
 
 
@@ -81,31 +80,19 @@ def test_model_name_with_spaces_and_shell_metacharacters(ssh_lab, fast_board, tm
 
 def test_board_dropping_mid_run_reconnects_and_retries(ssh_lab, make_board, tiny_onnx):
     board = make_board("drop")
-    device = SshDevice(ssh_lab.spec(board, retries=2, retry_wait_s=1.0))
-    device.connect()
-    try:
-        handle = device.deploy(tiny_onnx)
-        worker, result = _run_in_background(device, handle, 30.0)
-        _wait_for_runner(board)
+    with _measuring(ssh_lab, board, tiny_onnx, 30.0, retry_wait_s=1.0) as (device, run):
         ssh_lab.kill_board(board)          # sshd, the session and the runner die at once
         ssh_lab.start_sshd(board)          # the board comes back
-        worker.join(timeout=120)
-        assert not worker.is_alive()
         # The retried attempt ran the full 30 s loop again: let it; no wall-clock assert.
-        assert isinstance(result["raw"], dict) and result["raw"]["ok"], result["raw"]
+        raw = run.outcome()
+        assert isinstance(raw, dict) and raw["ok"], raw
         assert len(device.attempts) == 1 and "dropped" in device.attempts[0][1]
-    finally:
-        device.close()
 
 
 def test_the_runner_orphaned_by_a_dropped_link_is_stopped_before_the_retry(ssh_lab, make_board, tiny_onnx):
     board = make_board("orphan")
-    device = SshDevice(ssh_lab.spec(board, retries=2, retry_wait_s=0.5))
-    device.connect()
-    try:
-        handle = device.deploy(tiny_onnx)
-        worker, result = _run_in_background(device, handle, 8.0)
-        orphan = _wait_for_runner(board)
+    with _measuring(ssh_lab, board, tiny_onnx, 8.0, retry_wait_s=0.5) as (device, run):
+        orphan = run.runner
         # Frozen, so it is still there when the retry looks for it, however long the
         # reconnect takes on a loaded machine (running, its 8 s loop ended by itself first).
         os.kill(orphan, signal.SIGSTOP)
@@ -114,29 +101,18 @@ def test_the_runner_orphaned_by_a_dropped_link_is_stopped_before_the_retry(ssh_l
         ssh_lab.start_sshd(board)
         retry = _wait_for_runner(board, other_than=orphan)
         assert not _alive(orphan)      # stopped before the retry started
-        worker.join(timeout=120)
-        assert isinstance(result["raw"], dict) and result["raw"]["ok"], result["raw"]
+        raw = run.outcome()
+        assert isinstance(raw, dict) and raw["ok"], raw
         assert device.stale_killed == 1 and retry != orphan
-    finally:
-        device.close()
 
 
 def test_board_that_stays_down_fails_that_measurement_with_the_reason(ssh_lab, make_board, tiny_onnx):
     board = make_board("gone")
-    device = SshDevice(ssh_lab.spec(board, retries=2, retry_wait_s=0.2))
-    device.connect()
-    try:
-        handle = device.deploy(tiny_onnx)
-        worker, result = _run_in_background(device, handle, 30.0)
-        _wait_for_runner(board)
+    with _measuring(ssh_lab, board, tiny_onnx, 30.0, retry_wait_s=0.2) as (_device, run):
         ssh_lab.kill_board(board)
-        worker.join(timeout=120)
-        assert not worker.is_alive()
-        err = result["raw"]
+        err = run.outcome()
         assert isinstance(err, DeviceError) and not isinstance(err, BoardLost)
         assert "failed after 3 attempts" in str(err) and "cannot connect" in str(err)
-    finally:
-        device.close()
 
 
 def test_runner_killed_by_the_oom_killer(ssh_lab, make_board, onnx_20mb):
@@ -260,20 +236,39 @@ def test_no_secret_in_logs_or_public_options(ssh_lab, fast_board, tiny_onnx, cap
 # ----------------------------------------------------------------- helpers
 
 
-def _run_in_background(device, handle, seconds):
-    """A long measurement in a thread, so the test can break the board meanwhile;
-    result["raw"] is the runner's document or the exception the run ended with."""
-    result = {}
+class _BackgroundRun:
+    """A long measurement in a thread, so the test can break the board meanwhile; made
+    once the runner runs on the board (`runner`: its pid)."""
 
-    def measure():
+    def __init__(self, device, board, handle, seconds):
+        self._result = {}
+        self._worker = threading.Thread(target=self._measure, args=(device, handle, seconds))
+        self._worker.start()
+        self.runner = _wait_for_runner(board)
+
+    def _measure(self, device, handle, seconds):
         try:
-            result["raw"] = device.run(run_spec(handle, min_duration_s=seconds, max_iterations=10**9))
+            self._result["raw"] = device.run(run_spec(handle, min_duration_s=seconds, max_iterations=10**9))
         except Exception as exc:  # handed to the test thread
-            result["raw"] = exc
+            self._result["raw"] = exc
 
-    worker = threading.Thread(target=measure)
-    worker.start()
-    return worker, result
+    def outcome(self):
+        """The runner's document or the exception the run ended with."""
+        self._worker.join(timeout=120)
+        assert not self._worker.is_alive(), "the measurement did not end within 120 s"
+        return self._result["raw"]
+
+
+@contextlib.contextmanager
+def _measuring(ssh_lab, board, model, seconds, retry_wait_s):
+    """A device on the board (two retries) running a `seconds` measurement of `model` in the
+    background; yields (device, run) once the runner runs; closes the device after."""
+    device = SshDevice(ssh_lab.spec(board, retries=2, retry_wait_s=retry_wait_s))
+    device.connect()
+    try:
+        yield device, _BackgroundRun(device, board, device.deploy(model), seconds)
+    finally:
+        device.close()
 
 
 def _wait_for_runner(board, timeout=60, other_than=None):

@@ -12,7 +12,7 @@ from harness.compare import compare_runs, parse_gates
 from harness.errors import HarnessError, StoreError
 from harness.store import Store
 from fake_measurements import fake_measurement
-from labci_postgres import postgres_url  # noqa: F401  (fixture)
+from labci_postgres import empty_store_url, postgres_url  # noqa: F401  (postgres_url: fixture)
 
 NOW = dt.datetime(2026, 12, 1, 3, 0, tzinfo=dt.timezone.utc)
 DAYS_AGO = (200, 120, 91, 89, 10, 0)  # six nightly runs
@@ -20,16 +20,7 @@ DAYS_AGO = (200, 120, 91, 89, 10, 0)  # six nightly runs
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def aged_store(request, tmp_path):
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'h.sqlite'}"
-    else:
-        url = request.getfixturevalue("postgres_url")
-        engine = sa.create_engine(url)
-        with engine.begin() as conn:
-            for table in ("comparisons", "measurements", "runs", "leases", "schema_version"):
-                conn.execute(sa.text(f"DROP TABLE IF EXISTS {table} CASCADE"))
-        engine.dispose()
-    store = Store(url)
+    store = Store(empty_store_url(request, tmp_path))
     run_ids = []
     for night, age in enumerate(DAYS_AGO):
         run_id = store.start_run(tag=f"night-{night}")

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from . import meter
 from .base import MeterError, Option, PollingMeter
-from .sysfs import read_number, unreadable
+from .sysfs import read_number, require_found, unreadable
 
 BASE = "/sys/class/hwmon"
 CHIPS = ("ina219", "ina220", "ina226", "ina230", "ina231", "ina2xx")
@@ -53,10 +53,8 @@ class Ina2xxMeter(PollingMeter):
     def probe(self):
         found = find_sensors(self.source)
         wanted = self.options["sensors"] or sorted(found)
-        missing = [w for w in wanted if w not in found]
-        if missing or not wanted:
-            raise MeterError(f"{self.label}: no ina2xx hwmon sensor {missing or ''} under {BASE} "
-                             f"(read through {self.source.describe()}); found: {', '.join(found) or 'none'}")
+        require_found(self.label, "ina2xx hwmon sensor(s)", wanted, found,
+                      f" under {BASE} (read through {self.source.describe()})")
         self.sensors = {}
         for h in wanted:
             d = f"{BASE}/{h}"

@@ -19,7 +19,7 @@ import re
 from . import meter
 from .base import MeterError, Option, PollingMeter
 from .energy import counter_delta
-from .sysfs import read_number, unreadable
+from .sysfs import read_number, require_found, unreadable
 
 BASE = "/sys/class/powercap"
 _ZONE = re.compile(r"^intel-rapl:\d+(:\d+)?$")
@@ -60,10 +60,8 @@ class RaplMeter(PollingMeter):
         wanted = self.options["domains"]
         if wanted is None:
             wanted = [n for n, (_e, top) in found.items() if top and not n.startswith("psys")]
-        missing = [w for w in wanted if w not in found]
-        if missing or not wanted:
-            raise MeterError(f"{self.label}: RAPL domain(s) {missing or wanted} not found; "
-                             f"present: {', '.join(found) or 'none'}")
+        require_found(self.label, "RAPL domain(s)", wanted, found,
+                      f" under {BASE} (read through {self.source.describe()})")
         self.domains = {}
         for name in wanted:
             d = f"{BASE}/{found[name][0]}"
