@@ -117,57 +117,18 @@ class DeviceSpec:
 
 
 def parse_device(data, source, default_name: str) -> DeviceSpec:
-    from .devices import device_class, kind_registry, known_kinds
+    from .devices import device_class
 
-    if not isinstance(data, dict):
-        raise ConfigError(source, "(top level)", "a mapping of device fields", type(data).__name__)
-    kind = config_fields.get(source, "", data, "kind", str, required=True)
-    if kind not in known_kinds():
-        expected, hint = kind_registry.expected(kind)
-        raise ConfigError(source, "kind", expected, kind, hint)
-    config_fields.check_keys(source, "", data, TOP_LEVEL + (kind,), required=("kind",))
-    # The name keys leases, stores, reports and test ids: one safe alphabet (harness.names).
-    names.check_name(source, "name (the file's stem)", default_name)
-    name = config_fields.get(source, "", data, "name", str, default_name)
-    if name != default_name:
-        raise ConfigError(source, "name", f"the file's stem {default_name!r} (one board, one file)", name)
-
-    caps = config_fields.get(source, "", data, "capabilities", dict, {})
-    config_fields.check_keys(source, "capabilities", caps, ("runtimes", "providers", "power"))
-    runtimes = tuple(config_fields.get_list(source, "capabilities", caps, "runtimes", str, choices=KNOWN_RUNTIMES))
-    providers = tuple(config_fields.get_list(source, "capabilities", caps, "providers", str))
-    declared_power = (config_fields.get_list(source, "capabilities", caps, "power", str)
-                      if caps.get("power") is not None else None)   # None: the meters declared
-
+    kind = _checked_kind(source, data)
+    name = _checked_name(source, data, default_name)
+    runtimes, providers, declared_power = _capability_fields(source, data)
     raw_settings = config_fields.get(source, "", data, "settings", dict, {})
-    config_fields.check_keys(source, "settings", raw_settings, tuple(SETTINGS_DEFAULTS) + GPU_SETTINGS)
-    settings = dict(SETTINGS_DEFAULTS)
-    for key, default in SETTINGS_DEFAULTS.items():
-        if isinstance(default, bool):
-            settings[key] = config_fields.get(source, "settings", raw_settings, key, bool, default)
-        elif isinstance(default, int):
-            settings[key] = config_fields.get(source, "settings", raw_settings, key, int, default, minimum=0)
-        elif isinstance(default, float):
-            settings[key] = config_fields.get(source, "settings", raw_settings, key, float, default, minimum=0.0)
-        else:
-            settings[key] = config_fields.get(source, "settings", raw_settings, key, str, default,
-                                       choices=("disable", "basic", "extended", "all"))
-    settings.update(_gpu_settings(source, raw_settings))
+    settings = _typed_settings(source, raw_settings)
     driver = device_class(kind)
     if "rounds" not in raw_settings:
-        settings["rounds"] = driver.default_rounds
-    if settings["rounds"] < 1:
-        raise ConfigError(source, "settings.rounds", "an integer >= 1", settings["rounds"])
-    if settings["min_iterations"] < 1:
-        raise ConfigError(source, "settings.min_iterations", "an integer >= 1", settings["min_iterations"])
-    if settings["max_iterations"] < settings["min_iterations"]:
-        raise ConfigError(source, "settings.max_iterations", "at least settings.min_iterations",
-                          settings["max_iterations"])
-
-    power = config_fields.get(source, "", data, "power", list, [])
-    from .power import validate_entries
-
-    validate_entries(source, kind, power)
+        settings["rounds"] = driver.default_rounds   # a kind may default otherwise (an MCU's windows)
+    _check_counts(source, settings)
+    power = _power_entries(source, kind, data)
 
     emulated = bool(config_fields.get(source, "", data, "emulated", bool, False) or data.get("emulation"))
     options = driver.validate_options(config_fields.get(source, "", data, kind, dict, {}), source)
@@ -191,6 +152,77 @@ def parse_device(data, source, default_name: str) -> DeviceSpec:
         restore=_commands(source, data, "restore"),
         peak=_datasheet_peak(source, data),
     )
+
+
+def _checked_kind(source, data) -> str:
+    """The device's kind, once data is a mapping of known top-level fields for that kind."""
+    from .devices import kind_registry, known_kinds
+
+    if not isinstance(data, dict):
+        raise ConfigError(source, "(top level)", "a mapping of device fields", type(data).__name__)
+    kind = config_fields.get(source, "", data, "kind", str, required=True)
+    if kind not in known_kinds():
+        expected, hint = kind_registry.expected(kind)
+        raise ConfigError(source, "kind", expected, kind, hint)
+    config_fields.check_keys(source, "", data, TOP_LEVEL + (kind,), required=("kind",))
+    return kind
+
+
+def _checked_name(source, data: dict, default_name: str) -> str:
+    # The name keys leases, stores, reports and test ids: one safe alphabet (harness.names).
+    names.check_name(source, "name (the file's stem)", default_name)
+    name = config_fields.get(source, "", data, "name", str, default_name)
+    if name != default_name:
+        raise ConfigError(source, "name", f"the file's stem {default_name!r} (one board, one file)", name)
+    return name
+
+
+def _capability_fields(source, data: dict) -> tuple:
+    """(runtimes, providers, declared power sources or None: the meters declared)."""
+    caps = config_fields.get(source, "", data, "capabilities", dict, {})
+    config_fields.check_keys(source, "capabilities", caps, ("runtimes", "providers", "power"))
+    runtimes = tuple(config_fields.get_list(source, "capabilities", caps, "runtimes", str, choices=KNOWN_RUNTIMES))
+    providers = tuple(config_fields.get_list(source, "capabilities", caps, "providers", str))
+    declared_power = (config_fields.get_list(source, "capabilities", caps, "power", str)
+                      if caps.get("power") is not None else None)   # None: the meters declared
+    return runtimes, providers, declared_power
+
+
+def _typed_settings(source, raw_settings: dict) -> dict:
+    """SETTINGS_DEFAULTS overridden by the YAML's settings, each of its default's type, and
+    the GPU settings the YAML sets."""
+    config_fields.check_keys(source, "settings", raw_settings, tuple(SETTINGS_DEFAULTS) + GPU_SETTINGS)
+    settings = dict(SETTINGS_DEFAULTS)
+    for key, default in SETTINGS_DEFAULTS.items():
+        if isinstance(default, bool):
+            settings[key] = config_fields.get(source, "settings", raw_settings, key, bool, default)
+        elif isinstance(default, int):
+            settings[key] = config_fields.get(source, "settings", raw_settings, key, int, default, minimum=0)
+        elif isinstance(default, float):
+            settings[key] = config_fields.get(source, "settings", raw_settings, key, float, default, minimum=0.0)
+        else:
+            settings[key] = config_fields.get(source, "settings", raw_settings, key, str, default,
+                                       choices=("disable", "basic", "extended", "all"))
+    settings.update(_gpu_settings(source, raw_settings))
+    return settings
+
+
+def _check_counts(source, settings: dict) -> None:
+    if settings["rounds"] < 1:
+        raise ConfigError(source, "settings.rounds", "an integer >= 1", settings["rounds"])
+    if settings["min_iterations"] < 1:
+        raise ConfigError(source, "settings.min_iterations", "an integer >= 1", settings["min_iterations"])
+    if settings["max_iterations"] < settings["min_iterations"]:
+        raise ConfigError(source, "settings.max_iterations", "at least settings.min_iterations",
+                          settings["max_iterations"])
+
+
+def _power_entries(source, kind: str, data: dict) -> list:
+    power = config_fields.get(source, "", data, "power", list, [])
+    from .power import validate_entries
+
+    validate_entries(source, kind, power)
+    return power
 
 
 def _datasheet_peak(source, data: dict) -> dict | None:

@@ -51,85 +51,120 @@ def recommend(measurements, outcomes: Optional[dict] = None, manifests: Optional
     outcomes, manifests = outcomes or {}, manifests or {}
     measurements = list(measurements)
     floors = decide.noise_floor(measurements)
+    groups = _variants_by_device_and_model(measurements)
+    return [_recommend_one(device, model, list(by_variant.values()), floors.get(device, 0.02),
+                           outcomes, manifests)
+            for (device, model), by_variant in sorted(groups.items())]
+
+
+def _variants_by_device_and_model(measurements: list) -> dict:
+    """{(device, model): {variant: measurement}}, without the A/A control."""
     groups: dict = {}
     for m in measurements:
         if m.variant != decide.CONTROL_VARIANT:
             groups.setdefault((m.device, m.model), {})[m.variant] = m   # a re-measure replaces
-    out = []
-    for (device, model), by_variant in sorted(groups.items()):
-        floor = floors.get(device, 0.02)
-        group = list(by_variant.values())
-        reference = next((m for m in group if m.technique == "fp32"), None)
-        drop_budget = _budget_drop(manifests, model)
-        excluded = {}
-        for m in group:
-            failed = outcomes.get((device, m.variant_id), {}).get("failed", [])
-            if not m.valid:
-                excluded[m.variant] = "invalid: " + "; ".join(m.validity.get("reasons", []))
-            elif failed:
-                excluded[m.variant] = "failed " + ", ".join(failed)
-            elif (drop_budget is not None and reference is not None and reference.accuracy is not None
-                  and m.accuracy is not None and reference.accuracy - m.accuracy > drop_budget):
-                excluded[m.variant] = (f"loses {100 * (reference.accuracy - m.accuracy):.1f} pt of top-1 "
-                                       f"(budget {100 * drop_budget:.1f})")
-        candidates = [m for m in group if m.variant not in excluded]
-        rec = Recommendation(device, model, None, "", excluded=excluded, best=_best(group, floor),
-                             emulated=any(m.emulated for m in group),
-                             accuracy_budget_pt=None if drop_budget is None else 100 * drop_budget,
-                             tests=_tests(device, group, outcomes))
-        if not candidates:
-            kinds: dict = {}
-            for why in excluded.values():
-                kind = why.split(":")[0].split(" ")[0]   # invalid / failed / loses
-                kinds[kind] = kinds.get(kind, 0) + 1
-            words = {"invalid": "invalid", "failed": "failed a test", "loses": "over the accuracy budget"}
-            rec.reason = (f"{device}: no variant of {model} to recommend: "
-                          + ", ".join(f"{n} {words.get(k, k)}" for k, n in sorted(kinds.items()))
-                          + " (the reasons are listed with each measurement)")
-            out.append(rec)
-            continue
-        chosen = _fastest(candidates, floor)
-        rec.variant = chosen.variant
-        rec.tied_with = sorted(m.variant for m in candidates if m is not chosen
-                               and decide.latency_relation(chosen, m, floor)[0] == "tied")
-        rec.stored_bytes, rec.file_bytes = chosen.storage_bytes, chosen.size_bytes
-        rec.energy_j = (chosen.energy or {}).get("energy_per_inference_j")
-        rec.verdict = chosen.verdict
-        parts = [f"{device}{' (emulated)' if chosen.emulated else ''}: deploy {model}/{chosen.variant}"]
-        if reference is not None and reference is not chosen:
-            relation, ratio = decide.latency_relation(reference, chosen, floor)
-            rec.relation = relation
-            rec.speedup = 1 / ratio.estimate
-            if ratio.low is not None:
-                rec.speedup_interval = (1 / ratio.high, 1 / ratio.low)
-            interval = (f" [{rec.speedup_interval[0]:.2f}-{rec.speedup_interval[1]:.2f}]"
-                        if rec.speedup_interval else "")
-            parts.append(f"{rec.speedup:.2f}x the speed of fp32{interval}"
-                         + (" (tied: within the noise)" if relation == "tied" else ""))
-            if chosen.accuracy is not None and reference.accuracy is not None:
-                rec.accuracy_change_pt = 100 * (chosen.accuracy - reference.accuracy)
-                acc_rel = decide.accuracy_relation(reference, chosen)
-                parts.append(f"top-1 {rec.accuracy_change_pt:+.1f} pt"
-                             + (" (tied)" if acc_rel == "tied" else ""))
-        elif reference is chosen:
-            parts.append("fp32 itself: no compressed variant is decidedly faster")
-        parts.append(f"stored {chosen.storage_bytes / 1024:.1f} KB"
-                     + (f", deployed {chosen.size_bytes / 1024:.1f} KB" if chosen.size_bytes != chosen.storage_bytes
-                        else "")
-                     + (f" (fp32 {reference.storage_bytes / 1024:.1f} KB)" if reference is not None else ""))
-        if rec.energy_j is not None:
-            parts.append(f"{1e3 * rec.energy_j:.3f} mJ/inference")
-        passed = outcomes.get((device, chosen.variant_id), {}).get("passed", [])
-        rec.tests_passed = sorted(set(passed))
-        rec.tests_failed = sorted(set(outcomes.get((device, chosen.variant_id), {}).get("failed", [])))
-        if passed:
-            parts.append(f"passed {len(passed)} test(s)")
-        parts.append(chosen.verdict)
-        if rec.tied_with:
-            parts.append("tied in latency with " + ", ".join(rec.tied_with))
-        rec.reason = "; ".join(parts)
-        out.append(rec)
-    return out
+    return groups
+
+
+def _recommend_one(device: str, model: str, group: list, floor: float, outcomes: dict,
+                   manifests: dict) -> Recommendation:
+    reference = next((m for m in group if m.technique == "fp32"), None)
+    drop_budget = _budget_drop(manifests, model)
+    excluded = _exclusions(device, group, reference, drop_budget, outcomes)
+    candidates = [m for m in group if m.variant not in excluded]
+    rec = Recommendation(device, model, None, "", excluded=excluded, best=_best(group, floor),
+                         emulated=any(m.emulated for m in group),
+                         accuracy_budget_pt=None if drop_budget is None else 100 * drop_budget,
+                         tests=_tests(device, group, outcomes))
+    if not candidates:
+        rec.reason = _no_candidate_reason(device, model, excluded)
+        return rec
+    chosen = _fastest(candidates, floor)
+    _record_choice(rec, chosen, candidates, floor)
+    record = outcomes.get((device, chosen.variant_id), {})
+    passed = record.get("passed", [])
+    rec.tests_passed = sorted(set(passed))
+    rec.tests_failed = sorted(set(record.get("failed", [])))
+    parts = [f"{device}{' (emulated)' if chosen.emulated else ''}: deploy {model}/{chosen.variant}"]
+    parts += _against_reference(rec, reference, chosen, floor)
+    parts.append(_size_part(chosen, reference))
+    if rec.energy_j is not None:
+        parts.append(f"{1e3 * rec.energy_j:.3f} mJ/inference")
+    if passed:
+        parts.append(f"passed {len(passed)} test(s)")
+    parts.append(chosen.verdict)
+    if rec.tied_with:
+        parts.append("tied in latency with " + ", ".join(rec.tied_with))
+    rec.reason = "; ".join(parts)
+    return rec
+
+
+def _exclusions(device: str, group: list, reference, drop_budget: Optional[float], outcomes: dict) -> dict:
+    """variant -> why it is no candidate: invalid, failed a test, or over the accuracy budget."""
+    excluded = {}
+    for m in group:
+        failed = outcomes.get((device, m.variant_id), {}).get("failed", [])
+        if not m.valid:
+            excluded[m.variant] = "invalid: " + "; ".join(m.validity.get("reasons", []))
+        elif failed:
+            excluded[m.variant] = "failed " + ", ".join(failed)
+        elif (drop_budget is not None and reference is not None and reference.accuracy is not None
+              and m.accuracy is not None and reference.accuracy - m.accuracy > drop_budget):
+            excluded[m.variant] = (f"loses {100 * (reference.accuracy - m.accuracy):.1f} pt of top-1 "
+                                   f"(budget {100 * drop_budget:.1f})")
+    return excluded
+
+
+def _no_candidate_reason(device: str, model: str, excluded: dict) -> str:
+    kinds: dict = {}
+    for why in excluded.values():
+        kind = why.split(":")[0].split(" ")[0]   # invalid / failed / loses
+        kinds[kind] = kinds.get(kind, 0) + 1
+    words = {"invalid": "invalid", "failed": "failed a test", "loses": "over the accuracy budget"}
+    return (f"{device}: no variant of {model} to recommend: "
+            + ", ".join(f"{n} {words.get(k, k)}" for k, n in sorted(kinds.items()))
+            + " (the reasons are listed with each measurement)")
+
+
+def _record_choice(rec: Recommendation, chosen, candidates: list, floor: float) -> None:
+    """The chosen variant, the candidates tied with it, and its sizes, energy and verdict."""
+    rec.variant = chosen.variant
+    rec.tied_with = sorted(m.variant for m in candidates if m is not chosen
+                           and decide.latency_relation(chosen, m, floor)[0] == "tied")
+    rec.stored_bytes, rec.file_bytes = chosen.storage_bytes, chosen.size_bytes
+    rec.energy_j = (chosen.energy or {}).get("energy_per_inference_j")
+    rec.verdict = chosen.verdict
+
+
+def _against_reference(rec: Recommendation, reference, chosen, floor: float) -> list:
+    """Speed-up and accuracy change against fp32 (recorded on rec), as parts of the reason."""
+    if reference is None:
+        return []
+    if reference is chosen:
+        return ["fp32 itself: no compressed variant is decidedly faster"]
+    parts = []
+    relation, ratio = decide.latency_relation(reference, chosen, floor)
+    rec.relation = relation
+    rec.speedup = 1 / ratio.estimate
+    if ratio.low is not None:
+        rec.speedup_interval = (1 / ratio.high, 1 / ratio.low)
+    interval = (f" [{rec.speedup_interval[0]:.2f}-{rec.speedup_interval[1]:.2f}]"
+                if rec.speedup_interval else "")
+    parts.append(f"{rec.speedup:.2f}x the speed of fp32{interval}"
+                 + (" (tied: within the noise)" if relation == "tied" else ""))
+    if chosen.accuracy is not None and reference.accuracy is not None:
+        rec.accuracy_change_pt = 100 * (chosen.accuracy - reference.accuracy)
+        acc_rel = decide.accuracy_relation(reference, chosen)
+        parts.append(f"top-1 {rec.accuracy_change_pt:+.1f} pt"
+                     + (" (tied)" if acc_rel == "tied" else ""))
+    return parts
+
+
+def _size_part(chosen, reference) -> str:
+    return (f"stored {chosen.storage_bytes / 1024:.1f} KB"
+            + (f", deployed {chosen.size_bytes / 1024:.1f} KB" if chosen.size_bytes != chosen.storage_bytes
+               else "")
+            + (f" (fp32 {reference.storage_bytes / 1024:.1f} KB)" if reference is not None else ""))
 
 
 def _tests(device: str, group: list, outcomes: dict) -> dict:

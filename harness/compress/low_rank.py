@@ -155,9 +155,7 @@ def build_low_rank(ctx: BuildContext) -> BuildResult:
     only_if_smaller = ctx.param("only_if_smaller")
     tune = ctx.param("fine_tune")
     samples = ctx.param("samples")
-    method = ctx.param("method") or ("response" if ctx.calibration is not None else "svd")
-    if method == "response" and ctx.calibration is None:
-        raise ConfigError(ctx.source, "params.method", "svd for a model without calibration data", method)
+    method = _method(ctx)
     model = g.load(ctx.base)
     g.require_layers(model, "low-rank")
     # energy kept per layer (e.g. from a search); other layers: energy
@@ -169,38 +167,11 @@ def build_low_rank(ctx: BuildContext) -> BuildResult:
         # fetched again each time: splitting a layer rebuilds (copies) the node list
         layer = next(l for l in g.weight_layers(model) if l.weight == weight)
         w = g.get_weight(model, layer)
-        if layer.kind == "conv":
-            if not do_conv or g.attr(layer.node, "group", 1) != 1:
-                continue
-            matrix = w.reshape(w.shape[0], -1)
-        else:
-            if not do_fc or g.attr(layer.node, "alpha", 1.0) != 1.0 or g.attr(layer.node, "beta", 1.0) != 1.0:
-                continue
-            matrix = w
-        bias = None
-        if method == "response":
-            # MatMul's output has no bias in it; Gemm's and Conv's does
-            stored_bias = g.get_array(model, layer.bias) if layer.bias is not None else None
-            in_output = stored_bias if layer.node.op_type != "MatMul" else None
-            a, b, r, kept, comp = factor_response(matrix, responses[layer.weight], in_output,
-                                                  layer_energy.get(layer.name, energy), rank)
-            bias = comp + (stored_bias if layer.node.op_type == "MatMul" and stored_bias is not None else 0)
-            if layer.node.op_type == "MatMul" and layer.bias is None:
-                bias = None          # nowhere to put the mean correction; the factors still hold
-        else:
-            a, b, r, kept = factor(matrix, layer_energy.get(layer.name, energy), rank)
-        before, after = matrix.size, a.size + b.size
-        fact = {"kind": layer.kind, "rank": r, "full_rank": int(min(matrix.shape)),
-                "energy_kept": round(kept, 5), "params_before": int(before), "params_after": int(after)}
-        if only_if_smaller and after >= before:
-            fact.update(factorized=False, params_after=int(before))
-        else:
-            fact["factorized"] = True
-            if layer.kind == "conv":
-                _split_conv(model, layer, a, b, w.shape, bias)
-            else:
-                _split_fc(model, layer, a, b, bias)
-        facts[layer.name] = fact
+        matrix = _factorable_matrix(layer, w, do_conv, do_fc)
+        if matrix is None:
+            continue
+        facts[layer.name] = _factorize_layer(model, layer, w.shape, matrix, method, responses,
+                                             layer_energy.get(layer.name, energy), rank, only_if_smaller)
     del model.graph.value_info[:]
     factored = any(f["factorized"] for f in facts.values())
     if not factored:
@@ -210,3 +181,58 @@ def build_low_rank(ctx: BuildContext) -> BuildResult:
     g.save(model, ctx.out)
     info = {"energy": energy, "rank": rank, "method": method, "layers": facts, **tuning}
     return BuildResult(ctx.out, info)
+
+
+def _method(ctx: BuildContext) -> str:
+    """The params' method, else response when there is calibration data, else svd."""
+    method = ctx.param("method") or ("response" if ctx.calibration is not None else "svd")
+    if method == "response" and ctx.calibration is None:
+        raise ConfigError(ctx.source, "params.method", "svd for a model without calibration data", method)
+    return method
+
+
+def _factorable_matrix(layer, w, do_conv: bool, do_fc: bool):
+    """The layer's weight w as a (outputs x inputs) matrix, or None for a layer left as it is
+    (its kind not asked for, a grouped convolution, a scaled Gemm)."""
+    if layer.kind == "conv":
+        if not do_conv or g.attr(layer.node, "group", 1) != 1:
+            return None
+        return w.reshape(w.shape[0], -1)
+    if not do_fc or g.attr(layer.node, "alpha", 1.0) != 1.0 or g.attr(layer.node, "beta", 1.0) != 1.0:
+        return None
+    return w
+
+
+def _factorize_layer(model, layer, w_shape, matrix, method: str, responses: dict, energy: float, rank,
+                     only_if_smaller: bool) -> dict:
+    """Factors the layer and splits it in two in the model, unless the factors would not be
+    smaller (and only_if_smaller); returns what was done, for the build's info."""
+    if method == "response":
+        a, b, r, kept, bias = _response_factors(model, layer, matrix, responses[layer.weight], energy, rank)
+    else:
+        a, b, r, kept = factor(matrix, energy, rank)
+        bias = None
+    before, after = matrix.size, a.size + b.size
+    fact = {"kind": layer.kind, "rank": r, "full_rank": int(min(matrix.shape)),
+            "energy_kept": round(kept, 5), "params_before": int(before), "params_after": int(after)}
+    if only_if_smaller and after >= before:
+        fact.update(factorized=False, params_after=int(before))
+    else:
+        fact["factorized"] = True
+        if layer.kind == "conv":
+            _split_conv(model, layer, a, b, w_shape, bias)
+        else:
+            _split_fc(model, layer, a, b, bias)
+    return fact
+
+
+def _response_factors(model, layer, matrix, response, energy: float, rank):
+    """factor_response for one layer: (a, b, rank, energy kept, the second factor's bias)."""
+    # MatMul's output has no bias in it; Gemm's and Conv's does
+    stored_bias = g.get_array(model, layer.bias) if layer.bias is not None else None
+    in_output = stored_bias if layer.node.op_type != "MatMul" else None
+    a, b, r, kept, comp = factor_response(matrix, response, in_output, energy, rank)
+    bias = comp + (stored_bias if layer.node.op_type == "MatMul" and stored_bias is not None else 0)
+    if layer.node.op_type == "MatMul" and layer.bias is None:
+        bias = None          # nowhere to put the mean correction; the factors still hold
+    return a, b, r, kept, bias

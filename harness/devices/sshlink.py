@@ -239,14 +239,9 @@ def _secret_from_env(label: str, option: str, variable: str | None) -> str | Non
 def _connect_target(s, label: str, sock):
     """The authenticated client of the board itself (through `sock` when jumping)."""
     client = paramiko.SSHClient()
-    if not os.path.isfile(s.known_hosts):
-        raise DeviceError(f"{label}: known_hosts file {s.known_hosts} does not exist; the host key of "
-                          f"{s.where} cannot be verified (add it with: ssh-keyscan -p {s.port} {s.hostname} "
-                          f">> {s.known_hosts}, then check its fingerprint)")
+    _require_known_hosts_file(s, label)
     known = read_known_hosts(s.known_hosts)
-    for host, key in known.trusted:
-        client.get_host_keys().add(host, key.get_name(), key)
-    client.set_missing_host_key_policy(_RefuseUnknown())  # never AutoAdd/Warning
+    _trust_only(client, known)
     password = _secret_from_env(label, "password_env", s.password_env)
     passphrase = _secret_from_env(label, "passphrase_env", s.passphrase_env)
     try:
@@ -257,48 +252,67 @@ def _connect_target(s, label: str, sock):
             auth_timeout=s.connect_timeout_s, channel_timeout=s.connect_timeout_s,
             allow_agent=s.use_agent, look_for_keys=not s.key_files,
         )
-    except paramiko.BadHostKeyException as exc:
+    except (paramiko.SSHException, OSError) as exc:  # socket.timeout is an OSError
         client.close()
+        raise _connect_error(s, label, known, password, exc) from None
+    return client
+
+
+def _require_known_hosts_file(s, label: str) -> None:
+    if not os.path.isfile(s.known_hosts):
+        raise DeviceError(f"{label}: known_hosts file {s.known_hosts} does not exist; the host key of "
+                          f"{s.where} cannot be verified (add it with: ssh-keyscan -p {s.port} {s.hostname} "
+                          f">> {s.known_hosts}, then check its fingerprint)")
+
+
+def _trust_only(client, known) -> None:
+    """The client accepts the host keys known_hosts trusts and refuses any other."""
+    for host, key in known.trusted:
+        client.get_host_keys().add(host, key.get_name(), key)
+    client.set_missing_host_key_policy(_RefuseUnknown())  # never AutoAdd/Warning
+
+
+def _connect_error(s, label: str, known, password, exc) -> Exception:
+    """What a failed connect raises: DeviceError for a host key or credentials to fix in the
+    YAML or known_hosts, BoardLost for a board that cannot be reached."""
+    if isinstance(exc, paramiko.BadHostKeyException):
         revoked = known.is_revoked(exc.key)
         if revoked is not None:
-            raise DeviceError(_revoked_message(label, s, exc.key, revoked)) from None
-        raise DeviceError(
+            return DeviceError(_revoked_message(label, s, exc.key, revoked))
+        return DeviceError(
             f"{label}: the host key of {s.where} has CHANGED: the board offers {_fingerprint(exc.key)}, "
             f"but {s.known_hosts} has {_fingerprint(exc.expected_key)} for {_known_hosts_name(s)}. "
             f"Refusing to connect. If the board was re-imaged, verify the new key and replace the entry: "
-            f"ssh-keygen -R '{_known_hosts_name(s)}' -f {s.known_hosts}") from None
-    except _UnknownHostKey as exc:
-        client.close()
-        revoked = known.is_revoked(exc.key)
-        if revoked is not None:
-            raise DeviceError(_revoked_message(label, s, exc.key, revoked)) from None
-        if known.cert_authorities:
-            lines = ", ".join(str(n) for n, _ in known.cert_authorities)
-            raise DeviceError(
-                f"{label}: {_known_hosts_name(s)} ({_fingerprint(exc.key)}) is not listed in {s.known_hosts}; "
-                f"its @cert-authority line(s) {lines} are not used: the harness (paramiko) does not verify "
-                f"host certificates. List the board's own host key after checking its fingerprint: "
-                f"ssh-keyscan -p {s.port} {s.hostname} >> {s.known_hosts}") from None
-        raise DeviceError(
-            f"{label}: {_known_hosts_name(s)} is not in {s.known_hosts}; refusing an unknown host key "
-            f"({_fingerprint(exc.key)}). Add it after checking its fingerprint: "
-            f"ssh-keyscan -p {s.port} {s.hostname} >> {s.known_hosts}") from None
-    except paramiko.AuthenticationException as exc:
-        client.close()
-        raise DeviceError(_auth_message(label, s, password, exc)) from None
-    except paramiko.SSHException as exc:
-        client.close()
+            f"ssh-keygen -R '{_known_hosts_name(s)}' -f {s.known_hosts}")
+    if isinstance(exc, _UnknownHostKey):
+        return _unknown_host_key_error(s, label, known, exc)
+    if isinstance(exc, paramiko.AuthenticationException):
+        return DeviceError(_auth_message(label, s, password, exc))
+    if isinstance(exc, paramiko.SSHException):
         if _is_key_error(exc):  # a key that cannot be used, no method left: not a lost board
-            raise DeviceError(_auth_message(label, s, password, exc)) from None
-        raise BoardLost(f"{label}: SSH to {s.where} failed: {exc}") from None
-    except socket.timeout:
-        client.close()
-        raise BoardLost(f"{label}: cannot connect to {s.where} within connect_timeout_s="
-                        f"{s.connect_timeout_s:g} s") from None
-    except OSError as exc:  # refused, unreachable, NoValidConnectionsError
-        client.close()
-        raise BoardLost(f"{label}: cannot connect to {s.where}: {exc}") from None
-    return client
+            return DeviceError(_auth_message(label, s, password, exc))
+        return BoardLost(f"{label}: SSH to {s.where} failed: {exc}")
+    if isinstance(exc, socket.timeout):
+        return BoardLost(f"{label}: cannot connect to {s.where} within connect_timeout_s="
+                         f"{s.connect_timeout_s:g} s")
+    return BoardLost(f"{label}: cannot connect to {s.where}: {exc}")  # refused, unreachable, NoValidConnectionsError
+
+
+def _unknown_host_key_error(s, label: str, known, exc) -> DeviceError:
+    revoked = known.is_revoked(exc.key)
+    if revoked is not None:
+        return DeviceError(_revoked_message(label, s, exc.key, revoked))
+    if known.cert_authorities:
+        lines = ", ".join(str(n) for n, _ in known.cert_authorities)
+        return DeviceError(
+            f"{label}: {_known_hosts_name(s)} ({_fingerprint(exc.key)}) is not listed in {s.known_hosts}; "
+            f"its @cert-authority line(s) {lines} are not used: the harness (paramiko) does not verify "
+            f"host certificates. List the board's own host key after checking its fingerprint: "
+            f"ssh-keyscan -p {s.port} {s.hostname} >> {s.known_hosts}")
+    return DeviceError(
+        f"{label}: {_known_hosts_name(s)} is not in {s.known_hosts}; refusing an unknown host key "
+        f"({_fingerprint(exc.key)}). Add it after checking its fingerprint: "
+        f"ssh-keyscan -p {s.port} {s.hostname} >> {s.known_hosts}")
 
 
 def _revoked_message(label, s, key, line) -> str:

@@ -80,26 +80,14 @@ def series_traces(p50, when, run_ids, gits, tags, name: str, colour: str, highli
     highlighted run. Arguments: one entry per run with a positive p50 (in `unit`), in time
     order; `labels`: {run id: x label} (default: the run's start time)."""
     xs = [labels[r] for r in run_ids] if labels else list(when)
-    n = len(p50)
-    bins = min(n, MAX_BINS)
-    per, extra = divmod(n, bins)  # np.array_split's sizes: `extra` bins hold one more run
-    split = extra * (per + 1)
-    parts = [p50[:split].reshape(extra, per + 1), p50[split:].reshape(bins - extra, per)]
-    low = np.concatenate([part.min(axis=1) for part in parts if part.size])
-    mid = np.concatenate([np.median(part, axis=1) for part in parts if part.size])
-    high = np.concatenate([part.max(axis=1) for part in parts if part.size])
-    firsts = np.concatenate([np.arange(extra) * (per + 1), split + np.arange(bins - extra) * per])
-    lasts = np.append(firsts[1:], n) - 1
-    centres = (firsts + lasts) // 2
-    x = [xs[c] for c in centres]
+    firsts, lasts, low, mid, high = _bins(p50)
+    x = [xs[c] for c in (firsts + lasts) // 2]   # each bin drawn at its centre run
     label = name.replace("%", "&#37;")  # a name is not a hovertemplate placeholder
     line = {"type": "scatter", "x": x, "y": [_sig(v) for v in mid], "name": name, "legendgroup": name,
             "line": {"color": colour, "width": 1.5}}
     traces = []
-    if per > 1 or extra:  # binned
-        traces.append({"type": "scatter", "x": x + x[::-1], "y": [_sig(v) for v in high] + [_sig(v) for v in low[::-1]],
-                       "fill": "toself", "mode": "lines", "line": {"width": 0}, "fillcolor": _fill(colour),
-                       "hoverinfo": "skip", "legendgroup": name, "showlegend": False, "name": f"{name} band"})
+    if len(firsts) < len(p50):  # fewer bins than runs: drawn as a band and its medians
+        traces.append(_band_trace(x, low, high, name, colour))
         line.update(mode="lines", customdata=[[int(b - a + 1), when[a][:10], when[b][:10], _sig(lo), _sig(hi)]
                                               for a, b, lo, hi in zip(firsts, lasts, low, high)],
                     hovertemplate=f"<b>{label}</b><br>%{{customdata[0]}} runs %{{customdata[1]}} to "
@@ -107,35 +95,69 @@ def series_traces(p50, when, run_ids, gits, tags, name: str, colour: str, highli
                                   f"to %{{customdata[4]:.4g}} {unit}<extra></extra>")
     else:
         line.update(mode="lines+markers", customdata=[[esc(run_ids[i]), esc((gits[i] or "unknown")[:12]),
-                                                       esc(tags[i] or "")] for i in range(n)],
+                                                       esc(tags[i] or "")] for i in range(len(p50))],
                     hovertemplate=f"<b>{label}</b><br>run %{{customdata[0]}}<br>git %{{customdata[1]}}"
                                   f"<br>tag %{{customdata[2]}}<br>p50 %{{y:.4g}} {unit}<extra></extra>")
     traces.append(line)
+    marks = _marks(p50, xs, run_ids, gits, tags, name, highlight_run, unit)
+    if marks[0]:
+        traces.append(_marks_trace(*marks, name, colour))
+    return traces
+
+
+def _bins(p50) -> tuple:
+    """(first run, last run, min, median, max) of each bin: at most MAX_BINS bins of
+    consecutive runs, sized as np.array_split sizes them."""
+    n = len(p50)
+    bins = min(n, MAX_BINS)
+    per, extra = divmod(n, bins)  # `extra` bins hold one more run
+    split = extra * (per + 1)
+    parts = [p50[:split].reshape(extra, per + 1), p50[split:].reshape(bins - extra, per)]
+    low = np.concatenate([part.min(axis=1) for part in parts if part.size])
+    mid = np.concatenate([np.median(part, axis=1) for part in parts if part.size])
+    high = np.concatenate([part.max(axis=1) for part in parts if part.size])
+    firsts = np.concatenate([np.arange(extra) * (per + 1), split + np.arange(bins - extra) * per])
+    lasts = np.append(firsts[1:], n) - 1
+    return firsts, lasts, low, mid, high
+
+
+def _band_trace(x: list, low, high, name: str, colour: str) -> dict:
+    """The bins' ranges as one filled outline: along the maxima, back along the minima."""
+    return {"type": "scatter", "x": x + x[::-1], "y": [_sig(v) for v in high] + [_sig(v) for v in low[::-1]],
+            "fill": "toself", "mode": "lines", "line": {"width": 0}, "fillcolor": _fill(colour),
+            "hoverinfo": "skip", "legendgroup": name, "showlegend": False, "name": f"{name} band"}
+
+
+def _marks(p50, xs: list, run_ids, gits, tags, name: str, highlight_run, unit: str) -> tuple:
+    """(x, y, symbols, hover texts) of the change points, then of the highlighted run."""
     marks_x, marks_y, symbols, texts = [], [], [], []
-
-    def run_text(i):
-        return (f"run {esc(run_ids[i])}<br>git {esc((gits[i] or 'unknown')[:12])}"
-                + (f"<br>tag {esc(tags[i])}" if tags[i] else ""))
-
     for i in change_points(p50):
         before, after = np.median(p50[max(0, i - 30):i]), np.median(p50[i:i + 30])
         marks_x.append(xs[i])
         marks_y.append(_sig(after))
         symbols.append("triangle-up" if after > before else "triangle-down")
-        texts.append(f"<b>change point · {name}</b><br>{run_text(i)}<br>p50 {before:.4g} -> {after:.4g} {unit} "
-                     f"({100 * (after / before - 1):+.1f} %)")
+        texts.append(f"<b>change point · {name}</b><br>{_run_text(i, run_ids, gits, tags)}<br>"
+                     f"p50 {before:.4g} -> {after:.4g} {unit} ({100 * (after / before - 1):+.1f} %)")
     if highlight_run is not None:
-        for i in (i for i in range(n) if run_ids[i] == highlight_run):
+        for i in (i for i in range(len(p50)) if run_ids[i] == highlight_run):
             marks_x.append(xs[i])
             marks_y.append(_sig(p50[i]))
             symbols.append("star")
-            texts.append(f"<b>this run · {name}</b><br>{run_text(i)}<br>p50 {p50[i]:.4g} {unit}")
-    if marks_x:
-        traces.append({"type": "scatter", "x": marks_x, "y": marks_y, "mode": "markers", "legendgroup": name,
-                       "showlegend": False, "name": f"{name} marks", "hovertext": texts, "hoverinfo": "text",
-                       "marker": {"symbol": symbols, "size": 12, "color": colour,
-                                  "line": {"width": 1, "color": "black"}}})
-    return traces
+            texts.append(f"<b>this run · {name}</b><br>{_run_text(i, run_ids, gits, tags)}<br>"
+                         f"p50 {p50[i]:.4g} {unit}")
+    return marks_x, marks_y, symbols, texts
+
+
+def _run_text(i: int, run_ids, gits, tags) -> str:
+    return (f"run {esc(run_ids[i])}<br>git {esc((gits[i] or 'unknown')[:12])}"
+            + (f"<br>tag {esc(tags[i])}" if tags[i] else ""))
+
+
+def _marks_trace(marks_x: list, marks_y: list, symbols: list, texts: list, name: str, colour: str) -> dict:
+    return {"type": "scatter", "x": marks_x, "y": marks_y, "mode": "markers", "legendgroup": name,
+            "showlegend": False, "name": f"{name} marks", "hovertext": texts, "hoverinfo": "text",
+            "marker": {"symbol": symbols, "size": 12, "color": colour,
+                       "line": {"width": 1, "color": "black"}}}
 
 
 def trend_figure(trend: pd.DataFrame, highlight_run=None, unit: str = "ms", factor: float = 1.0,

@@ -190,6 +190,11 @@ def reference_accuracy(session, manifest) -> Optional[float]:
     return session.variant(manifest, recipe).host_accuracy
 
 
+class _TrialFailed(Exception):
+    """Ends a trial as failed (a configuration the technique refuses, no valid measurement,
+    a metric missing): the message is the reason stored on the trial."""
+
+
 def _one_trial(optuna, study, spec, manifest, session, device, study_name, reference, remeasure) -> TrialOutcome:
     trial = study.ask()
     trial.set_user_attr("worker", worker_id())
@@ -197,30 +202,67 @@ def _one_trial(optuna, study, spec, manifest, session, device, study_name, refer
     trial.set_user_attr("technique", technique)
     trial.set_user_attr("config", params)
     outcome = TrialOutcome(trial.number, "failed", technique, params)
-    recipe = variant_build.VariantRecipe(name=f"{study_name}-t{trial.number:04d}", technique=technique, params=params,
-                               file=None, runtimes=SEARCH_RUNTIMES,
-                               where=f"{spec.source}: search trial {trial.number} ({technique})")
+    recipe = _trial_recipe(spec, study_name, trial.number, technique, params)
+    try:
+        variant = _build_trial_variant(session, manifest, recipe, trial, outcome)
+        early = _budgets_before_device(spec, variant, reference, trial)
+        if any(v > 0 for _, v in early):
+            return _exclude(optuna, study, trial, outcome, early)
+        measurement, reasons = _measure_until_valid(session, device, manifest, recipe, study_name, trial,
+                                                    outcome, remeasure)
+        _record_measurement(trial, outcome, measurement)
+        values = _objective_values(spec, measurement)
+        constraints = _budget_violations(spec, measurement, reference)
+    except _TrialFailed as exc:
+        return _fail(optuna, study, trial, outcome, str(exc))
+    _complete(study, trial, outcome, spec, values, constraints, reasons)
+    return outcome
+
+
+def _trial_recipe(spec, study_name: str, number: int, technique: str, params: dict):
+    return variant_build.VariantRecipe(name=f"{study_name}-t{number:04d}", technique=technique, params=params,
+                                       file=None, runtimes=SEARCH_RUNTIMES,
+                                       where=f"{spec.source}: search trial {number} ({technique})")
+
+
+def _build_trial_variant(session, manifest, recipe, trial, outcome: TrialOutcome):
     start = time.perf_counter()
     try:
         variant = session.variant(manifest, recipe)
     except HarnessError as exc:       # a configuration the technique refuses: failed, not a number
-        return _fail(optuna, study, trial, outcome, f"build: {exc}")
+        raise _TrialFailed(f"build: {exc}") from exc
     outcome.build_s = time.perf_counter() - start
     trial.set_user_attr("build_s", outcome.build_s)
+    return variant
+
+
+def _budgets_before_device(spec, variant, reference, trial) -> list:
+    """[(budget, violation)] for the budgets on metrics known before measuring (sizes, host
+    accuracy) that the variant has; the variant's such metrics are stored on the trial."""
     try:
         early = [(b, b.violation(value, reference)) for b in spec.budgets if b.before_device
                  for value in [obj.from_variant(b.metric, variant)] if value is not None]
     except ValueError as exc:
-        return _fail(optuna, study, trial, outcome, str(exc))
+        raise _TrialFailed(str(exc)) from exc
     trial.set_user_attr("before_device", {m: obj.from_variant(m, variant)
                                           for m in ("accuracy", "stored_size", "deployed_size")})
+    return early
+
+
+def _exclude(optuna, study, trial, outcome: TrialOutcome, early: list) -> TrialOutcome:
+    """A trial that misses a budget before the device: never measured, kept as PRUNED."""
     missed = [b.text for b, v in early if v > 0]
-    if missed:
-        outcome.state, outcome.feasible, outcome.reasons = "excluded", False, [f"before the device: {t}" for t in missed]
-        trial.set_user_attr("excluded", outcome.reasons)
-        _set_constraints(trial, [b for b, _ in early], [v for _, v in early])
-        study.tell(trial, state=optuna.trial.TrialState.PRUNED)
-        return outcome
+    outcome.state, outcome.feasible, outcome.reasons = "excluded", False, [f"before the device: {t}" for t in missed]
+    trial.set_user_attr("excluded", outcome.reasons)
+    _set_constraints(trial, [b for b, _ in early], [v for _, v in early])
+    study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+    return outcome
+
+
+def _measure_until_valid(session, device, manifest, recipe, study_name: str, trial, outcome: TrialOutcome,
+                         remeasure: int):
+    """(measurement, why earlier attempts were invalid): measured again while the session's
+    validity verdict says invalid, remeasure times at most."""
     start = time.perf_counter()
     measurement, reasons = None, []
     for attempt in range(remeasure + 1):
@@ -228,7 +270,7 @@ def _one_trial(optuna, study, spec, manifest, session, device, study_name, refer
             measurement = session.measure(device, manifest, recipe,
                                           search={"study": study_name, "trial": trial.number, "attempt": attempt})
         except HarnessError as exc:
-            return _fail(optuna, study, trial, outcome, f"measure: {exc}")
+            raise _TrialFailed(f"measure: {exc}") from exc
         validity = getattr(measurement, "validity", None) or {}
         if validity.get("verdict") != "invalid":
             break
@@ -237,25 +279,40 @@ def _one_trial(optuna, study, spec, manifest, session, device, study_name, refer
     outcome.measure_s = time.perf_counter() - start
     trial.set_user_attr("measure_s", outcome.measure_s)
     if measurement is None:
-        return _fail(optuna, study, trial, outcome, f"every measurement invalid ({remeasure + 1}): " + " | ".join(reasons))
+        raise _TrialFailed(f"every measurement invalid ({remeasure + 1}): " + " | ".join(reasons))
+    return measurement, reasons
+
+
+def _record_measurement(trial, outcome: TrialOutcome, measurement) -> None:
     outcome.measurement_id = measurement.id
     trial.set_user_attr("measurement_id", measurement.id)
     trial.set_user_attr("run_id", measurement.run_id)
+
+
+def _objective_values(spec, measurement) -> list:
     values = [obj.from_measurement(o.name, measurement) for o in spec.objectives]
     missing = [o.name for o, v in zip(spec.objectives, values) if v is None]
     if missing:
-        return _fail(optuna, study, trial, outcome, f"the measurement has no {', '.join(missing)} "
-                     f"(energy needs a power meter in the device YAML)")
+        raise _TrialFailed(f"the measurement has no {', '.join(missing)} "
+                           f"(energy needs a power meter in the device YAML)")
+    return values
+
+
+def _budget_violations(spec, measurement, reference) -> list:
+    """Each budget's violation (> 0: missed), told to optuna as constraints."""
     try:
         constraints = []
         for budget in spec.budgets:
             value = obj.from_measurement(budget.metric, measurement)
             if value is None:
-                return _fail(optuna, study, trial, outcome, f"budget {budget.text!r}: the measurement has no "
-                             f"{budget.metric}")
+                raise _TrialFailed(f"budget {budget.text!r}: the measurement has no {budget.metric}")
             constraints.append(budget.violation(value, reference))
     except ValueError as exc:
-        return _fail(optuna, study, trial, outcome, str(exc))
+        raise _TrialFailed(str(exc)) from exc
+    return constraints
+
+
+def _complete(study, trial, outcome: TrialOutcome, spec, values: list, constraints: list, reasons: list) -> None:
     outcome.state, outcome.values = "complete", values
     outcome.feasible = all(c <= 0 for c in constraints)
     outcome.reasons = [b.text for b, c in zip(spec.budgets, constraints) if c > 0]
@@ -264,7 +321,6 @@ def _one_trial(optuna, study, spec, manifest, session, device, study_name, refer
     if reasons:
         trial.set_user_attr("remeasured", reasons)
     study.tell(trial, values)
-    return outcome
 
 
 def _fail(optuna, study, trial, outcome: TrialOutcome, reason: str) -> TrialOutcome:
