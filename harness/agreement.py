@@ -124,9 +124,9 @@ def _outputs(sess, feeds):
 
 def _cosine(a: np.ndarray, b: np.ndarray) -> float:
     a, b = a.astype(np.float64).ravel(), b.astype(np.float64).ravel()
+    if np.array_equal(a, b):
+        return 1.0   # exactly: norm(a)**2 need not round back to a @ a (1 - 1e-16 read as "differs")
     na, nb = np.linalg.norm(a), np.linalg.norm(b)
-    if na == 0.0 and nb == 0.0:
-        return 1.0
     if na == 0.0 or nb == 0.0:
         return 0.0
     return float(np.clip(a @ b / (na * nb), -1.0, 1.0))

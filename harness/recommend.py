@@ -9,7 +9,6 @@ Pure: Measurements and test outcomes in, plain rows out (for the report and the 
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Optional
 

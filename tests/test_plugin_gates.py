@@ -27,7 +27,7 @@ def lab_state(new, base):
     store = CountingStore(new, base)
     return SimpleNamespace(verdicts={}, baseline_measurements=None, baseline_run="base",
                            gates=compare.parse_gates(["p50:5%", "mean:5%"]), comparison=None,
-                           session=SimpleNamespace(store=store, run_id="new")), store
+                           bench_session=SimpleNamespace(store=store, run_id="new")), store
 
 
 def measured(median_ms, run_id, id_):
