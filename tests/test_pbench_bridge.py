@@ -32,6 +32,8 @@ def measurement(samples_ns, device="rpi5", energy=None) -> Measurement:
 class FakeFixture(SimpleNamespace):
     """The attributes of pytest_benchmark.fixture.BenchmarkFixture that the bridge touches."""
 
+    __hash__ = object.__hash__   # one fixture per test, as pytest-benchmark's (SimpleNamespace's is None)
+
     def __init__(self, disabled=False, group=None):
         self.recorded = []
         super().__init__(name="test_device[rpi5-digits-cnn/int8-static]",
