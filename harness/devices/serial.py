@@ -572,12 +572,13 @@ class SerialDevice(Device):
                 w = self.infer_window(n, per_inference_us)
             finally:
                 trace = monitor.stop()
-            edges = [e["t"] for e in trace.extra.get("events", []) if e.get("edge") == "fal"]
-            if len(edges) < 2:
-                raise DeviceError(f"{self.name}: the energy monitor saw {len(edges)} timestamp edge(s) during "
+            window = power_energy.event_window(trace)  # MLPerf Tiny: between the last two edges
+            if window is None:
+                seen = len(power_energy.event_times(trace))
+                raise DeviceError(f"{self.name}: the energy monitor saw {seen} timestamp edge(s) during "
                                   f"'infer {n} 0', expected 2: is the DUT's timestamp pin wired to the "
                                   f"monitor's event input (LPM01A: D7, Joulescope: the timestamp_input)?")
-            t0, t1 = edges[-2], edges[-1]  # MLPerf Tiny: between the last two edges
+            t0, t1 = window
             edges_seen.append((t0, t1))
             latencies.append((t1 - t0) * 1e9 / n)
             overheads.append(w.host_s * 1e3 - (t1 - t0) * 1e3)
