@@ -229,7 +229,7 @@ def _one_trial(optuna, study, spec, manifest, session, device, study_name, refer
                                           search={"study": study_name, "trial": trial.number, "attempt": attempt})
         except HarnessError as exc:
             return _fail(optuna, study, trial, outcome, f"measure: {exc}")
-        validity = getattr(measurement, "validity", None) or {}
+        validity = measurement.validity or {}
         if validity.get("verdict") != "invalid":
             break
         reasons.append(f"attempt {attempt}: invalid: " + "; ".join(validity.get("reasons") or ["no reason given"]))
