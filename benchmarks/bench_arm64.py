@@ -21,7 +21,7 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from repo_root import ROOT
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 import arm64board  # noqa: E402

@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from repo_root import ROOT
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from harness import variant_build  # noqa: E402

@@ -35,7 +35,7 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+from repo_root import ROOT as REPO
 sys.path.insert(0, str(REPO))
 
 import numpy as np  # noqa: E402

@@ -31,7 +31,7 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from repo_root import ROOT
 # (pytest_benchmark is loaded by its own entry point, with or without the harness)
 HEAVY = ("sqlalchemy", "pandas", "plotly", "onnx", "onnxruntime", "numpy", "scipy", "sklearn", "yaml",
          "paramiko")

@@ -15,9 +15,8 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+from repo_root import ROOT as REPO
 sys.path.insert(0, str(REPO))
 
 from harness import profile, variant_build  # noqa: E402

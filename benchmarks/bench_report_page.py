@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+from repo_root import ROOT as REPO
 BASELINE_REF = "8383a6e"   # the last commit before issue 16's report: full plotly.js inline
 
 

@@ -31,7 +31,7 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+from repo_root import ROOT as REPO
 BASELINE_REF = "f55f1cc"  # the last commit before issue 17: samples as JSON text in every row
 
 

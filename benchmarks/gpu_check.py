@@ -35,7 +35,7 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from repo_root import ROOT
 sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402

@@ -22,8 +22,9 @@ from harness.measurement import Measurement, Memory
 from harness.report import write_report
 from harness.stats import summarize
 from harness.store import Store
+from repo_root import ROOT
 
-MODELS = Path(__file__).resolve().parent.parent / "models"
+MODELS = ROOT / "models"
 REPORT_MEASUREMENTS = 300  # 3 devices x 10 variants x 10 runs
 
 

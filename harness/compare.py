@@ -356,7 +356,7 @@ def compare_measurement(base, new, gate: Gate, history=None) -> Verdict:
         else:
             verdict = compare_samples(base.samples_ns, new.samples_ns, gate, key)
             verdict.test = "within-window test (a run without rounds)"
-        if not getattr(new, "valid", True):
+        if not new.valid:
             verdict.note = (verdict.note + "; " if verdict.note else "") + "the new measurement is INVALID"
         return apply_history(verdict, history)
     if gate.metric == "accuracy":

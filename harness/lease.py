@@ -58,6 +58,7 @@ def defer_to(device: str, scheduler: str) -> None:
 
 
 def deferred(device: str) -> Optional[str]:
+    """The scheduler that locks ``device`` instead of the lease table, or None."""
     return _deferred.get(device)
 
 
@@ -168,7 +169,7 @@ class LeaseManager:
 
     def acquire(self, device: str) -> None:
         """Take the device's lease, waiting up to wait_s; LeaseBusy names the holder if not."""
-        if device in _deferred:
+        if deferred(device) is not None:
             return  # locked by its own scheduler (labgrid) when the device connects
         start = self.clock()
         next_notice = 0.0

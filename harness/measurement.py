@@ -154,13 +154,6 @@ def from_rounds(rounds: list, *, device: str, variant, emulated: bool, settings:
         provenance=provenance, energy=energy, round_sizes=sizes, machine={"rounds": windows},
         validity=assess(latency, windows, loops, thresholds, threads=int(settings.get("threads", 1) or 1),
                         emulated_time=emulated_time),
-        agreement=getattr(variant, "agreement", None),
+        agreement=variant.agreement,
         profile=next((r["profile"] for r in reversed(rounds) if r.get("profile") is not None), None),
     )
-
-
-def from_raw(raw: dict, *, device: str, variant, emulated: bool, settings: dict,
-             provenance: dict, energy: Optional[dict] = None) -> Measurement:
-    """A Measurement from one document (one round, or the rounds inside it)."""
-    return from_rounds([raw], device=device, variant=variant, emulated=emulated, settings=settings,
-                       provenance=provenance, energy=energy)

@@ -41,7 +41,7 @@ class Recommendation:
 
 def _budget_drop(manifests: dict, model: str) -> Optional[float]:
     manifest = manifests.get(model)
-    return getattr(manifest, "max_accuracy_drop", None)
+    return manifest.max_accuracy_drop if manifest is not None else None   # a model without a manifest: no budget
 
 
 def recommend(measurements, outcomes: Optional[dict] = None, manifests: Optional[dict] = None) -> list:

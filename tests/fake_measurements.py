@@ -10,11 +10,16 @@ from harness.stats import summarize
 
 def fake_measurement(device="local", model="digits-cnn", variant="fp32", median_ms=1.0, spread=0.02, n=200,
                      seed=0, accuracy=0.97, rss_kb=60000, size_bytes=5000, run_id=None, technique=None,
-                     rounds=1, emulated=False, energy=None):
-    """One Measurement of `n` samples scattered (lognormal, `spread`) around `median_ms`;
-    `rounds` > 1 splits them into that many rounds of one campaign (same machine)."""
-    rng = np.random.default_rng(seed)
-    samples = (median_ms * 1e6 * rng.lognormal(0.0, spread, n)).astype(np.int64).tolist()
+                     rounds=1, emulated=False, energy=None, samples_ns=None, settings=None, provenance=None,
+                     model_sha256=None):
+    """One Measurement of `n` samples scattered (lognormal, `spread`) around `median_ms`, or of
+    the given `samples_ns`; `rounds` > 1 splits them into that many rounds of one campaign
+    (same machine). `settings`, `provenance` and `model_sha256` replace the plain defaults."""
+    if samples_ns is not None:
+        samples, n = [int(ns) for ns in samples_ns], len(samples_ns)
+    else:
+        rng = np.random.default_rng(seed)
+        samples = (median_ms * 1e6 * rng.lognormal(0.0, spread, n)).astype(np.int64).tolist()
     sizes = [n // rounds] * (rounds - 1) + [n - (n // rounds) * (rounds - 1)] if rounds > 1 else []
     return Measurement(
         device=device, model=model, variant=variant, technique=technique or variant, format="onnx",
@@ -22,8 +27,9 @@ def fake_measurement(device="local", model="digits-cnn", variant="fp32", median_
         timings_ms={"first_inference": 1.0}, memory=Memory(peak_rss_kb=rss_kb, load_growth_kb=1000),
         accuracy=accuracy, accuracy_n=360, host_accuracy=accuracy, size_bytes=size_bytes,
         storage_bytes=size_bytes, n_params=954, macs=11904,
-        model_sha256=hashlib.sha256(f"{model}/{variant}".encode()).hexdigest(),  # one variant, one file
-        emulated=emulated, settings={"threads": 1}, provenance={"board": {}}, energy=energy, run_id=run_id)
+        model_sha256=model_sha256 or hashlib.sha256(f"{model}/{variant}".encode()).hexdigest(),  # one variant, one file
+        emulated=emulated, settings=dict(settings or {"threads": 1}),
+        provenance=provenance if provenance is not None else {"board": {}}, energy=energy, run_id=run_id)
 
 
 def measured_in_rounds(round_medians_ms, *, variant="fp32", device="local", model="digits-cnn", n=400,

@@ -4,6 +4,15 @@ Always this interpreter's pytest (`sys.executable -m pytest`, never whichever is
 PATH) and this checkout's harness first on the path; an outer xdist worker's variables are
 dropped, or the inner pytest-benchmark would disable itself and the inner session would
 think it is a worker.
+
+When pytester (tests/conftest.py loads it) is the right tool instead:
+`pytester.runpytest()` runs in this process, fast, for a plugin hook's outcome on a few
+generated files where what this process has already imported does not matter;
+`pytester.runpytest_subprocess()` gives a fresh interpreter with pytester's scratch
+directory and `assert_outcomes()`. Use this module when the inner run must be the
+user's own command: the repository's suites with cwd at the checkout, an argv wrapped in
+cgexec, a run a test kills, or any run from a test that xdist may distribute (pytester
+does not drop the outer worker's PYTEST_XDIST* variables).
 """
 from __future__ import annotations
 

@@ -42,9 +42,9 @@ def test_shapes_shrink_consistently():
 
 
 def test_removed_channels_are_the_weakest():
-    from harness.compress.structured import _keep
+    from harness.compress.structured import channels_to_keep
     w = np.array([[3.0], [0.1], [2.0], [0.2]])
-    np.testing.assert_array_equal(_keep(w, 0.5), [0, 2])
+    np.testing.assert_array_equal(channels_to_keep(w, 0.5), [0, 2])
 
 
 @pytest.mark.parametrize("params,field", [({"ratio": 1.5}, "ratio"), ({"ratio": -0.1}, "ratio"),

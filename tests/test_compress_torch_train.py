@@ -13,10 +13,10 @@ torch = pytest.importorskip("torch")
 @pytest.mark.parametrize("model", [mlp(), mlp(matmul=True), cnn(batchnorm=True, reshape=True)],
                          ids=["mlp", "mlp-matmul", "cnn"])
 def test_interpreter_matches_onnxruntime(model):
-    from harness.compress.torch_train import _forward
+    from harness.compress.torch_train import forward_logits
     x = inputs(model, 4)
     with torch.no_grad():
-        out = torch.softmax(_forward(model, {}, torch.from_numpy(x), torch), 1).numpy()
+        out = torch.softmax(forward_logits(model, {}, torch.from_numpy(x), torch), 1).numpy()
     np.testing.assert_allclose(out, g.run(model, x), atol=1e-5)
 
 

@@ -209,11 +209,11 @@ def test_build_variables_refuse_shell_and_make_syntax(tmp_path, key, value):
 
 
 def test_garbled_integer_replies_name_the_command():
-    from harness.devices.serial import _ints
+    from harness.devices.serial import reply_ints
     from harness.mcu.dut import DutError
 
-    assert _ints("qresults", "m-qresults-[1,-2,3]", "m-qresults-[", "]") == [1, -2, 3]
+    assert reply_ints("qresults", "m-qresults-[1,-2,3]", "m-qresults-[", "]") == [1, -2, 3]
     with _pytest.raises(DutError, match="'mem'.*m-stack-used-2x8"):
-        _ints("mem", "m-stack-used-2x8", "m-stack-used-")
+        reply_ints("mem", "m-stack-used-2x8", "m-stack-used-")
     with _pytest.raises(DutError, match="'qresults'"):
-        _ints("qresults", "m-qresults-[1,2", "m-qresults-[", "]")
+        reply_ints("qresults", "m-qresults-[1,2", "m-qresults-[", "]")

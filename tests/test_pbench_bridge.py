@@ -8,29 +8,27 @@ import numpy as np
 import pytest
 from pytest_benchmark.fixture import FixtureAlreadyUsed
 
+from fake_measurements import fake_measurement
+from harness.measurement import Measurement
 from harness.pytestplugin import benchmark_bridge as bridge
-from harness.measurement import Measurement, Memory
-from harness.stats import summarize
 
 
 def measurement(samples_ns, device="rpi5", energy=None) -> Measurement:
-    return Measurement(
-        device=device, model="digits-cnn", variant="int8-static", technique="int8-static", format="onnx",
-        latency=summarize(samples_ns), samples_ns=list(samples_ns), timings_ms={"init": 3.0},
-        memory=Memory(peak_rss_kb=50_000), accuracy=0.97, accuracy_n=360, host_accuracy=0.97,
-        size_bytes=9000, storage_bytes=9000, n_params=954, macs=11904, model_sha256="ab" * 32,
-        emulated=False, energy=energy,
+    return fake_measurement(
+        device=device, variant="int8-static", samples_ns=samples_ns, rss_kb=50_000, size_bytes=9000,
+        model_sha256="ab" * 32, energy=energy, run_id="run-1",
         settings={"min_duration_s": 1.0, "min_iterations": 50, "warmup": 10, "runtime": "onnxruntime",
                   "model": "/tmp/x.onnx"},
         provenance={"device": {"name": device, "kind": "ssh", "options": {"host": "rpi5.lab"}},
                     "board": {"cpu": "Cortex-A76", "mem_total_kb": 8_000_000},
                     "runtime": {"name": "onnxruntime", "version": "1.20"},
-                    "controller": {"hostname": "ci-runner"}},
-        run_id="run-1", id=7)
+                    "controller": {"hostname": "ci-runner"}})
 
 
 class FakeFixture(SimpleNamespace):
     """The attributes of pytest_benchmark.fixture.BenchmarkFixture that the bridge touches."""
+
+    __hash__ = object.__hash__   # one fixture per test, as pytest-benchmark's (SimpleNamespace's is None)
 
     def __init__(self, disabled=False, group=None):
         self.recorded = []

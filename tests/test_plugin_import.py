@@ -1,10 +1,6 @@
 """The plugin in a pytest run that does not benchmark: loaded (the pytest11 entry point),
 and nothing heavy imported. The time it costs is a figure: benchmarks/bench_plugin_import.py."""
-import os
-import subprocess
-import sys
-
-from paths import ROOT as REPO
+from inner_pytest import pytest_argv, run_inner
 
 HEAVY = ("sqlalchemy", "pandas", "plotly", "onnx", "onnxruntime", "numpy", "scipy", "yaml")
 CONFTEST = f"""\
@@ -20,9 +16,7 @@ def test_a_run_that_does_not_benchmark_imports_nothing_heavy(tmp_path):
     (tmp_path / "test_plain.py").write_text("def test_plain():\n    assert 1 + 1 == 2\n")
     (tmp_path / "conftest.py").write_text(CONFTEST)
     # a fresh interpreter: this process has imported everything long ago
-    proc = subprocess.run([sys.executable, "-m", "pytest", str(tmp_path), "-q", "-s", "-p", "no:cacheprovider"],
-                          cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True,
-                          text=True, timeout=300)
+    proc = run_inner(pytest_argv(tmp_path, "-q", "-s"), cwd=tmp_path, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "HARNESS-LOADED: True" in proc.stdout   # the test is about the plugin, so it must be there
     loaded = proc.stdout.split("HEAVY-LOADED:", 1)[1].splitlines()[0].strip()

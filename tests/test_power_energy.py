@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from harness.power.base import PowerTrace
-from harness.power.energy import (counter_delta, counter_energy, idle_power, summarize,
-                                  trapezoid_energy, unwrap_counter)
+from harness.power.energy import (counter_delta, counter_energy, event_times, event_window, idle_power,
+                                  summarize, trapezoid_energy)
 
 
 def sampled(fn, t0, t1, rate, source="test"):
@@ -80,11 +80,19 @@ def test_edge_hold_is_at_most_one_period():
 
 def test_counter_wraps_are_counted():
     wrap = 1000.0
-    raw = [900, 980, 20, 110, 990, 5]
-    assert list(unwrap_counter(raw, wrap)) == [0, 80, 120, 210, 1090, 1105]
     assert counter_delta(980, 20, wrap) == 40
     with pytest.raises(ValueError):
         counter_delta(980, 20, None)
+
+
+def test_the_mlperf_window_is_between_the_last_two_falling_edges():
+    events = [{"t": 1.0, "edge": "fal"}, {"t": 1.5, "edge": "ris"}, {"t": 2.0, "edge": "fal"},
+              {"t": 3.0, "edge": "fal"}, {"t": 3.5, "edge": "ris"}]
+    trace = PowerTrace(source="test", t=[], watts=[], extra={"events": events})
+    assert event_times(trace) == [1.0, 2.0, 3.0] and event_times(trace, "ris") == [1.5, 3.5]
+    assert event_window(trace) == (2.0, 3.0)
+    one = PowerTrace(source="test", t=[], watts=[], extra={"events": events[:2]})
+    assert event_window(one) is None and event_window(PowerTrace(source="test", t=[], watts=[])) is None
 
 
 def test_counter_energy_interpolates_at_the_edges():

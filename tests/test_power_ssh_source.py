@@ -113,10 +113,10 @@ def test_board_clock_parsing_busybox_and_failures():
     import pytest
 
     from harness.power.base import MeterError
-    from harness.power.ssh_source import _board_seconds
+    from harness.power.ssh_source import board_clock_seconds
 
     done = lambda out, rc=0: SimpleNamespace(stdout=out, stderr="", returncode=rc)
-    assert _board_seconds(done("1700000000.250000000\n")) == 1700000000.25
-    assert _board_seconds(done("1700000000.%N\n")) == 1700000000.0  # BusyBox without %N
+    assert board_clock_seconds(done("1700000000.250000000\n")) == 1700000000.25
+    assert board_clock_seconds(done("1700000000.%N\n")) == 1700000000.0  # BusyBox without %N
     with pytest.raises(MeterError, match="cannot read the board's clock"):
-        _board_seconds(done("date: invalid format", rc=1))
+        board_clock_seconds(done("date: invalid format", rc=1))

@@ -127,9 +127,11 @@ def profiled_campaign(tmp_path_factory):
         session = BenchSession(Inventory(None), store, [manifest], cache=tmp / "cache",
                           overrides={"profile": True, "rounds": 2, "min_duration_s": 0.05, "warmup": 2})
         session.select([(manifest, manifest.recipe(n)) for n in ("fp32", "int8-dynamic", "tflite-int8")])
-        real_run = session._run
-        mp.setattr(session, "_run", lambda device, spec, run_spec: rounds.append(
-            (run_spec["round"], bool(run_spec.get("profile")))) or real_run(device, spec, run_spec))
+        # every round reaches the board through its public run(); the calibration's runs carry no round
+        device = session.device("local")
+        real_run = device.run
+        mp.setattr(device, "run", lambda run_spec: ("round" in run_spec and rounds.append(
+            (run_spec["round"], bool(run_spec.get("profile"))))) or real_run(run_spec))
         session.measure("local", manifest, manifest.recipe("fp32"))
         session.close()
     return store, calibrations, rounds

@@ -56,7 +56,7 @@ def test_the_serial_kind_sizes_each_window_without_changing_the_client():
     device = open_device(spec())
     device.dut = client = Recorder()
     with pytest.raises(RuntimeError):
-        device._infer(100, per_inference_us=1000.0)
+        device.infer_window(100, per_inference_us=1000.0)
     # ten times the expected duration (+1 us per inference) on top of the reply timeout
     assert client.timeouts == [pytest.approx(2.0 + 100 * (10 * 1000.0 + 1) / 1e6)]
     assert client.us_per_inference_budget == 7.0

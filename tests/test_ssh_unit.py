@@ -121,7 +121,7 @@ def fake_device(script, retries=2):
     def reconnect():
         device.link.opened += 1
         device.link.alive = True
-    device._reconnect = reconnect
+    device.reconnect = reconnect
     return device
 
 

@@ -151,7 +151,7 @@ def test_macs_at_the_manifest_shape_equal_an_independent_count(model, shape):
 def test_ppocrv4_rec_is_measured_on_the_local_device(built, tmp_path):
     from harness.devices import open_device
     from harness.inventory import parse_device
-    from harness.measurement import from_raw
+    from harness.measurement import from_rounds
 
     variant, base = built("ppocrv4-rec", "fp16")
     inputs = [dict(thirdparty.INPUTS["ppocrv4-rec"][0], shape=SMALL["ppocrv4-rec"])]
@@ -159,7 +159,7 @@ def test_ppocrv4_rec_is_measured_on_the_local_device(built, tmp_path):
         with open_device(parse_device({"kind": "local"}, tmp_path / "local.yaml", "local")) as dev:
             raw = dev.run({"model": dev.deploy(v.path), "inputs": inputs, "min_iterations": 3,
                            "min_duration_s": 0, "warmup": 1})
-        m = from_raw(raw, device="local", variant=v, emulated=False, settings={}, provenance={})
+        m = from_rounds([raw], device="local", variant=v, emulated=False, settings={}, provenance={})
         assert m.latency.p50_ms > 0 and len(m.samples_ns) >= 3
         assert m.macs == base.macs and m.macs is not None
         assert m.agreement["cosine_min"] == v.agreement.cosine_min >= 0.999

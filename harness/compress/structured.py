@@ -80,7 +80,7 @@ def _depthwise(model, layer) -> bool:
     return w.shape[1] == 1 and g.attr(layer.node, "group", 1) == w.shape[0] > 1
 
 
-def _keep(w: np.ndarray, ratio: float) -> np.ndarray:
+def channels_to_keep(w: np.ndarray, ratio: float) -> np.ndarray:
     """Indices of the output channels kept: the largest L1 norms, in their original order."""
     n = w.shape[0]
     remove = min(int(round(ratio * n)), n - 1)
@@ -101,7 +101,7 @@ def prune_channels(model, ratio: float) -> dict:
             continue
         nxt, norms, block, reshape = plan
         w = g.get_weight(model, layer)
-        keep = _keep(w, ratio)
+        keep = channels_to_keep(w, ratio)
         facts[layer.name] = {"kind": layer.kind, "channels": int(w.shape[0]), "kept": int(len(keep))}
         if len(keep) == w.shape[0]:
             continue

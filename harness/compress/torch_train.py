@@ -38,7 +38,7 @@ def _constants(model, torch) -> dict:
     return consts
 
 
-def _forward(model, params, x, torch, consts=None):
+def forward_logits(model, params, x, torch, consts=None):
     """Evaluate the graph on ``x`` with torch ops; returns the logits (the input of a final Softmax)."""
     F = torch.nn.functional
     env = dict(consts if consts is not None else _constants(model, torch))
@@ -113,7 +113,7 @@ def train(model, x, y, project, epochs=30, lr=1e-3, batch=32, seed=0):
     for _ in range(epochs):
         for idx in torch.randperm(len(ys), generator=gen).split(batch):
             opt.zero_grad()
-            loss_fn(_forward(model, params, xs[idx], torch, consts), ys[idx]).backward()
+            loss_fn(forward_logits(model, params, xs[idx], torch, consts), ys[idx]).backward()
             opt.step()
             with torch.no_grad():                # projected gradient descent
                 current = {n: p.detach().numpy() for n, p in params.items()}

@@ -483,7 +483,7 @@ class SerialDevice(Device):
         per_inference_us = max(first.elapsed_us if not energy_mode else first.host_s * 1e6, 1)
         warm = None
         if plan.warmup:
-            warm = self._infer(plan.warmup, per_inference_us)
+            warm = self.infer_window(plan.warmup, per_inference_us)
             warm_us = warm.elapsed_us if not energy_mode else warm.host_s * 1e6
             per_inference_us = max(warm_us / plan.warmup, 1e-3)
         n = plan.per_window(per_inference_us)
@@ -495,7 +495,7 @@ class SerialDevice(Device):
         else:
             latencies, overheads = [], []
             for _ in range(plan.windows):
-                w = self._infer(n, per_inference_us)
+                w = self.infer_window(n, per_inference_us)
                 latencies.append(w.elapsed_us * 1000.0 / n)
                 overheads.append(w.host_s * 1e3 - w.elapsed_us / 1e3)
             window_end = time.time()
@@ -569,15 +569,16 @@ class SerialDevice(Device):
         for _ in range(self.options["windows"]):
             monitor.start()
             try:
-                w = self._infer(n, per_inference_us)
+                w = self.infer_window(n, per_inference_us)
             finally:
                 trace = monitor.stop()
-            edges = [e["t"] for e in trace.extra.get("events", []) if e.get("edge") == "fal"]
-            if len(edges) < 2:
-                raise DeviceError(f"{self.name}: the energy monitor saw {len(edges)} timestamp edge(s) during "
+            window = power_energy.event_window(trace)  # MLPerf Tiny: between the last two edges
+            if window is None:
+                seen = len(power_energy.event_times(trace))
+                raise DeviceError(f"{self.name}: the energy monitor saw {seen} timestamp edge(s) during "
                                   f"'infer {n} 0', expected 2: is the DUT's timestamp pin wired to the "
                                   f"monitor's event input (LPM01A: D7, Joulescope: the timestamp_input)?")
-            t0, t1 = edges[-2], edges[-1]  # MLPerf Tiny: between the last two edges
+            t0, t1 = window
             edges_seen.append((t0, t1))
             latencies.append((t1 - t0) * 1e9 / n)
             overheads.append(w.host_s * 1e3 - (t1 - t0) * 1e3)
@@ -591,8 +592,9 @@ class SerialDevice(Device):
         median["meters"] = [dict(median)]
         return latencies, overheads, median, (edges_seen[0][0], edges_seen[-1][1])
 
-    def _infer(self, n: int, per_inference_us: float):
-        # a window's deadline: the reply timeout plus ten times its expected duration
+    def infer_window(self, n: int, per_inference_us: float):
+        """One window of ``n`` inferences on the DUT; its deadline travels as an argument
+        (the reply timeout plus ten times the expected duration), the client is not changed."""
         return self._checked(lambda: self.dut.infer(n, 0, us_per_inference=10 * per_inference_us + 1))
 
     @staticmethod
@@ -649,7 +651,7 @@ class SerialDevice(Device):
             scores = window.results
             raw = self._checked(lambda: self.dut.optional("qresults"))
             if raw:  # exact int8 outputs, when the firmware offers them (no 3-decimal ties)
-                scores = _ints("qresults", raw[0], "m-qresults-[", "]")
+                scores = reply_ints("qresults", raw[0], "m-qresults-[", "]")
             correct += int(max(range(len(scores)), key=scores.__getitem__) == label)
         return {"top1": correct / len(labels), "correct": correct, "n": len(labels)}
 
@@ -658,9 +660,9 @@ class SerialDevice(Device):
         lines = self._checked(lambda: self.dut.optional("mem")) or []
         for line in lines:
             if line.startswith("m-stack-used-"):
-                stack = _ints("mem", line, "m-stack-used-")[0]
+                stack = reply_ints("mem", line, "m-stack-used-")[0]
             elif line.startswith("m-stack-size-"):
-                stack_size = _ints("mem", line, "m-stack-size-")[0]
+                stack_size = reply_ints("mem", line, "m-stack-size-")[0]
         sizes = firmware.sizes if firmware is not None else {}
         ram = sizes.get("ram_static_bytes")
         return {"peak_rss_kb": None,
@@ -764,7 +766,7 @@ class Timing:
     wall_ns: int
 
 
-def _ints(command: str, line: str, prefix: str, suffix: str = "") -> list:
+def reply_ints(command: str, line: str, prefix: str, suffix: str = "") -> list:
     """Integers of a reply line, checked at the door: a garbled line names the command."""
     body = line[len(prefix):len(line) - len(suffix)] if line.endswith(suffix) else None
     try:

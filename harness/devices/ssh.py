@@ -149,7 +149,8 @@ class SshDevice(Device):
             self.link.put_file(local, remote)
         return remote
 
-    def _reconnect(self):
+    def reconnect(self):
+        """Close the link and connect again (workdir, board lock and runner upload included)."""
         self.link.close()
         self.connect()
 
@@ -186,7 +187,7 @@ class SshDevice(Device):
         for attempt in range(self.retries + 1):
             try:
                 if not self.link.alive:
-                    self._reconnect()
+                    self.reconnect()
                 if attempt:
                     self._kill_stale(spec_path)
                 return self._run_once(spec, spec_path)
@@ -202,7 +203,7 @@ class SshDevice(Device):
     def _wait_and_reconnect(self, exc):
         time.sleep(self.retry_wait_s)
         try:
-            self._reconnect()
+            self.reconnect()
         except BoardLost as again:  # still down: the next attempt reports it
             log.warning("%s: reconnect failed: %s", self.name, again)
 

@@ -25,6 +25,23 @@ GAP_FACTOR = 3.0  # a silence longer than this many nominal periods is a gap
 MIN_SAMPLES = 20  # a window should hold at least this many samples (or counter polls)
 
 
+# ---------------------------------------------------------------- event edges
+
+
+def event_times(trace, edge: str = "fal") -> list:
+    """Host times of the GPIO edges of ``edge`` kind a monitor recorded in ``extra.events``
+    (LPM01A: `event 7 fal` lines; Joulescope: its timestamp input)."""
+    return [e["t"] for e in trace.extra.get("events", []) if e.get("edge") == edge]
+
+
+def event_window(trace, edge: str = "fal"):
+    """(t0, t1): host times of the last two edges of ``edge`` kind, the window MLPerf Tiny's
+    energy mode measures between (the DUT toggles its timestamp pin at the start and the
+    end of the inferences); None with fewer than two edges."""
+    times = event_times(trace, edge)
+    return (times[-2], times[-1]) if len(times) >= 2 else None
+
+
 # ---------------------------------------------------------------- counters
 
 
@@ -40,22 +57,6 @@ def counter_delta(previous: float, current: float, wrap: float | None) -> float:
             raise ValueError(f"counter went backwards ({previous} -> {current}) and has no wrap range")
         delta += wrap
     return delta
-
-
-def unwrap_counter(values, wrap: float | None) -> np.ndarray:
-    """Raw counter readings -> cumulative values from the first reading (monotone).
-
-    Correct as long as consecutive readings are less than one wrap apart, which is why
-    counter meters poll instead of reading only at the window's edges.
-    """
-    values = np.asarray(values, dtype=float)
-    if values.size == 0:
-        return values
-    out = np.empty_like(values)
-    out[0] = 0.0
-    for i in range(1, values.size):
-        out[i] = out[i - 1] + counter_delta(values[i - 1], values[i], wrap)
-    return out
 
 
 def counter_energy(t, joules, t0: float, t1: float):

@@ -36,6 +36,7 @@ import threading
 import time
 
 from . import meter
+from .energy import event_window  # noqa: F401  (documented here too; its home is energy)
 from .base import LineStreamMeter, MeterError, Option
 from .serial_lines import LineReader, align, open_port
 
@@ -197,11 +198,3 @@ class Lpm01aMeter(LineStreamMeter):
                 pass
             self._reader.close()
             self._reader = None
-
-
-def event_window(trace, edge: str = "fal"):
-    """(t0, t1): host times of the last two GPIO edges of ``edge`` kind in an LPM01A trace,
-    the window MLPerf Tiny's energy mode measures between (the DUT toggles its timestamp
-    pin at the start and the end of the inferences); None with fewer than two edges."""
-    times = [e["t"] for e in trace.extra.get("events", []) if e.get("edge") == edge]
-    return (times[-2], times[-1]) if len(times) >= 2 else None

@@ -108,7 +108,7 @@ class SshSource(Source):
         return f"ssh {self.link.label}" + (f" (root {self.root})" if self.root != "/" else "")
 
 
-def _board_seconds(done) -> float:
+def board_clock_seconds(done) -> float:
     """Seconds since the epoch from `date +%s.%N`; BusyBox dates without %N give whole
     seconds (the offset is then good to a second, which the window length must cover)."""
     text = done.stdout.strip()
@@ -126,7 +126,7 @@ def clock_offset_s(link, tries: int = 5) -> float:
         t0 = time.time()
         done = link.run(["date", "+%s.%N"], timeout_s=5.0)
         t1 = time.time()
-        board = _board_seconds(done)
+        board = board_clock_seconds(done)
         if best is None or t1 - t0 < best[0]:
             best = (t1 - t0, board - (t0 + t1) / 2.0)
     return best[1]

@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import weakref
 from dataclasses import asdict
 from types import SimpleNamespace
 from typing import TYPE_CHECKING
@@ -91,13 +92,21 @@ def register_plugins(config) -> None:
 # ---------------------------------------------------------------- recording
 
 
+# A disabled fixture's device result, kept for XdistWorker (which sends it to the controller)
+# by the bridge itself rather than on pytest-benchmark's fixture; gone with the fixture.
+_unrecorded: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
 def record(benchmark, measurement: Measurement) -> None:
     """Make ``measurement`` this test's pytest-benchmark result (once per test)."""
-    if getattr(benchmark, "_mode", None):
+    # `_mode` is pytest-benchmark's own "fixture used" flag (BenchmarkFixture always has it):
+    # setting it is the only way to take part in its once-per-test rule and its
+    # "fixture was not used" warning.
+    if benchmark._mode:
         from pytest_benchmark.fixture import FixtureAlreadyUsed
 
         raise FixtureAlreadyUsed(f"fixture already used in this test in {benchmark._mode!r} mode")
-    benchmark._mode = "harness.pytestplugin.benchmark_bridge.record(...)"  # used: no "fixture not used" warning
+    benchmark._mode = "harness.pytestplugin.benchmark_bridge.record(...)"
     benchmark.group = benchmark.group or measurement.device  # a @pytest.mark.benchmark(group=) wins
     benchmark.params = plain_params(benchmark.params, measurement)
     benchmark.extra_info.update(extra_info(measurement))
@@ -106,7 +115,7 @@ def record(benchmark, measurement: Measurement) -> None:
     if benchmark.disabled:
         # --benchmark-disable: measured and stored by the harness, not recorded. Under
         # xdist, XdistWorker sends this on to the controller.
-        benchmark._harness_result = {"options": options, "data": seconds}
+        _unrecorded[benchmark] = {"options": options, "data": seconds}
         return
     benchmark.stats = metadata(benchmark, options, seconds)
     benchmark._add_stats(benchmark.stats)  # the BenchmarkSession's list: table, JSON, save, compare
@@ -236,8 +245,8 @@ class XdistWorker:
     def pytest_runtest_makereport(self, item, call):
         outcome = yield
         fixture = (getattr(item, "funcargs", None) or {}).get("benchmark")
-        result = getattr(fixture, "_harness_result", None)
-        if call.when == "call" and result is not None:
+        result = _unrecorded.pop(fixture, None) if fixture is not None and call.when == "call" else None
+        if result is not None:
             # A plain attribute: xdist serializes report.__dict__; unlike user_properties it
             # stays out of JUnit XML.
             setattr(outcome.get_result(), REPORT_ATTRIBUTE, {

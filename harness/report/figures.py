@@ -29,7 +29,6 @@ MAX_BOX_SAMPLES_TOTAL = 40_000  # over the figure: a report of a lab's whole his
 LAYOUT = dict(template="plotly_white", height=480, margin=dict(l=60, r=20, t=70, b=60),
               legend=dict(orientation="v"))
 ACCURACY_BAND_PT = 5.0   # the accuracy axis shows this band under the best when few points fall below it
-EMULATED_NOTE = "emulated devices: guest time or an emulated CPU's wall clock, not a real board's latency"
 
 PALETTE = plotly.colors.qualitative.Plotly
 

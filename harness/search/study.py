@@ -271,7 +271,7 @@ def _measure_until_valid(session, device, manifest, recipe, study_name: str, tri
                                           search={"study": study_name, "trial": trial.number, "attempt": attempt})
         except HarnessError as exc:
             raise _TrialFailed(f"measure: {exc}") from exc
-        validity = getattr(measurement, "validity", None) or {}
+        validity = measurement.validity or {}
         if validity.get("verdict") != "invalid":
             break
         reasons.append(f"attempt {attempt}: invalid: " + "; ".join(validity.get("reasons") or ["no reason given"]))
