@@ -3,7 +3,6 @@
 Shared initializers, NaN / infinite parameters, k-means centroids at exactly zero, models
 with no Conv/Gemm/MatMul, 1-D convolutions, weights held in Constant nodes.
 """
-from pathlib import Path
 
 import numpy as np
 import onnx

@@ -38,7 +38,7 @@ import urllib.parse
 from pathlib import Path
 from typing import Callable, Optional
 
-from .. import lease, config_fields
+from .. import lease
 from ..errors import ConfigError, DeviceError
 from ..lease import LeaseBusy
 from ..registry import Option, with_defaults
