@@ -406,8 +406,10 @@ def test_ctrl_c_releases_the_place(lg_lab, make_board, tmp_path):
     lg_lab.add_place("lg-int", board, {"board": "int"})
     devices = tmp_path / "devices"
     lg_lab.device_yaml("int", board, devices_dir=devices, tags={"board": "int"})
+    # A run far longer than any wait here: it is still measuring whenever the Ctrl-C arrives,
+    # however slowly this machine gets there (the quick default could finish first under load).
     child = subprocess.Popen(_suites(lg_lab, devices, f"sqlite:///{tmp_path / 's.sqlite'}", "int",
-                                     variants=("digits-mlp/*",)), cwd=ROOT, stdout=subprocess.PIPE,
+                                     "--min-duration", "20", variants=("digits-mlp/*",)), cwd=ROOT, stdout=subprocess.PIPE,
                              stderr=subprocess.STDOUT, text=True, start_new_session=True,
                              env=inner_env(lg_lab.env()))
     try:
