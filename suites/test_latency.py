@@ -15,7 +15,8 @@ def test_latency(measure, device_spec):
     # plans its windows from the first inference's time instead (MLPerf Tiny), so its loop
     # (one with "windows") promises the count, not the duration.
     rounds = (m.provenance.get("timed_loop") or {}).get("rounds") or []
-    share_ns = float(m.settings.get("min_duration_s") or 0) / max(1, len(rounds)) * 1e9
+    planned = (m.provenance.get("campaign") or {}).get("rounds") or len(rounds)
+    share_ns = int(float(m.settings.get("min_duration_s") or 0) / max(1, planned) * 1e9)
     for i, loop in enumerate(rounds):
         if loop.get("stop_reason") != "max_iterations" and "windows" not in loop:
             assert loop["wall_ns"] >= share_ns, f"round {i + 1} stopped before its share of the minimum duration"

@@ -104,3 +104,12 @@ def test_nvml_only_on_the_local_kind():
     ssh_spec = SimpleNamespace(kind="ssh", source="devices/gpu-box.yaml", power=({"meter": "nvml"},))
     with pytest.raises(ConfigError, match=r"power\[0\]\.meter.*only a 'local' device"):
         open_meters(ssh_spec, SimpleNamespace(meter_source=lambda root: None))   # a kind without one
+
+
+def test_a_meter_still_overriding_check_is_refused_not_skipped():
+    # Meter.check was renamed cross_check: an old third-party meter's checks must not vanish silently
+    with pytest.raises(TypeError, match="cross_check"):
+        class OldMeter(Meter):
+            @classmethod
+            def check(cls, options, source, where):
+                raise AssertionError("never called")

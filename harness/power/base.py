@@ -68,6 +68,11 @@ class Meter:
     # Stamps and waits; open_meters replaces it with the clock it is given (a test's own).
     clock: Clock = SYSTEM_CLOCK
 
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "check" in vars(cls):  # the name before cross_check: its checks would be skipped silently
+            raise TypeError(f"{cls.__module__}.{cls.__qualname__}: Meter.check is now cross_check; rename it")
+
     def __init__(self, options: dict, source=None, label: str | None = None):
         self.options = options
         self.source = source
