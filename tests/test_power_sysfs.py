@@ -4,6 +4,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -131,21 +132,31 @@ def test_rapl_root_only_files_give_a_clear_message(tmp_path):
         m.start()
 
 
+@pytest.fixture
+def world_readable_dir():
+    """A fresh directory under /tmp that others may enter, removed at the end. Not under
+    pytest's basetemp: a pytest starting meanwhile resets /tmp/pytest-of-<user> to 0700 and
+    would lock the unprivileged user out of it."""
+    path = Path(tempfile.mkdtemp(prefix="harness-rapl-"))
+    try:
+        os.chmod(path, 0o755)
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
 @pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"), reason="needs root and setpriv")
-def test_rapl_root_only_as_a_real_unprivileged_user(tmp_path):
-    rapl_tree(tmp_path, [("intel-rapl:0", "package-0", 1000, 262_143_328_850)])
-    os.chmod(tmp_path / "sys/class/powercap/intel-rapl:0/energy_uj", 0o400)
-    for p in [tmp_path, *tmp_path.parents]:
-        if p == Path("/"):
-            break
-        os.chmod(p, os.stat(p).st_mode | 0o005)
+def test_rapl_root_only_as_a_real_unprivileged_user(world_readable_dir):
+    root = world_readable_dir
+    rapl_tree(root, [("intel-rapl:0", "package-0", 1000, 262_143_328_850)])
+    os.chmod(root / "sys/class/powercap/intel-rapl:0/energy_uj", 0o400)
     code = ("import sys; sys.path.insert(0, %r)\n"
             "from harness.power.rapl import RaplMeter\n"
             "from harness.power.source import LocalSource\n"
             "from harness.power.base import MeterError\n"
             "m = RaplMeter({'domains': None, 'interval_ms': 100, 'root': %r}, LocalSource(%r))\n"
             "try:\n    m.start()\nexcept MeterError as e:\n    print('MSG', e); sys.exit(3)\n"
-            % (str(ROOT), str(tmp_path), str(tmp_path)))
+            % (str(ROOT), str(root), str(root)))
     proc = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
                            sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     if proc.returncode != 3 and ("ModuleNotFoundError" in proc.stderr or "Permission denied" in proc.stderr):
