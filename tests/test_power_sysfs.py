@@ -196,6 +196,25 @@ def test_hwmon_without_ina_chip_is_a_clear_error(tmp_path):
         m.start()
 
 
+@pytest.mark.parametrize("power, tree, missing, found", [
+    ({"meter": "ina2xx", "sensors": ["hwmon1", "hwmon9"]},
+     lambda root: hwmon_tree(root, [("hwmon1", "ina226", 5000, 400, None), ("hwmon2", "ina219", 3300, 100, None)]),
+     "ina2xx hwmon sensor(s) ['hwmon9'] not found under /sys/class/hwmon", "hwmon1, hwmon2"),
+    ({"meter": "rapl", "domains": ["package-0", "dram"]},
+     lambda root: rapl_tree(root, [("intel-rapl:0", "package-0", 1, 262_143_328_850),
+                                   ("intel-rapl:0:0", "core", 1, 262_143_328_850)]),
+     "RAPL domain(s) ['dram'] not found under /sys/class/powercap", "package-0, core"),
+], ids=["hwmon", "rapl"])
+def test_a_named_but_missing_sensor_or_domain_is_named_with_what_was_found(tmp_path, power, tree, missing,
+                                                                          found):
+    tree(tmp_path)
+    with pytest.raises(MeterError) as info:
+        one(power, tmp_path).start()
+    message = str(info.value)
+    assert f"{missing} (read through " in message, message   # only the missing name
+    assert message.endswith(f"; found: {found}"), message
+
+
 def test_a_sysfs_file_that_vanishes_mid_window_leaves_a_gap(tmp_path):
     hwmon_tree(tmp_path, [("hwmon1", "ina226", 5000, 400, 2_000_000)])
     clock = VirtualClock()
