@@ -5,7 +5,8 @@ much time passes and how many samples a trace holds, whatever the machine's load
 ``VirtualClock`` drives polling meters: time moves only when the test advances it, and each
 meter thread is woken at its exact deadline (``FollowingClock`` keeps it on the wall clock
 beside a real runner). ``ArrivalClock`` stamps streamed lines: each
-reading is one step later than the last, and the test waits for a number of them.
+reading is one step later than the last, and the test waits for a number of them
+(``WallArrivalClock`` counts them the same way on the machine's own clock).
 """
 import sys
 import threading
@@ -134,12 +135,21 @@ class ArrivalClock:
     def time(self) -> float:
         with self._cond:
             self._now += self._step
-            if threading.get_ident() != self._owner:
-                self.readings += 1
-                self._cond.notify_all()
+            self._count()
             return self._now
 
     monotonic = time
+
+    def _count(self) -> None:
+        """(holding the lock) One more reading, when a meter thread made it."""
+        if threading.get_ident() != self._owner:
+            self.readings += 1
+            self._cond.notify_all()
+
+    def advance(self, seconds: float) -> None:
+        """A silence: ``seconds`` pass with no line."""
+        with self._cond:
+            self._now += seconds
 
     def wait_for_readings(self, n: int) -> None:
         with self._cond:
@@ -150,6 +160,21 @@ class ArrivalClock:
         raise AssertionError("a streaming meter does not wait on its clock")
 
     sleep = wait
+
+
+class WallArrivalClock(ArrivalClock):
+    """The machine's wall clock, its readings counted as ArrivalClock's: for a test of
+    real-time alignment, which still waits for lines, never for a time."""
+
+    def time(self) -> float:
+        with self._cond:
+            self._count()
+            return time.time()
+
+    monotonic = time
+
+    def advance(self, seconds: float) -> None:
+        raise AssertionError("the wall clock cannot be moved")
 
 
 def recorded(m, meanwhile):
@@ -172,7 +197,10 @@ def record_lines(m, clock: ArrivalClock, lines: int):
     return recorded(m, lambda: clock.wait_for_readings(lines))
 
 
-def record(m, seconds):
-    """start, sleep, stop: one trace from a real-time meter (serial and NVML tests; no
-    sample count or wall-clock assert is made on it)."""
-    return recorded(m, lambda: time.sleep(seconds))
+def record_released(m, clock: ArrivalClock, release):
+    """start, ``release()`` (a peer sends its lines and returns how many), wait until the
+    meter has stamped every one of them, stop."""
+    def meanwhile():
+        before = clock.readings
+        clock.wait_for_readings(before + release())
+    return recorded(m, meanwhile)

@@ -63,6 +63,10 @@ class PtyPeer:
         self.path = os.ttyname(self.slave)
         self.stop_flag = threading.Event()
         self.thread = threading.Thread(target=self.run, daemon=True)
+        self._write_lock = threading.Lock()  # the peer's thread and the test's both write
+
+    def run(self):
+        """The peer's own thread: answers what the host sends (none by default)."""
 
     def __enter__(self):
         self.thread.start()
@@ -78,7 +82,10 @@ class PtyPeer:
                 pass
 
     def write(self, text: str):
-        data = text.encode()
+        with self._write_lock:
+            self._write(text.encode())
+
+    def _write(self, data: bytes):
         while data and not self.stop_flag.is_set():
             try:
                 n = os.write(self.master, data)
@@ -100,59 +107,72 @@ class PtyPeer:
 
 
 class StreamPeer(PtyPeer):
-    """An MCU printing ``<t_us>,<mV>,<mA>`` at ``rate`` Hz; ``power(t_s)`` gives W at 5 V.
+    """An MCU printing ``<t_us>,<mV>,<mA>`` at ``rate`` Hz of its own clock; ``power(n)``
+    gives W at 5 V for its n-th sample, so a signal's steps sit at known samples whatever
+    the host's pace.
 
-    ``clock_us0`` starts the MCU clock (near 2**32 to test the wrap); ``garbage_every``
-    inserts damaged lines; ``die_after_s`` stops streaming (a dead monitor).
+    Nothing goes out until ``emit(count)``: the header, then the next ``count`` samples, as
+    fast as the port takes them, or with ``realtime`` each no sooner than the wall clock
+    says. ``clock_us0`` starts the MCU clock (near 2**32 to test the wrap); with
+    ``garbage_every`` every such sample is a damaged line instead.
     """
 
-    def __init__(self, power, rate=500, clock_us0=123_456, garbage_every=0, die_after_s=None):
+    def __init__(self, power, rate=500, clock_us0=123_456, garbage_every=0):
         super().__init__()
         self.power, self.rate, self.clock_us0 = power, rate, clock_us0
-        self.garbage_every, self.die_after_s = garbage_every, die_after_s
+        self.garbage_every = garbage_every
+        self.n = 0  # samples emitted: the MCU clock and the signal both count them
 
-    def run(self):
-        start, n, header_at = time.monotonic(), 0, -1.0
-        while not self.stop_flag.is_set():
-            elapsed = time.monotonic() - start
-            if elapsed - header_at >= 0.2:  # repeated, so a late listener learns the rate
-                self.write(f"# harness-power-stream v1 rate_hz={self.rate}\n")
-                header_at = elapsed
-            if self.die_after_s is not None and elapsed > self.die_after_s:
-                self.stop_flag.wait(0.05)
-                continue
-            lines = []
-            while n / self.rate <= elapsed:
-                t_s = n / self.rate
-                t_us = (self.clock_us0 + int(t_s * 1e6)) % 2 ** 32
-                n += 1
-                if self.garbage_every and n % self.garbage_every == 0:
-                    lines.append("#!?garbled,,\n" if n % 2 else "12a4,5000\n")
-                    continue
-                ma = self.power(time.time()) / 5.0 * 1000.0
-                lines.append(f"{t_us},5000.0,{ma:.4f}\n")
+    def emit(self, count, realtime=False) -> int:
+        """Write the header and the next ``count`` samples; returns the lines written. With
+        ``realtime``, sample k of this call leaves no sooner than k / rate s (wall clock)
+        after the call began, as from a real MCU (a busy host only makes it later)."""
+        lines = [f"# harness-power-stream v1 rate_hz={self.rate}\n"]
+        lines += [self._sample_line() for _ in range(count)]
+        if not realtime:
             self.write("".join(lines))
-            self.stop_flag.wait(0.005)
+            return len(lines)
+        began = time.time()
+        self.write(lines[0])
+        for k, line in enumerate(lines[1:]):
+            due = began + k / self.rate
+            while time.time() < due and not self.stop_flag.is_set():  # the wall clock decides
+                self.stop_flag.wait(due - time.time())
+            self.write(line)
+        return len(lines)
+
+    def _sample_line(self) -> str:
+        n = self.n
+        self.n += 1
+        if self.garbage_every and (n + 1) % self.garbage_every == 0:
+            return "12a4,5000\n"
+        t_us = (self.clock_us0 + round(n * 1e6 / self.rate)) % 2 ** 32
+        ma = self.power(n) / 5.0 * 1000.0
+        return f"{t_us},5000.0,{ma:.4f}\n"
 
 
 class Lpm01aPeer(PtyPeer):
     """A PowerShield: acks the configuration commands, streams energy values at 1 kHz
     (ascii_dec, one per line) between ``start`` and ``stop``, reports ``event 7 fal`` at
-    ``event_after_s`` and answers unknown commands with ``error``."""
+    ``event_after_s`` (of its sample clock) and answers unknown commands with ``error``.
+
+    In ``realtime`` (the default) samples go out as the wall clock passes; otherwise only
+    ``release(count)`` sends them, so a test decides how many an acquisition holds."""
 
     KNOWN = ("htc", "hrc", "volt", "freq", "acqtime", "output", "format", "trigsrc", "eventsrc",
              "pwr", "start", "stop", "lcd", "trigdelay")
 
     def __init__(self, watts=0.010, freq=1000, event_after_s=0.1, garbage_every=0, silent=False,
-                 second_event_after_s=None):
+                 second_event_after_s=None, realtime=True):
         super().__init__()
         self.watts, self.freq, self.event_after_s = watts, freq, event_after_s
         self.second_event_after_s = second_event_after_s
-        self.garbage_every, self.silent = garbage_every, silent
+        self.garbage_every, self.silent, self.realtime = garbage_every, silent, realtime
         self.commands = []
         self.n = 0                    # samples streamed in this acquisition
         self.written = 0              # of them, already written to the port
         self.acquiring = False
+        self._evented = False         # the event_after_s edge went out in this acquisition
         self._edges = []              # sample indices where a DUT edge ("event 7 fal") goes
         self._last_edge = None
         self._edge_lock = threading.Lock()
@@ -177,9 +197,39 @@ class Lpm01aPeer(PtyPeer):
         if self.written < at:
             self.missed_edges += 1
 
+    def release(self, count) -> int:
+        """(not realtime) The next ``count`` samples of this acquisition, written at once;
+        returns the lines written (samples, damaged ones and events)."""
+        assert self.acquiring and not self.realtime, "release() is for a started, released-only peer"
+        lines = self._lines_upto(self.n + count)
+        self.write("".join(lines))
+        self.written = self.n
+        return len(lines)
+
+    def _lines_upto(self, last) -> list:
+        """The lines of samples n+1 .. last, each edge or event before its sample."""
+        lines = []
+        while self.n < last:
+            with self._edge_lock:
+                self.n += 1
+                n = self.n
+                while self._edges and self._edges[0] <= n:
+                    self._edges.pop(0)
+                    lines.append("event 7 fal\r\n")
+            if self.event_after_s is not None and not self._evented and n / self.freq >= self.event_after_s:
+                lines.append("event 7 fal\r\n")
+                self._evented = True
+            if self.second_event_after_s and n == int(self.second_event_after_s * self.freq):
+                lines.append("event 7 fal\r\n")
+            if self.garbage_every and n % self.garbage_every == 0:
+                lines.append("64#9-0\r\n")
+            else:
+                lines.append(encode_value(self.watts / self.freq) + "\r\n")
+        return lines
+
     def run(self):
         buf = b""
-        acquiring, n, start, evented = False, 0, 0.0, False
+        acquiring, start = False, 0.0
         while not self.stop_flag.is_set():
             buf += self.read_available(0.002)
             while b"\n" in buf:
@@ -202,29 +252,12 @@ class Lpm01aPeer(PtyPeer):
                     with self._edge_lock:
                         self._edges, self._last_edge, self.n, self.written = [], None, 0, 0
                         acquiring = self.acquiring = True
-                    n, start, evented = 0, time.monotonic(), False
+                    start, self._evented = time.monotonic(), False
                 self.write(f"PowerShield > ack {cmd}\r\n")
-            if acquiring:
-                elapsed = time.monotonic() - start
-                lines = []
-                while n / self.freq <= elapsed:
-                    n += 1
-                    with self._edge_lock:
-                        self.n = n
-                        while self._edges and self._edges[0] <= n:
-                            self._edges.pop(0)
-                            lines.append("event 7 fal\r\n")
-                    if self.event_after_s is not None and not evented and n / self.freq >= self.event_after_s:
-                        lines.append("event 7 fal\r\n")
-                        evented = True
-                    if self.second_event_after_s and n == int(self.second_event_after_s * self.freq):
-                        lines.append("event 7 fal\r\n")
-                    if self.garbage_every and n % self.garbage_every == 0:
-                        lines.append("64#9-0\r\n")
-                    else:
-                        lines.append(encode_value(self.watts / self.freq) + "\r\n")
-                self.write("".join(lines))
-                self.written = n
+            if acquiring and self.realtime:
+                # sample n goes out once n / freq s have passed since start
+                self.write("".join(self._lines_upto(int((time.monotonic() - start) * self.freq) + 1)))
+                self.written = self.n
 
 
 # ---------------------------------------------------------------- MLPerf Tiny DUT peers

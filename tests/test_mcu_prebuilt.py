@@ -10,19 +10,14 @@ pytest.importorskip("ai_edge_litert")  # the declared variant's .tflite gives th
 
 from harness.devices import open_device  # noqa: E402
 from harness.devices.serial import SerialDevice  # noqa: E402
-from harness.errors import ConfigError, DeviceError  # noqa: E402
+from harness.errors import DeviceError  # noqa: E402
 from harness.inventory import load_device_file  # noqa: E402
+from device_files import assert_refused, write_device  # noqa: E402
 from serial_peers import Lpm01aPeer, ReferenceDut  # noqa: E402
 from paths import ROOT
 
 CNN = ROOT / "models" / "digits_cnn_int8.tflite"
 FAST = {"warmup": 2, "min_iterations": 5, "min_duration_s": 0.0}
-
-
-def yaml_file(tmp_path, text, name="refboard"):
-    path = tmp_path / f"{name}.yaml"
-    path.write_text(text)
-    return path
 
 
 @pytest.mark.parametrize("serial, field, words", [
@@ -43,21 +38,17 @@ def yaml_file(tmp_path, text, name="refboard"):
     ("{qemu: {machine: mps2-an385}, mode: energy}", "serial.mode", "no timestamp GPIO"),
 ])
 def test_what_a_prebuilt_or_energy_board_needs_is_checked_at_load(tmp_path, serial, field, words):
-    path = yaml_file(tmp_path, f"kind: serial\nserial: {serial}\n")
-    with pytest.raises(ConfigError) as info:
-        load_device_file(path)
-    assert str(info.value).startswith(f"{path}: {field}: "), str(info.value)
-    assert words in str(info.value)
+    assert_refused(write_device(tmp_path, "refboard", f"kind: serial\nserial: {serial}\n"), field, words)
 
 
 def test_a_prebuilt_firmware_is_attributed_to_its_variant_only(tmp_path):
-    spec = load_device_file(yaml_file(tmp_path, "kind: serial\nserial: {port: /dev/ttyACM0, firmware: prebuilt, "
-                                                "model: {variant: digits-cnn/tflite-int8}}\n"))
+    spec = load_device_file(write_device(tmp_path, "refboard", "kind: serial\nserial: {port: /dev/ttyACM0, "
+                                         "firmware: prebuilt, model: {variant: digits-cnn/tflite-int8}}\n"))
     assert SerialDevice.unsupported_reason(spec, "digits-cnn/tflite-int8") is None
     assert SerialDevice.unsupported_reason(spec, "digits-mlp/tflite-int8") == (
         "refboard runs a prebuilt firmware holding digits-cnn/tflite-int8 (serial.model.variant); "
         "digits-mlp/tflite-int8 is not on it")
-    reference = load_device_file(yaml_file(tmp_path, "kind: serial\nserial: {port: /dev/ttyACM0}\n", "ref2"))
+    reference = load_device_file(write_device(tmp_path, "ref2", "kind: serial\nserial: {port: /dev/ttyACM0}\n"))
     assert SerialDevice.unsupported_reason(reference, "digits-mlp/tflite-int8") is None
 
 
@@ -69,8 +60,9 @@ def board(tmp_path):
         dut = ReferenceDut(**peer)
         made.append(dut)
         # clock_check off unless a test turns it on: the peer claims DUT times it does not spend
-        path = yaml_file(tmp_path, f"kind: serial\nserial: {{port: '{dut.url}', timeout_s: 3, firmware: prebuilt, "
-                                   f"clock_check: {str(clock_check).lower()}, model: {declared}{extra}}}\n")
+        path = write_device(tmp_path, "refboard", f"kind: serial\nserial: {{port: '{dut.url}', timeout_s: 3, "
+                                                  f"firmware: prebuilt, clock_check: {str(clock_check).lower()}, "
+                                                  f"model: {declared}{extra}}}\n")
         device = open_device(load_device_file(path))
         device.connect()
         made.append(device)
@@ -182,8 +174,9 @@ def test_a_joulescope_reports_the_timestamp_input_s_falling_edges():
 
 
 def test_the_prebuilt_elf_is_found_beside_the_yaml_or_named_when_missing(tmp_path):
-    path = yaml_file(tmp_path, "kind: serial\nserial: {firmware: prebuilt, elf: 'fw dir/firmware.elf', "
-                               "model: {variant: digits-cnn/tflite-int8}, qemu: {machine: mps2-an385}}\n")
+    path = write_device(tmp_path, "refboard", "kind: serial\nserial: {firmware: prebuilt, "
+                                              "elf: 'fw dir/firmware.elf', model: {variant: digits-cnn/tflite-int8}, "
+                                              "qemu: {machine: mps2-an385}}\n")
     spec = load_device_file(path)
     assert spec.options["elf"] == str(tmp_path.resolve() / "fw dir" / "firmware.elf")
     device = open_device(spec)

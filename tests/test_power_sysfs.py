@@ -4,6 +4,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -131,21 +132,31 @@ def test_rapl_root_only_files_give_a_clear_message(tmp_path):
         m.start()
 
 
+@pytest.fixture
+def world_readable_dir():
+    """A fresh directory under /tmp that others may enter, removed at the end. Not under
+    pytest's basetemp: a pytest starting meanwhile resets /tmp/pytest-of-<user> to 0700 and
+    would lock the unprivileged user out of it."""
+    path = Path(tempfile.mkdtemp(prefix="harness-rapl-"))
+    try:
+        os.chmod(path, 0o755)
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
 @pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"), reason="needs root and setpriv")
-def test_rapl_root_only_as_a_real_unprivileged_user(tmp_path):
-    rapl_tree(tmp_path, [("intel-rapl:0", "package-0", 1000, 262_143_328_850)])
-    os.chmod(tmp_path / "sys/class/powercap/intel-rapl:0/energy_uj", 0o400)
-    for p in [tmp_path, *tmp_path.parents]:
-        if p == Path("/"):
-            break
-        os.chmod(p, os.stat(p).st_mode | 0o005)
+def test_rapl_root_only_as_a_real_unprivileged_user(world_readable_dir):
+    root = world_readable_dir
+    rapl_tree(root, [("intel-rapl:0", "package-0", 1000, 262_143_328_850)])
+    os.chmod(root / "sys/class/powercap/intel-rapl:0/energy_uj", 0o400)
     code = ("import sys; sys.path.insert(0, %r)\n"
             "from harness.power.rapl import RaplMeter\n"
             "from harness.power.source import LocalSource\n"
             "from harness.power.base import MeterError\n"
             "m = RaplMeter({'domains': None, 'interval_ms': 100, 'root': %r}, LocalSource(%r))\n"
             "try:\n    m.start()\nexcept MeterError as e:\n    print('MSG', e); sys.exit(3)\n"
-            % (str(ROOT), str(tmp_path), str(tmp_path)))
+            % (str(ROOT), str(root), str(root)))
     proc = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
                            sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     if proc.returncode != 3 and ("ModuleNotFoundError" in proc.stderr or "Permission denied" in proc.stderr):
@@ -183,6 +194,25 @@ def test_hwmon_without_ina_chip_is_a_clear_error(tmp_path):
     m = one({"meter": "ina2xx"}, tmp_path)
     with pytest.raises(MeterError, match="found: none"):
         m.start()
+
+
+@pytest.mark.parametrize("power, tree, missing, found", [
+    ({"meter": "ina2xx", "sensors": ["hwmon1", "hwmon9"]},
+     lambda root: hwmon_tree(root, [("hwmon1", "ina226", 5000, 400, None), ("hwmon2", "ina219", 3300, 100, None)]),
+     "ina2xx hwmon sensor(s) ['hwmon9'] not found under /sys/class/hwmon", "hwmon1, hwmon2"),
+    ({"meter": "rapl", "domains": ["package-0", "dram"]},
+     lambda root: rapl_tree(root, [("intel-rapl:0", "package-0", 1, 262_143_328_850),
+                                   ("intel-rapl:0:0", "core", 1, 262_143_328_850)]),
+     "RAPL domain(s) ['dram'] not found under /sys/class/powercap", "package-0, core"),
+], ids=["hwmon", "rapl"])
+def test_a_named_but_missing_sensor_or_domain_is_named_with_what_was_found(tmp_path, power, tree, missing,
+                                                                          found):
+    tree(tmp_path)
+    with pytest.raises(MeterError) as info:
+        one(power, tmp_path).start()
+    message = str(info.value)
+    assert f"{missing} (read through " in message, message   # only the missing name
+    assert message.endswith(f"; found: {found}"), message
 
 
 def test_a_sysfs_file_that_vanishes_mid_window_leaves_a_gap(tmp_path):

@@ -9,11 +9,10 @@ import sqlalchemy as sa
 from harness import store_tables
 from harness.store import Store
 from harness.store_tables import SCHEMA_VERSION
-from labci_postgres import postgres_url  # noqa: F401  (fixture)
+from labci_postgres import empty_store_url, postgres_url  # noqa: F401  (postgres_url: fixture)
 from paths import TESTS
 
 FIXTURE = TESTS / "data" / "store-v3.sqlite"  # made by tests/data/make_store_v3.py
-TABLES = ("comparisons", "measurements", "runs", "leases", "schema_version")
 
 
 def fixture_rows():
@@ -28,14 +27,13 @@ def fixture_rows():
 
 
 def copy_fixture_to(url):
-    """The fixture's tables and rows, exactly as they are, in another database."""
+    """The fixture's tables and rows, exactly as they are, in another database (one without
+    the harness's tables)."""
     source = sa.create_engine(f"sqlite:///{FIXTURE}")
     target = sa.create_engine(url)
     old = sa.MetaData()
     old.reflect(source)
     with target.begin() as conn:
-        for table in TABLES:
-            conn.execute(sa.text(f"DROP TABLE IF EXISTS {table} CASCADE"))
         old.create_all(conn)
         with source.connect() as src:
             for table in old.sorted_tables:
@@ -51,7 +49,7 @@ def old_store_url(request, tmp_path):
     if request.param == "sqlite":
         shutil.copy(FIXTURE, tmp_path / "old.sqlite")
         return f"sqlite:///{tmp_path / 'old.sqlite'}"
-    url = request.getfixturevalue("postgres_url")
+    url = empty_store_url(request, tmp_path)  # the shared server, earlier tests' tables dropped
     copy_fixture_to(url)
     return url
 
