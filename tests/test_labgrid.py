@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from harness import lease
 from harness.errors import ConfigError, DeviceError
@@ -405,11 +406,14 @@ def test_ctrl_c_releases_the_place(lg_lab, make_board, tmp_path):
     board = make_board("lgint")
     lg_lab.add_place("lg-int", board, {"board": "int"})
     devices = tmp_path / "devices"
-    lg_lab.device_yaml("int", board, devices_dir=devices, tags={"board": "int"})
-    # A run far longer than any wait here: it is still measuring whenever the Ctrl-C arrives,
-    # however slowly this machine gets there (the quick default could finish first under load).
+    path = lg_lab.device_yaml("int", board, devices_dir=devices, tags={"board": "int"})
+    # A run far longer than any wait here (10 s a round, no iteration cap to end it sooner): it
+    # is still measuring whenever the Ctrl-C arrives, however slowly a loaded machine gets there.
+    data = yaml.safe_load(path.read_text())
+    data["settings"]["max_iterations"] = 10 ** 9
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
     child = subprocess.Popen(_suites(lg_lab, devices, f"sqlite:///{tmp_path / 's.sqlite'}", "int",
-                                     "--min-duration", "20", variants=("digits-mlp/*",)), cwd=ROOT, stdout=subprocess.PIPE,
+                                     "--min-duration", "30", variants=("digits-mlp/*",)), cwd=ROOT, stdout=subprocess.PIPE,
                              stderr=subprocess.STDOUT, text=True, start_new_session=True,
                              env=inner_env(lg_lab.env()))
     try:
