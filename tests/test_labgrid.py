@@ -402,6 +402,12 @@ def test_a_board_that_stopped_answering_is_power_cycled_through_the_place(lg_lab
     assert rows and {m.provenance["device_info"]["power_cycles"] for m in rows} == {1}
 
 
+def _default_sigint():
+    # A suite started as a background job (CI scripts, `cmd &`) inherits SIGINT ignored, and a
+    # Python started so never raises KeyboardInterrupt: give the inner run a terminal's Ctrl-C.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_releases_the_place(lg_lab, make_board, tmp_path):
     board = make_board("lgint")
     lg_lab.add_place("lg-int", board, {"board": "int"})
@@ -415,7 +421,7 @@ def test_ctrl_c_releases_the_place(lg_lab, make_board, tmp_path):
     child = subprocess.Popen(_suites(lg_lab, devices, f"sqlite:///{tmp_path / 's.sqlite'}", "int",
                                      "--min-duration", "30", variants=("digits-mlp/*",)), cwd=ROOT, stdout=subprocess.PIPE,
                              stderr=subprocess.STDOUT, text=True, start_new_session=True,
-                             env=inner_env(lg_lab.env()))
+                             env=inner_env(lg_lab.env()), preexec_fn=_default_sigint)
     try:
         deadline = time.monotonic() + 300
         while lg_lab.acquired_by("lg-int") is None:
